@@ -1,0 +1,478 @@
+//! Networks with run-time shapes on dfdx 0.13, built from a [`Topology`].
+//!
+//! Every skip edge owns its weight block: a layer computes `sum_i x_i W_ij + b_j` over its
+//! sources, which equals multiplying the concatenation of the sources by one stacked weight.
+//! For the CNN the same holds per channel group of the consuming layer's input (see
+//! [`ChannelGroup`]). So enabling an edge adds zero blocks (the function is unchanged at the
+//! switch, as skip* needs) and disabling it drops its blocks; no other weight moves.
+//!
+//! Initialisation (seeded, `StdRng`): He-uniform `U(±sqrt(6 / fan_in))` for weights that feed
+//! a ReLU, LeCun-uniform `U(±sqrt(3 / fan_in))` for the output layer, biases zero; `fan_in`
+//! counts every enabled source of the layer.
+
+pub mod ops;
+pub mod optim;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+
+use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
+use ops::Images;
+
+/// A parameter tensor: a bias vector or a weight matrix.
+#[derive(Clone, Debug)]
+pub enum Param<E: Dtype, D: Device<E>> {
+    Vector(Tensor<(usize,), E, D>),
+    Matrix(Tensor<(usize, usize), E, D>),
+}
+
+impl<E: Dtype, D: Device<E>> Param<E, D> {
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Param::Vector(t) => vec![t.shape().0],
+            Param::Matrix(t) => vec![t.shape().0, t.shape().1],
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.dims().iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn to_vec(&self) -> Vec<E> {
+        match self {
+            Param::Vector(t) => t.as_vec(),
+            Param::Matrix(t) => t.as_vec(),
+        }
+    }
+    pub fn copy_from(&mut self, values: &[E]) {
+        match self {
+            Param::Vector(t) => t.copy_from(values),
+            Param::Matrix(t) => t.copy_from(values),
+        }
+    }
+}
+
+/// How a new parameter is filled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Init {
+    /// Uniform in ±bound.
+    Uniform(f64),
+    Zero,
+}
+
+/// A parameter the topology needs.
+#[derive(Clone, Debug, PartialEq)]
+struct ParamSpec {
+    name: String,
+    dims: Vec<usize>,
+    init: Init,
+}
+
+fn he(fan_in: usize) -> Init {
+    Init::Uniform((6.0 / fan_in.max(1) as f64).sqrt())
+}
+
+fn lecun(fan_in: usize) -> Init {
+    Init::Uniform((3.0 / fan_in.max(1) as f64).sqrt())
+}
+
+/// Name of the weight block feeding MLP layer `to` from layer `from`.
+pub fn mlp_weight_name(from: usize, to: usize) -> String {
+    format!("fc{to}.w{from}")
+}
+
+/// Name of the weight block of CNN layer `layer` (a conv number, or `out` for the classifier)
+/// reading channel group `group`.
+pub fn cnn_weight_name(layer: &str, group: &ChannelGroup) -> String {
+    format!("{layer}.w[{}]", group.key())
+}
+
+fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
+    let mut specs = Vec::new();
+    let out = mlp.output_layer();
+    for to in 1..mlp.num_layers() {
+        let fan_in = mlp.fan_in(to);
+        let init = if to == out { lecun(fan_in) } else { he(fan_in) };
+        for from in mlp.sources(to) {
+            specs.push(ParamSpec {
+                name: mlp_weight_name(from, to),
+                dims: vec![mlp.width(from), mlp.width(to)],
+                init,
+            });
+        }
+        specs.push(ParamSpec {
+            name: format!("fc{to}.b"),
+            dims: vec![mlp.width(to)],
+            init: Init::Zero,
+        });
+    }
+    specs
+}
+
+fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
+    let mut specs = Vec::new();
+    for layer in cnn.layers() {
+        let CnnLayerKind::Conv { filters } = layer.kind else {
+            continue;
+        };
+        let fan_in = 9 * cnn.channels(layer.number - 1);
+        let name = format!("conv{}", layer.number);
+        for group in cnn.groups(layer.number - 1) {
+            specs.push(ParamSpec {
+                name: cnn_weight_name(&name, &group),
+                dims: vec![9 * group.channels, filters],
+                init: he(fan_in),
+            });
+        }
+        specs.push(ParamSpec {
+            name: format!("{name}.b"),
+            dims: vec![filters],
+            init: Init::Zero,
+        });
+    }
+    let last = cnn
+        .layers()
+        .last()
+        .copied()
+        .expect("validated CNN has layers");
+    let pixels = last.height * last.width;
+    let fan_in = cnn.classifier_inputs();
+    for group in cnn.groups(last.number) {
+        specs.push(ParamSpec {
+            name: cnn_weight_name("out", &group),
+            dims: vec![pixels * group.channels, cnn.classes],
+            init: lecun(fan_in),
+        });
+    }
+    specs.push(ParamSpec {
+        name: "out.b".into(),
+        dims: vec![cnn.classes],
+        init: Init::Zero,
+    });
+    specs
+}
+
+fn param_specs(topology: &Topology) -> Vec<ParamSpec> {
+    match topology {
+        Topology::Mlp(m) => mlp_specs(m),
+        Topology::Cnn(c) => cnn_specs(c),
+    }
+}
+
+/// A network with run-time shapes: the topology, its parameters by name, and the device.
+pub struct Network<E: Dtype, D: Device<E>> {
+    topology: Topology,
+    params: BTreeMap<String, Param<E, D>>,
+    dev: D,
+    /// im2col gather indices by (batch, height, width): built once, reused every step.
+    conv_index: RefCell<HashMap<(usize, usize, usize), Tensor<(usize, usize), usize, D>>>,
+}
+
+/// How a topology change treated the parameters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopologyChange {
+    pub kept: usize,
+    pub added_zero: Vec<String>,
+    pub reinitialised: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl<E: Dtype, D: Device<E>> Network<E, D> {
+    /// Builds `topology` with freshly initialised parameters (see the module docs).
+    pub fn new(topology: Topology, dev: &D, seed: u64) -> Result<Self, TopologyError> {
+        topology.validate()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let params = param_specs(&topology)
+            .into_iter()
+            .map(|spec| {
+                let p = Self::alloc(dev, &spec, spec.init, &mut rng);
+                (spec.name, p)
+            })
+            .collect();
+        Ok(Self {
+            topology,
+            params,
+            dev: dev.clone(),
+            conv_index: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn alloc(dev: &D, spec: &ParamSpec, init: Init, rng: &mut impl Rng) -> Param<E, D> {
+        let len: usize = spec.dims.iter().product();
+        let values: Vec<E> = match init {
+            Init::Zero => vec![E::from_f64(0.0).unwrap(); len],
+            Init::Uniform(bound) => (0..len)
+                .map(|_| E::from_f64(rng.gen_range(-bound..bound)).unwrap())
+                .collect(),
+        };
+        match spec.dims[..] {
+            [n] => Param::Vector(dev.tensor_from_vec(values, (n,))),
+            [r, c] => Param::Matrix(dev.tensor_from_vec(values, (r, c))),
+            _ => unreachable!("parameters are vectors or matrices"),
+        }
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    pub fn params(&self) -> &BTreeMap<String, Param<E, D>> {
+        &self.params
+    }
+
+    pub fn params_mut(&mut self) -> &mut BTreeMap<String, Param<E, D>> {
+        &mut self.params
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.values().map(|p| p.len()).sum()
+    }
+
+    /// Switches to another topology (typically one edge toggled). Parameters with the same
+    /// name and shape are kept as they are; new blocks start at zero, so the network computes
+    /// exactly the same function right after the switch; blocks no longer used are dropped.
+    /// A block whose shape changed (a width was edited) is re-initialised from `seed`.
+    pub fn set_topology(
+        &mut self,
+        topology: Topology,
+        seed: u64,
+    ) -> Result<TopologyChange, TopologyError> {
+        topology.validate()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut change = TopologyChange::default();
+        let mut old = std::mem::take(&mut self.params);
+        for spec in param_specs(&topology) {
+            let param = match old.remove(&spec.name) {
+                Some(p) if p.dims() == spec.dims => {
+                    change.kept += 1;
+                    p
+                }
+                Some(_) => {
+                    change.reinitialised.push(spec.name.clone());
+                    Self::alloc(&self.dev, &spec, spec.init, &mut rng)
+                }
+                None => {
+                    change.added_zero.push(spec.name.clone());
+                    Self::alloc(&self.dev, &spec, Init::Zero, &mut rng)
+                }
+            };
+            self.params.insert(spec.name, param);
+        }
+        change.removed = old.into_keys().collect();
+        self.topology = topology;
+        Ok(change)
+    }
+
+    fn matrix<T: Tape<E, D>>(&self, name: &str) -> Tensor<(usize, usize), E, D, T> {
+        match self.params.get(name) {
+            Some(Param::Matrix(t)) => t.retaped::<T>(),
+            other => panic!("parameter {name} should be a matrix, found {other:?}"),
+        }
+    }
+
+    fn vector<T: Tape<E, D>>(&self, name: &str) -> Tensor<(usize,), E, D, T> {
+        match self.params.get(name) {
+            Some(Param::Vector(t)) => t.retaped::<T>(),
+            other => panic!("parameter {name} should be a vector, found {other:?}"),
+        }
+    }
+
+    /// Logits for a batch `[batch, input_len]` (images flattened channels-last).
+    ///
+    /// With `T = OwnedTape` the result records every parameter's use; `loss.backward()`
+    /// then holds a gradient for each one, keyed by the stored tensors.
+    pub fn forward<T>(&self, x: Tensor<(usize, usize), E, D, T>) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        match &self.topology {
+            Topology::Mlp(m) => self.forward_mlp(m, x),
+            Topology::Cnn(c) => self.forward_cnn(c, x),
+        }
+    }
+
+    fn forward_mlp<T>(
+        &self,
+        mlp: &MlpSpec,
+        x: Tensor<(usize, usize), E, D, T>,
+    ) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T>,
+    {
+        let batch = x.shape().0;
+        // Activations that later skips read; the tape travels with the main path, these
+        // copies share the tensors' ids so their gradients add up in the same place.
+        let mut kept: BTreeMap<usize, Tensor<(usize, usize), E, D, T>> = BTreeMap::new();
+        let skip_sources: Vec<usize> = mlp.skips.iter().map(|e| e.from).collect();
+        let mut prev = x;
+        for to in 1..mlp.num_layers() {
+            let from = to - 1;
+            if skip_sources.contains(&from) {
+                kept.insert(from, prev.with_empty_tape());
+            }
+            let mut z = prev.matmul(self.matrix::<T>(&mlp_weight_name(from, to)));
+            for edge in mlp.skips.iter().filter(|e| e.to == to) {
+                let source = kept[&edge.from].with_empty_tape();
+                z = z + source.matmul(self.matrix::<T>(&mlp_weight_name(edge.from, to)));
+            }
+            let width = mlp.width(to);
+            let bias = self
+                .vector::<T>(&format!("fc{to}.b"))
+                .broadcast_like::<_, Axis<0>>(&(batch, width));
+            z = z + bias;
+            prev = if to == mlp.output_layer() {
+                z
+            } else {
+                z.relu()
+            };
+        }
+        prev
+    }
+
+    fn index_for(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Tensor<(usize, usize), usize, D> {
+        self.conv_index
+            .borrow_mut()
+            .entry((batch, height, width))
+            .or_insert_with(|| ops::im2col_index(&self.dev, batch, height, width))
+            .clone()
+    }
+
+    fn forward_cnn<T>(
+        &self,
+        cnn: &CnnSpec,
+        x: Tensor<(usize, usize), E, D, T>,
+    ) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        let batch = x.shape().0;
+        let input = cnn.input;
+        let image = x.reshape_like(&(batch, input.height, input.width, input.channels));
+        // The groups of the previous layer's output, in `cnn.groups` order.
+        let mut prev: Vec<Images<E, D, T>> = vec![image];
+        // Outputs that later skips read (copies sharing ids, see forward_mlp).
+        let mut kept: BTreeMap<usize, Vec<Images<E, D, T>>> = BTreeMap::new();
+        let skip_sources: Vec<usize> = cnn.skips.iter().map(|e| e.from).collect();
+        for layer in cnn.layers() {
+            let previous = layer.number - 1;
+            if skip_sources.contains(&previous) {
+                kept.insert(previous, prev.iter().map(|t| t.with_empty_tape()).collect());
+            }
+            match layer.kind {
+                CnnLayerKind::Pool => {
+                    prev = prev.into_iter().map(ops::maxpool2).collect();
+                }
+                CnnLayerKind::Conv { filters } => {
+                    let name = format!("conv{}", layer.number);
+                    let index = self.index_for(batch, layer.height, layer.width);
+                    let groups = cnn.groups(previous);
+                    let mut sum: Option<Images<E, D, T>> = None;
+                    for (group, tensor) in groups.iter().zip(prev) {
+                        let w = self.matrix::<T>(&cnn_weight_name(&name, group));
+                        let y = ops::conv3x3(tensor, w, &index);
+                        sum = Some(match sum {
+                            None => y,
+                            Some(s) => s + y,
+                        });
+                    }
+                    let shape = (batch, layer.height, layer.width, filters);
+                    let bias = self
+                        .vector::<T>(&format!("{name}.b"))
+                        .broadcast_like::<_, Axes3<0, 1, 2>>(&shape);
+                    let own = (sum.expect("a conv has at least one input group") + bias).relu();
+                    let mut out = vec![own];
+                    for edge in cnn.skips.iter().filter(|e| e.to == layer.number) {
+                        for source in &kept[&edge.from] {
+                            let mut t = source.with_empty_tape();
+                            while t.shape().1 > layer.height {
+                                t = ops::maxpool2(t);
+                            }
+                            out.push(t);
+                        }
+                    }
+                    prev = out;
+                }
+            }
+        }
+        let last = cnn
+            .layers()
+            .last()
+            .copied()
+            .expect("validated CNN has layers");
+        let groups = cnn.groups(last.number);
+        let mut logits: Option<Tensor<(usize, usize), E, D, T>> = None;
+        for (group, tensor) in groups.iter().zip(prev) {
+            let flat_len = last.height * last.width * group.channels;
+            let flat = tensor.reshape_like(&(batch, flat_len));
+            let y = flat.matmul(self.matrix::<T>(&cnn_weight_name("out", group)));
+            logits = Some(match logits {
+                None => y,
+                Some(s) => s + y,
+            });
+        }
+        let bias = self
+            .vector::<T>("out.b")
+            .broadcast_like::<_, Axis<0>>(&(batch, cnn.classes));
+        logits.expect("the classifier reads at least one group") + bias
+    }
+
+    /// Mean |w| of each skip edge's weight blocks, in edge order (the paper checks that skip
+    /// weights are not negligible).
+    pub fn skip_weight_magnitudes(&self) -> Vec<(crate::topology::SkipEdge, f64)> {
+        let mean_abs = |names: &[String]| {
+            let (mut sum, mut n) = (0.0f64, 0usize);
+            for name in names {
+                if let Some(p) = self.params.get(name) {
+                    let v = p.to_vec();
+                    n += v.len();
+                    sum += v
+                        .iter()
+                        .map(|x| x.to_f64().unwrap_or(0.0).abs())
+                        .sum::<f64>();
+                }
+            }
+            if n == 0 {
+                0.0
+            } else {
+                sum / n as f64
+            }
+        };
+        self.topology
+            .skips()
+            .iter()
+            .map(|&edge| {
+                let names: Vec<String> = match &self.topology {
+                    Topology::Mlp(_) => vec![mlp_weight_name(edge.from, edge.to)],
+                    // The blocks that read what this edge concatenated: groups whose path
+                    // ends with the hop `from>to` (longer paths belong to later edges).
+                    Topology::Cnn(_) => {
+                        let hop = format!("{}>{}", edge.from, edge.to);
+                        self.params
+                            .keys()
+                            .filter(|name| {
+                                name.split_once(".w[")
+                                    .map(|(_, g)| g.trim_end_matches(']'))
+                                    .is_some_and(|g| g == hop || g.ends_with(&format!(">{hop}")))
+                            })
+                            .cloned()
+                            .collect()
+                    }
+                };
+                (edge, mean_abs(&names))
+            })
+            .collect()
+    }
+}

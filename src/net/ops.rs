@@ -1,0 +1,99 @@
+//! Convolution and pooling composed from stable dfdx ops, so they build on stable Rust and
+//! run on every dfdx device (dfdx 0.13's own conv2d/pool2d need its `nightly` feature).
+//!
+//! Images are channels-last, `[batch, height, width, channels]`.
+//! - 3x3 "same" convolution: flatten the pixels to rows, append one zero row (the padding),
+//!   gather the nine neighbour rows of every pixel (im2col), reshape to
+//!   `[batch, pixels, 9 * channels]` and multiply by the `[9 * channels, filters]` weights.
+//! - 2x2 max-pool: reshape to `[batch, h/2, 2, w/2, 2, channels]` and take the max over the
+//!   two window axes.
+//!
+//! No `slice` anywhere: dfdx 0.13's CPU slice backward overwrites instead of accumulating.
+
+use dfdx::prelude::*;
+
+/// A channels-last image batch.
+pub type Images<E, D, T = NoneTape> = Tensor<(usize, usize, usize, usize), E, D, T>;
+
+/// For every output pixel (row-major) and every tap of the 3x3 window (row-major), the row of
+/// the flattened input to read, or `h * w` (the appended zero row) where the window leaves
+/// the image.
+pub fn im2col_rows(height: usize, width: usize) -> Vec<usize> {
+    let pad = height * width;
+    let mut rows = Vec::with_capacity(height * width * 9);
+    for y in 0..height as isize {
+        for x in 0..width as isize {
+            for dy in -1..=1isize {
+                for dx in -1..=1isize {
+                    let (sy, sx) = (y + dy, x + dx);
+                    let inside = sy >= 0 && sx >= 0 && sy < height as isize && sx < width as isize;
+                    rows.push(if inside {
+                        sy as usize * width + sx as usize
+                    } else {
+                        pad
+                    });
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// The gather index for a batch: [`im2col_rows`] repeated for every sample.
+pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
+    dev: &D,
+    batch: usize,
+    height: usize,
+    width: usize,
+) -> Tensor<(usize, usize), usize, D> {
+    let rows = im2col_rows(height, width);
+    let per = rows.len();
+    let mut all = Vec::with_capacity(batch * per);
+    for _ in 0..batch {
+        all.extend_from_slice(&rows);
+    }
+    dev.tensor_from_vec(all, (batch, per))
+}
+
+/// 3x3 "same" convolution without bias: `[b, h, w, c]` x `[9c, f]` -> `[b, h, w, f]`.
+/// `index` must come from [`im2col_index`] for the same batch and size.
+pub fn conv3x3<E, D, T>(
+    x: Images<E, D, T>,
+    weight: Tensor<(usize, usize), E, D, T>,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> Images<E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let (b, h, w, c) = *x.shape();
+    let filters = weight.shape().1;
+    assert_eq!(
+        weight.shape().0,
+        9 * c,
+        "conv weight rows must be 9 x input channels"
+    );
+    let zeros = x.device().zeros_like(&(b, 1, c));
+    let rows = x.reshape_like(&(b, h * w, c));
+    let padded = (rows, zeros).concat_along(Axis::<1>);
+    let cols: Tensor<(usize, usize, usize), E, D, T> = padded.gather(index.clone());
+    let cols = cols.reshape_like(&(b, h * w, 9 * c));
+    cols.matmul(weight).reshape_like(&(b, h, w, filters))
+}
+
+/// 2x2 max-pool with stride 2 (height and width must be even).
+pub fn maxpool2<E, D, T>(x: Images<E, D, T>) -> Images<E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D>,
+{
+    let (b, h, w, c) = *x.shape();
+    debug_assert!(
+        h % 2 == 0 && w % 2 == 0,
+        "maxpool2 needs even sizes, got {h}x{w}"
+    );
+    x.reshape_like(&(b, h / 2, 2, w / 2, 2, c))
+        .max::<(usize, usize, usize, usize), Axes2<2, 4>>()
+}

@@ -1,0 +1,175 @@
+//! SGD (with momentum) and Adam on the run-time parameter store, using dfdx's per-tensor
+//! update kernels. Optimiser state lives by parameter name, so a topology change keeps the
+//! state of every kept parameter and starts new blocks from zero state.
+
+use std::collections::BTreeMap;
+
+use dfdx::optim::{Momentum, WeightDecay};
+use dfdx::prelude::*;
+use dfdx::tensor_ops::{AdamConfig, SgdConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{Network, Param};
+
+/// Which optimiser, with its hyperparameters. Weight decay is L2 (added to the gradient).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerConfig {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerConfig {
+    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64) -> Self {
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            weight_decay,
+        }
+    }
+
+    pub fn adam(lr: f64, weight_decay: f64) -> Self {
+        OptimizerConfig::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+
+    pub fn lr(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
+        }
+    }
+
+    pub fn weight_decay(&self) -> f64 {
+        match *self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::Adam { weight_decay, .. } => weight_decay,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            OptimizerConfig::Sgd { .. } => "sgd",
+            OptimizerConfig::Adam { .. } => "adam",
+        }
+    }
+
+    fn decay(weight_decay: f64) -> Option<WeightDecay> {
+        (weight_decay > 0.0).then_some(WeightDecay::L2(weight_decay))
+    }
+}
+
+enum Slot<V> {
+    Sgd { velocity: V },
+    Adam { moment1: V, moment2: V },
+}
+
+/// Optimiser state for one network.
+pub struct Optimizer<E: Dtype, D: Device<E>> {
+    config: OptimizerConfig,
+    slots: BTreeMap<String, Slot<<D as Storage<E>>::Vec>>,
+    steps: i32,
+}
+
+impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
+    pub fn new(config: OptimizerConfig) -> Self {
+        Self {
+            config,
+            slots: BTreeMap::new(),
+            steps: 0,
+        }
+    }
+
+    pub fn config(&self) -> OptimizerConfig {
+        self.config
+    }
+
+    /// Applies one update to every parameter of `net` from `grads` (as returned by
+    /// `loss.backward()`); a parameter without a gradient is treated as having zero gradient.
+    pub fn step(
+        &mut self,
+        net: &mut Network<E, D>,
+        grads: &mut Gradients<E, D>,
+    ) -> Result<(), D::Err> {
+        self.steps += 1;
+        let dev = net.device().clone();
+        let names: Vec<String> = net.params().keys().cloned().collect();
+        self.slots.retain(|name, _| net.params().contains_key(name));
+        for (name, param) in net.params_mut().iter_mut() {
+            let len = param.len();
+            let slot = match self.slots.entry(name.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(match self.config {
+                    OptimizerConfig::Sgd { .. } => Slot::Sgd {
+                        velocity: Storage::<E>::try_alloc_len(&dev, len)?,
+                    },
+                    OptimizerConfig::Adam { .. } => Slot::Adam {
+                        moment1: Storage::<E>::try_alloc_len(&dev, len)?,
+                        moment2: Storage::<E>::try_alloc_len(&dev, len)?,
+                    },
+                }),
+            };
+            match param {
+                Param::Vector(t) => update_one(self.config, self.steps, t, grads, slot)?,
+                Param::Matrix(t) => update_one(self.config, self.steps, t, grads, slot)?,
+            }
+        }
+        debug_assert_eq!(names.len(), self.slots.len());
+        Ok(())
+    }
+}
+
+fn update_one<E: Dtype, D: Device<E>, S: Shape>(
+    config: OptimizerConfig,
+    steps: i32,
+    tensor: &mut Tensor<S, E, D>,
+    grads: &mut Gradients<E, D>,
+    slot: &mut Slot<<D as Storage<E>>::Vec>,
+) -> Result<(), D::Err> {
+    let grad = grads.get_or_alloc_mut(tensor)?;
+    match (config, slot) {
+        (
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            },
+            Slot::Sgd { velocity },
+        ) => SgdConfig {
+            lr,
+            momentum: (momentum > 0.0).then_some(Momentum::Classic(momentum)),
+            weight_decay: OptimizerConfig::decay(weight_decay),
+        }
+        .try_update(tensor, velocity, grad),
+        (
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+            Slot::Adam { moment1, moment2 },
+        ) => AdamConfig {
+            lr,
+            betas: [beta1, beta2],
+            eps,
+            weight_decay: OptimizerConfig::decay(weight_decay),
+        }
+        .try_update(steps, tensor, moment1, moment2, grad),
+        _ => unreachable!("slots are created for the configured optimiser"),
+    }
+}

@@ -1,0 +1,804 @@
+//! The pure topology model: which layers a network has and which skip edges are on.
+//!
+//! Nothing here knows about dfdx or the terminal. A [`Topology`] says what to build;
+//! `net` builds it, the lab draws it, presets store it.
+//!
+//! Numbering follows the paper:
+//! - MLP: layer 0 is the input, layers `1..=hidden.len()` the hidden layers, the last one the
+//!   output. A skip edge `i-j` (with `j >= i + 2`) feeds layer `i`'s activation into layer `j`
+//!   through its own fully-connected block, exactly as concatenating `i` onto `j`'s input.
+//! - CNN: layers are numbered from 1 in order, counting convolutions *and* pools, so the
+//!   paper's CNN reads conv 1, conv 2, pool 3, conv 4, conv 5, pool 6, conv 7, conv 8, pool 9.
+//!   A skip edge `i-j` between two non-adjacent convolutions max-pools `i`'s output down to
+//!   `j`'s resolution and concatenates it onto `j`'s output channels; the widened tensor feeds
+//!   the next layer and any later skip that starts at `j`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One skip edge, from an earlier layer to a later, non-adjacent one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SkipEdge {
+    pub from: usize,
+    pub to: usize,
+}
+
+impl SkipEdge {
+    pub fn new(from: usize, to: usize) -> Self {
+        Self { from, to }
+    }
+}
+
+impl fmt::Display for SkipEdge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.from, self.to)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    #[error("the input size must be positive")]
+    EmptyInput,
+    #[error("there must be at least one class")]
+    NoClasses,
+    #[error("layer {layer} has width 0; every layer needs at least one unit")]
+    ZeroWidth { layer: usize },
+    #[error("a CNN needs at least one stage of convolutions")]
+    NoStages,
+    #[error("CNN stage {stage} has no convolutions")]
+    EmptyStage { stage: usize },
+    #[error(
+        "input {height}x{width} cannot be halved {pools} times by 2x2 pools (each pool needs an even size)"
+    )]
+    NotPoolable {
+        height: usize,
+        width: usize,
+        pools: usize,
+    },
+    #[error("skip edge {edge} is not a candidate: {reason}")]
+    InvalidEdge { edge: SkipEdge, reason: String },
+    #[error(
+        "cannot parse skip list {input:?}: {reason} (use `all`, `none` or pairs like `0-2,1-3`)"
+    )]
+    BadSkipList { input: String, reason: String },
+}
+
+/// A multi-layer perceptron: input, hidden layers, output; ReLU after every hidden layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlpSpec {
+    pub input: usize,
+    pub hidden: Vec<usize>,
+    pub classes: usize,
+    #[serde(default)]
+    pub skips: BTreeSet<SkipEdge>,
+}
+
+/// Channels, height and width of an image input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageShape {
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
+
+/// A CNN: stages of 3x3 "same" convolutions + ReLU, each stage followed by a 2x2 max-pool,
+/// then a linear classifier on the flattened result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CnnSpec {
+    pub input: ImageShape,
+    pub stages: Vec<Vec<usize>>,
+    pub classes: usize,
+    #[serde(default)]
+    pub skips: BTreeSet<SkipEdge>,
+}
+
+/// What a numbered CNN layer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CnnLayerKind {
+    /// A 3x3 convolution with this many filters of its own (before skip concatenation).
+    Conv {
+        filters: usize,
+    },
+    Pool,
+}
+
+/// A CNN layer in paper numbering, with the spatial size of its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CnnLayer {
+    pub number: usize,
+    pub kind: CnnLayerKind,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// A block of channels flowing through the CNN, labelled by where it came from.
+///
+/// `path` lists the conv layers the block passed through by skip edges, origin first:
+/// `[4]` is conv 4's own output, `[1, 4]` is conv 1's output concatenated onto conv 4,
+/// `[1, 4, 7]` the same block carried on by the skip 4-7. Weight blocks are keyed by it, so
+/// toggling one edge touches only the blocks whose path uses that edge.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelGroup {
+    pub path: Vec<usize>,
+    pub channels: usize,
+}
+
+impl ChannelGroup {
+    /// A stable text key, e.g. `1>4>7`.
+    pub fn key(&self) -> String {
+        self.path
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(">")
+    }
+}
+
+/// One row of derived figures for a layer, as shown in the lab and the CLI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSummary {
+    pub name: String,
+    /// Output shape, widened by incoming skips (e.g. `16x16x96`, or `256` for an MLP layer).
+    pub shape: String,
+    /// Number of inputs each unit of the layer sees (0 for inputs and pools).
+    pub fan_in: usize,
+    pub params: usize,
+    pub macs: usize,
+}
+
+/// A network to build: an MLP or a CNN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Topology {
+    Mlp(MlpSpec),
+    Cnn(CnnSpec),
+}
+
+impl MlpSpec {
+    pub fn new(input: usize, hidden: Vec<usize>, classes: usize) -> Self {
+        Self {
+            input,
+            hidden,
+            classes,
+            skips: BTreeSet::new(),
+        }
+    }
+
+    /// Number of layers including the input and the output.
+    pub fn num_layers(&self) -> usize {
+        self.hidden.len() + 2
+    }
+
+    pub fn output_layer(&self) -> usize {
+        self.hidden.len() + 1
+    }
+
+    pub fn width(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input
+        } else if layer <= self.hidden.len() {
+            self.hidden[layer - 1]
+        } else {
+            self.classes
+        }
+    }
+
+    pub fn candidate_edges(&self) -> Vec<SkipEdge> {
+        let n = self.num_layers();
+        let mut edges = Vec::new();
+        for from in 0..n {
+            for to in from + 2..n {
+                edges.push(SkipEdge::new(from, to));
+            }
+        }
+        edges
+    }
+
+    /// The layers feeding `layer`: its predecessor first, then skip sources in order.
+    pub fn sources(&self, layer: usize) -> Vec<usize> {
+        let mut sources = vec![layer - 1];
+        sources.extend(self.skips.iter().filter(|e| e.to == layer).map(|e| e.from));
+        sources
+    }
+
+    pub fn check_edge(&self, edge: SkipEdge) -> Result<(), TopologyError> {
+        let n = self.num_layers();
+        let reason = if edge.to >= n {
+            Some(format!("the MLP has layers 0..={}", n - 1))
+        } else if edge.to < edge.from + 2 {
+            Some("a skip must jump over at least one layer (to >= from + 2)".to_string())
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(TopologyError::InvalidEdge { edge, reason }),
+            None => Ok(()),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        if self.input == 0 {
+            return Err(TopologyError::EmptyInput);
+        }
+        if self.classes == 0 {
+            return Err(TopologyError::NoClasses);
+        }
+        if let Some(i) = self.hidden.iter().position(|&w| w == 0) {
+            return Err(TopologyError::ZeroWidth { layer: i + 1 });
+        }
+        self.skips.iter().try_for_each(|&e| self.check_edge(e))
+    }
+
+    pub fn fan_in(&self, layer: usize) -> usize {
+        self.sources(layer).iter().map(|&s| self.width(s)).sum()
+    }
+
+    pub fn layer_summaries(&self) -> Vec<LayerSummary> {
+        let mut rows = vec![LayerSummary {
+            name: "input".into(),
+            shape: self.input.to_string(),
+            fan_in: 0,
+            params: 0,
+            macs: 0,
+        }];
+        for layer in 1..self.num_layers() {
+            let fan_in = self.fan_in(layer);
+            let width = self.width(layer);
+            let name = if layer == self.output_layer() {
+                "output".to_string()
+            } else {
+                format!("fc{layer}")
+            };
+            rows.push(LayerSummary {
+                name,
+                shape: width.to_string(),
+                fan_in,
+                params: fan_in * width + width,
+                macs: fan_in * width,
+            });
+        }
+        rows
+    }
+}
+
+impl CnnSpec {
+    pub fn new(input: ImageShape, stages: Vec<Vec<usize>>, classes: usize) -> Self {
+        Self {
+            input,
+            stages,
+            classes,
+            skips: BTreeSet::new(),
+        }
+    }
+
+    /// The paper's CIFAR-10 CNN (without skips): conv 32,32 | pool | 64,64 | pool | 128,128 | pool.
+    pub fn paper(input: ImageShape, classes: usize) -> Self {
+        Self::new(
+            input,
+            vec![vec![32, 32], vec![64, 64], vec![128, 128]],
+            classes,
+        )
+    }
+
+    /// The paper's skips 1-4, 2-5, 4-7, 5-8 (valid for any 3-stage, 2-conv-per-stage CNN).
+    pub fn paper_skips() -> BTreeSet<SkipEdge> {
+        [(1, 4), (2, 5), (4, 7), (5, 8)]
+            .into_iter()
+            .map(|(a, b)| SkipEdge::new(a, b))
+            .collect()
+    }
+
+    /// Every layer in paper numbering, with the size of its output. Assumes a poolable input
+    /// (see [`CnnSpec::validate`]); sizes are floored otherwise.
+    pub fn layers(&self) -> Vec<CnnLayer> {
+        let mut layers = Vec::new();
+        let (mut h, mut w) = (self.input.height, self.input.width);
+        let mut number = 0;
+        for stage in &self.stages {
+            for &filters in stage {
+                number += 1;
+                layers.push(CnnLayer {
+                    number,
+                    kind: CnnLayerKind::Conv { filters },
+                    height: h,
+                    width: w,
+                });
+            }
+            number += 1;
+            h /= 2;
+            w /= 2;
+            layers.push(CnnLayer {
+                number,
+                kind: CnnLayerKind::Pool,
+                height: h,
+                width: w,
+            });
+        }
+        layers
+    }
+
+    pub fn layer(&self, number: usize) -> Option<CnnLayer> {
+        self.layers().into_iter().find(|l| l.number == number)
+    }
+
+    pub fn candidate_edges(&self) -> Vec<SkipEdge> {
+        let convs: Vec<usize> = self
+            .layers()
+            .iter()
+            .filter(|l| matches!(l.kind, CnnLayerKind::Conv { .. }))
+            .map(|l| l.number)
+            .collect();
+        let mut edges = Vec::new();
+        for (a, &from) in convs.iter().enumerate() {
+            for &to in &convs[a + 1..] {
+                if to >= from + 2 {
+                    edges.push(SkipEdge::new(from, to));
+                }
+            }
+        }
+        edges
+    }
+
+    pub fn check_edge(&self, edge: SkipEdge) -> Result<(), TopologyError> {
+        let fail = |reason: String| Err(TopologyError::InvalidEdge { edge, reason });
+        let (Some(from), Some(to)) = (self.layer(edge.from), self.layer(edge.to)) else {
+            let last = self.layers().last().map_or(0, |l| l.number);
+            return fail(format!("the CNN has layers 1..={last}"));
+        };
+        if !matches!(from.kind, CnnLayerKind::Conv { .. })
+            || !matches!(to.kind, CnnLayerKind::Conv { .. })
+        {
+            return fail("skips connect two convolution layers".into());
+        }
+        if edge.to < edge.from + 2 {
+            return fail("a skip must jump over at least one layer (to >= from + 2)".into());
+        }
+        if from.height % to.height != 0 || from.width % to.width != 0 {
+            return fail(format!(
+                "{}x{} does not pool down to {}x{}",
+                from.height, from.width, to.height, to.width
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn num_pools(&self) -> usize {
+        self.stages.len()
+    }
+
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        if self.input.is_empty() {
+            return Err(TopologyError::EmptyInput);
+        }
+        if self.classes == 0 {
+            return Err(TopologyError::NoClasses);
+        }
+        if self.stages.is_empty() {
+            return Err(TopologyError::NoStages);
+        }
+        if let Some(stage) = self.stages.iter().position(|s| s.is_empty()) {
+            return Err(TopologyError::EmptyStage { stage: stage + 1 });
+        }
+        for layer in self.layers() {
+            if layer.kind == (CnnLayerKind::Conv { filters: 0 }) {
+                return Err(TopologyError::ZeroWidth {
+                    layer: layer.number,
+                });
+            }
+        }
+        let factor = 1usize
+            .checked_shl(self.num_pools() as u32)
+            .unwrap_or(usize::MAX);
+        if self.input.height % factor != 0 || self.input.width % factor != 0 {
+            return Err(TopologyError::NotPoolable {
+                height: self.input.height,
+                width: self.input.width,
+                pools: self.num_pools(),
+            });
+        }
+        self.skips.iter().try_for_each(|&e| self.check_edge(e))
+    }
+
+    /// The channel groups of layer `number`'s output (a conv's own filters first, then the
+    /// blocks its incoming skips concatenate; a pool passes its input's groups through).
+    /// Layer 0 is the input image.
+    pub fn groups(&self, number: usize) -> Vec<ChannelGroup> {
+        if number == 0 {
+            return vec![ChannelGroup {
+                path: vec![0],
+                channels: self.input.channels,
+            }];
+        }
+        match self.layer(number).map(|l| l.kind) {
+            Some(CnnLayerKind::Conv { filters }) => {
+                let mut groups = vec![ChannelGroup {
+                    path: vec![number],
+                    channels: filters,
+                }];
+                for edge in self.skips.iter().filter(|e| e.to == number) {
+                    for mut g in self.groups(edge.from) {
+                        g.path.push(number);
+                        groups.push(g);
+                    }
+                }
+                groups
+            }
+            Some(CnnLayerKind::Pool) => self.groups(number - 1),
+            None => Vec::new(),
+        }
+    }
+
+    /// Channels of layer `number`'s output after skip concatenation.
+    pub fn channels(&self, number: usize) -> usize {
+        self.groups(number).iter().map(|g| g.channels).sum()
+    }
+
+    /// The number of the last layer (the final pool), whose output the classifier reads.
+    pub fn last_layer(&self) -> usize {
+        self.layers().last().map_or(0, |l| l.number)
+    }
+
+    pub fn classifier_inputs(&self) -> usize {
+        let last = self.layers().last().copied();
+        last.map_or(0, |l| l.height * l.width * self.channels(l.number))
+    }
+
+    pub fn layer_summaries(&self) -> Vec<LayerSummary> {
+        let mut rows = vec![LayerSummary {
+            name: "input".into(),
+            shape: format!(
+                "{}x{}x{}",
+                self.input.height, self.input.width, self.input.channels
+            ),
+            fan_in: 0,
+            params: 0,
+            macs: 0,
+        }];
+        for layer in self.layers() {
+            let shape = format!(
+                "{}x{}x{}",
+                layer.height,
+                layer.width,
+                self.channels(layer.number)
+            );
+            match layer.kind {
+                CnnLayerKind::Conv { filters } => {
+                    let fan_in = 9 * self.channels(layer.number - 1);
+                    rows.push(LayerSummary {
+                        name: format!("conv{}", layer.number),
+                        shape,
+                        fan_in,
+                        params: fan_in * filters + filters,
+                        macs: layer.height * layer.width * fan_in * filters,
+                    });
+                }
+                CnnLayerKind::Pool => rows.push(LayerSummary {
+                    name: format!("pool{}", layer.number),
+                    shape,
+                    fan_in: 0,
+                    params: 0,
+                    macs: 0,
+                }),
+            }
+        }
+        let fan_in = self.classifier_inputs();
+        rows.push(LayerSummary {
+            name: "output".into(),
+            shape: self.classes.to_string(),
+            fan_in,
+            params: fan_in * self.classes + self.classes,
+            macs: fan_in * self.classes,
+        });
+        rows
+    }
+}
+
+impl Topology {
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        match self {
+            Topology::Mlp(m) => m.validate(),
+            Topology::Cnn(c) => c.validate(),
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Topology::Mlp(_) => "mlp",
+            Topology::Cnn(_) => "cnn",
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        match self {
+            Topology::Mlp(m) => m.classes,
+            Topology::Cnn(c) => c.classes,
+        }
+    }
+
+    /// Number of input features per sample.
+    pub fn input_len(&self) -> usize {
+        match self {
+            Topology::Mlp(m) => m.input,
+            Topology::Cnn(c) => c.input.len(),
+        }
+    }
+
+    pub fn skips(&self) -> &BTreeSet<SkipEdge> {
+        match self {
+            Topology::Mlp(m) => &m.skips,
+            Topology::Cnn(c) => &c.skips,
+        }
+    }
+
+    pub fn candidate_edges(&self) -> Vec<SkipEdge> {
+        match self {
+            Topology::Mlp(m) => m.candidate_edges(),
+            Topology::Cnn(c) => c.candidate_edges(),
+        }
+    }
+
+    pub fn check_edge(&self, edge: SkipEdge) -> Result<(), TopologyError> {
+        match self {
+            Topology::Mlp(m) => m.check_edge(edge),
+            Topology::Cnn(c) => c.check_edge(edge),
+        }
+    }
+
+    /// Turns one edge on or off. Invalid edges are an error and leave the topology as it was.
+    pub fn set_skip(&mut self, edge: SkipEdge, on: bool) -> Result<(), TopologyError> {
+        self.check_edge(edge)?;
+        let skips = match self {
+            Topology::Mlp(m) => &mut m.skips,
+            Topology::Cnn(c) => &mut c.skips,
+        };
+        if on {
+            skips.insert(edge);
+        } else {
+            skips.remove(&edge);
+        }
+        Ok(())
+    }
+
+    /// Replaces the enabled edges with a selection; every edge is checked first.
+    pub fn apply_skips(&mut self, selection: &SkipSelection) -> Result<(), TopologyError> {
+        let edges: BTreeSet<SkipEdge> = match selection {
+            SkipSelection::All => self.candidate_edges().into_iter().collect(),
+            SkipSelection::None => BTreeSet::new(),
+            SkipSelection::Paper => match self {
+                Topology::Cnn(_) => CnnSpec::paper_skips(),
+                Topology::Mlp(m) => m.candidate_edges().into_iter().collect(),
+            },
+            SkipSelection::Edges(list) => list.iter().copied().collect(),
+        };
+        edges.iter().try_for_each(|&e| self.check_edge(e))?;
+        match self {
+            Topology::Mlp(m) => m.skips = edges,
+            Topology::Cnn(c) => c.skips = edges,
+        }
+        Ok(())
+    }
+
+    pub fn layer_summaries(&self) -> Vec<LayerSummary> {
+        match self {
+            Topology::Mlp(m) => m.layer_summaries(),
+            Topology::Cnn(c) => c.layer_summaries(),
+        }
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.layer_summaries().iter().map(|l| l.params).sum()
+    }
+
+    /// Multiply-adds for one sample's forward pass.
+    pub fn macs_per_sample(&self) -> usize {
+        self.layer_summaries().iter().map(|l| l.macs).sum()
+    }
+
+    /// A one-line description, e.g. `mlp 784-128-256-10, 3/3 skips`.
+    pub fn summary(&self) -> String {
+        let total = self.candidate_edges().len();
+        let on = self.skips().len();
+        match self {
+            Topology::Mlp(m) => {
+                let widths: Vec<String> = (0..m.num_layers())
+                    .map(|l| m.width(l).to_string())
+                    .collect();
+                format!("mlp {}, {on}/{total} skips", widths.join("-"))
+            }
+            Topology::Cnn(c) => {
+                let stages: Vec<String> = c
+                    .stages
+                    .iter()
+                    .map(|s| {
+                        s.iter()
+                            .map(|w| w.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect();
+                format!(
+                    "cnn {} [{}] -> {}, {on}/{total} skips",
+                    c.input,
+                    stages.join(" | "),
+                    c.classes
+                )
+            }
+        }
+    }
+}
+
+/// Which skip edges to enable, as users write it: `all`, `none`, `paper`, or `0-2,1-3`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipSelection {
+    All,
+    None,
+    /// The paper's choice: all edges for an MLP, 1-4, 2-5, 4-7, 5-8 for the CNN.
+    Paper,
+    Edges(Vec<SkipEdge>),
+}
+
+impl std::str::FromStr for SkipSelection {
+    type Err = TopologyError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| TopologyError::BadSkipList {
+            input: input.to_string(),
+            reason,
+        };
+        match input.trim() {
+            "all" => return Ok(SkipSelection::All),
+            "none" | "" => return Ok(SkipSelection::None),
+            "paper" => return Ok(SkipSelection::Paper),
+            _ => {}
+        }
+        let mut edges = Vec::new();
+        for item in input.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (a, b) = item
+                .split_once(['-', '>'])
+                .ok_or_else(|| bad(format!("`{item}` is not a pair like 0-2")))?;
+            let parse = |s: &str| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| bad(format!("`{s}` in `{item}` is not a layer number")))
+            };
+            edges.push(SkipEdge::new(parse(a)?, parse(b)?));
+        }
+        Ok(SkipSelection::Edges(edges))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paper_cnn() -> CnnSpec {
+        let mut cnn = CnnSpec::paper(ImageShape::new(3, 32, 32), 10);
+        cnn.skips = CnnSpec::paper_skips();
+        cnn
+    }
+
+    #[test]
+    fn mlp_candidates_are_all_non_adjacent_pairs() {
+        let mlp = MlpSpec::new(784, vec![128, 256], 26);
+        let edges: Vec<String> = mlp
+            .candidate_edges()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(edges, ["0-2", "0-3", "1-3"]);
+        let mlp4 = MlpSpec::new(784, vec![128, 256, 256], 26);
+        assert_eq!(mlp4.candidate_edges().len(), 6);
+    }
+
+    #[test]
+    fn mlp_fan_in_and_params_follow_enabled_edges() {
+        let mut topo = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
+        let vanilla = topo.param_count();
+        assert_eq!(vanilla, 784 * 128 + 128 + 128 * 256 + 256 + 256 * 10 + 10);
+        topo.set_skip(SkipEdge::new(0, 2), true).unwrap();
+        assert_eq!(topo.param_count(), vanilla + 784 * 256);
+        assert_eq!(topo.macs_per_sample(), vanilla - 128 - 256 - 10 + 784 * 256);
+        let Topology::Mlp(m) = &topo else { panic!() };
+        assert_eq!(m.fan_in(2), 128 + 784);
+        assert_eq!(m.sources(2), vec![1, 0]);
+    }
+
+    #[test]
+    fn paper_cnn_numbering_and_widened_channels() {
+        let cnn = paper_cnn();
+        cnn.validate().unwrap();
+        let kinds: Vec<String> = cnn
+            .layers()
+            .iter()
+            .map(|l| match l.kind {
+                CnnLayerKind::Conv { filters } => format!("c{filters}"),
+                CnnLayerKind::Pool => "p".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["c32", "c32", "p", "c64", "c64", "p", "c128", "c128", "p"]
+        );
+        // The paper: 1-4 and 2-5 give 96 channels, 4-7 and 5-8 give 224.
+        assert_eq!(cnn.channels(4), 96);
+        assert_eq!(cnn.channels(5), 96);
+        assert_eq!(cnn.channels(7), 224);
+        assert_eq!(cnn.channels(8), 224);
+        assert_eq!(cnn.classifier_inputs(), 4 * 4 * 224);
+        let keys: Vec<String> = cnn.groups(8).iter().map(|g| g.key()).collect();
+        assert_eq!(keys, ["8", "5>8", "2>5>8"]);
+    }
+
+    #[test]
+    fn cnn_candidates_skip_adjacent_layers_and_pools() {
+        let cnn = paper_cnn();
+        let edges = cnn.candidate_edges();
+        assert!(edges.contains(&SkipEdge::new(1, 4)));
+        assert!(!edges.contains(&SkipEdge::new(1, 2)));
+        assert!(!edges.contains(&SkipEdge::new(4, 5)));
+        assert!(edges.iter().all(|e| ![3, 6, 9].contains(&e.from)));
+        assert!(matches!(
+            cnn.check_edge(SkipEdge::new(3, 5)),
+            Err(TopologyError::InvalidEdge { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_edges_and_shapes_are_errors() {
+        let mut topo = Topology::Mlp(MlpSpec::new(784, vec![128], 10));
+        let err = topo.set_skip(SkipEdge::new(1, 2), true).unwrap_err();
+        assert!(err.to_string().contains("1-2"), "{err}");
+        assert!(topo.set_skip(SkipEdge::new(0, 9), true).is_err());
+        assert!(topo.skips().is_empty());
+
+        let odd = CnnSpec::paper(ImageShape::new(3, 30, 30), 10);
+        assert!(matches!(
+            odd.validate(),
+            Err(TopologyError::NotPoolable { .. })
+        ));
+        let zero = MlpSpec::new(784, vec![128, 0], 10);
+        assert_eq!(zero.validate(), Err(TopologyError::ZeroWidth { layer: 2 }));
+    }
+
+    #[test]
+    fn skip_lists_parse() {
+        assert_eq!("all".parse::<SkipSelection>().unwrap(), SkipSelection::All);
+        assert_eq!(
+            "0-2, 1-3".parse::<SkipSelection>().unwrap(),
+            SkipSelection::Edges(vec![SkipEdge::new(0, 2), SkipEdge::new(1, 3)])
+        );
+        let err = "0-2,x".parse::<SkipSelection>().unwrap_err();
+        assert!(err.to_string().contains("`x`"), "{err}");
+        let mut topo = Topology::Cnn(CnnSpec::paper(ImageShape::new(1, 28, 28), 10));
+        assert!(matches!(
+            topo.validate(),
+            Err(TopologyError::NotPoolable { .. })
+        ));
+        topo = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
+        topo.apply_skips(&SkipSelection::Paper).unwrap();
+        assert_eq!(topo.skips(), &CnnSpec::paper_skips());
+    }
+}

@@ -1,0 +1,228 @@
+//! Finite-difference checks of every composed op and of whole networks, in f64.
+//!
+//! Tolerance: central differences with step 1e-6; an analytic gradient `a` passes against the
+//! numeric `n` when `|a - n| <= 1e-6 + 1e-4 * |n|`.
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use skiplab::net::ops::{conv3x3, im2col_index, maxpool2};
+use skiplab::net::{Network, Param};
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+
+type Dev = Cpu;
+const STEP: f64 = 1e-6;
+
+fn close(analytic: f64, numeric: f64) -> bool {
+    (analytic - numeric).abs() <= 1e-6 + 1e-4 * numeric.abs()
+}
+
+fn random(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+/// Checks d loss / d values for `values` (a flat buffer the closure reads) at every index in
+/// `indices`, with `analytic` holding the tape's gradient.
+fn check(
+    what: &str,
+    values: &mut [f64],
+    analytic: &[f64],
+    indices: impl Iterator<Item = usize>,
+    mut loss: impl FnMut(&[f64]) -> f64,
+) -> usize {
+    let mut checked = 0;
+    for i in indices {
+        let orig = values[i];
+        values[i] = orig + STEP;
+        let up = loss(values);
+        values[i] = orig - STEP;
+        let down = loss(values);
+        values[i] = orig;
+        let numeric = (up - down) / (2.0 * STEP);
+        assert!(
+            close(analytic[i], numeric),
+            "{what}[{i}]: analytic {} vs numeric {numeric}",
+            analytic[i]
+        );
+        checked += 1;
+    }
+    checked
+}
+
+fn one_hot(batch: usize, classes: usize, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v = vec![0.0; batch * classes];
+    for b in 0..batch {
+        v[b * classes + rng.gen_range(0..classes)] = 1.0;
+    }
+    v
+}
+
+/// Whole-network check: every parameter's gradient (up to `per_param` entries of each).
+fn check_network(topology: Topology, batch: usize, per_param: usize) {
+    let dev = Dev::seed_from_u64(0);
+    let mut net = Network::<f64, Dev>::new(topology.clone(), &dev, 3).unwrap();
+    // Move biases off zero so their gradients see a generic point.
+    for (i, p) in net.params_mut().values_mut().enumerate() {
+        if let Param::Vector(_) = p {
+            let n = p.len();
+            p.copy_from(&random(n, 100 + i as u64).iter().map(|v| v * 0.1).collect::<Vec<_>>());
+        }
+    }
+    let inputs = topology.input_len();
+    let classes = topology.classes();
+    let x = dev.tensor_from_vec(random(batch * inputs, 9), (batch, inputs));
+    let y = dev.tensor_from_vec(one_hot(batch, classes, 10), (batch, classes));
+
+    let logits = net.forward(x.retaped::<OwnedTape<f64, Dev>>());
+    let grads = cross_entropy_with_logits_loss(logits, y.clone()).backward();
+    let names: Vec<String> = net.params().keys().cloned().collect();
+    let mut total = 0;
+    for name in &names {
+        let analytic = match &net.params()[name] {
+            Param::Vector(t) => grads.get(t).as_vec(),
+            Param::Matrix(t) => grads.get(t).as_vec(),
+        };
+        let mut values = net.params()[name].to_vec();
+        let stride = (values.len() / per_param).max(1);
+        let indices = (0..values.len()).step_by(stride);
+        let net_ref = &mut net;
+        total += check(name, &mut values, &analytic, indices, |v| {
+            net_ref.params_mut().get_mut(name).unwrap().copy_from(v);
+            let logits = net_ref.forward(x.clone());
+            cross_entropy_with_logits_loss(logits, y.clone()).array()
+        });
+        let restored = values.clone();
+        net.params_mut().get_mut(name).unwrap().copy_from(&restored);
+    }
+    assert!(total > names.len(), "checked {total} entries");
+}
+
+#[test]
+fn mlp_with_all_skips_matches_finite_differences() {
+    let mut topo = Topology::Mlp(MlpSpec::new(6, vec![5, 4, 4], 3));
+    topo.apply_skips(&SkipSelection::All).unwrap();
+    assert_eq!(topo.skips().len(), 6);
+    check_network(topo, 4, 1000);
+}
+
+#[test]
+fn cnn_with_paper_skips_matches_finite_differences() {
+    let mut topo = Topology::Cnn(CnnSpec::new(
+        ImageShape::new(2, 8, 8),
+        vec![vec![3, 3], vec![4, 4], vec![5, 5]],
+        3,
+    ));
+    topo.apply_skips(&SkipSelection::Paper).unwrap();
+    check_network(topo, 2, 40);
+}
+
+#[test]
+fn composed_conv_matches_direct_convolution_and_finite_differences() {
+    let dev = Dev::seed_from_u64(0);
+    let (b, h, w, c, f) = (2, 4, 5, 3, 2);
+    let x_vals = random(b * h * w * c, 1);
+    let w_vals = random(9 * c * f, 2);
+    let index = im2col_index(&dev, b, h, w);
+    let run = |xv: &[f64], wv: &[f64]| -> Vec<f64> {
+        let x = dev.tensor_from_vec(xv.to_vec(), (b, h, w, c));
+        let wt = dev.tensor_from_vec(wv.to_vec(), (9 * c, f));
+        conv3x3(x, wt, &index).as_vec()
+    };
+    // Direct 3x3 "same" convolution, channels-last, weight row = tap * c + channel.
+    let out = run(&x_vals, &w_vals);
+    for bi in 0..b {
+        for y in 0..h as isize {
+            for xx in 0..w as isize {
+                for fi in 0..f {
+                    let mut s = 0.0;
+                    for dy in -1..=1isize {
+                        for dx in -1..=1isize {
+                            let (sy, sx) = (y + dy, xx + dx);
+                            if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
+                                continue;
+                            }
+                            let tap = ((dy + 1) * 3 + dx + 1) as usize;
+                            for ci in 0..c {
+                                let xi = ((bi * h + sy as usize) * w + sx as usize) * c + ci;
+                                s += x_vals[xi] * w_vals[(tap * c + ci) * f + fi];
+                            }
+                        }
+                    }
+                    let oi = ((bi * h + y as usize) * w + xx as usize) * f + fi;
+                    assert!((out[oi] - s).abs() < 1e-12, "conv output {oi}");
+                }
+            }
+        }
+    }
+    // Gradients of a weighted sum of the outputs, for input and weight.
+    let proj = random(out.len(), 3);
+    let loss = |xv: &[f64], wv: &[f64]| run(xv, wv).iter().zip(&proj).map(|(a, p)| a * p).sum::<f64>();
+    let x = dev.tensor_from_vec(x_vals.clone(), (b, h, w, c));
+    let wt = dev.tensor_from_vec(w_vals.clone(), (9 * c, f));
+    let p = dev.tensor_from_vec(proj.clone(), (b, h, w, f));
+    let y = conv3x3(x.leaky_trace(), wt.retaped::<OwnedTape<f64, Dev>>(), &index);
+    let grads = (y * p).sum::<Rank0, _>().backward();
+    let (gx, gw) = (grads.get(&x).as_vec(), grads.get(&wt).as_vec());
+    let mut xv = x_vals.clone();
+    check("conv dx", &mut xv, &gx, 0..x_vals.len(), |v| loss(v, &w_vals));
+    let mut wv = w_vals.clone();
+    check("conv dw", &mut wv, &gw, 0..w_vals.len(), |v| loss(&x_vals, v));
+}
+
+#[test]
+fn composed_pool_matches_direct_max_and_finite_differences() {
+    let dev = Dev::seed_from_u64(0);
+    let (b, h, w, c) = (2, 4, 6, 3);
+    let vals = random(b * h * w * c, 4);
+    let run = |v: &[f64]| maxpool2(dev.tensor_from_vec(v.to_vec(), (b, h, w, c))).as_vec();
+    let out = run(&vals);
+    for bi in 0..b {
+        for y in 0..h / 2 {
+            for x in 0..w / 2 {
+                for ci in 0..c {
+                    let at = |yy: usize, xx: usize| vals[((bi * h + yy) * w + xx) * c + ci];
+                    let m = at(2 * y, 2 * x)
+                        .max(at(2 * y + 1, 2 * x))
+                        .max(at(2 * y, 2 * x + 1))
+                        .max(at(2 * y + 1, 2 * x + 1));
+                    assert_eq!(out[((bi * h / 2 + y) * w / 2 + x) * c + ci], m);
+                }
+            }
+        }
+    }
+    let proj = random(out.len(), 5);
+    let t = dev.tensor_from_vec(vals.clone(), (b, h, w, c));
+    let p = dev.tensor_from_vec(proj.clone(), (b, h / 2, w / 2, c));
+    let grads = (maxpool2(t.leaky_trace()) * p).sum::<Rank0, _>().backward();
+    let g = grads.get(&t).as_vec();
+    let mut v = vals.clone();
+    check("pool dx", &mut v, &g, 0..vals.len(), |v| {
+        run(v).iter().zip(&proj).map(|(a, p)| a * p).sum()
+    });
+}
+
+/// A tensor read by two ops (what every skip source is) must receive the sum of both
+/// gradients. dfdx 0.13's CPU `slice` gets this wrong, so the nets never slice; this pins
+/// the pattern they do use (`with_empty_tape` copies sharing one id).
+#[test]
+fn tensor_consumed_by_two_ops_accumulates_both_gradients() {
+    let dev = Dev::seed_from_u64(0);
+    let x_vals = random(3 * 4, 6);
+    let w1 = dev.tensor_from_vec(random(4 * 5, 7), (4, 5));
+    let w2 = dev.tensor_from_vec(random(5 * 2, 8), (5, 2));
+    let w3 = dev.tensor_from_vec(random(5 * 2, 9), (5, 2));
+    let f = |x: Tensor<(usize, usize), f64, Dev, OwnedTape<f64, Dev>>| {
+        let a = x.matmul(w1.clone()).relu();
+        let copy = a.with_empty_tape();
+        let left = a.matmul(w2.clone());
+        let right = copy.exp().matmul(w3.clone());
+        (left * right).sum::<Rank0, _>()
+    };
+    let x = dev.tensor_from_vec(x_vals.clone(), (3, 4));
+    let g = f(x.leaky_trace()).backward().get(&x).as_vec();
+    let mut v = x_vals.clone();
+    check("shared dx", &mut v, &g, 0..x_vals.len(), |v| {
+        f(dev.tensor_from_vec(v.to_vec(), (3, 4)).leaky_trace()).array()
+    });
+}
