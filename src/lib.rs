@@ -9,3 +9,4 @@
 pub mod data;
 pub mod net;
 pub mod topology;
+pub mod train;

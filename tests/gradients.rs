@@ -66,7 +66,12 @@ fn check_network(topology: Topology, batch: usize, per_param: usize) {
     for (i, p) in net.params_mut().values_mut().enumerate() {
         if let Param::Vector(_) = p {
             let n = p.len();
-            p.copy_from(&random(n, 100 + i as u64).iter().map(|v| v * 0.1).collect::<Vec<_>>());
+            p.copy_from(
+                &random(n, 100 + i as u64)
+                    .iter()
+                    .map(|v| v * 0.1)
+                    .collect::<Vec<_>>(),
+            );
         }
     }
     let inputs = topology.input_len();
@@ -157,7 +162,13 @@ fn composed_conv_matches_direct_convolution_and_finite_differences() {
     }
     // Gradients of a weighted sum of the outputs, for input and weight.
     let proj = random(out.len(), 3);
-    let loss = |xv: &[f64], wv: &[f64]| run(xv, wv).iter().zip(&proj).map(|(a, p)| a * p).sum::<f64>();
+    let loss = |xv: &[f64], wv: &[f64]| {
+        run(xv, wv)
+            .iter()
+            .zip(&proj)
+            .map(|(a, p)| a * p)
+            .sum::<f64>()
+    };
     let x = dev.tensor_from_vec(x_vals.clone(), (b, h, w, c));
     let wt = dev.tensor_from_vec(w_vals.clone(), (9 * c, f));
     let p = dev.tensor_from_vec(proj.clone(), (b, h, w, f));
@@ -165,9 +176,13 @@ fn composed_conv_matches_direct_convolution_and_finite_differences() {
     let grads = (y * p).sum::<Rank0, _>().backward();
     let (gx, gw) = (grads.get(&x).as_vec(), grads.get(&wt).as_vec());
     let mut xv = x_vals.clone();
-    check("conv dx", &mut xv, &gx, 0..x_vals.len(), |v| loss(v, &w_vals));
+    check("conv dx", &mut xv, &gx, 0..x_vals.len(), |v| {
+        loss(v, &w_vals)
+    });
     let mut wv = w_vals.clone();
-    check("conv dw", &mut wv, &gw, 0..w_vals.len(), |v| loss(&x_vals, v));
+    check("conv dw", &mut wv, &gw, 0..w_vals.len(), |v| {
+        loss(&x_vals, v)
+    });
 }
 
 #[test]

@@ -22,6 +22,9 @@ use rand::{Rng, SeedableRng};
 use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
 use ops::Images;
 
+/// Row indices for a gather, `[batch, rows]`.
+pub type GatherIndex<D> = Tensor<(usize, usize), usize, D>;
+
 /// A parameter tensor: a bias vector or a weight matrix.
 #[derive(Clone, Debug)]
 pub enum Param<E: Dtype, D: Device<E>> {
@@ -169,7 +172,7 @@ pub struct Network<E: Dtype, D: Device<E>> {
     params: BTreeMap<String, Param<E, D>>,
     dev: D,
     /// im2col gather indices by (batch, height, width): built once, reused every step.
-    conv_index: RefCell<HashMap<(usize, usize, usize), Tensor<(usize, usize), usize, D>>>,
+    conv_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
 }
 
 /// How a topology change treated the parameters.

@@ -1,0 +1,526 @@
+//! The trainer: epochs of seeded mini-batches on a worker thread, metrics streamed as
+//! [`TrainEvent`]s, controlled by [`Command`]s.
+//!
+//! Train accuracy and loss are running figures over the epoch's batches (the model changes
+//! while they are measured, as in most training logs); validation figures come from a full
+//! pass over the held-out split after each epoch; the test set is evaluated once, at the end.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{PreparedData, Samples};
+use crate::net::optim::{Optimizer, OptimizerConfig};
+use crate::net::Network;
+use crate::topology::{SkipEdge, Topology, TopologyError};
+
+/// How to train.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub optimizer: OptimizerConfig,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub seed: u64,
+}
+
+/// Control messages for a running trainer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// Figures for one finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    /// Training samples per second (training steps only, evaluation excluded).
+    pub samples_per_sec: f64,
+    /// Wall time of the epoch, evaluation included.
+    pub seconds: f64,
+    /// Mean |weight| of each enabled skip edge's blocks.
+    pub skip_weights: Vec<(SkipEdge, f64)>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RunStatus {
+    Finished,
+    Stopped,
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
+    Failed(String),
+}
+
+/// What the trainer reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainEvent {
+    Started {
+        params: usize,
+        steps_per_epoch: usize,
+        train_samples: usize,
+        val_samples: usize,
+    },
+    /// Within an epoch; sent at most every [`PROGRESS_INTERVAL`].
+    Progress {
+        epoch: usize,
+        step: usize,
+        steps_per_epoch: usize,
+        loss: f64,
+    },
+    Epoch(EpochMetrics),
+    Paused,
+    Resumed,
+    /// The last event of every run.
+    Ended {
+        status: RunStatus,
+        epochs_done: usize,
+        /// Accuracy on the test set, measured after the last epoch (absent when the run
+        /// diverged or failed).
+        test_accuracy: Option<f64>,
+    },
+}
+
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where events go. Returning `false` means nobody listens any more; the run then stops.
+pub trait EventSink: Send + 'static {
+    fn emit(&mut self, event: TrainEvent) -> bool;
+}
+
+impl EventSink for Sender<TrainEvent> {
+    fn emit(&mut self, event: TrainEvent) -> bool {
+        self.send(event).is_ok()
+    }
+}
+
+impl<F: FnMut(TrainEvent) -> bool + Send + 'static> EventSink for F {
+    fn emit(&mut self, event: TrainEvent) -> bool {
+        self(event)
+    }
+}
+
+/// Host and device buffers for one batch size, reused every step: dfdx never recycles
+/// buffers adopted from `tensor_from_vec`, so uploading fresh tensors would grow memory by a
+/// batch per step.
+struct BatchBuffers<D: Device<f32>> {
+    x: Tensor<(usize, usize), f32, D>,
+    y: Tensor<(usize, usize), f32, D>,
+    host_x: Vec<f32>,
+    host_y: Vec<f32>,
+}
+
+impl<D: Device<f32>> BatchBuffers<D> {
+    fn new(dev: &D, batch: usize, dim: usize, classes: usize) -> Self {
+        Self {
+            x: dev.zeros_like(&(batch, dim)),
+            y: dev.zeros_like(&(batch, classes)),
+            host_x: vec![0.0; batch * dim],
+            host_y: vec![0.0; batch * classes],
+        }
+    }
+
+    fn load(&mut self, samples: &Samples, indices: &[usize], classes: usize) {
+        let dim = samples.dim();
+        self.host_y.fill(0.0);
+        for (row, &i) in indices.iter().enumerate() {
+            self.host_x[row * dim..(row + 1) * dim]
+                .copy_from_slice(&samples.images[i * dim..(i + 1) * dim]);
+            self.host_y[row * classes + samples.labels[i] as usize] = 1.0;
+        }
+        self.x.copy_from(&self.host_x);
+        self.y.copy_from(&self.host_y);
+    }
+}
+
+/// Count of rows whose largest logit is the labelled class.
+fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> usize {
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+                );
+            best.0 == *label as usize
+        })
+        .count()
+}
+
+/// Trains one network on one data set; drive it with [`Trainer::run`].
+pub struct Trainer<D: Device<f32>> {
+    net: Network<f32, D>,
+    optimizer: Optimizer<f32, D>,
+    data: Arc<PreparedData>,
+    config: TrainConfig,
+    buffers: HashMap<usize, BatchBuffers<D>>,
+    shuffle_rng: rand::rngs::StdRng,
+    epochs_done: usize,
+    global_step: usize,
+}
+
+/// Mixed into the seed for batch shuffling, so it is independent of initialisation.
+const SHUFFLE_STREAM: u64 = 0x5eed_0b47_c400_0002;
+const EVAL_BATCH: usize = 500;
+
+enum Control {
+    Continue,
+    Stop,
+}
+
+impl<D: Device<f32>> Trainer<D> {
+    pub fn new(
+        topology: Topology,
+        data: Arc<PreparedData>,
+        config: TrainConfig,
+        dev: &D,
+    ) -> Result<Self, TrainError> {
+        if topology.input_len() != data.shape.len() {
+            return Err(TrainError::InputMismatch {
+                topology: topology.input_len(),
+                data: data.shape.len(),
+                name: data.name.clone(),
+            });
+        }
+        if topology.classes() != data.classes() {
+            return Err(TrainError::ClassMismatch {
+                topology: topology.classes(),
+                data: data.classes(),
+                name: data.name.clone(),
+            });
+        }
+        if config.batch_size == 0 || config.batch_size > data.train.len() {
+            return Err(TrainError::BadBatch {
+                batch: config.batch_size,
+                train: data.train.len(),
+            });
+        }
+        let net = Network::new(topology, dev, config.seed)?;
+        Ok(Self::from_network(net, data, config))
+    }
+
+    /// Continues training an existing network (skip*: its weights are kept).
+    pub fn from_network(
+        net: Network<f32, D>,
+        data: Arc<PreparedData>,
+        config: TrainConfig,
+    ) -> Self {
+        Self {
+            optimizer: Optimizer::new(config.optimizer),
+            shuffle_rng: rand::rngs::StdRng::seed_from_u64(config.seed ^ SHUFFLE_STREAM),
+            net,
+            data,
+            config,
+            buffers: HashMap::new(),
+            epochs_done: 0,
+            global_step: 0,
+        }
+    }
+
+    pub fn network(&self) -> &Network<f32, D> {
+        &self.net
+    }
+
+    pub fn into_network(self) -> Network<f32, D> {
+        self.net
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.train.len() / self.config.batch_size
+    }
+
+    fn buffers(&mut self, batch: usize) -> &mut BatchBuffers<D> {
+        let (dim, classes) = (self.data.shape.len(), self.data.classes());
+        let dev = self.net.device().clone();
+        self.buffers
+            .entry(batch)
+            .or_insert_with(|| BatchBuffers::new(&dev, batch, dim, classes))
+    }
+
+    /// One optimiser step on the samples at `indices`; returns (loss, correct predictions).
+    pub fn train_step(&mut self, indices: &[usize]) -> Result<(f64, usize), D::Err> {
+        let classes = self.data.classes();
+        let data = Arc::clone(&self.data);
+        let buffers = self.buffers(indices.len());
+        buffers.load(&data.train, indices, classes);
+        let (x, y) = (buffers.x.clone(), buffers.y.clone());
+        let logits = self.net.forward(x.retaped::<OwnedTape<f32, D>>());
+        let hits = correct(
+            &logits.as_vec(),
+            indices.iter().map(|&i| data.train.labels[i]),
+            classes,
+        );
+        let loss = cross_entropy_with_logits_loss(logits, y);
+        let loss_value = loss.as_vec()[0] as f64;
+        if !loss_value.is_finite() {
+            return Ok((loss_value, hits));
+        }
+        let mut grads = loss.backward();
+        self.optimizer.step(&mut self.net, &mut grads)?;
+        Ok((loss_value, hits))
+    }
+
+    /// Mean loss and accuracy over a whole split, in batches, without a tape.
+    pub fn evaluate(&mut self, samples: &Samples) -> (f64, f64) {
+        let classes = self.data.classes();
+        let n = samples.len();
+        if n == 0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+        let all: Vec<usize> = (0..n).collect();
+        for chunk in all.chunks(EVAL_BATCH) {
+            let buffers = self.buffers(chunk.len());
+            buffers.load(samples, chunk, classes);
+            let (x, y) = (buffers.x.clone(), buffers.y.clone());
+            let logits = self.net.forward(x);
+            hits += correct(
+                &logits.as_vec(),
+                chunk.iter().map(|&i| samples.labels[i]),
+                classes,
+            );
+            loss_sum +=
+                cross_entropy_with_logits_loss(logits, y).as_vec()[0] as f64 * chunk.len() as f64;
+        }
+        (loss_sum / n as f64, hits as f64 / n as f64)
+    }
+
+    fn poll(commands: &Receiver<Command>, events: &mut impl EventSink) -> Control {
+        match commands.try_recv() {
+            Ok(Command::Stop) => Control::Stop,
+            Ok(Command::Pause) => {
+                if !events.emit(TrainEvent::Paused) {
+                    return Control::Stop;
+                }
+                loop {
+                    match commands.recv() {
+                        Ok(Command::Resume) => {
+                            return if events.emit(TrainEvent::Resumed) {
+                                Control::Continue
+                            } else {
+                                Control::Stop
+                            };
+                        }
+                        Ok(Command::Stop) | Err(_) => return Control::Stop,
+                        Ok(Command::Pause) => {}
+                    }
+                }
+            }
+            Ok(Command::Resume) | Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                Control::Continue
+            }
+        }
+    }
+
+    /// Trains for the configured epochs, streaming events; the last event is always
+    /// [`TrainEvent::Ended`]. Returns the final status.
+    pub fn run(&mut self, events: &mut impl EventSink, commands: &Receiver<Command>) -> RunStatus {
+        let steps = self.steps_per_epoch();
+        let started = TrainEvent::Started {
+            params: self.net.param_count(),
+            steps_per_epoch: steps,
+            train_samples: self.data.train.len(),
+            val_samples: self.data.val.len(),
+        };
+        let status = if events.emit(started) {
+            self.run_epochs(events, commands)
+        } else {
+            RunStatus::Stopped
+        };
+        let test_accuracy = match status {
+            RunStatus::Finished | RunStatus::Stopped if self.epochs_done > 0 => {
+                let data = Arc::clone(&self.data);
+                Some(self.evaluate(&data.test).1)
+            }
+            _ => None,
+        };
+        events.emit(TrainEvent::Ended {
+            status: status.clone(),
+            epochs_done: self.epochs_done,
+            test_accuracy,
+        });
+        status
+    }
+
+    fn run_epochs(
+        &mut self,
+        events: &mut impl EventSink,
+        commands: &Receiver<Command>,
+    ) -> RunStatus {
+        let batch = self.config.batch_size;
+        let steps = self.steps_per_epoch();
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        for epoch in self.epochs_done + 1..=self.epochs_done + self.config.epochs {
+            let epoch_start = Instant::now();
+            let mut train_time = Duration::ZERO;
+            order.shuffle(&mut self.shuffle_rng);
+            let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+            let mut last_progress = Instant::now();
+            for step in 0..steps {
+                if let Control::Stop = Self::poll(commands, events) {
+                    return RunStatus::Stopped;
+                }
+                let t0 = Instant::now();
+                let (loss, step_hits) =
+                    match self.train_step(&order[step * batch..(step + 1) * batch]) {
+                        Ok(r) => r,
+                        Err(e) => return RunStatus::Failed(format!("device error: {e:?}")),
+                    };
+                train_time += t0.elapsed();
+                self.global_step += 1;
+                if !loss.is_finite() {
+                    return RunStatus::Diverged {
+                        epoch,
+                        step: self.global_step,
+                        loss,
+                    };
+                }
+                loss_sum += loss;
+                hits += step_hits;
+                if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                    last_progress = Instant::now();
+                    let progress = TrainEvent::Progress {
+                        epoch,
+                        step: step + 1,
+                        steps_per_epoch: steps,
+                        loss,
+                    };
+                    if !events.emit(progress) {
+                        return RunStatus::Stopped;
+                    }
+                }
+            }
+            let data = Arc::clone(&self.data);
+            let (val_loss, val_accuracy) = self.evaluate(&data.val);
+            self.epochs_done = epoch;
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: loss_sum / steps as f64,
+                train_accuracy: hits as f64 / (steps * batch) as f64,
+                val_loss,
+                val_accuracy,
+                samples_per_sec: (steps * batch) as f64 / train_time.as_secs_f64().max(1e-9),
+                seconds: epoch_start.elapsed().as_secs_f64(),
+                skip_weights: self.net.skip_weight_magnitudes(),
+            };
+            if !events.emit(TrainEvent::Epoch(metrics)) {
+                return RunStatus::Stopped;
+            }
+        }
+        RunStatus::Finished
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(
+        "the network takes {topology} inputs but data set `{name}` has {data} values per image"
+    )]
+    InputMismatch {
+        topology: usize,
+        data: usize,
+        name: String,
+    },
+    #[error("the network has {topology} outputs but data set `{name}` has {data} classes")]
+    ClassMismatch {
+        topology: usize,
+        data: usize,
+        name: String,
+    },
+    #[error("batch size {batch} must be between 1 and the {train} training samples")]
+    BadBatch { batch: usize, train: usize },
+}
+
+/// A training run on its own thread.
+pub struct RunHandle {
+    commands: Sender<Command>,
+    thread: Option<JoinHandle<RunStatus>>,
+}
+
+impl RunHandle {
+    pub fn send(&self, command: Command) {
+        // A finished run has dropped its receiver; commands to it have nothing to do.
+        let _ = self.commands.send(command);
+    }
+    pub fn pause(&self) {
+        self.send(Command::Pause)
+    }
+    pub fn resume(&self) {
+        self.send(Command::Resume)
+    }
+    pub fn stop(&self) {
+        self.send(Command::Stop)
+    }
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+    /// Waits for the run to end and returns its status.
+    pub fn join(mut self) -> RunStatus {
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(status)) => status,
+            Some(Err(_)) => RunStatus::Failed("the training thread panicked".into()),
+            None => RunStatus::Stopped,
+        }
+    }
+}
+
+/// Starts training `topology` on the CPU in a background thread. Setup errors (a topology
+/// that does not fit the data) are returned at once; everything after arrives as events.
+pub fn spawn_cpu(
+    topology: Topology,
+    data: Arc<PreparedData>,
+    config: TrainConfig,
+    mut events: impl EventSink,
+) -> Result<RunHandle, TrainError> {
+    let dev = Cpu::seed_from_u64(config.seed);
+    let mut trainer = Trainer::new(topology, data, config, &dev)?;
+    let (commands, command_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("skiplab-trainer".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                trainer.run(&mut events, &command_rx)
+            }));
+            outcome.unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                let status = RunStatus::Failed(format!("training crashed: {message}"));
+                events.emit(TrainEvent::Ended {
+                    status: status.clone(),
+                    epochs_done: 0,
+                    test_accuracy: None,
+                });
+                status
+            })
+        })
+        .expect("spawning a thread");
+    Ok(RunHandle {
+        commands,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,461 @@
+//! The headless commands: `train` and `bench`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+
+use skiplab::data::{self, Dataset, PreparedData, Samples};
+use skiplab::net::optim::OptimizerConfig;
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetName {
+    /// 10,000 + 2,000 Fashion-MNIST images compiled into the binary.
+    Builtin,
+    FashionMnist,
+    Mnist,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    Cpu,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Network family.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    model: ModelKind,
+    /// Hidden widths of an MLP (`128,256`), or CNN stages separated by `/`
+    /// (`32,32/64,64/128,128`). Defaults to the paper's networks.
+    #[arg(long)]
+    widths: Option<String>,
+    /// Skip edges: `all`, `none`, `paper` (all for an MLP, 1-4,2-5,4-7,5-8 for the CNN) or
+    /// pairs like `0-2,1-3`. MLP layer 0 is the input; CNN layers count convs and pools from 1.
+    #[arg(long, default_value = "none")]
+    skips: String,
+    /// Data set.
+    #[arg(long, value_enum, default_value_t = DatasetName::Builtin)]
+    dataset: DatasetName,
+    /// Folder holding one folder per data set (e.g. `fashion-mnist/` with the IDX files).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    optimizer: OptimizerKind,
+    /// Learning rate (default 0.01 for SGD, 0.001 for Adam).
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// SGD momentum (0 for plain SGD).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// Seeds initialisation, the validation split and batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of the training set held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
+    text.split('/')
+        .map(|stage| {
+            stage
+                .split(',')
+                .map(|w| {
+                    w.trim().parse::<usize>().with_context(|| {
+                        format!("--widths: `{}` is not a width in `{text}`", w.trim())
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Builds the topology the flags describe for data of `shape` with `classes` classes.
+fn topology_from_args(args: &TrainArgs, shape: ImageShape, classes: usize) -> Result<Topology> {
+    let mut topology = match args.model {
+        ModelKind::Mlp => {
+            let stages = parse_widths(args.widths.as_deref().unwrap_or("128,256"))?;
+            if stages.len() != 1 {
+                bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
+            }
+            Topology::Mlp(MlpSpec::new(shape.len(), stages.concat(), classes))
+        }
+        ModelKind::Cnn => {
+            let stages = parse_widths(args.widths.as_deref().unwrap_or("32,32/64,64/128,128"))?;
+            Topology::Cnn(CnnSpec::new(shape, stages, classes))
+        }
+    };
+    topology.validate()?;
+    let selection: SkipSelection = args.skips.parse()?;
+    topology.apply_skips(&selection)?;
+    Ok(topology)
+}
+
+fn load_dataset(name: DatasetName, data_dir: &std::path::Path) -> Result<Dataset> {
+    let classes = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+    Ok(match name {
+        DatasetName::Builtin => data::builtin(),
+        DatasetName::FashionMnist => data::load_mnist_dir(
+            &data_dir.join("fashion-mnist"),
+            "fashion-mnist",
+            classes(&data::FASHION_MNIST_CLASSES),
+        )?,
+        DatasetName::Mnist => data::load_mnist_dir(
+            &data_dir.join("mnist"),
+            "mnist",
+            classes(&["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+        )?,
+    })
+}
+
+fn optimizer_from(
+    kind: OptimizerKind,
+    lr: Option<f64>,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<OptimizerConfig> {
+    let config = match kind {
+        OptimizerKind::Sgd => OptimizerConfig::sgd(lr.unwrap_or(0.01), momentum, weight_decay),
+        OptimizerKind::Adam => OptimizerConfig::adam(lr.unwrap_or(0.001), weight_decay),
+    };
+    if !(config.lr() > 0.0 && config.lr().is_finite()) {
+        bail!("--lr must be a positive number");
+    }
+    if !(0.0..1.0).contains(&momentum) {
+        bail!("--momentum must be in [0, 1)");
+    }
+    if !(config.weight_decay() >= 0.0 && config.weight_decay().is_finite()) {
+        bail!("--weight-decay must be zero or positive");
+    }
+    Ok(config)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", 100.0 * x)
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    if !(0.0..0.9).contains(&args.val_fraction) {
+        bail!("--val-fraction must be in [0, 0.9)");
+    }
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let DeviceKind::Cpu = args.device;
+    let dataset = load_dataset(args.dataset, &args.data_dir)?;
+    let topology = topology_from_args(&args, dataset.shape, dataset.class_names.len())?;
+    let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
+    let data = Arc::new(PreparedData::prepare(
+        &dataset,
+        args.val_fraction,
+        args.seed,
+    ));
+    let config = TrainConfig {
+        optimizer,
+        batch_size: args.batch,
+        epochs: args.epochs,
+        seed: args.seed,
+    };
+    println!(
+        "{} on {} ({} train / {} val / {} test), {} params, {} MACs/sample",
+        topology.summary(),
+        data.name,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        topology.param_count(),
+        topology.macs_per_sample()
+    );
+    println!(
+        "{} lr {} batch {} epochs {} weight decay {} seed {} on cpu",
+        optimizer.name(),
+        optimizer.lr(),
+        args.batch,
+        args.epochs,
+        optimizer.weight_decay(),
+        args.seed
+    );
+    let (tx, rx) = mpsc::channel();
+    let handle = train::spawn_cpu(topology, data, config, tx)?;
+    let tty = std::io::stderr().is_terminal();
+    println!(
+        "{:>5}  {:>10}  {:>9}  {:>8}  {:>9}  {:>9}  {:>7}",
+        "epoch", "train loss", "train acc", "val loss", "val acc", "samples/s", "time"
+    );
+    let mut epochs: Vec<skiplab::train::EpochMetrics> = Vec::new();
+    let mut end = None;
+    for event in rx {
+        match event {
+            TrainEvent::Progress {
+                epoch,
+                step,
+                steps_per_epoch,
+                loss,
+            } if tty => {
+                let done = step * 30 / steps_per_epoch.max(1);
+                eprint!(
+                    "\r  epoch {epoch} [{}{}] {step}/{steps_per_epoch} loss {loss:.4}\x1b[K",
+                    "#".repeat(done),
+                    " ".repeat(30 - done)
+                );
+            }
+            TrainEvent::Epoch(m) => {
+                if tty {
+                    eprint!("\r\x1b[K");
+                }
+                println!(
+                    "{:>5}  {:>10.4}  {:>9}  {:>8.4}  {:>9}  {:>9.0}  {:>6.1}s",
+                    m.epoch,
+                    m.train_loss,
+                    pct(m.train_accuracy),
+                    m.val_loss,
+                    pct(m.val_accuracy),
+                    m.samples_per_sec,
+                    m.seconds
+                );
+                std::io::stdout().flush().ok();
+                epochs.push(m);
+            }
+            TrainEvent::Ended {
+                status,
+                epochs_done,
+                test_accuracy,
+            } => end = Some((status, epochs_done, test_accuracy)),
+            _ => {}
+        }
+    }
+    handle.join();
+    let (status, epochs_done, test_accuracy) = end.unwrap_or((
+        RunStatus::Failed("the trainer ended without a report".into()),
+        0,
+        None,
+    ));
+    let best = epochs
+        .iter()
+        .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
+    let mean_time = epochs.iter().map(|m| m.seconds).sum::<f64>() / epochs.len().max(1) as f64;
+    let best_text = best.map_or("no epoch finished".to_string(), |b| {
+        format!("best val {} (epoch {})", pct(b.val_accuracy), b.epoch)
+    });
+    let test_text = test_accuracy.map_or(String::new(), |t| format!(", test {}", pct(t)));
+    match status {
+        RunStatus::Finished => {
+            println!(
+                "finished: {epochs_done} epochs, {best_text}{test_text}, {mean_time:.1} s/epoch"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RunStatus::Stopped => {
+            println!("stopped after {epochs_done} epochs: {best_text}{test_text}");
+            Ok(ExitCode::from(1))
+        }
+        RunStatus::Diverged { epoch, step, loss } => {
+            println!(
+                "diverged: loss became {loss} at step {step} (epoch {epoch}); try a lower --lr. {best_text}"
+            );
+            Ok(ExitCode::from(3))
+        }
+        RunStatus::Failed(message) => {
+            println!("failed: {message}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Training steps per MLP (memory is read at step 100 and at the end).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Training steps per CNN (the composed convolution is slow on CPU: ~45 samples/s).
+    #[arg(long, default_value_t = 200)]
+    cnn_steps: usize,
+    /// Which models to measure.
+    #[arg(long, value_enum, default_value_t = BenchModels::All)]
+    models: BenchModels,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchModels {
+    All,
+    Mlp,
+    Cnn,
+}
+
+/// Resident memory of this process in MiB (Linux), for the leak check.
+fn resident_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn synthetic(shape: ImageShape, classes: usize, n: usize) -> Arc<PreparedData> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let samples = Samples {
+        images: (0..n * shape.len()).map(|_| rng.gen::<f32>()).collect(),
+        labels: (0..n).map(|_| rng.gen_range(0..classes as u8)).collect(),
+    };
+    let dataset = Dataset {
+        name: "synthetic".into(),
+        shape,
+        class_names: (0..classes).map(|c| c.to_string()).collect(),
+        train: samples.clone(),
+        test: Samples {
+            images: samples.images[..shape.len()].to_vec(),
+            labels: samples.labels[..1].to_vec(),
+        },
+    };
+    Arc::new(PreparedData::prepare(&dataset, 0.0, 1))
+}
+
+struct BenchResult {
+    samples_per_sec: f64,
+    rss_at_100: Option<f64>,
+    rss_at_end: Option<f64>,
+}
+
+fn bench_one(topology: Topology, batch: usize, steps: usize) -> Result<BenchResult> {
+    let (shape, classes) = match &topology {
+        Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
+        Topology::Cnn(c) => (c.input, c.classes),
+    };
+    let data = synthetic(shape, classes, batch * 50);
+    let config = TrainConfig {
+        optimizer: OptimizerConfig::sgd(0.01, 0.9, 0.0),
+        batch_size: batch,
+        epochs: 1,
+        seed: 1,
+    };
+    let dev = Cpu::seed_from_u64(1);
+    let mut trainer = Trainer::new(topology, data.clone(), config, &dev)?;
+    let batches: Vec<Vec<usize>> = (0..50)
+        .map(|b| (b * batch..(b + 1) * batch).collect())
+        .collect();
+    let warmup = 10.min(steps);
+    let mut rss_at_100 = None;
+    let mut start = Instant::now();
+    for step in 0..steps {
+        if step == warmup {
+            start = Instant::now();
+        }
+        trainer
+            .train_step(&batches[step % batches.len()])
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if step + 1 == 100 {
+            rss_at_100 = resident_mib();
+        }
+    }
+    let timed = (steps - warmup).max(1);
+    Ok(BenchResult {
+        samples_per_sec: (timed * batch) as f64 / start.elapsed().as_secs_f64(),
+        rss_at_100,
+        rss_at_end: resident_mib(),
+    })
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    if args.steps < 110 || args.cnn_steps < 110 {
+        bail!("--steps and --cnn-steps must be at least 110 (memory is compared from step 100 on)");
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "skiplab bench: {} steps per MLP, {} per CNN, {threads} threads, cpu",
+        args.steps, args.cnn_steps
+    );
+    let mib = |m: Option<f64>| m.map_or("?".into(), |m| format!("{m:.1}"));
+    let mut cases: Vec<(&str, Topology, usize, usize)> = Vec::new();
+    if args.models != BenchModels::Cnn {
+        let mlp = MlpSpec::new(784, vec![128, 256, 256], 26);
+        let mut skip = Topology::Mlp(mlp.clone());
+        skip.apply_skips(&SkipSelection::All)?;
+        let steps = args.steps;
+        cases.push((
+            "mlp 784-128-256-256-26 vanilla (reference)",
+            Topology::Mlp(mlp),
+            64,
+            steps,
+        ));
+        cases.push(("mlp 784-128-256-256-26 all skips", skip, 64, steps));
+    }
+    if args.models != BenchModels::Mlp {
+        let cnn = CnnSpec::paper(ImageShape::new(3, 32, 32), 10);
+        let mut skip = Topology::Cnn(cnn.clone());
+        skip.apply_skips(&SkipSelection::Paper)?;
+        let steps = args.cnn_steps;
+        cases.push((
+            "cnn 3x32x32 paper vanilla (reference)",
+            Topology::Cnn(cnn),
+            32,
+            steps,
+        ));
+        cases.push(("cnn 3x32x32 paper skips", skip, 32, steps));
+    }
+    println!(
+        "{:<44} {:>5} {:>11} {:>8} {:>13} {:>13}",
+        "model", "batch", "samples/s", "vs ref", "RSS@100 MiB", "RSS@end MiB"
+    );
+    let mut reference = None;
+    let mut grew = false;
+    for (name, topology, batch, steps) in cases {
+        let r = bench_one(topology, batch, steps)?;
+        let ratio = if name.ends_with("(reference)") {
+            reference = Some(r.samples_per_sec);
+            "1.00x".to_string()
+        } else {
+            reference.map_or("-".into(), |base| {
+                format!("{:.2}x", r.samples_per_sec / base)
+            })
+        };
+        if let (Some(a), Some(b)) = (r.rss_at_100, r.rss_at_end) {
+            // Allow allocator noise; a leak of one batch per step would be far larger.
+            grew |= b > a + 16.0;
+        }
+        println!(
+            "{:<44} {:>5} {:>11.0} {:>8} {:>13} {:>13}",
+            name,
+            batch,
+            r.samples_per_sec,
+            ratio,
+            mib(r.rss_at_100),
+            mib(r.rss_at_end)
+        );
+    }
+    if grew {
+        println!("memory: GREW from step 100 to the end (more than 16 MiB)");
+        Ok(ExitCode::from(1))
+    } else {
+        println!("memory: steady from step 100 to the end (within 16 MiB)");
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,90 @@
+//! The real `skiplab` binary: arguments, output and exit codes.
+
+use std::process::Command;
+
+fn skiplab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args(args)
+        .env_remove("SKIPLAB_DATA_DIR")
+        .output()
+        .expect("run skiplab");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn train_prints_a_table_and_a_summary() {
+    let (code, out, err) = skiplab(&[
+        "train", "--widths", "32", "--skips", "0-2", "--epochs", "2", "--batch", "128", "--lr",
+        "0.05",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("mlp 784-32-10, 1/1 skips on builtin"), "{out}");
+    assert!(out.contains("epoch  train loss"), "{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['1', '2']))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    let summary = out.lines().last().unwrap();
+    assert!(
+        summary.starts_with("finished: 2 epochs, best val "),
+        "{summary}"
+    );
+    assert!(summary.contains("test "), "{summary}");
+}
+
+#[test]
+fn bad_arguments_fail_with_a_clear_message() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["train", "--skips", "1-2"],
+            "skip edge 1-2 is not a candidate",
+        ),
+        (
+            &["train", "--skips", "0-x"],
+            "`x` in `0-x` is not a layer number",
+        ),
+        (&["train", "--widths", "128,abc"], "`abc` is not a width"),
+        (&["train", "--model", "cnn"], "cannot be halved 3 times"),
+        (&["train", "--lr", "-1"], "--lr must be a positive number"),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = skiplab(args);
+        assert_ne!(code, 0, "{args:?} should fail");
+        assert!(
+            err.contains(message),
+            "{args:?}: expected {message:?} in stderr:\n{err}\nstdout:\n{out}"
+        );
+    }
+    let (code, _, err) = skiplab(&["train", "--dataset", "mnist", "--data-dir", "/nonexistent"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("/nonexistent/mnist/train-images-idx3-ubyte: missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn full_fashion_mnist_loads_from_shared_data_when_present() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !dir.join("fashion-mnist").is_dir() {
+        eprintln!("../shared/data not here; skipping");
+        return;
+    }
+    let data = skiplab::data::load_mnist_dir(
+        &dir.join("fashion-mnist"),
+        "fashion-mnist",
+        skiplab::data::FASHION_MNIST_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
+    assert_eq!(&data.train.labels[..3], &[9, 0, 0]);
+    assert_eq!(&data.test.labels[..3], &[9, 2, 1]);
+}

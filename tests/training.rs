@@ -1,0 +1,208 @@
+//! The trainer end to end on the built-in data: determinism, accuracy, divergence, control.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dfdx::prelude::*;
+use skiplab::data::{self, PreparedData};
+use skiplab::net::optim::OptimizerConfig;
+use skiplab::net::Network;
+use skiplab::topology::{MlpSpec, SkipEdge, SkipSelection, Topology};
+use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
+
+fn builtin(seed: u64) -> Arc<PreparedData> {
+    Arc::new(PreparedData::prepare(&data::builtin(), 0.1, seed))
+}
+
+fn paper_mlp_all_skips() -> Topology {
+    let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
+    t.apply_skips(&SkipSelection::All).unwrap();
+    t
+}
+
+fn config(optimizer: OptimizerConfig, epochs: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        optimizer,
+        batch_size: 64,
+        epochs,
+        seed,
+    }
+}
+
+fn losses(seed: u64, steps: usize) -> Vec<f64> {
+    let data = builtin(seed);
+    let dev = Cpu::seed_from_u64(seed);
+    let cfg = config(OptimizerConfig::sgd(0.01, 0.9, 1e-4), 1, seed);
+    let mut trainer = Trainer::new(paper_mlp_all_skips(), data, cfg, &dev).unwrap();
+    (0..steps)
+        .map(|s| {
+            let batch: Vec<usize> = (s * 64..(s + 1) * 64).collect();
+            trainer.train_step(&batch).unwrap().0
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_gives_identical_losses_and_another_seed_does_not() {
+    let a = losses(5, 25);
+    let b = losses(5, 25);
+    let c = losses(6, 25);
+    assert_eq!(a, b, "same seed must replay bit for bit");
+    assert_ne!(a, c);
+    assert!(a.last().unwrap() < a.first().unwrap(), "loss falls: {a:?}");
+}
+
+/// Collects every event of a run.
+fn run_to_end(topology: Topology, cfg: TrainConfig) -> Vec<TrainEvent> {
+    let (tx, rx) = mpsc::channel();
+    let handle = train::spawn_cpu(topology, builtin(cfg.seed), cfg, tx).unwrap();
+    let events: Vec<TrainEvent> = rx.iter().collect();
+    handle.join();
+    events
+}
+
+#[test]
+fn paper_mlp_with_all_skips_reaches_82_percent_on_builtin_data() {
+    let events = run_to_end(
+        paper_mlp_all_skips(),
+        config(OptimizerConfig::adam(1e-3, 0.0), 6, 1),
+    );
+    let best = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(m) => Some(m.val_accuracy),
+            _ => None,
+        })
+        .fold(0.0, f64::max);
+    assert!(best >= 0.82, "best validation accuracy {best}");
+    let Some(TrainEvent::Ended {
+        status: RunStatus::Finished,
+        epochs_done: 6,
+        test_accuracy: Some(test),
+    }) = events.last()
+    else {
+        panic!("run should finish: {:?}", events.last());
+    };
+    assert!(*test > 0.78, "test accuracy {test}");
+    // Every epoch reports the skip weights, and they are not negligible.
+    let TrainEvent::Epoch(m) = &events[events.len() - 2] else {
+        panic!("last epoch before the end")
+    };
+    assert_eq!(m.skip_weights.len(), 3);
+    assert!(
+        m.skip_weights.iter().all(|(_, w)| *w > 1e-3),
+        "{:?}",
+        m.skip_weights
+    );
+}
+
+#[test]
+fn nan_loss_ends_the_run_as_diverged_without_panicking() {
+    let events = run_to_end(
+        paper_mlp_all_skips(),
+        config(OptimizerConfig::sgd(1e6, 0.9, 0.0), 2, 1),
+    );
+    match events.last() {
+        Some(TrainEvent::Ended {
+            status:
+                RunStatus::Diverged {
+                    epoch: 1,
+                    step,
+                    loss,
+                },
+            test_accuracy: None,
+            ..
+        }) => assert!(*step >= 1 && !loss.is_finite(), "step {step} loss {loss}"),
+        other => panic!("expected divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn pause_resume_and_stop_are_obeyed() {
+    let (tx, rx) = mpsc::channel();
+    let cfg = config(OptimizerConfig::sgd(0.01, 0.9, 0.0), 50, 1);
+    let handle = train::spawn_cpu(paper_mlp_all_skips(), builtin(1), cfg, tx).unwrap();
+    handle.pause();
+    let next = |rx: &mpsc::Receiver<TrainEvent>| loop {
+        match rx.recv_timeout(Duration::from_secs(60)).expect("an event") {
+            TrainEvent::Progress { .. } | TrainEvent::Epoch(_) => continue,
+            e => return e,
+        }
+    };
+    assert!(matches!(next(&rx), TrainEvent::Started { .. }));
+    assert_eq!(next(&rx), TrainEvent::Paused);
+    // Paused: nothing arrives.
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    handle.resume();
+    assert_eq!(next(&rx), TrainEvent::Resumed);
+    handle.stop();
+    match next(&rx) {
+        TrainEvent::Ended {
+            status: RunStatus::Stopped,
+            ..
+        } => {}
+        e => panic!("expected a stop, got {e:?}"),
+    }
+    assert_eq!(handle.join(), RunStatus::Stopped);
+}
+
+#[test]
+fn enabling_an_edge_keeps_the_function_and_every_other_weight() {
+    let dev = Cpu::seed_from_u64(0);
+    let data = builtin(1);
+    let topology = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
+    let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 4).unwrap();
+    let x = dev.tensor_from_vec(data.val.images[..8 * 784].to_vec(), (8, 784));
+    let before = net.forward(x.clone()).as_vec();
+    let weights_before: Vec<(String, Vec<f32>)> = net
+        .params()
+        .iter()
+        .map(|(k, p)| (k.clone(), p.to_vec()))
+        .collect();
+
+    let mut with_skip = topology.clone();
+    with_skip.set_skip(SkipEdge::new(0, 2), true).unwrap();
+    let change = net.set_topology(with_skip, 9).unwrap();
+    assert_eq!(change.added_zero, vec!["fc2.w0".to_string()]);
+    assert!(change.removed.is_empty() && change.reinitialised.is_empty());
+    assert_eq!(
+        net.forward(x.clone()).as_vec(),
+        before,
+        "function unchanged at the switch"
+    );
+    for (name, values) in &weights_before {
+        assert_eq!(&net.params()[name].to_vec(), values, "{name} kept");
+    }
+    net.set_topology(topology, 9).unwrap();
+    assert!(
+        !net.params().contains_key("fc2.w0"),
+        "disabled edge drops its block"
+    );
+}
+
+#[test]
+fn cnn_with_skips_learns_the_builtin_data() {
+    use skiplab::topology::{CnnSpec, ImageShape};
+    let mut topology = Topology::Cnn(CnnSpec::new(
+        ImageShape::new(1, 28, 28),
+        vec![vec![8, 8], vec![16, 16]],
+        10,
+    ));
+    topology.apply_skips(&"1-4,2-5".parse().unwrap()).unwrap();
+    let Topology::Cnn(spec) = &topology else {
+        unreachable!()
+    };
+    assert_eq!(spec.channels(5), 24);
+    let mut cfg = config(OptimizerConfig::adam(2e-3, 0.0), 1, 2);
+    cfg.batch_size = 32;
+    let events = run_to_end(topology, cfg);
+    let val = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Epoch(m) => Some(m.val_accuracy),
+            _ => None,
+        })
+        .expect("one epoch");
+    assert!(val > 0.75, "validation accuracy after one epoch {val}");
+}
