@@ -5,8 +5,10 @@
 //! - [`data`]: IDX reading, the built-in data set, normalisation and splits.
 //! - [`net`]: run-time-shaped dfdx networks built from a topology, and their optimisers.
 //! - [`train`]: the background trainer that streams events over a channel.
+//! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
 pub mod data;
 pub mod net;
 pub mod topology;
 pub mod train;
+pub mod tui;

@@ -1,15 +1,24 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use skiplab::tui::{self, LabOptions};
 
 mod cli;
 
 /// A terminal lab for studying skip connections in neural networks.
+///
+/// With no command it opens the lab on the built-in data.
 #[derive(Parser)]
-#[command(name = "skiplab", version, about, arg_required_else_help = true)]
+#[command(name = "skiplab", version, about)]
 struct Args {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Draw with ASCII only, for terminals without Unicode.
+    #[arg(long)]
+    ascii: bool,
+    /// Runs the lab trains at the same time (later ones queue).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
 }
 
 #[derive(Subcommand)]
@@ -23,8 +32,16 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Train(a) => cli::train(a),
-        Command::Bench(a) => cli::bench(a),
+        Some(Command::Train(a)) => cli::train(a),
+        Some(Command::Bench(a)) => cli::bench(a),
+        None => tui::run(
+            skiplab::data::builtin(),
+            LabOptions {
+                ascii: args.ascii,
+                parallel: args.parallel,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

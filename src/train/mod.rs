@@ -97,6 +97,10 @@ pub enum TrainEvent {
     },
 }
 
+/// Name of every trainer thread (the lab's panic hook stays quiet for these: their panics
+/// are caught and reported as failed runs).
+pub const TRAINER_THREAD: &str = "skiplab-trainer";
+
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Where events go. Returning `false` means nobody listens any more; the run then stops.
@@ -498,7 +502,7 @@ pub fn spawn_cpu(
     let mut trainer = Trainer::new(topology, data, config, &dev)?;
     let (commands, command_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
-        .name("skiplab-trainer".into())
+        .name(TRAINER_THREAD.into())
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 trainer.run(&mut events, &command_rx)

@@ -1,0 +1,874 @@
+//! The lab's state and what keys and training events do to it. No terminal here: keys go
+//! in, [`Effect`]s come out, so every behaviour is testable without a screen.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+
+use crate::net::optim::OptimizerConfig;
+use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
+use crate::train::{Command, EpochMetrics, RunStatus, TrainConfig, TrainEvent};
+
+/// What the event loop must do after the state changed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Start training run `id` (its topology and config are in `App::runs`).
+    Start(usize),
+    Send(usize, Command),
+    Quit,
+}
+
+/// Which part of the topology the cursor is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Index into `topology.candidate_edges()`.
+    Edge(usize),
+    /// A layer (MLP: 0..layers; CNN: paper numbering, 0 = input).
+    Layer(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help,
+    Form(TrainForm),
+    ConfirmQuit,
+    Compare,
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    Queued,
+    Running,
+    Paused,
+    Ended(RunStatus),
+}
+
+impl RunState {
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            RunState::Queued | RunState::Running | RunState::Paused
+        )
+    }
+    pub fn label(&self) -> String {
+        match self {
+            RunState::Queued => "queued".into(),
+            RunState::Running => "running".into(),
+            RunState::Paused => "paused".into(),
+            RunState::Ended(RunStatus::Finished) => "done".into(),
+            RunState::Ended(RunStatus::Stopped) => "stopped".into(),
+            RunState::Ended(RunStatus::Diverged { step, .. }) => format!("diverged@{step}"),
+            RunState::Ended(RunStatus::Failed(_)) => "failed".into(),
+        }
+    }
+}
+
+/// One training run as the lab shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub id: usize,
+    pub name: String,
+    pub topology: Topology,
+    pub config: TrainConfig,
+    pub state: RunState,
+    pub epochs: Vec<EpochMetrics>,
+    /// (epoch, step, steps per epoch) of the latest progress report.
+    pub progress: Option<(usize, usize, usize)>,
+    pub test_accuracy: Option<f64>,
+}
+
+impl Run {
+    pub fn best_val(&self) -> Option<f64> {
+        self.epochs.iter().map(|m| m.val_accuracy).reduce(f64::max)
+    }
+    pub fn mean_epoch_seconds(&self) -> Option<f64> {
+        (!self.epochs.is_empty())
+            .then(|| self.epochs.iter().map(|m| m.seconds).sum::<f64>() / self.epochs.len() as f64)
+    }
+    /// Mean |w| per skip edge from the latest epoch.
+    pub fn skip_weights(&self) -> &[(SkipEdge, f64)] {
+        self.epochs.last().map_or(&[], |m| &m.skip_weights[..])
+    }
+}
+
+/// The "train" form: hyperparameters of the next run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainForm {
+    pub field: usize,
+    pub adam: bool,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+}
+
+pub const FORM_FIELDS: [&str; 7] = [
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight decay",
+    "batch",
+    "epochs",
+    "seed",
+];
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        Self {
+            field: 0,
+            adam: true,
+            lr: 1e-3,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            batch: 64,
+            epochs: 5,
+            seed: 1,
+        }
+    }
+}
+
+impl TrainForm {
+    pub fn value(&self, field: usize) -> String {
+        match field {
+            0 => if self.adam { "adam" } else { "sgd" }.into(),
+            1 => format!("{}", self.lr),
+            2 => format!("{}", self.momentum),
+            3 => format!("{}", self.weight_decay),
+            4 => self.batch.to_string(),
+            5 => self.epochs.to_string(),
+            _ => self.seed.to_string(),
+        }
+    }
+
+    /// Left/right on a field: halve/double rates, step counts.
+    fn adjust(&mut self, up: bool) {
+        let scale = |v: f64| if up { v * 2.0 } else { v / 2.0 };
+        match self.field {
+            0 => {
+                self.adam = !self.adam;
+                self.lr = if self.adam { 1e-3 } else { 1e-2 };
+            }
+            1 => self.lr = scale(self.lr).clamp(1e-6, 10.0),
+            2 => {
+                self.momentum = ((self.momentum + if up { 0.05 } else { -0.05 }) * 100.0)
+                    .round()
+                    .clamp(0.0, 99.0)
+                    / 100.0
+            }
+            3 => {
+                self.weight_decay = match (self.weight_decay == 0.0, up) {
+                    (true, true) => 1e-5,
+                    (true, false) => 0.0,
+                    (false, _) => scale(self.weight_decay),
+                };
+                if self.weight_decay < 1e-6 {
+                    self.weight_decay = 0.0;
+                }
+            }
+            4 => {
+                self.batch = if up {
+                    (self.batch * 2).min(4096)
+                } else {
+                    (self.batch / 2).max(1)
+                }
+            }
+            5 => {
+                self.epochs = if up {
+                    self.epochs + 1
+                } else {
+                    self.epochs.saturating_sub(1).max(1)
+                }
+            }
+            _ => {
+                self.seed = if up {
+                    self.seed + 1
+                } else {
+                    self.seed.saturating_sub(1)
+                }
+            }
+        }
+    }
+
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            optimizer: if self.adam {
+                OptimizerConfig::adam(self.lr, self.weight_decay)
+            } else {
+                OptimizerConfig::sgd(self.lr, self.momentum, self.weight_decay)
+            },
+            batch_size: self.batch,
+            epochs: self.epochs,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Screen regions that react to mouse clicks, recorded while drawing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HitMap {
+    pub edges: Vec<(Rect, usize)>,
+    pub layers: Vec<(Rect, usize)>,
+    pub runs: Vec<(Rect, usize)>,
+}
+
+/// The whole lab.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub topology: Topology,
+    pub input: ImageShape,
+    pub classes: usize,
+    pub data_name: String,
+    pub selection: Selection,
+    pub mode: Mode,
+    pub form: TrainForm,
+    pub runs: Vec<Run>,
+    pub selected_run: Option<usize>,
+    pub next_run_id: usize,
+    /// How many runs train at once; the rest wait in the queue.
+    pub parallel: usize,
+    pub ascii: bool,
+    pub message: Option<String>,
+    pub hits: HitMap,
+}
+
+fn default_mlp(input: ImageShape, classes: usize) -> Topology {
+    Topology::Mlp(MlpSpec::new(input.len(), vec![128, 256], classes))
+}
+
+/// The largest paper-like CNN the input allows: up to three stages of two convs.
+fn default_cnn(input: ImageShape, classes: usize) -> Topology {
+    let mut stages = vec![vec![32, 32], vec![64, 64], vec![128, 128]];
+    while stages.len() > 1
+        && (input.height % (1 << stages.len()) != 0 || input.width % (1 << stages.len()) != 0)
+    {
+        stages.pop();
+    }
+    Topology::Cnn(CnnSpec::new(input, stages, classes))
+}
+
+impl App {
+    pub fn new(input: ImageShape, classes: usize, data_name: &str) -> Self {
+        Self {
+            topology: default_mlp(input, classes),
+            input,
+            classes,
+            data_name: data_name.to_string(),
+            selection: Selection::Edge(0),
+            mode: Mode::Normal,
+            form: TrainForm::default(),
+            runs: Vec::new(),
+            selected_run: None,
+            next_run_id: 1,
+            parallel: 1,
+            ascii: false,
+            message: None,
+            hits: HitMap::default(),
+        }
+    }
+
+    pub fn candidate_edges(&self) -> Vec<SkipEdge> {
+        self.topology.candidate_edges()
+    }
+
+    pub fn selected_edge(&self) -> Option<SkipEdge> {
+        match self.selection {
+            Selection::Edge(i) => self.candidate_edges().get(i).copied(),
+            Selection::Layer(_) => None,
+        }
+    }
+
+    pub fn has_active_runs(&self) -> bool {
+        self.runs.iter().any(|r| r.state.is_active())
+    }
+
+    pub fn selected_run(&self) -> Option<&Run> {
+        self.selected_run.and_then(|i| self.runs.get(i))
+    }
+
+    fn layer_count(&self) -> usize {
+        match &self.topology {
+            Topology::Mlp(m) => m.num_layers(),
+            Topology::Cnn(c) => c.last_layer() + 1,
+        }
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return self.request_quit();
+        }
+        match &self.mode {
+            Mode::Help => {
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Mode::Compare => {
+                if matches!(key.code, KeyCode::Char('q')) {
+                    return self.request_quit();
+                }
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Mode::ConfirmQuit => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
+                _ => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+            },
+            Mode::Form(_) => self.form_key(key),
+            Mode::Normal => self.normal_key(key),
+        }
+    }
+
+    fn request_quit(&mut self) -> Vec<Effect> {
+        if self.has_active_runs() {
+            self.mode = Mode::ConfirmQuit;
+            Vec::new()
+        } else {
+            vec![Effect::Quit]
+        }
+    }
+
+    fn quit_now(&mut self) -> Vec<Effect> {
+        let mut effects: Vec<Effect> = self
+            .runs
+            .iter()
+            .filter(|r| matches!(r.state, RunState::Running | RunState::Paused))
+            .map(|r| Effect::Send(r.id, Command::Stop))
+            .collect();
+        effects.push(Effect::Quit);
+        effects
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let edges = self.candidate_edges().len();
+        self.message = None;
+        match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => return self.request_quit(),
+            KeyCode::Char('?') => self.mode = Mode::Help,
+            KeyCode::Char('c') => self.mode = Mode::Compare,
+            KeyCode::Right | KeyCode::Char('l') | KeyCode::Tab => self.step_edge(1, edges),
+            KeyCode::Left | KeyCode::Char('h') | KeyCode::BackTab => self.step_edge(-1, edges),
+            KeyCode::Down | KeyCode::Char('j') => self.step_layer(1),
+            KeyCode::Up | KeyCode::Char('k') => self.step_layer(-1),
+            KeyCode::Char(' ') => self.toggle_selected(),
+            KeyCode::Char('a') => self.select_all(SkipSelection::All),
+            KeyCode::Char('n') => self.select_all(SkipSelection::None),
+            KeyCode::Char('+') | KeyCode::Char('=') => self.resize_layer(true),
+            KeyCode::Char('-') => self.resize_layer(false),
+            KeyCode::Char('i') => self.insert_layer(),
+            KeyCode::Char('r') => self.remove_layer(),
+            KeyCode::Char('m') => self.switch_model(),
+            KeyCode::Char('t') | KeyCode::Enter => self.mode = Mode::Form(self.form.clone()),
+            KeyCode::Char('J') | KeyCode::PageDown => self.step_run(1),
+            KeyCode::Char('K') | KeyCode::PageUp => self.step_run(-1),
+            KeyCode::Char('p') => return self.pause_selected(),
+            KeyCode::Char('x') => return self.stop_selected(),
+            KeyCode::Char('d') => return self.delete_selected(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn step_edge(&mut self, delta: isize, edges: usize) {
+        if edges == 0 {
+            self.message = Some("this topology has no candidate skip edges".into());
+            return;
+        }
+        self.selection = Selection::Edge(match self.selection {
+            Selection::Edge(i) => (i as isize + delta).rem_euclid(edges as isize) as usize,
+            Selection::Layer(_) => 0,
+        });
+    }
+
+    fn step_layer(&mut self, delta: isize) {
+        let n = self.layer_count() as isize;
+        self.selection = Selection::Layer(match self.selection {
+            Selection::Layer(l) => (l as isize + delta).rem_euclid(n) as usize,
+            Selection::Edge(_) => {
+                if delta > 0 {
+                    0
+                } else {
+                    (n - 1) as usize
+                }
+            }
+        });
+    }
+
+    fn step_run(&mut self, delta: isize) {
+        if self.runs.is_empty() {
+            return;
+        }
+        let n = self.runs.len() as isize;
+        self.selected_run = Some(match self.selected_run {
+            Some(i) => (i as isize + delta).clamp(0, n - 1) as usize,
+            None => 0,
+        });
+    }
+
+    pub fn toggle_selected(&mut self) {
+        let Some(edge) = self.selected_edge() else {
+            self.message = Some("select an edge first (left/right or Tab)".into());
+            return;
+        };
+        let on = !self.topology.skips().contains(&edge);
+        match self.topology.set_skip(edge, on) {
+            Ok(()) => self.message = Some(format!("skip {edge} {}", if on { "on" } else { "off" })),
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    fn select_all(&mut self, selection: SkipSelection) {
+        if let Err(e) = self.topology.apply_skips(&selection) {
+            self.message = Some(e.to_string());
+        }
+    }
+
+    /// Applies an edited topology if it is valid, remapping the kept edges.
+    fn try_replace(&mut self, mut next: Topology, remap: impl Fn(SkipEdge) -> Option<SkipEdge>) {
+        let edges: Vec<SkipEdge> = self
+            .topology
+            .skips()
+            .iter()
+            .filter_map(|&e| remap(e))
+            .collect();
+        let keep: Vec<SkipEdge> = edges
+            .into_iter()
+            .filter(|&e| next.check_edge(e).is_ok())
+            .collect();
+        if let Err(e) = next.validate() {
+            self.message = Some(e.to_string());
+            return;
+        }
+        next.apply_skips(&SkipSelection::Edges(keep))
+            .expect("edges were checked");
+        self.topology = next;
+        let edges = self.candidate_edges().len();
+        if let Selection::Edge(i) = self.selection {
+            self.selection = Selection::Edge(i.min(edges.saturating_sub(1)));
+        }
+        if let Selection::Layer(l) = self.selection {
+            self.selection = Selection::Layer(l.min(self.layer_count() - 1));
+        }
+    }
+
+    fn resize_layer(&mut self, up: bool) {
+        let Selection::Layer(layer) = self.selection else {
+            self.message = Some("select a layer first (up/down)".into());
+            return;
+        };
+        let resize = |w: usize, step: usize| {
+            if up {
+                w + step
+            } else {
+                w.saturating_sub(step).max(1)
+            }
+        };
+        let mut next = self.topology.clone();
+        match &mut next {
+            Topology::Mlp(m) if (1..=m.hidden.len()).contains(&layer) => {
+                m.hidden[layer - 1] = resize(m.hidden[layer - 1], 16);
+            }
+            Topology::Cnn(c) => {
+                let Some((stage, index)) = cnn_position(c, layer) else {
+                    self.message = Some("only hidden layers and convolutions have a width".into());
+                    return;
+                };
+                c.stages[stage][index] = resize(c.stages[stage][index], 8);
+            }
+            _ => {
+                self.message = Some("only hidden layers and convolutions have a width".into());
+                return;
+            }
+        }
+        self.try_replace(next, Some);
+    }
+
+    fn insert_layer(&mut self) {
+        let layer = match self.selection {
+            Selection::Layer(l) => l,
+            Selection::Edge(_) => 0,
+        };
+        let mut next = self.topology.clone();
+        match &mut next {
+            Topology::Mlp(m) => {
+                // A new hidden layer after `layer` (or before the output).
+                let at = layer.min(m.hidden.len());
+                let width = m.hidden.get(at.saturating_sub(1)).copied().unwrap_or(128);
+                m.hidden.insert(at, width);
+                self.try_replace(next, |e| {
+                    let shift = |n: usize| if n > at { n + 1 } else { n };
+                    Some(SkipEdge::new(shift(e.from), shift(e.to)))
+                });
+            }
+            Topology::Cnn(c) => {
+                let Some((stage, index)) = cnn_position(c, layer) else {
+                    self.message = Some("select a convolution to insert after it".into());
+                    return;
+                };
+                let width = c.stages[stage][index];
+                c.stages[stage].insert(index + 1, width);
+                self.try_replace(next, |e| {
+                    let shift = |n: usize| if n > layer { n + 1 } else { n };
+                    Some(SkipEdge::new(shift(e.from), shift(e.to)))
+                });
+            }
+        }
+    }
+
+    fn remove_layer(&mut self) {
+        let Selection::Layer(layer) = self.selection else {
+            self.message = Some("select a layer first (up/down)".into());
+            return;
+        };
+        let mut next = self.topology.clone();
+        match &mut next {
+            Topology::Mlp(m) if (1..=m.hidden.len()).contains(&layer) => {
+                m.hidden.remove(layer - 1);
+            }
+            Topology::Cnn(c) => match cnn_position(c, layer) {
+                Some((stage, index)) if c.stages[stage].len() > 1 => {
+                    c.stages[stage].remove(index);
+                }
+                _ => {
+                    self.message = Some("a stage keeps at least one convolution".into());
+                    return;
+                }
+            },
+            _ => {
+                self.message = Some("only hidden layers can be removed".into());
+                return;
+            }
+        }
+        self.try_replace(next, |e| {
+            if e.from == layer || e.to == layer {
+                return None;
+            }
+            let shift = |n: usize| if n > layer { n - 1 } else { n };
+            Some(SkipEdge::new(shift(e.from), shift(e.to)))
+        });
+    }
+
+    fn switch_model(&mut self) {
+        self.topology = match self.topology {
+            Topology::Mlp(_) => default_cnn(self.input, self.classes),
+            Topology::Cnn(_) => default_mlp(self.input, self.classes),
+        };
+        self.selection = Selection::Edge(0);
+    }
+
+    fn form_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Form(form) = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab => {
+                form.field = (form.field + FORM_FIELDS.len() - 1) % FORM_FIELDS.len()
+            }
+            KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => {
+                form.field = (form.field + 1) % FORM_FIELDS.len()
+            }
+            KeyCode::Left | KeyCode::Char('h') | KeyCode::Char('-') => form.adjust(false),
+            KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('+') | KeyCode::Char(' ') => {
+                form.adjust(true)
+            }
+            KeyCode::Enter | KeyCode::Char('t') => {
+                let form = form.clone();
+                self.form = form.clone();
+                self.mode = Mode::Normal;
+                return self.queue_run(form.config());
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Adds a run of the current topology; starts it now if a slot is free.
+    pub fn queue_run(&mut self, config: TrainConfig) -> Vec<Effect> {
+        let id = self.next_run_id;
+        self.next_run_id += 1;
+        self.runs.push(Run {
+            id,
+            name: format!("run-{id}"),
+            topology: self.topology.clone(),
+            config,
+            state: RunState::Queued,
+            epochs: Vec::new(),
+            progress: None,
+            test_accuracy: None,
+        });
+        self.selected_run = Some(self.runs.len() - 1);
+        self.start_queued()
+    }
+
+    fn start_queued(&mut self) -> Vec<Effect> {
+        let running = self
+            .runs
+            .iter()
+            .filter(|r| matches!(r.state, RunState::Running | RunState::Paused))
+            .count();
+        let free = self.parallel.saturating_sub(running);
+        let mut effects = Vec::new();
+        for run in self
+            .runs
+            .iter_mut()
+            .filter(|r| r.state == RunState::Queued)
+            .take(free)
+        {
+            run.state = RunState::Running;
+            effects.push(Effect::Start(run.id));
+        }
+        effects
+    }
+
+    fn run_index(&self, id: usize) -> Option<usize> {
+        self.runs.iter().position(|r| r.id == id)
+    }
+
+    fn pause_selected(&mut self) -> Vec<Effect> {
+        let Some(run) = self.selected_run.and_then(|i| self.runs.get(i)) else {
+            return Vec::new();
+        };
+        match run.state {
+            RunState::Running => vec![Effect::Send(run.id, Command::Pause)],
+            RunState::Paused => vec![Effect::Send(run.id, Command::Resume)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn stop_selected(&mut self) -> Vec<Effect> {
+        let Some(i) = self.selected_run else {
+            return Vec::new();
+        };
+        let run = &mut self.runs[i];
+        match run.state {
+            RunState::Running | RunState::Paused => vec![Effect::Send(run.id, Command::Stop)],
+            RunState::Queued => {
+                run.state = RunState::Ended(RunStatus::Stopped);
+                Vec::new()
+            }
+            RunState::Ended(_) => Vec::new(),
+        }
+    }
+
+    fn delete_selected(&mut self) -> Vec<Effect> {
+        let Some(i) = self.selected_run else {
+            return Vec::new();
+        };
+        let run = self.runs.remove(i);
+        self.selected_run = if self.runs.is_empty() {
+            None
+        } else {
+            Some(i.min(self.runs.len() - 1))
+        };
+        self.message = Some(format!("deleted {}", run.name));
+        let mut effects = Vec::new();
+        if matches!(run.state, RunState::Running | RunState::Paused) {
+            effects.push(Effect::Send(run.id, Command::Stop));
+        }
+        effects.extend(self.start_queued());
+        effects
+    }
+
+    /// Applies a trainer event for run `id`.
+    pub fn handle_train_event(&mut self, id: usize, event: TrainEvent) -> Vec<Effect> {
+        let Some(i) = self.run_index(id) else {
+            return Vec::new(); // a deleted run's last words
+        };
+        let run = &mut self.runs[i];
+        match event {
+            TrainEvent::Started { .. } => run.state = RunState::Running,
+            TrainEvent::Progress {
+                epoch,
+                step,
+                steps_per_epoch,
+                ..
+            } => run.progress = Some((epoch, step, steps_per_epoch)),
+            TrainEvent::Epoch(m) => {
+                run.progress = None;
+                run.epochs.push(m);
+            }
+            TrainEvent::Paused => run.state = RunState::Paused,
+            TrainEvent::Resumed => run.state = RunState::Running,
+            TrainEvent::Ended {
+                status,
+                test_accuracy,
+                ..
+            } => {
+                run.progress = None;
+                run.test_accuracy = test_accuracy;
+                if let RunStatus::Diverged { step, loss, .. } = &status {
+                    self.message =
+                        Some(format!("{} diverged: loss {loss} at step {step}", run.name));
+                } else if let RunStatus::Failed(m) = &status {
+                    self.message = Some(format!("{} failed: {m}", run.name));
+                }
+                run.state = RunState::Ended(status);
+                return self.start_queued();
+            }
+        }
+        Vec::new()
+    }
+
+    /// A run could not start (setup error): mark it failed and say why.
+    pub fn run_failed_to_start(&mut self, id: usize, message: String) -> Vec<Effect> {
+        if let Some(i) = self.run_index(id) {
+            self.runs[i].state = RunState::Ended(RunStatus::Failed(message.clone()));
+            self.message = Some(format!("{} failed: {message}", self.runs[i].name));
+        }
+        self.start_queued()
+    }
+
+    pub fn handle_mouse(&mut self, mouse: MouseEvent) {
+        if mouse.kind != MouseEventKind::Down(MouseButton::Left) || self.mode != Mode::Normal {
+            return;
+        }
+        let at = Position::new(mouse.column, mouse.row);
+        if let Some(&(_, i)) = self.hits.edges.iter().find(|(r, _)| r.contains(at)) {
+            self.selection = Selection::Edge(i);
+        } else if let Some(&(_, l)) = self.hits.layers.iter().find(|(r, _)| r.contains(at)) {
+            self.selection = Selection::Layer(l);
+        } else if let Some(&(_, i)) = self.hits.runs.iter().find(|(r, _)| r.contains(at)) {
+            self.selected_run = Some(i);
+        }
+    }
+}
+
+/// (stage, index in stage) of conv layer `number`.
+fn cnn_position(cnn: &CnnSpec, number: usize) -> Option<(usize, usize)> {
+    let mut n = 0;
+    for (s, stage) in cnn.stages.iter().enumerate() {
+        for i in 0..stage.len() {
+            n += 1;
+            if n == number {
+                return Some((s, i));
+            }
+        }
+        n += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn app() -> App {
+        App::new(ImageShape::new(1, 28, 28), 10, "builtin")
+    }
+
+    #[test]
+    fn arrows_select_edges_and_space_toggles_them() {
+        let mut app = app();
+        assert_eq!(app.selected_edge(), Some(SkipEdge::new(0, 2)));
+        app.handle_key(key(KeyCode::Right));
+        assert_eq!(app.selected_edge(), Some(SkipEdge::new(0, 3)));
+        app.handle_key(key(KeyCode::Char(' ')));
+        assert!(app.topology.skips().contains(&SkipEdge::new(0, 3)));
+        app.handle_key(key(KeyCode::Char(' ')));
+        assert!(app.topology.skips().is_empty());
+        // Wraps around.
+        app.handle_key(key(KeyCode::Right));
+        app.handle_key(key(KeyCode::Right));
+        assert_eq!(app.selected_edge(), Some(SkipEdge::new(0, 2)));
+        app.handle_key(key(KeyCode::Char('a')));
+        assert_eq!(app.topology.skips().len(), 3);
+        app.handle_key(key(KeyCode::Char('n')));
+        assert!(app.topology.skips().is_empty());
+    }
+
+    #[test]
+    fn layers_can_be_resized_inserted_and_removed_keeping_edges() {
+        let mut app = app();
+        app.handle_key(key(KeyCode::Char('a')));
+        app.handle_key(key(KeyCode::Down)); // input
+        app.handle_key(key(KeyCode::Down)); // fc1
+        app.handle_key(key(KeyCode::Char('+')));
+        let Topology::Mlp(m) = &app.topology else {
+            panic!()
+        };
+        assert_eq!(m.hidden, vec![144, 256]);
+        app.handle_key(key(KeyCode::Char('i')));
+        let Topology::Mlp(m) = &app.topology else {
+            panic!()
+        };
+        assert_eq!(m.hidden, vec![144, 144, 256]);
+        // Edges after the insertion point moved along: 0-2 -> 0-3 etc.
+        let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
+        assert_eq!(skips, ["0-3", "0-4", "1-4"]);
+        app.handle_key(key(KeyCode::Char('r')));
+        let Topology::Mlp(m) = &app.topology else {
+            panic!()
+        };
+        assert_eq!(m.hidden, vec![144, 256]);
+        assert_eq!(
+            app.topology.skips().len(),
+            2,
+            "edges touching the removed layer go"
+        );
+    }
+
+    #[test]
+    fn form_queues_runs_and_events_drive_their_state() {
+        let mut app = app();
+        assert_eq!(app.handle_key(key(KeyCode::Char('t'))), vec![]);
+        assert!(matches!(app.mode, Mode::Form(_)));
+        app.handle_key(key(KeyCode::Down)); // lr
+        app.handle_key(key(KeyCode::Right)); // doubled
+        let effects = app.handle_key(key(KeyCode::Enter));
+        assert_eq!(effects, vec![Effect::Start(1)]);
+        assert_eq!(app.runs[0].config.optimizer.lr(), 2e-3);
+        // A second run waits for the first (one at a time).
+        app.handle_key(key(KeyCode::Char('t')));
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![]);
+        assert_eq!(app.runs[1].state, RunState::Queued);
+        // Quitting with active runs asks first.
+        app.handle_key(key(KeyCode::Char('q')));
+        assert_eq!(app.mode, Mode::ConfirmQuit);
+        app.handle_key(key(KeyCode::Char('n')));
+        assert_eq!(app.mode, Mode::Normal);
+        // The first run ends: the queued one starts.
+        let end = TrainEvent::Ended {
+            status: RunStatus::Finished,
+            epochs_done: 5,
+            test_accuracy: Some(0.8),
+        };
+        assert_eq!(app.handle_train_event(1, end), vec![Effect::Start(2)]);
+        assert_eq!(app.runs[0].state.label(), "done");
+        // Pause and stop go to the selected (newest) run.
+        app.handle_train_event(2, TrainEvent::Paused);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('p'))),
+            vec![Effect::Send(2, Command::Resume)]
+        );
+        assert_eq!(
+            app.handle_key(key(KeyCode::Char('x'))),
+            vec![Effect::Send(2, Command::Stop)]
+        );
+        let effects = app.handle_key(key(KeyCode::Char('d')));
+        assert_eq!(effects, vec![Effect::Send(2, Command::Stop)]);
+        assert_eq!(app.runs.len(), 1);
+        assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn model_switch_picks_a_cnn_the_input_allows() {
+        let mut app = app();
+        app.handle_key(key(KeyCode::Char('m')));
+        let Topology::Cnn(c) = &app.topology else {
+            panic!()
+        };
+        assert_eq!(c.stages.len(), 2, "28x28 halves twice");
+        assert!(app.topology.validate().is_ok());
+        app.handle_key(key(KeyCode::Char('a')));
+        assert!(!app.topology.skips().is_empty());
+    }
+}

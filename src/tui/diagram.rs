@@ -1,0 +1,393 @@
+//! The network diagram: layers as boxes left to right, every candidate skip edge as an arc
+//! above them. Arcs are packed into lanes (an arc takes the lowest lane where it overlaps no
+//! other), so the picture stays as flat as the topology allows.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+
+use crate::topology::{CnnLayerKind, SkipEdge, Topology};
+
+/// Rows a box takes: top border, name, width, bottom border.
+pub const BOX_ROWS: u16 = 4;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerBox {
+    pub layer: usize,
+    pub x: u16,
+    pub width: u16,
+    pub name: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArcPlan {
+    /// Index into the topology's candidate edges.
+    pub index: usize,
+    pub edge: SkipEdge,
+    pub from_x: u16,
+    pub to_x: u16,
+    /// 0 is the lane right above the boxes.
+    pub lane: u16,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagram {
+    pub boxes: Vec<LayerBox>,
+    pub arcs: Vec<ArcPlan>,
+    pub lanes: u16,
+    /// Candidate edges left out for lack of room (disabled, unselected ones first).
+    pub hidden: usize,
+}
+
+/// (layer number, name, detail) of every box, in order.
+fn nodes(topology: &Topology) -> Vec<(usize, String, String)> {
+    match topology {
+        Topology::Mlp(m) => (0..m.num_layers())
+            .map(|l| {
+                let name = if l == 0 {
+                    "in".to_string()
+                } else if l == m.output_layer() {
+                    "out".to_string()
+                } else {
+                    format!("fc{l}")
+                };
+                (l, name, m.width(l).to_string())
+            })
+            .collect(),
+        Topology::Cnn(c) => {
+            let mut v = vec![(0, "in".to_string(), c.input.channels.to_string())];
+            for layer in c.layers() {
+                let name = match layer.kind {
+                    CnnLayerKind::Conv { .. } => format!("c{}", layer.number),
+                    CnnLayerKind::Pool => format!("p{}", layer.number),
+                };
+                v.push((layer.number, name, c.channels(layer.number).to_string()));
+            }
+            v.push((c.last_layer() + 1, "out".to_string(), c.classes.to_string()));
+            v
+        }
+    }
+}
+
+/// Lays out the diagram in `width` columns with at most `max_lanes` rows of arcs.
+pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<usize>) -> Diagram {
+    let nodes = nodes(topology);
+    let n = nodes.len().max(1) as u16;
+    let slot = (width / n).max(3);
+    let gap = if slot >= 9 { 2 } else { 1 };
+    let box_width = slot.saturating_sub(gap).max(3);
+    let boxes: Vec<LayerBox> = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (layer, name, detail))| LayerBox {
+            layer,
+            x: i as u16 * slot,
+            width: box_width,
+            name,
+            detail,
+        })
+        .collect();
+    let candidates = topology.candidate_edges();
+    let enabled = topology.skips();
+    // What to draw, most important first when room runs out.
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&i| {
+        let rank = if Some(i) == selected {
+            0
+        } else if enabled.contains(&candidates[i]) {
+            1
+        } else {
+            2
+        };
+        (rank, i)
+    });
+    let attach = attach_points(&boxes, &candidates);
+    let mut lanes: Vec<Vec<(u16, u16)>> = Vec::new();
+    let mut arcs = Vec::new();
+    let mut hidden = 0;
+    for i in order {
+        let (from_x, to_x) = attach[i];
+        let free = lanes
+            .iter()
+            .position(|taken| taken.iter().all(|&(a, b)| to_x + 1 < a || from_x > b + 1));
+        let lane = match free {
+            Some(l) => l,
+            None if (lanes.len() as u16) < max_lanes => {
+                lanes.push(Vec::new());
+                lanes.len() - 1
+            }
+            None => {
+                hidden += 1;
+                continue;
+            }
+        };
+        lanes[lane].push((from_x, to_x));
+        arcs.push(ArcPlan {
+            index: i,
+            edge: candidates[i],
+            from_x,
+            to_x,
+            lane: lane as u16,
+        });
+    }
+    arcs.sort_by_key(|a| a.index);
+    Diagram {
+        boxes,
+        arcs,
+        lanes: lanes.len() as u16,
+        hidden,
+    }
+}
+
+/// Columns where each candidate edge leaves its source box and enters its target box; arcs
+/// sharing a box get distinct columns, ordered so that fewer cross.
+fn attach_points(boxes: &[LayerBox], edges: &[SkipEdge]) -> Vec<(u16, u16)> {
+    let position = |layer: usize| boxes.iter().position(|b| b.layer == layer).unwrap_or(0);
+    let mut points = vec![(0u16, 0u16); edges.len()];
+    for (bi, b) in boxes.iter().enumerate() {
+        // (other box, is source, edge index); sorted so that arcs to far boxes sit outside.
+        let mut ends: Vec<(isize, bool, usize)> = Vec::new();
+        for (i, e) in edges.iter().enumerate() {
+            if position(e.from) == bi {
+                ends.push((position(e.to) as isize, true, i));
+            }
+            if position(e.to) == bi {
+                ends.push((position(e.from) as isize, false, i));
+            }
+        }
+        // Left-going ends first (far ones leftmost), then right-going (near ones first).
+        ends.sort_by_key(|&(other, _, _)| {
+            if other < bi as isize {
+                (0, other)
+            } else {
+                (1, -other)
+            }
+        });
+        let inner = b.width.saturating_sub(2).max(1);
+        let count = ends.len() as u16;
+        for (k, &(_, is_source, i)) in ends.iter().enumerate() {
+            let offset = if count <= 1 {
+                inner / 2
+            } else {
+                (k as u16 * (inner - 1)) / (count - 1).max(1)
+            };
+            let x = b.x + 1 + offset.min(inner - 1);
+            if is_source {
+                points[i].0 = x;
+            } else {
+                points[i].1 = x;
+            }
+        }
+    }
+    points
+}
+
+/// How an arc looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArcStyle {
+    pub on: Style,
+    pub off: Style,
+    pub selected: Style,
+}
+
+impl Default for ArcStyle {
+    fn default() -> Self {
+        Self {
+            on: Style::default().fg(Color::Cyan),
+            off: Style::default().fg(Color::DarkGray),
+            selected: Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        }
+    }
+}
+
+/// What the renderer records for mouse hits: (area, edge index) and (area, layer).
+pub type Hits = (Vec<(Rect, usize)>, Vec<(Rect, usize)>);
+
+/// Draws `diagram` with its top-left corner at `area`'s; returns the clickable regions.
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    diagram: &Diagram,
+    topology: &Topology,
+    area: Rect,
+    buf: &mut Buffer,
+    selected_edge: Option<usize>,
+    selected_layer: Option<usize>,
+    weights: &[(SkipEdge, f64)],
+    style: ArcStyle,
+) -> Hits {
+    let enabled = topology.skips();
+    let top = area.y;
+    let box_top = top + diagram.lanes;
+    let mut edge_hits = Vec::new();
+    let mut layer_hits = Vec::new();
+    let put = |buf: &mut Buffer, x: u16, y: u16, s: &str, st: Style| {
+        if x < area.right() && y < area.bottom() {
+            buf[(x, y)].set_symbol(s).set_style(st);
+        }
+    };
+    let arc_style = |a: &ArcPlan| {
+        if Some(a.index) == selected_edge {
+            style.selected
+        } else if enabled.contains(&a.edge) {
+            style.on
+        } else {
+            style.off
+        }
+    };
+    // Verticals first, so horizontals crossing them become junctions.
+    for a in &diagram.arcs {
+        let row = box_top - 1 - a.lane;
+        let st = arc_style(a);
+        for y in row + 1..box_top {
+            put(buf, area.x + a.from_x, y, "│", st);
+            put(buf, area.x + a.to_x, y, "│", st);
+        }
+    }
+    // Unselected first, so the selected arc is drawn on top.
+    let mut order: Vec<&ArcPlan> = diagram.arcs.iter().collect();
+    order.sort_by_key(|a| Some(a.index) == selected_edge);
+    for a in order {
+        let row = box_top - 1 - a.lane;
+        let st = arc_style(a);
+        for x in a.from_x + 1..a.to_x {
+            let cell = area.x + x;
+            let crossing =
+                cell < area.right() && row < area.bottom() && buf[(cell, row)].symbol() == "│";
+            put(buf, cell, row, if crossing { "┼" } else { "─" }, st);
+        }
+        put(buf, area.x + a.from_x, row, "╭", st);
+        put(buf, area.x + a.to_x, row, "╮", st);
+        // Redraw this arc's legs over earlier horizontals, as crossings.
+        for y in row + 1..box_top {
+            for x in [area.x + a.from_x, area.x + a.to_x] {
+                if x < area.right() && y < area.bottom() {
+                    let crossing = matches!(buf[(x, y)].symbol(), "─" | "┼");
+                    put(buf, x, y, if crossing { "┼" } else { "│" }, st);
+                }
+            }
+        }
+        let weight = weights.iter().find(|(e, _)| *e == a.edge).map(|(_, w)| *w);
+        let label = match weight {
+            Some(w) => format!("{} |w|{w:.3}", a.edge),
+            None => a.edge.to_string(),
+        };
+        let span = a.to_x.saturating_sub(a.from_x + 1);
+        let label = if label.len() as u16 + 2 <= span {
+            label
+        } else {
+            a.edge.to_string()
+        };
+        // Centre the label on a stretch of plain line, never over a crossing.
+        let len = label.chars().count() as u16;
+        if len + 2 <= span && row < area.bottom() {
+            let plain = |x: u16| {
+                let cell = area.x + x;
+                cell < area.right() && buf[(cell, row)].symbol() == "─"
+            };
+            let centre = a.from_x + 1 + (span - len) / 2;
+            let lo = a.from_x + 1;
+            let hi = a.to_x.saturating_sub(len);
+            let start = (0..span)
+                .flat_map(|d| [centre.saturating_sub(d), centre + d])
+                .filter(|&s| s >= lo && s <= hi)
+                .find(|&s| (s..s + len).all(plain));
+            if let Some(start) = start {
+                for (k, ch) in label.chars().enumerate() {
+                    put(buf, area.x + start + k as u16, row, &ch.to_string(), st);
+                }
+            }
+        }
+        let left = area.x + a.from_x;
+        let width = (a.to_x - a.from_x + 1).min(area.right().saturating_sub(left));
+        edge_hits.push((Rect::new(left, row, width, 1), a.index));
+    }
+    // Boxes.
+    for b in &diagram.boxes {
+        let selected = selected_layer == Some(b.layer);
+        let st = if selected {
+            Style::default()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        let (x0, x1) = (area.x + b.x, area.x + b.x + b.width - 1);
+        for x in x0..=x1 {
+            let horizontal = if x == x0 || x == x1 { "" } else { "─" };
+            if !horizontal.is_empty() {
+                let joint = diagram
+                    .arcs
+                    .iter()
+                    .find(|a| area.x + a.from_x == x || area.x + a.to_x == x);
+                match joint {
+                    Some(a) => put(buf, x, box_top, "┴", arc_style(a)),
+                    None => put(buf, x, box_top, "─", st),
+                }
+                put(buf, x, box_top + 3, "─", st);
+            }
+        }
+        put(buf, x0, box_top, "┌", st);
+        put(buf, x1, box_top, "┐", st);
+        put(buf, x0, box_top + 3, "└", st);
+        put(buf, x1, box_top + 3, "┘", st);
+        for y in [box_top + 1, box_top + 2] {
+            put(buf, x0, y, "│", st);
+            put(buf, x1, y, "│", st);
+        }
+        let inner = b.width.saturating_sub(2) as usize;
+        for (row, text) in [(box_top + 1, &b.name), (box_top + 2, &b.detail)] {
+            let text: String = text.chars().take(inner).collect();
+            let start = x0 + 1 + ((inner - text.len()) / 2) as u16;
+            for (k, ch) in text.chars().enumerate() {
+                put(buf, start + k as u16, row, &ch.to_string(), st);
+            }
+        }
+        let width = b.width.min(area.right().saturating_sub(x0));
+        layer_hits.push((Rect::new(x0, box_top, width, BOX_ROWS), b.layer));
+    }
+    (edge_hits, layer_hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection};
+
+    #[test]
+    fn lanes_pack_without_overlap_and_hide_only_when_out_of_room() {
+        let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
+        t.apply_skips(&SkipSelection::All).unwrap();
+        let d = plan(&t, 76, 10, Some(0));
+        assert_eq!(d.arcs.len(), 6);
+        assert_eq!(d.hidden, 0);
+        for a in &d.arcs {
+            for b in &d.arcs {
+                if a.index != b.index && a.lane == b.lane {
+                    assert!(
+                        a.to_x < b.from_x || b.to_x < a.from_x,
+                        "{a:?} overlaps {b:?}"
+                    );
+                }
+            }
+        }
+        let tight = plan(&t, 76, 2, Some(5));
+        assert!(tight.hidden > 0);
+        assert!(
+            tight.arcs.iter().any(|a| a.index == 5),
+            "the selected edge is always drawn"
+        );
+    }
+
+    #[test]
+    fn cnn_boxes_show_widened_channels() {
+        let mut t = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
+        t.apply_skips(&SkipSelection::Paper).unwrap();
+        let d = plan(&t, 78, 12, None);
+        let c8 = d.boxes.iter().find(|b| b.name == "c8").unwrap();
+        assert_eq!(c8.detail, "224");
+        assert_eq!(d.boxes.len(), 11);
+    }
+}

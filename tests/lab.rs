@@ -1,0 +1,171 @@
+//! The lab end to end: the event loop on a TestBackend, and the real binary under tmux.
+
+use std::process::Command;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use skiplab::topology::ImageShape;
+use skiplab::tui::app::{App, RunState};
+use skiplab::tui::{self, AppEvent};
+
+fn press(tx: &mpsc::Sender<AppEvent>, code: KeyCode) {
+    tx.send(AppEvent::Input(Event::Key(KeyEvent::new(
+        code,
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+}
+
+#[test]
+fn event_loop_trains_a_run_in_the_background_and_quits() {
+    let data = Arc::new(skiplab::data::builtin());
+    let (tx, rx) = mpsc::channel();
+    let app = App::new(ImageShape::new(1, 28, 28), 10, "builtin");
+    let loop_tx = tx.clone();
+    let lab = std::thread::spawn(move || {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        tui::start(&mut terminal, app, data, loop_tx, rx).unwrap()
+    });
+    press(&tx, KeyCode::Char(' ')); // skip 0-2 on
+    press(&tx, KeyCode::Char('t'));
+    for _ in 0..5 {
+        press(&tx, KeyCode::Down); // to "epochs"
+    }
+    for _ in 0..4 {
+        press(&tx, KeyCode::Left); // 5 -> 1
+    }
+    press(&tx, KeyCode::Enter);
+    // The UI keeps answering while the run trains: a help overlay opens and closes.
+    press(&tx, KeyCode::Char('?'));
+    press(&tx, KeyCode::Esc);
+    std::thread::sleep(Duration::from_secs(8));
+    press(&tx, KeyCode::Char('q'));
+    let _ = tx.send(AppEvent::Input(Event::Key(KeyEvent::new(
+        KeyCode::Char('y'),
+        KeyModifiers::NONE,
+    ))));
+    let app = lab.join().unwrap();
+    assert_eq!(app.runs.len(), 1);
+    let run = &app.runs[0];
+    assert_eq!(run.topology.skips().len(), 1);
+    assert_eq!(run.config.epochs, 1);
+    assert_eq!(run.epochs.len(), 1, "one epoch trained: {:?}", run.state);
+    assert_eq!(
+        run.state,
+        RunState::Ended(skiplab::train::RunStatus::Finished)
+    );
+    assert!(run.epochs[0].val_accuracy > 0.7);
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(session: &str, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]);
+        if check(&screen) {
+            return screen;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}; screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        // .ci/run installs tmux; a developer machine without it skips this test.
+        eprintln!("tmux is not installed; skipping the end-to-end test");
+        return;
+    }
+    let session = format!("skiplab-e2e-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&session);
+    std::fs::create_dir_all(&dir).unwrap();
+    let exit_file = dir.join("exit");
+    let command = format!(
+        "{} ; echo $? > {}",
+        env!("CARGO_BIN_EXE_skiplab"),
+        exit_file.display()
+    );
+    tmux(&["kill-session", "-t", &session]);
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &command,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(&session, "the lab", Duration::from_secs(20), |s| {
+        s.contains("Topology: mlp 784-128-256-10, 0/3 skips")
+    });
+    // Select the next edge (0-3) and toggle it on.
+    tmux(&["send-keys", "-t", &session, "Right", "Space"]);
+    wait_for(&session, "the toggle", Duration::from_secs(10), |s| {
+        s.contains("1/3 skips") && s.contains("edge 0-3 is ON")
+    });
+    // Train for 2 epochs: t, down to "epochs", 5 -> 2, Enter.
+    tmux(&["send-keys", "-t", &session, "t"]);
+    wait_for(&session, "the form", Duration::from_secs(10), |s| {
+        s.contains("Train this topology")
+    });
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "Down",
+        "Down",
+        "Down",
+        "Down",
+        "Down",
+        "Left",
+        "Left",
+        "Left",
+        "Enter",
+    ]);
+    let screen = wait_for(&session, "a finished run", Duration::from_secs(120), |s| {
+        s.contains(" done ")
+    });
+    assert!(screen.contains("run-1"), "{screen}");
+    assert!(screen.contains("2/2"), "{screen}");
+    let sparkline_row = screen
+        .lines()
+        .find(|l| l.contains("train ") && l.contains(" val "))
+        .unwrap_or_else(|| panic!("no sparkline row:\n{screen}"));
+    assert!(
+        sparkline_row.chars().any(|c| ('▁'..='█').contains(&c)),
+        "{sparkline_row}"
+    );
+    assert!(sparkline_row.matches('%').count() >= 2, "{sparkline_row}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while !exit_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "skiplab did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = std::fs::read_to_string(&exit_file).unwrap();
+    assert_eq!(code.trim(), "0", "exit status");
+    tmux(&["kill-session", "-t", &session]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,149 @@
+//! Snapshots of every lab screen, drawn on ratatui's TestBackend.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use skiplab::topology::{ImageShape, SkipEdge, SkipSelection};
+use skiplab::train::{EpochMetrics, RunStatus, TrainEvent};
+use skiplab::tui::app::{App, Mode};
+use skiplab::tui::ui;
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| ui::draw(f, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.handle_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn lab() -> App {
+    App::new(ImageShape::new(1, 28, 28), 10, "builtin")
+}
+
+fn epoch(epoch: usize, train: f64, val: f64, skips: &[(SkipEdge, f64)]) -> TrainEvent {
+    TrainEvent::Epoch(EpochMetrics {
+        epoch,
+        train_loss: 1.0 - train,
+        train_accuracy: train,
+        val_loss: 1.0 - val,
+        val_accuracy: val,
+        samples_per_sec: 12_000.0,
+        seconds: 0.75,
+        skip_weights: skips.to_vec(),
+    })
+}
+
+#[test]
+fn mlp_diagram_with_mixed_edges() {
+    let mut app = lab();
+    // 4-layer MLP: insert a hidden layer after fc2, then turn on two of six edges.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('i'));
+    for edge in [SkipEdge::new(0, 2), SkipEdge::new(1, 4)] {
+        app.topology.set_skip(edge, true).unwrap();
+    }
+    key(&mut app, KeyCode::Right); // back to edge selection: 0-2
+    key(&mut app, KeyCode::Right); // 0-3
+    insta::assert_snapshot!(render(&mut app, 80, 24));
+}
+
+#[test]
+fn cnn_diagram_with_the_papers_skips() {
+    let mut app = App::new(ImageShape::new(3, 32, 32), 10, "cifar-10");
+    key(&mut app, KeyCode::Char('m'));
+    app.topology.apply_skips(&SkipSelection::Paper).unwrap();
+    insta::assert_snapshot!("cnn_80x24", render(&mut app, 80, 24));
+    insta::assert_snapshot!("cnn_120x40", render(&mut app, 120, 40));
+}
+
+#[test]
+fn runs_with_sparklines_side_by_side() {
+    let mut app = lab();
+    app.topology.apply_skips(&SkipSelection::All).unwrap();
+    let config = app.form.config();
+    app.queue_run(config.clone());
+    app.queue_run(config);
+    let w = [
+        (SkipEdge::new(0, 2), 0.043),
+        (SkipEdge::new(0, 3), 0.027),
+        (SkipEdge::new(1, 3), 0.033),
+    ];
+    let curves = [
+        [
+            (0.76, 0.80),
+            (0.84, 0.82),
+            (0.86, 0.84),
+            (0.88, 0.85),
+            (0.89, 0.86),
+        ],
+        [
+            (0.70, 0.74),
+            (0.80, 0.79),
+            (0.83, 0.81),
+            (0.84, 0.83),
+            (0.85, 0.83),
+        ],
+    ];
+    for (run, curve) in [1, 2].into_iter().zip(curves) {
+        app.handle_train_event(
+            run,
+            TrainEvent::Started {
+                params: 1,
+                steps_per_epoch: 140,
+                train_samples: 9000,
+                val_samples: 1000,
+            },
+        );
+        for (e, (t, v)) in curve.into_iter().enumerate() {
+            app.handle_train_event(run, epoch(e + 1, t, v, &w));
+        }
+        if run == 1 {
+            app.handle_train_event(
+                run,
+                TrainEvent::Ended {
+                    status: RunStatus::Finished,
+                    epochs_done: 5,
+                    test_accuracy: Some(0.85),
+                },
+            );
+        }
+    }
+    app.handle_train_event(
+        2,
+        TrainEvent::Progress {
+            epoch: 6,
+            step: 70,
+            steps_per_epoch: 140,
+            loss: 0.4,
+        },
+    );
+    app.selected_run = Some(0);
+    insta::assert_snapshot!("runs", render(&mut app, 80, 24));
+    app.mode = Mode::Compare;
+    insta::assert_snapshot!("compare", render(&mut app, 80, 24));
+    app.mode = Mode::Normal;
+    app.ascii = true;
+    let ascii = render(&mut app, 80, 24);
+    assert!(ascii.is_ascii(), "--ascii draws ASCII only");
+    insta::assert_snapshot!("runs_ascii", ascii);
+}
+
+#[test]
+fn help_overlay_and_run_form() {
+    let mut app = lab();
+    key(&mut app, KeyCode::Char('?'));
+    insta::assert_snapshot!("help", render(&mut app, 80, 30));
+    key(&mut app, KeyCode::Char('x')); // any key closes
+    key(&mut app, KeyCode::Char('t'));
+    insta::assert_snapshot!("form", render(&mut app, 80, 24));
+}
+
+#[test]
+fn too_small_terminal_says_so() {
+    let mut app = lab();
+    insta::assert_snapshot!(render(&mut app, 50, 12));
+}
