@@ -271,7 +271,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     match status {
         RunStatus::Finished => {
             println!(
-                "finished: {epochs_done} epochs, {best_text}{test_text}, {mean_time:.1} s/epoch"
+                "finished: {epochs_done} epochs, {best_text}{test_text}, {mean_time:.2} s/epoch"
             );
             Ok(ExitCode::SUCCESS)
         }

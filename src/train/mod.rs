@@ -97,11 +97,11 @@ pub enum TrainEvent {
     },
 }
 
-/// Name of every trainer thread (the lab's panic hook stays quiet for these: their panics
-/// are caught and reported as failed runs).
+/// Name of every trainer thread (its panics are caught and reported as failed runs).
 pub const TRAINER_THREAD: &str = "skiplab-trainer";
 
-pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// Often enough for a live progress bar, rare enough to cost the UI nothing measurable.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where events go. Returning `false` means nobody listens any more; the run then stops.
 pub trait EventSink: Send + 'static {

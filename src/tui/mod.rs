@@ -63,13 +63,13 @@ fn restore_terminal() {
     );
 }
 
-/// Restores the terminal before a panic message on the lab's thread is printed. Panics of
-/// trainer threads are caught and reported as failed runs, so their message is not printed
-/// over the screen.
+/// Restores the terminal before a panic message of the lab's own thread is printed. Other
+/// threads stay quiet: trainers (and their worker pools) catch their panics and report them
+/// as failed runs, and nothing may print over the screen while the lab owns it.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current().name() == Some(train::TRAINER_THREAD) {
+        if std::thread::current().name() != Some("main") {
             return;
         }
         restore_terminal();

@@ -301,7 +301,7 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
             run.best_val().map_or("-".into(), pct),
             grouped(run.topology.param_count()),
             run.mean_epoch_seconds()
-                .map_or("-".into(), |s| format!("{s:.1}")),
+                .map_or("-".into(), |s| format!("{s:.2}")),
         );
         let style = match (&run.state, is_selected) {
             (_, true) => Style::default().add_modifier(Modifier::BOLD),
