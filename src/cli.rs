@@ -12,6 +12,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use skiplab::data::{self, Dataset, PreparedData, Samples};
+use skiplab::device::{self as devices, DeviceChoice};
 use skiplab::net::optim::OptimizerConfig;
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
 use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
@@ -38,7 +39,20 @@ pub enum OptimizerKind {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
+    /// CUDA when a usable GPU is found (in a `--features cuda` build), else the CPU.
+    Auto,
     Cpu,
+    Cuda,
+}
+
+impl From<DeviceKind> for DeviceChoice {
+    fn from(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Auto => DeviceChoice::Auto,
+            DeviceKind::Cpu => DeviceChoice::Cpu,
+            DeviceKind::Cuda => DeviceChoice::Cuda,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -81,7 +95,8 @@ pub struct TrainArgs {
     /// Share of the training set held out for validation.
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     device: DeviceKind,
 }
 
@@ -171,7 +186,10 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    let DeviceKind::Cpu = args.device;
+    let (device, note) = devices::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
     let dataset = load_dataset(args.dataset, &args.data_dir)?;
     let topology = topology_from_args(&args, dataset.shape, dataset.class_names.len())?;
     let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
@@ -197,7 +215,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         topology.macs_per_sample()
     );
     println!(
-        "{} lr {} batch {} epochs {} weight decay {} seed {} on cpu",
+        "{} lr {} batch {} epochs {} weight decay {} seed {} on {device}",
         optimizer.name(),
         optimizer.lr(),
         args.batch,
@@ -206,7 +224,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         args.seed
     );
     let (tx, rx) = mpsc::channel();
-    let handle = train::spawn_cpu(topology, data, config, tx)?;
+    let handle = train::spawn(topology, data, config, device, tx)?;
     let tty = std::io::stderr().is_terminal();
     println!(
         "{:>5}  {:>10}  {:>9}  {:>8}  {:>9}  {:>9}  {:>7}",
@@ -303,6 +321,19 @@ pub struct BenchArgs {
     /// Which models to measure.
     #[arg(long, value_enum, default_value_t = BenchModels::All)]
     models: BenchModels,
+    /// Where to measure; `both` prints CPU and CUDA side by side (needs `--features cuda`).
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    device: BenchDevice,
+    /// Also measure the skip networks at the larger batch sizes (MLP 256, CNN 128).
+    #[arg(long)]
+    large_batches: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+    Both,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -345,7 +376,12 @@ struct BenchResult {
     rss_at_end: Option<f64>,
 }
 
-fn bench_one(topology: Topology, batch: usize, steps: usize) -> Result<BenchResult> {
+fn bench_one<D: Device<f32>>(
+    dev: &D,
+    topology: Topology,
+    batch: usize,
+    steps: usize,
+) -> Result<BenchResult> {
     let (shape, classes) = match &topology {
         Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
         Topology::Cnn(c) => (c.input, c.classes),
@@ -357,8 +393,7 @@ fn bench_one(topology: Topology, batch: usize, steps: usize) -> Result<BenchResu
         epochs: 1,
         seed: 1,
     };
-    let dev = Cpu::seed_from_u64(1);
-    let mut trainer = Trainer::new(topology, data.clone(), config, &dev)?;
+    let mut trainer = Trainer::new(topology, data.clone(), config, dev)?;
     let batches: Vec<Vec<usize>> = (0..50)
         .map(|b| (b * batch..(b + 1) * batch).collect())
         .collect();
@@ -384,29 +419,64 @@ fn bench_one(topology: Topology, batch: usize, steps: usize) -> Result<BenchResu
     })
 }
 
+/// Measures one case on the requested device: `None` is the CPU.
+fn bench_on(
+    device: BenchDevice,
+    topology: Topology,
+    batch: usize,
+    steps: usize,
+) -> Result<BenchResult> {
+    match device {
+        BenchDevice::Cpu | BenchDevice::Both => {
+            bench_one(&Cpu::seed_from_u64(1), topology, batch, steps)
+        }
+        BenchDevice::Cuda => bench_cuda(topology, batch, steps),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn bench_cuda(topology: Topology, batch: usize, steps: usize) -> Result<BenchResult> {
+    devices::probe_cuda().map_err(|e| anyhow::anyhow!("no usable GPU: {e}"))?;
+    let dev = Cuda::try_build(0, 1).map_err(|e| anyhow::anyhow!("cannot start CUDA: {e}"))?;
+    bench_one(&dev, topology, batch, steps)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_cuda(_: Topology, _: usize, _: usize) -> Result<BenchResult> {
+    Err(devices::DeviceError::NotBuilt.into())
+}
+
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.steps < 110 || args.cnn_steps < 110 {
         bail!("--steps and --cnn-steps must be at least 110 (memory is compared from step 100 on)");
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "skiplab bench: {} steps per MLP, {} per CNN, {threads} threads, cpu",
+        "skiplab bench: {} steps per MLP, {} per CNN, {threads} CPU threads",
         args.steps, args.cnn_steps
     );
     let mib = |m: Option<f64>| m.map_or("?".into(), |m| format!("{m:.1}"));
-    let mut cases: Vec<(&str, Topology, usize, usize)> = Vec::new();
+    let mut cases: Vec<(String, Topology, usize, usize)> = Vec::new();
     if args.models != BenchModels::Cnn {
         let mlp = MlpSpec::new(784, vec![128, 256, 256], 26);
         let mut skip = Topology::Mlp(mlp.clone());
         skip.apply_skips(&SkipSelection::All)?;
         let steps = args.steps;
         cases.push((
-            "mlp 784-128-256-256-26 vanilla (reference)",
+            "mlp 784-128-256-256-26 vanilla (reference)".into(),
             Topology::Mlp(mlp),
             64,
             steps,
         ));
-        cases.push(("mlp 784-128-256-256-26 all skips", skip, 64, steps));
+        cases.push((
+            "mlp 784-128-256-256-26 all skips".into(),
+            skip.clone(),
+            64,
+            steps,
+        ));
+        if args.large_batches {
+            cases.push(("mlp 784-128-256-256-26 all skips".into(), skip, 256, steps));
+        }
     }
     if args.models != BenchModels::Mlp {
         let cnn = CnnSpec::paper(ImageShape::new(3, 32, 32), 10);
@@ -414,42 +484,57 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         skip.apply_skips(&SkipSelection::Paper)?;
         let steps = args.cnn_steps;
         cases.push((
-            "cnn 3x32x32 paper vanilla (reference)",
+            "cnn 3x32x32 paper vanilla (reference)".into(),
             Topology::Cnn(cnn),
             32,
             steps,
         ));
-        cases.push(("cnn 3x32x32 paper skips", skip, 32, steps));
-    }
-    println!(
-        "{:<44} {:>5} {:>11} {:>8} {:>13} {:>13}",
-        "model", "batch", "samples/s", "vs ref", "RSS@100 MiB", "RSS@end MiB"
-    );
-    let mut reference = None;
-    let mut grew = false;
-    for (name, topology, batch, steps) in cases {
-        let r = bench_one(topology, batch, steps)?;
-        let ratio = if name.ends_with("(reference)") {
-            reference = Some(r.samples_per_sec);
-            "1.00x".to_string()
-        } else {
-            reference.map_or("-".into(), |base| {
-                format!("{:.2}x", r.samples_per_sec / base)
-            })
-        };
-        if let (Some(a), Some(b)) = (r.rss_at_100, r.rss_at_end) {
-            // Allow allocator noise; a leak of one batch per step would be far larger.
-            grew |= b > a + 16.0;
+        cases.push(("cnn 3x32x32 paper skips".into(), skip.clone(), 32, steps));
+        if args.large_batches {
+            cases.push(("cnn 3x32x32 paper skips".into(), skip, 128, steps));
         }
-        println!(
-            "{:<44} {:>5} {:>11.0} {:>8} {:>13} {:>13}",
-            name,
-            batch,
-            r.samples_per_sec,
-            ratio,
-            mib(r.rss_at_100),
-            mib(r.rss_at_end)
-        );
+    }
+    let devices: Vec<BenchDevice> = match args.device {
+        BenchDevice::Both => vec![BenchDevice::Cpu, BenchDevice::Cuda],
+        d => vec![d],
+    };
+    println!(
+        "{:<44} {:>6} {:>5} {:>11} {:>8} {:>13} {:>13}",
+        "model", "device", "batch", "samples/s", "vs ref", "RSS@100 MiB", "RSS@end MiB"
+    );
+    let mut grew = false;
+    for device in devices {
+        let name = if device == BenchDevice::Cuda {
+            "cuda"
+        } else {
+            "cpu"
+        };
+        let mut reference = None;
+        for (model, topology, batch, steps) in &cases {
+            let r = bench_on(device, topology.clone(), *batch, *steps)?;
+            let ratio = if model.ends_with("(reference)") {
+                reference = Some(r.samples_per_sec);
+                "1.00x".to_string()
+            } else {
+                reference.map_or("-".into(), |base| {
+                    format!("{:.2}x", r.samples_per_sec / base)
+                })
+            };
+            if let (Some(a), Some(b)) = (r.rss_at_100, r.rss_at_end) {
+                // Allow allocator noise; a leak of one batch per step would be far larger.
+                grew |= b > a + 16.0;
+            }
+            println!(
+                "{:<44} {:>6} {:>5} {:>11.0} {:>8} {:>13} {:>13}",
+                model,
+                name,
+                batch,
+                r.samples_per_sec,
+                ratio,
+                mib(r.rss_at_100),
+                mib(r.rss_at_end)
+            );
+        }
     }
     if grew {
         println!("memory: GREW from step 100 to the end (more than 16 MiB)");
@@ -458,4 +543,48 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         println!("memory: steady from step 100 to the end (within 16 MiB)");
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Compares the CPU with the first CUDA GPU on every skiplab op and network (see
+/// `skiplab::parity`); prints one verdict line per check.
+pub fn parity() -> Result<ExitCode> {
+    parity_cuda()
+}
+
+#[cfg(feature = "cuda")]
+fn parity_cuda() -> Result<ExitCode> {
+    use skiplab::parity::{compare, network_snapshot, ops_snapshot};
+    devices::probe_cuda().map_err(|e| anyhow::anyhow!("parity needs a GPU: {e}"))?;
+    let cuda = Cuda::try_build(0, 0).map_err(|e| anyhow::anyhow!("cannot start CUDA: {e}"))?;
+    let cpu = Cpu::seed_from_u64(0);
+    let mut mlp = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
+    mlp.apply_skips(&SkipSelection::All)?;
+    let mut cnn = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
+    cnn.apply_skips(&SkipSelection::Paper)?;
+    let mut verdicts = compare("ops", &ops_snapshot(&cpu, 7), &ops_snapshot(&cuda, 7));
+    verdicts.extend(compare(
+        "mlp all skips",
+        &network_snapshot(&cpu, &mlp, 64, 7),
+        &network_snapshot(&cuda, &mlp, 64, 7),
+    ));
+    verdicts.extend(compare(
+        "cnn paper skips",
+        &network_snapshot(&cpu, &cnn, 16, 7),
+        &network_snapshot(&cuda, &cnn, 16, 7),
+    ));
+    for v in &verdicts {
+        println!("{v}");
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed()).count();
+    println!("{} passed, {failed} failed", verdicts.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn parity_cuda() -> Result<ExitCode> {
+    bail!("parity compares the CPU with a CUDA GPU; this skiplab was built without the `cuda` feature (see the README)")
 }

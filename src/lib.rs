@@ -8,7 +8,9 @@
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
 pub mod data;
+pub mod device;
 pub mod net;
+pub mod parity;
 pub mod topology;
 pub mod train;
 pub mod tui;

@@ -19,6 +19,9 @@ struct Args {
     /// Runs the lab trains at the same time (later ones queue).
     #[arg(long, default_value_t = 1)]
     parallel: usize,
+    /// Where the lab's runs train.
+    #[arg(long, value_enum, default_value_t = cli::DeviceKind::Auto)]
+    device: cli::DeviceKind,
 }
 
 #[derive(Subcommand)]
@@ -27,6 +30,8 @@ enum Command {
     Train(cli::TrainArgs),
     /// Measure training throughput and memory of the paper's MLP and CNN.
     Bench(cli::BenchArgs),
+    /// Check that CUDA computes what the CPU computes (needs `--features cuda` and a GPU).
+    Parity,
 }
 
 fn main() -> ExitCode {
@@ -34,14 +39,21 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Train(a)) => cli::train(a),
         Some(Command::Bench(a)) => cli::bench(a),
-        None => tui::run(
-            skiplab::data::builtin(),
-            LabOptions {
-                ascii: args.ascii,
-                parallel: args.parallel,
-            },
-        )
-        .map(|()| ExitCode::SUCCESS),
+        Some(Command::Parity) => cli::parity(),
+        None => skiplab::device::resolve(args.device.into())
+            .map_err(anyhow::Error::from)
+            .and_then(|(device, note)| {
+                tui::run(
+                    skiplab::data::builtin(),
+                    LabOptions {
+                        ascii: args.ascii,
+                        parallel: args.parallel,
+                        device,
+                        note,
+                    },
+                )
+            })
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -192,6 +192,36 @@ enum Control {
     Stop,
 }
 
+/// Checks that a topology and a configuration fit the data, before any device is touched.
+pub fn check_setup(
+    topology: &Topology,
+    data: &PreparedData,
+    config: &TrainConfig,
+) -> Result<(), TrainError> {
+    topology.validate()?;
+    if topology.input_len() != data.shape.len() {
+        return Err(TrainError::InputMismatch {
+            topology: topology.input_len(),
+            data: data.shape.len(),
+            name: data.name.clone(),
+        });
+    }
+    if topology.classes() != data.classes() {
+        return Err(TrainError::ClassMismatch {
+            topology: topology.classes(),
+            data: data.classes(),
+            name: data.name.clone(),
+        });
+    }
+    if config.batch_size == 0 || config.batch_size > data.train.len() {
+        return Err(TrainError::BadBatch {
+            batch: config.batch_size,
+            train: data.train.len(),
+        });
+    }
+    Ok(())
+}
+
 impl<D: Device<f32>> Trainer<D> {
     pub fn new(
         topology: Topology,
@@ -199,26 +229,7 @@ impl<D: Device<f32>> Trainer<D> {
         config: TrainConfig,
         dev: &D,
     ) -> Result<Self, TrainError> {
-        if topology.input_len() != data.shape.len() {
-            return Err(TrainError::InputMismatch {
-                topology: topology.input_len(),
-                data: data.shape.len(),
-                name: data.name.clone(),
-            });
-        }
-        if topology.classes() != data.classes() {
-            return Err(TrainError::ClassMismatch {
-                topology: topology.classes(),
-                data: data.classes(),
-                name: data.name.clone(),
-            });
-        }
-        if config.batch_size == 0 || config.batch_size > data.train.len() {
-            return Err(TrainError::BadBatch {
-                batch: config.batch_size,
-                train: data.train.len(),
-            });
-        }
+        check_setup(&topology, &data, &config)?;
         let net = Network::new(topology, dev, config.seed)?;
         Ok(Self::from_network(net, data, config))
     }
@@ -490,41 +501,103 @@ impl RunHandle {
     }
 }
 
-/// Starts training `topology` on the CPU in a background thread. Setup errors (a topology
-/// that does not fit the data) are returned at once; everything after arrives as events.
+/// Starts training `topology` on the CPU in a background thread.
 pub fn spawn_cpu(
     topology: Topology,
     data: Arc<PreparedData>,
     config: TrainConfig,
+    events: impl EventSink,
+) -> Result<RunHandle, TrainError> {
+    spawn(topology, data, config, crate::device::Device::Cpu, events)
+}
+
+/// Starts training `topology` on `device` in a background thread. Setup errors (a topology
+/// that does not fit the data) are returned at once; everything after, a device that fails
+/// to start included, arrives as events.
+pub fn spawn(
+    topology: Topology,
+    data: Arc<PreparedData>,
+    config: TrainConfig,
+    device: crate::device::Device,
     mut events: impl EventSink,
 ) -> Result<RunHandle, TrainError> {
-    let dev = Cpu::seed_from_u64(config.seed);
-    let mut trainer = Trainer::new(topology, data, config, &dev)?;
+    check_setup(&topology, &data, &config)?;
     let (commands, command_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(TRAINER_THREAD.into())
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                trainer.run(&mut events, &command_rx)
+                run_on_device(device, topology, data, config, &mut events, &command_rx)
             }));
-            outcome.unwrap_or_else(|panic| {
+            let status = outcome.unwrap_or_else(|panic| {
                 let message = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                let status = RunStatus::Failed(format!("training crashed: {message}"));
-                events.emit(TrainEvent::Ended {
-                    status: status.clone(),
-                    epochs_done: 0,
-                    test_accuracy: None,
-                });
-                status
-            })
+                Err(RunStatus::Failed(format!("training crashed: {message}")))
+            });
+            match status {
+                Ok(status) => status,
+                Err(status) => {
+                    events.emit(TrainEvent::Ended {
+                        status: status.clone(),
+                        epochs_done: 0,
+                        test_accuracy: None,
+                    });
+                    status
+                }
+            }
         })
         .expect("spawning a thread");
     Ok(RunHandle {
         commands,
         thread: Some(thread),
     })
+}
+
+/// Builds the device and the trainer on this thread and runs it. `Err` carries a status whose
+/// `Ended` event has not been sent yet.
+fn run_on_device(
+    device: crate::device::Device,
+    topology: Topology,
+    data: Arc<PreparedData>,
+    config: TrainConfig,
+    events: &mut impl EventSink,
+    commands: &Receiver<Command>,
+) -> Result<RunStatus, RunStatus> {
+    fn go<D: Device<f32>>(
+        dev: D,
+        topology: Topology,
+        data: Arc<PreparedData>,
+        config: TrainConfig,
+        events: &mut impl EventSink,
+        commands: &Receiver<Command>,
+    ) -> Result<RunStatus, RunStatus> {
+        let mut trainer = Trainer::new(topology, data, config, &dev)
+            .map_err(|e| RunStatus::Failed(e.to_string()))?;
+        Ok(trainer.run(events, commands))
+    }
+    let seed = config.seed;
+    match device {
+        crate::device::Device::Cpu => go(
+            Cpu::seed_from_u64(seed),
+            topology,
+            data,
+            config,
+            events,
+            commands,
+        ),
+        #[cfg(feature = "cuda")]
+        crate::device::Device::Cuda { ordinal } => {
+            let dev = Cuda::try_build(ordinal, seed).map_err(|e| {
+                RunStatus::Failed(format!("cannot start CUDA device {ordinal}: {e}"))
+            })?;
+            go(dev, topology, data, config, events, commands)
+        }
+        #[cfg(not(feature = "cuda"))]
+        crate::device::Device::Cuda { .. } => Err(RunStatus::Failed(
+            "this skiplab was built without CUDA support".into(),
+        )),
+    }
 }

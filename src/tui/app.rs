@@ -230,6 +230,8 @@ pub struct App {
     /// How many runs train at once; the rest wait in the queue.
     pub parallel: usize,
     pub ascii: bool,
+    /// Where runs train.
+    pub device: crate::device::Device,
     pub message: Option<String>,
     pub hits: HitMap,
 }
@@ -264,6 +266,7 @@ impl App {
             next_run_id: 1,
             parallel: 1,
             ascii: false,
+            device: crate::device::Device::Cpu,
             message: None,
             hits: HitMap::default(),
         }

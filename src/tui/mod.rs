@@ -50,6 +50,10 @@ pub struct LabOptions {
     pub ascii: bool,
     /// Runs trained at the same time; later ones queue.
     pub parallel: usize,
+    /// Where runs train.
+    pub device: crate::device::Device,
+    /// Shown at start (e.g. why `auto` chose the CPU).
+    pub note: Option<String>,
 }
 
 fn restore_terminal() {
@@ -95,6 +99,8 @@ pub fn run(data: Dataset, options: LabOptions) -> Result<()> {
         let mut app = App::new(data.shape, data.class_names.len(), &data.name);
         app.ascii = options.ascii;
         app.parallel = options.parallel.max(1);
+        app.device = options.device;
+        app.message = options.note.clone();
         start(&mut terminal, app, Arc::new(data), tx, rx).map(|_| ())
     })();
     restore_terminal();
@@ -217,7 +223,13 @@ impl Lab {
             .clone();
         let tx = self.tx.clone();
         let sink = move |event: TrainEvent| tx.send(AppEvent::Train { run: id, event }).is_ok();
-        match train::spawn_cpu(run.topology.clone(), data, run.config.clone(), sink) {
+        match train::spawn(
+            run.topology.clone(),
+            data,
+            run.config.clone(),
+            app.device,
+            sink,
+        ) {
             Ok(handle) => {
                 self.handles.insert(id, handle);
                 Vec::new()

@@ -110,7 +110,7 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
 
     let header = Line::from(vec![
         " skiplab ".bold().reversed(),
-        Span::raw(format!(" data: {}  ", app.data_name)),
+        Span::raw(format!(" data: {} · {}  ", app.data_name, app.device)),
         Span::styled(
             app.message.clone().unwrap_or_default(),
             Style::default().fg(Color::Yellow),
