@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use skiplab::data::{self, Dataset, PreparedData, Samples};
 use skiplab::device::{self as devices, DeviceChoice};
+use skiplab::net::ops::ConvDevice;
 use skiplab::net::optim::OptimizerConfig;
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
 use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
@@ -376,7 +377,7 @@ struct BenchResult {
     rss_at_end: Option<f64>,
 }
 
-fn bench_one<D: Device<f32>>(
+fn bench_one<D: ConvDevice<f32>>(
     dev: &D,
     topology: Topology,
     batch: usize,

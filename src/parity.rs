@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use crate::net::ops::{conv3x3, im2col_index, maxpool2};
+use crate::net::ops::{conv3x3, im2col_index, maxpool2, ConvDevice};
 use crate::net::optim::{Optimizer, OptimizerConfig};
 use crate::net::{Network, Param};
 use crate::topology::Topology;
@@ -115,7 +115,7 @@ type Batch<D> = (
 );
 
 /// A network case: forward, every gradient, one SGD-momentum update, 20 plain SGD losses.
-pub fn network_snapshot<D: Device<f32>>(
+pub fn network_snapshot<D: ConvDevice<f32>>(
     dev: &D,
     topology: &Topology,
     batch: usize,
@@ -167,7 +167,7 @@ pub fn network_snapshot<D: Device<f32>>(
 }
 
 /// The composed ops on their own: conv3x3 and maxpool2, forward and gradients.
-pub fn ops_snapshot<D: Device<f32>>(dev: &D, seed: u64) -> Snapshot {
+pub fn ops_snapshot<D: ConvDevice<f32>>(dev: &D, seed: u64) -> Snapshot {
     let (b, h, w, c, f) = (4, 16, 16, 8, 12);
     let mut out = Snapshot::new();
     let mut x = dev.zeros_like(&(b, h, w, c));

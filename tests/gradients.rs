@@ -123,7 +123,7 @@ fn cnn_with_paper_skips_matches_finite_differences() {
 }
 
 #[test]
-fn composed_conv_matches_direct_convolution_and_finite_differences() {
+fn cpu_conv_matches_direct_convolution_and_finite_differences() {
     let dev = Dev::seed_from_u64(0);
     let (b, h, w, c, f) = (2, 4, 5, 3, 2);
     let x_vals = random(b * h * w * c, 1);
@@ -240,4 +240,61 @@ fn tensor_consumed_by_two_ops_accumulates_both_gradients() {
     check("shared dx", &mut v, &g, 0..x_vals.len(), |v| {
         f(dev.tensor_from_vec(v.to_vec(), (3, 4)).leaky_trace()).array()
     });
+}
+
+/// The custom CPU im2col kernel computes exactly what the composed dfdx ops compute, forward
+/// and backward (the composed version is what CUDA runs).
+#[test]
+fn custom_cpu_conv_equals_the_composed_conv() {
+    use skiplab::net::ops::conv3x3_composed;
+    let dev = Dev::seed_from_u64(0);
+    let (b, h, w, c, f) = (3, 6, 4, 5, 7);
+    let x = dev.tensor_from_vec(random(b * h * w * c, 11), (b, h, w, c));
+    let wt = dev.tensor_from_vec(random(9 * c * f, 12), (9 * c, f));
+    let p = dev.tensor_from_vec(random(b * h * w * f, 13), (b, h, w, f));
+    let index = im2col_index(&dev, b, h, w);
+    let run = |composed: bool| {
+        let (xt, wt2) = (x.leaky_trace(), wt.retaped::<OwnedTape<f64, Dev>>());
+        let y = if composed {
+            conv3x3_composed(xt, wt2, &index)
+        } else {
+            conv3x3(xt, wt2, &index)
+        };
+        let out = y.as_vec();
+        let grads = (y * p.clone()).sum::<Rank0, _>().backward();
+        (out, grads.get(&x).as_vec(), grads.get(&wt).as_vec())
+    };
+    let (custom, composed) = (run(false), run(true));
+    for (a, b) in [
+        (&custom.0, &composed.0),
+        (&custom.1, &composed.1),
+        (&custom.2, &composed.2),
+    ] {
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+}
+
+/// The custom CPU max-pool equals the composed one, forward and backward (inputs without
+/// ties, where the gradient is defined).
+#[test]
+fn custom_cpu_pool_equals_the_composed_pool() {
+    use skiplab::net::ops::maxpool2_composed;
+    let dev = Dev::seed_from_u64(0);
+    let (b, h, w, c) = (3, 6, 8, 5);
+    let x = dev.tensor_from_vec(random(b * h * w * c, 21), (b, h, w, c));
+    let p = dev.tensor_from_vec(random(b * h * w * c / 4, 22), (b, h / 2, w / 2, c));
+    let run = |composed: bool| {
+        let y = if composed {
+            maxpool2_composed(x.leaky_trace())
+        } else {
+            maxpool2(x.leaky_trace())
+        };
+        let out = y.as_vec();
+        let grads = (y * p.clone()).sum::<Rank0, _>().backward();
+        (out, grads.get(&x).as_vec())
+    };
+    assert_eq!(run(false), run(true));
 }

@@ -10,6 +10,7 @@
 //! a ReLU, LeCun-uniform `U(±sqrt(3 / fan_in))` for the output layer, biases zero; `fan_in`
 //! counts every enabled source of the layer.
 
+pub mod cpu_ops;
 pub mod ops;
 pub mod optim;
 
@@ -185,6 +186,28 @@ pub struct TopologyChange {
 }
 
 impl<E: Dtype, D: Device<E>> Network<E, D> {
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    pub fn params(&self) -> &BTreeMap<String, Param<E, D>> {
+        &self.params
+    }
+
+    pub fn params_mut(&mut self) -> &mut BTreeMap<String, Param<E, D>> {
+        &mut self.params
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.values().map(|p| p.len()).sum()
+    }
+}
+
+impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     /// Builds `topology` with freshly initialised parameters (see the module docs).
     pub fn new(topology: Topology, dev: &D, seed: u64) -> Result<Self, TopologyError> {
         topology.validate()?;
@@ -217,26 +240,6 @@ impl<E: Dtype, D: Device<E>> Network<E, D> {
             [r, c] => Param::Matrix(dev.tensor_from_vec(values, (r, c))),
             _ => unreachable!("parameters are vectors or matrices"),
         }
-    }
-
-    pub fn topology(&self) -> &Topology {
-        &self.topology
-    }
-
-    pub fn device(&self) -> &D {
-        &self.dev
-    }
-
-    pub fn params(&self) -> &BTreeMap<String, Param<E, D>> {
-        &self.params
-    }
-
-    pub fn params_mut(&mut self) -> &mut BTreeMap<String, Param<E, D>> {
-        &mut self.params
-    }
-
-    pub fn param_count(&self) -> usize {
-        self.params.values().map(|p| p.len()).sum()
     }
 
     /// Switches to another topology (typically one edge toggled). Parameters with the same

@@ -9,6 +9,9 @@
 //!   two window axes.
 //!
 //! No `slice` anywhere: dfdx 0.13's CPU slice backward overwrites instead of accumulating.
+//!
+//! On the CPU the im2col step runs as a custom kernel ([`ConvDevice`]); the composed version
+//! remains the reference and what other devices run.
 
 use dfdx::prelude::*;
 
@@ -55,9 +58,104 @@ pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
     dev.tensor_from_vec(all, (batch, per))
 }
 
+/// Device-specific pieces of the network ops: the CPU has custom kernels, other devices
+/// use the composed dfdx ops.
+pub trait ConvDevice<E: Dtype>: Device<E> {
+    /// `[b, h, w, c]` -> `[b, h*w, 9c]`: each pixel's 3x3 neighbourhood, zero outside.
+    /// `index` comes from [`im2col_index`] (only the composed version reads it).
+    fn im2col3x3<T>(
+        x: Images<E, Self, T>,
+        index: &Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize, usize), E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>;
+
+    /// 2x2 max-pool with stride 2 (height and width must be even).
+    fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
+        maxpool2_composed(x)
+    }
+}
+
+/// The composed im2col: append a zero row, gather the nine neighbour rows of every pixel.
+pub fn im2col3x3_composed<E, D, T>(
+    x: Images<E, D, T>,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> Tensor<(usize, usize, usize), E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let (b, h, w, c) = *x.shape();
+    let zeros = x.device().zeros_like(&(b, 1, c));
+    let rows = x.reshape_like(&(b, h * w, c));
+    let padded = (rows, zeros).concat_along(Axis::<1>);
+    let cols: Tensor<(usize, usize, usize), E, D, T> = padded.gather(index.clone());
+    cols.reshape_like(&(b, h * w, 9 * c))
+}
+
+impl<E: Dtype> ConvDevice<E> for Cpu
+where
+    Cpu: Device<E>,
+{
+    fn im2col3x3<T>(
+        x: Images<E, Self, T>,
+        _index: &Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize, usize), E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        super::cpu_ops::im2col3x3(x)
+    }
+
+    fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
+        super::cpu_ops::maxpool2(x)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl<E: Dtype> ConvDevice<E> for Cuda
+where
+    Cuda: Device<E>,
+{
+    fn im2col3x3<T>(
+        x: Images<E, Self, T>,
+        index: &Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize, usize), E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        im2col3x3_composed(x, index)
+    }
+}
+
 /// 3x3 "same" convolution without bias: `[b, h, w, c]` x `[9c, f]` -> `[b, h, w, f]`.
 /// `index` must come from [`im2col_index`] for the same batch and size.
 pub fn conv3x3<E, D, T>(
+    x: Images<E, D, T>,
+    weight: Tensor<(usize, usize), E, D, T>,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> Images<E, D, T>
+where
+    E: Dtype,
+    D: ConvDevice<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let (b, h, w, c) = *x.shape();
+    let filters = weight.shape().1;
+    assert_eq!(
+        weight.shape().0,
+        9 * c,
+        "conv weight rows must be 9 x input channels"
+    );
+    // One large matmul over every pixel of the batch parallelises better than b small ones.
+    let cols = D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c));
+    cols.matmul(weight).reshape_like(&(b, h, w, filters))
+}
+
+/// [`conv3x3`] built from the composed im2col on any device (the reference the custom
+/// kernels are tested against).
+pub fn conv3x3_composed<E, D, T>(
     x: Images<E, D, T>,
     weight: Tensor<(usize, usize), E, D, T>,
     index: &Tensor<(usize, usize), usize, D>,
@@ -69,21 +167,17 @@ where
 {
     let (b, h, w, c) = *x.shape();
     let filters = weight.shape().1;
-    assert_eq!(
-        weight.shape().0,
-        9 * c,
-        "conv weight rows must be 9 x input channels"
-    );
-    let zeros = x.device().zeros_like(&(b, 1, c));
-    let rows = x.reshape_like(&(b, h * w, c));
-    let padded = (rows, zeros).concat_along(Axis::<1>);
-    let cols: Tensor<(usize, usize, usize), E, D, T> = padded.gather(index.clone());
-    let cols = cols.reshape_like(&(b, h * w, 9 * c));
+    let cols = im2col3x3_composed(x, index).reshape_like(&(b * h * w, 9 * c));
     cols.matmul(weight).reshape_like(&(b, h, w, filters))
 }
 
-/// 2x2 max-pool with stride 2 (height and width must be even).
-pub fn maxpool2<E, D, T>(x: Images<E, D, T>) -> Images<E, D, T>
+/// 2x2 max-pool with stride 2 (height and width must be even), on the device's fastest path.
+pub fn maxpool2<E: Dtype, D: ConvDevice<E>, T: Tape<E, D>>(x: Images<E, D, T>) -> Images<E, D, T> {
+    D::maxpool2(x)
+}
+
+/// The composed 2x2 max-pool: reshape and take the max over the window axes.
+pub fn maxpool2_composed<E, D, T>(x: Images<E, D, T>) -> Images<E, D, T>
 where
     E: Dtype,
     D: Device<E>,

@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PreparedData, Samples};
+use crate::net::ops::ConvDevice;
 use crate::net::optim::{Optimizer, OptimizerConfig};
 use crate::net::Network;
 use crate::topology::{SkipEdge, Topology, TopologyError};
@@ -172,7 +173,7 @@ fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> 
 }
 
 /// Trains one network on one data set; drive it with [`Trainer::run`].
-pub struct Trainer<D: Device<f32>> {
+pub struct Trainer<D: ConvDevice<f32>> {
     net: Network<f32, D>,
     optimizer: Optimizer<f32, D>,
     data: Arc<PreparedData>,
@@ -222,7 +223,7 @@ pub fn check_setup(
     Ok(())
 }
 
-impl<D: Device<f32>> Trainer<D> {
+impl<D: ConvDevice<f32>> Trainer<D> {
     pub fn new(
         topology: Topology,
         data: Arc<PreparedData>,
@@ -566,7 +567,7 @@ fn run_on_device(
     events: &mut impl EventSink,
     commands: &Receiver<Command>,
 ) -> Result<RunStatus, RunStatus> {
-    fn go<D: Device<f32>>(
+    fn go<D: ConvDevice<f32>>(
         dev: D,
         topology: Topology,
         data: Arc<PreparedData>,
