@@ -18,6 +18,8 @@ pub struct LayerBox {
     pub width: u16,
     pub name: String,
     pub detail: String,
+    /// Spatial size shown on the bottom border (CNN layers): `(height, width)`.
+    pub size: Option<(usize, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,8 +42,11 @@ pub struct Diagram {
     pub hidden: usize,
 }
 
-/// (layer number, name, detail) of every box, in order.
-fn nodes(topology: &Topology) -> Vec<(usize, String, String)> {
+/// A box's contents: layer number, name, detail (width or channels), spatial size.
+type Node = (usize, String, String, Option<(usize, usize)>);
+
+/// The contents of every box, in order.
+fn nodes(topology: &Topology) -> Vec<Node> {
     match topology {
         Topology::Mlp(m) => (0..m.num_layers())
             .map(|l| {
@@ -52,19 +57,31 @@ fn nodes(topology: &Topology) -> Vec<(usize, String, String)> {
                 } else {
                     format!("fc{l}")
                 };
-                (l, name, m.width(l).to_string())
+                (l, name, m.width(l).to_string(), None)
             })
             .collect(),
         Topology::Cnn(c) => {
-            let mut v = vec![(0, "in".to_string(), c.input.channels.to_string())];
+            let input = Some((c.input.height, c.input.width));
+            let mut v = vec![(0, "in".to_string(), c.input.channels.to_string(), input)];
             for layer in c.layers() {
                 let name = match layer.kind {
                     CnnLayerKind::Conv { .. } => format!("c{}", layer.number),
                     CnnLayerKind::Pool => format!("p{}", layer.number),
                 };
-                v.push((layer.number, name, c.channels(layer.number).to_string()));
+                let size = Some((layer.height, layer.width));
+                v.push((
+                    layer.number,
+                    name,
+                    c.channels(layer.number).to_string(),
+                    size,
+                ));
             }
-            v.push((c.last_layer() + 1, "out".to_string(), c.classes.to_string()));
+            v.push((
+                c.last_layer() + 1,
+                "out".to_string(),
+                c.classes.to_string(),
+                None,
+            ));
             v
         }
     }
@@ -80,12 +97,13 @@ pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<us
     let boxes: Vec<LayerBox> = nodes
         .into_iter()
         .enumerate()
-        .map(|(i, (layer, name, detail))| LayerBox {
+        .map(|(i, (layer, name, detail, size))| LayerBox {
             layer,
             x: i as u16 * slot,
             width: box_width,
             name,
             detail,
+            size,
         })
         .collect();
     let candidates = topology.candidate_edges();
@@ -264,8 +282,14 @@ pub fn render(
         for y in row + 1..box_top {
             for x in [area.x + a.from_x, area.x + a.to_x] {
                 if x < area.right() && y < area.bottom() {
-                    let crossing = matches!(buf[(x, y)].symbol(), "─" | "┼");
-                    put(buf, x, y, if crossing { "┼" } else { "│" }, st);
+                    // Another arc's corner on a shared column stays a corner, as a junction.
+                    let symbol = match buf[(x, y)].symbol() {
+                        "─" | "┼" => "┼",
+                        "╭" | "├" => "├",
+                        "╮" | "┤" => "┤",
+                        _ => "│",
+                    };
+                    put(buf, x, y, symbol, st);
                 }
             }
         }
@@ -343,6 +367,21 @@ pub fn render(
             let start = x0 + 1 + ((inner - text.len()) / 2) as u16;
             for (k, ch) in text.chars().enumerate() {
                 put(buf, start + k as u16, row, &ch.to_string(), st);
+            }
+        }
+        if let Some((h, w)) = b.size {
+            // `16x16` where it fits, else just the height (`16`), on the bottom border.
+            let full = format!("{h}x{w}");
+            let text = if full.len() <= inner {
+                full
+            } else {
+                h.to_string()
+            };
+            if text.len() <= inner {
+                let start = x0 + 1 + ((inner - text.len()) / 2) as u16;
+                for (k, ch) in text.chars().enumerate() {
+                    put(buf, start + k as u16, box_top + 3, &ch.to_string(), st);
+                }
             }
         }
         let width = b.width.min(area.right().saturating_sub(x0));
