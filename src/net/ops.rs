@@ -13,6 +13,8 @@
 //! On the CPU the im2col step runs as a custom kernel ([`ConvDevice`]); the composed version
 //! remains the reference and what other devices run.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use dfdx::prelude::*;
 
 /// A channels-last image batch.
@@ -94,21 +96,39 @@ where
     cols.reshape_like(&(b, h * w, 9 * c))
 }
 
+/// When set, the CPU runs the composed ops instead of its custom kernels (the benchmark uses
+/// this to measure what the kernels gain).
+static FORCE_COMPOSED: AtomicBool = AtomicBool::new(false);
+
+pub fn set_force_composed(on: bool) {
+    FORCE_COMPOSED.store(on, Ordering::Relaxed);
+}
+
+fn composed_forced() -> bool {
+    FORCE_COMPOSED.load(Ordering::Relaxed)
+}
+
 impl<E: Dtype> ConvDevice<E> for Cpu
 where
     Cpu: Device<E>,
 {
     fn im2col3x3<T>(
         x: Images<E, Self, T>,
-        _index: &Tensor<(usize, usize), usize, Self>,
+        index: &Tensor<(usize, usize), usize, Self>,
     ) -> Tensor<(usize, usize, usize), E, Self, T>
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
     {
+        if composed_forced() {
+            return im2col3x3_composed(x, index);
+        }
         super::cpu_ops::im2col3x3(x)
     }
 
     fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
+        if composed_forced() {
+            return maxpool2_composed(x);
+        }
         super::cpu_ops::maxpool2(x)
     }
 }

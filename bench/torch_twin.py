@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""PyTorch twin of skiplab's benchmark models, for `skiplab bench` to time side by side.
+
+Same layer sizes, batch sizes, optimiser (SGD, lr 0.01, momentum 0.9), loss (cross-entropy)
+and synthetic data as skiplab's harness. Prints one JSON line:
+{"samples_per_sec": ..., "peak_rss_mib": ...}
+
+Skip edges concatenate their sources (MLP: onto the layer's input; CNN: a max-pooled copy
+onto the target's output channels), as in the paper.
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SkipMLP(nn.Module):
+    def __init__(self, widths, skips):
+        super().__init__()
+        self.widths = widths
+        self.sources = {j: [j - 1] + sorted(i for (i, t) in skips if t == j) for j in range(1, len(widths))}
+        self.layers = nn.ModuleList(
+            nn.Linear(sum(widths[i] for i in self.sources[j]), widths[j]) for j in range(1, len(widths))
+        )
+
+    def forward(self, x):
+        acts = [x]
+        last = len(self.widths) - 1
+        for j in range(1, len(self.widths)):
+            inp = torch.cat([acts[i] for i in self.sources[j]], dim=1) if len(self.sources[j]) > 1 else acts[j - 1]
+            z = self.layers[j - 1](inp)
+            acts.append(z if j == last else F.relu(z))
+        return acts[-1]
+
+
+class SkipCNN(nn.Module):
+    """Convs numbered as in the paper (pools count): stages [[a, b], [c, d], [e, f]]."""
+
+    def __init__(self, channels, stages, classes, skips, size):
+        super().__init__()
+        self.plan = []  # (number, "conv"/"pool")
+        number = 0
+        for stage in stages:
+            for filters in stage:
+                number += 1
+                self.plan.append((number, "conv", filters))
+            number += 1
+            self.plan.append((number, "pool", None))
+        self.skips = skips
+        out_channels = {0: channels}
+        convs = {}
+        for n, kind, filters in self.plan:
+            if kind == "conv":
+                convs[str(n)] = nn.Conv2d(out_channels[n - 1], filters, 3, padding=1)
+                out_channels[n] = filters + sum(out_channels[i] for (i, t) in skips if t == n)
+            else:
+                out_channels[n] = out_channels[n - 1]
+        self.convs = nn.ModuleDict(convs)
+        final = size // (2 ** len(stages))
+        self.fc = nn.Linear(out_channels[number] * final * final, classes)
+
+    def forward(self, x):
+        outs = {0: x}
+        for n, kind, _ in self.plan:
+            prev = outs[n - 1]
+            if kind == "pool":
+                outs[n] = F.max_pool2d(prev, 2)
+                continue
+            y = F.relu(self.convs[str(n)](prev))
+            parts = [y]
+            for (i, t) in self.skips:
+                if t == n:
+                    s = outs[i]
+                    while s.shape[-1] > y.shape[-1]:
+                        s = F.max_pool2d(s, 2)
+                    parts.append(s)
+            outs[n] = torch.cat(parts, dim=1) if len(parts) > 1 else y
+        return self.fc(outs[self.plan[-1][0]].flatten(1))
+
+
+def all_skips(n_layers):
+    return [(i, j) for i in range(n_layers) for j in range(i + 2, n_layers)]
+
+
+def build(model):
+    paper_skips = [(1, 4), (2, 5), (4, 7), (5, 8)]
+    if model == "mlp-paper":
+        return SkipMLP([784, 128, 256, 256, 26], all_skips(5)), (784,), 26
+    if model == "mlp-cifar":
+        return SkipMLP([3072, 512, 256, 256, 10], all_skips(5)), (3072,), 10
+    if model == "cnn-vanilla":
+        return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, [], 32), (3, 32, 32), 10
+    if model == "cnn-skip":
+        return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, paper_skips, 32), (3, 32, 32), 10
+    if model == "cnn-reinforced":
+        return SkipCNN(3, [[32, 32], [96, 96], [224, 224]], 10, [], 32), (3, 32, 32), 10
+    raise SystemExit(f"unknown model {model}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    torch.manual_seed(1)
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    net, shape, classes = build(a.model)
+    net = net.to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    batches = [
+        (torch.rand(a.batch, *shape, device=dev), torch.randint(0, classes, (a.batch,), device=dev))
+        for _ in range(50)
+    ]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    warmup = min(10, a.steps)
+    start = time.perf_counter()
+    for step in range(a.steps):
+        if step == warmup:
+            sync()
+            start = time.perf_counter()
+        x, y = batches[step % len(batches)]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+    sync()
+    timed = max(a.steps - warmup, 1)
+    sps = timed * a.batch / (time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"samples_per_sec": sps, "peak_rss_mib": peak}))
+
+
+if __name__ == "__main__":
+    main()
