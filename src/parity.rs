@@ -134,7 +134,7 @@ pub fn network_snapshot<D: ConvDevice<f32>>(
     let mut out = Snapshot::new();
     let mut net = Network::<f32, D>::new(topology.clone(), dev, seed).expect("valid topology");
     let (x, y) = &batches[0];
-    let logits = net.forward(x.retaped::<OwnedTape<f32, D>>());
+    let logits = net.forward::<OwnedTape<f32, D>>(x.clone());
     out.insert("forward logits".into(), logits.as_vec());
     let mut grads = cross_entropy_with_logits_loss(logits, y.clone()).backward();
     for (name, p) in net.params() {
@@ -154,10 +154,8 @@ pub fn network_snapshot<D: ConvDevice<f32>>(
     let mut losses = Vec::new();
     for step in 0..20 {
         let (x, y) = &batches[step % batches.len()];
-        let loss = cross_entropy_with_logits_loss(
-            net.forward(x.retaped::<OwnedTape<f32, D>>()),
-            y.clone(),
-        );
+        let loss =
+            cross_entropy_with_logits_loss(net.forward::<OwnedTape<f32, D>>(x.clone()), y.clone());
         losses.push(loss.as_vec()[0]);
         let mut grads = loss.backward();
         plain.step(&mut net, &mut grads).expect("optimizer step");

@@ -79,7 +79,7 @@ fn check_network(topology: Topology, batch: usize, per_param: usize) {
     let x = dev.tensor_from_vec(random(batch * inputs, 9), (batch, inputs));
     let y = dev.tensor_from_vec(one_hot(batch, classes, 10), (batch, classes));
 
-    let logits = net.forward(x.retaped::<OwnedTape<f64, Dev>>());
+    let logits = net.forward::<OwnedTape<f64, Dev>>(x.clone());
     let grads = cross_entropy_with_logits_loss(logits, y.clone()).backward();
     let names: Vec<String> = net.params().keys().cloned().collect();
     let mut total = 0;
@@ -94,7 +94,7 @@ fn check_network(topology: Topology, batch: usize, per_param: usize) {
         let net_ref = &mut net;
         total += check(name, &mut values, &analytic, indices, |v| {
             net_ref.params_mut().get_mut(name).unwrap().copy_from(v);
-            let logits = net_ref.forward(x.clone());
+            let logits = net_ref.forward::<NoneTape>(x.clone());
             cross_entropy_with_logits_loss(logits, y.clone()).array()
         });
         let restored = values.clone();
@@ -297,4 +297,27 @@ fn custom_cpu_pool_equals_the_composed_pool() {
         (out, grads.get(&x).as_vec())
     };
     assert_eq!(run(false), run(true));
+}
+
+/// The CPU's input matmul (no input gradient) gives the weight exactly the gradient a plain
+/// matmul gives it.
+#[test]
+fn input_matmul_equals_a_plain_matmul() {
+    use skiplab::net::ops::ConvDevice;
+    let dev = Dev::seed_from_u64(0);
+    let x = dev.tensor_from_vec(random(5 * 7, 31), (5, 7));
+    let w = dev.tensor_from_vec(random(7 * 3, 32), (7, 3));
+    let p = dev.tensor_from_vec(random(5 * 3, 33), (5, 3));
+    let custom = Dev::input_matmul(x.clone(), w.retaped::<OwnedTape<f64, Dev>>());
+    let plain = x.leaky_trace().matmul(w.retaped::<OwnedTape<f64, Dev>>());
+    assert_eq!(custom.as_vec(), plain.as_vec());
+    let g_custom = (custom * p.clone())
+        .sum::<Rank0, _>()
+        .backward()
+        .get(&w)
+        .as_vec();
+    let g_plain = (plain * p).sum::<Rank0, _>().backward().get(&w).as_vec();
+    for (a, b) in g_custom.iter().zip(&g_plain) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
 }

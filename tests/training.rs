@@ -154,7 +154,7 @@ fn enabling_an_edge_keeps_the_function_and_every_other_weight() {
     let topology = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
     let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 4).unwrap();
     let x = dev.tensor_from_vec(data.val.images[..8 * 784].to_vec(), (8, 784));
-    let before = net.forward(x.clone()).as_vec();
+    let before = net.forward::<NoneTape>(x.clone()).as_vec();
     let weights_before: Vec<(String, Vec<f32>)> = net
         .params()
         .iter()
@@ -167,7 +167,7 @@ fn enabling_an_edge_keeps_the_function_and_every_other_weight() {
     assert_eq!(change.added_zero, vec!["fc2.w0".to_string()]);
     assert!(change.removed.is_empty() && change.reinitialised.is_empty());
     assert_eq!(
-        net.forward(x.clone()).as_vec(),
+        net.forward::<NoneTape>(x.clone()).as_vec(),
         before,
         "function unchanged at the switch"
     );

@@ -294,8 +294,9 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     /// Logits for a batch `[batch, input_len]` (images flattened channels-last).
     ///
     /// With `T = OwnedTape` the result records every parameter's use; `loss.backward()`
-    /// then holds a gradient for each one, keyed by the stored tensors.
-    pub fn forward<T>(&self, x: Tensor<(usize, usize), E, D, T>) -> Tensor<(usize, usize), E, D, T>
+    /// then holds a gradient for each one, keyed by the stored tensors. The input gets no
+    /// gradient.
+    pub fn forward<T>(&self, x: Tensor<(usize, usize), E, D>) -> Tensor<(usize, usize), E, D, T>
     where
         T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
     {
@@ -308,39 +309,53 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     fn forward_mlp<T>(
         &self,
         mlp: &MlpSpec,
-        x: Tensor<(usize, usize), E, D, T>,
+        x: Tensor<(usize, usize), E, D>,
     ) -> Tensor<(usize, usize), E, D, T>
     where
-        T: Tape<E, D> + Merge<T>,
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
     {
         let batch = x.shape().0;
         // Activations that later skips read; the tape travels with the main path, these
-        // copies share the tensors' ids so their gradients add up in the same place.
+        // copies share the tensors' ids so their gradients add up in the same place. The
+        // input (layer 0) has no tape: blocks reading it use `input_matmul`.
         let mut kept: BTreeMap<usize, Tensor<(usize, usize), E, D, T>> = BTreeMap::new();
         let skip_sources: Vec<usize> = mlp.skips.iter().map(|e| e.from).collect();
-        let mut prev = x;
+        let mut prev: Option<Tensor<(usize, usize), E, D, T>> = None;
+        let read =
+            |from: usize, to: usize, kept: &BTreeMap<usize, Tensor<(usize, usize), E, D, T>>| {
+                let w = self.matrix::<T>(&mlp_weight_name(from, to));
+                if from == 0 {
+                    D::input_matmul(x.clone(), w)
+                } else {
+                    kept[&from].with_empty_tape().matmul(w)
+                }
+            };
         for to in 1..mlp.num_layers() {
             let from = to - 1;
-            if skip_sources.contains(&from) {
-                kept.insert(from, prev.with_empty_tape());
-            }
-            let mut z = prev.matmul(self.matrix::<T>(&mlp_weight_name(from, to)));
+            let mut z = match prev.take() {
+                None => read(0, to, &kept),
+                Some(p) => {
+                    if skip_sources.contains(&from) {
+                        kept.insert(from, p.with_empty_tape());
+                    }
+                    p.matmul(self.matrix::<T>(&mlp_weight_name(from, to)))
+                }
+            };
             for edge in mlp.skips.iter().filter(|e| e.to == to) {
-                let source = kept[&edge.from].with_empty_tape();
-                z = z + source.matmul(self.matrix::<T>(&mlp_weight_name(edge.from, to)));
+                z = z + read(edge.from, to, &kept);
             }
             let width = mlp.width(to);
             let bias = self
                 .vector::<T>(&format!("fc{to}.b"))
                 .broadcast_like::<_, Axis<0>>(&(batch, width));
             z = z + bias;
-            prev = if to == mlp.output_layer() {
+            prev = Some(if to == mlp.output_layer() {
                 z
             } else {
                 z.relu()
-            };
+            });
         }
-        prev
+        prev.expect("an MLP has an output layer")
     }
 
     fn index_for(
@@ -359,16 +374,17 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     fn forward_cnn<T>(
         &self,
         cnn: &CnnSpec,
-        x: Tensor<(usize, usize), E, D, T>,
+        x: Tensor<(usize, usize), E, D>,
     ) -> Tensor<(usize, usize), E, D, T>
     where
         T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
     {
         let batch = x.shape().0;
         let input = cnn.input;
-        let image = x.reshape_like(&(batch, input.height, input.width, input.channels));
+        // The input image has no tape; only conv 1 reads it (skips start at convolutions).
+        let mut image = Some(x.reshape_like(&(batch, input.height, input.width, input.channels)));
         // The groups of the previous layer's output, in `cnn.groups` order.
-        let mut prev: Vec<Images<E, D, T>> = vec![image];
+        let mut prev: Vec<Images<E, D, T>> = Vec::new();
         // Outputs that later skips read (copies sharing ids, see forward_mlp).
         let mut kept: BTreeMap<usize, Vec<Images<E, D, T>>> = BTreeMap::new();
         let skip_sources: Vec<usize> = cnn.skips.iter().map(|e| e.from).collect();
@@ -386,6 +402,10 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
                     let index = self.index_for(batch, layer.height, layer.width);
                     let groups = cnn.groups(previous);
                     let mut sum: Option<Images<E, D, T>> = None;
+                    if let Some(image) = image.take() {
+                        let w = self.matrix::<T>(&cnn_weight_name(&name, &groups[0]));
+                        sum = Some(ops::conv3x3_input(image, w, &index));
+                    }
                     for (group, tensor) in groups.iter().zip(prev) {
                         let w = self.matrix::<T>(&cnn_weight_name(&name, group));
                         let y = ops::conv3x3(tensor, w, &index);

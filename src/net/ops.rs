@@ -76,6 +76,18 @@ pub trait ConvDevice<E: Dtype>: Device<E> {
     fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
         maxpool2_composed(x)
     }
+
+    /// `x · w` for network input `x`, which needs no gradient. By default a plain matmul
+    /// (whose backward also computes the discarded input gradient).
+    fn input_matmul<T>(
+        x: Tensor<(usize, usize), E, Self>,
+        w: Tensor<(usize, usize), E, Self, T>,
+    ) -> Tensor<(usize, usize), E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        x.retaped::<T>().matmul(w)
+    }
 }
 
 /// The composed im2col: append a zero row, gather the nine neighbour rows of every pixel.
@@ -131,6 +143,19 @@ where
         }
         super::cpu_ops::maxpool2(x)
     }
+
+    fn input_matmul<T>(
+        x: Tensor<(usize, usize), E, Self>,
+        w: Tensor<(usize, usize), E, Self, T>,
+    ) -> Tensor<(usize, usize), E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        if composed_forced() {
+            return x.retaped::<T>().matmul(w);
+        }
+        super::cpu_ops::input_matmul(x, w)
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -171,6 +196,28 @@ where
     // One large matmul over every pixel of the batch parallelises better than b small ones.
     let cols = D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c));
     cols.matmul(weight).reshape_like(&(b, h, w, filters))
+}
+
+/// [`conv3x3`] on network input (no gradient for `x`).
+pub fn conv3x3_input<E, D, T>(
+    x: Images<E, D>,
+    weight: Tensor<(usize, usize), E, D, T>,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> Images<E, D, T>
+where
+    E: Dtype,
+    D: ConvDevice<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let (b, h, w, c) = *x.shape();
+    let filters = weight.shape().1;
+    assert_eq!(
+        weight.shape().0,
+        9 * c,
+        "conv weight rows must be 9 x input channels"
+    );
+    let cols = D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c));
+    D::input_matmul(cols, weight).reshape_like(&(b, h, w, filters))
 }
 
 /// [`conv3x3`] built from the composed im2col on any device (the reference the custom

@@ -280,7 +280,7 @@ impl<D: ConvDevice<f32>> Trainer<D> {
         let buffers = self.buffers(indices.len());
         buffers.load(&data.train, indices, classes);
         let (x, y) = (buffers.x.clone(), buffers.y.clone());
-        let logits = self.net.forward(x.retaped::<OwnedTape<f32, D>>());
+        let logits = self.net.forward::<OwnedTape<f32, D>>(x);
         let hits = correct(
             &logits.as_vec(),
             indices.iter().map(|&i| data.train.labels[i]),
@@ -309,7 +309,7 @@ impl<D: ConvDevice<f32>> Trainer<D> {
             let buffers = self.buffers(chunk.len());
             buffers.load(samples, chunk, classes);
             let (x, y) = (buffers.x.clone(), buffers.y.clone());
-            let logits = self.net.forward(x);
+            let logits = self.net.forward::<NoneTape>(x);
             hits += correct(
                 &logits.as_vec(),
                 chunk.iter().map(|&i| samples.labels[i]),
