@@ -23,6 +23,9 @@ use rand::{Rng, SeedableRng};
 use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
 use ops::Images;
 
+/// MLP activations by layer.
+type Activations<E, D, T> = BTreeMap<usize, Tensor<(usize, usize), E, D, T>>;
+
 /// Row indices for a gather, `[batch, rows]`.
 pub type GatherIndex<D> = Tensor<(usize, usize), usize, D>;
 
@@ -318,18 +321,17 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
         // Activations that later skips read; the tape travels with the main path, these
         // copies share the tensors' ids so their gradients add up in the same place. The
         // input (layer 0) has no tape: blocks reading it use `input_matmul`.
-        let mut kept: BTreeMap<usize, Tensor<(usize, usize), E, D, T>> = BTreeMap::new();
+        let mut kept: Activations<E, D, T> = BTreeMap::new();
         let skip_sources: Vec<usize> = mlp.skips.iter().map(|e| e.from).collect();
         let mut prev: Option<Tensor<(usize, usize), E, D, T>> = None;
-        let read =
-            |from: usize, to: usize, kept: &BTreeMap<usize, Tensor<(usize, usize), E, D, T>>| {
-                let w = self.matrix::<T>(&mlp_weight_name(from, to));
-                if from == 0 {
-                    D::input_matmul(x.clone(), w)
-                } else {
-                    kept[&from].with_empty_tape().matmul(w)
-                }
-            };
+        let read = |from: usize, to: usize, kept: &Activations<E, D, T>| {
+            let w = self.matrix::<T>(&mlp_weight_name(from, to));
+            if from == 0 {
+                D::input_matmul(x.clone(), w)
+            } else {
+                kept[&from].with_empty_tape().matmul(w)
+            }
+        };
         for to in 1..mlp.num_layers() {
             let from = to - 1;
             let mut z = match prev.take() {
