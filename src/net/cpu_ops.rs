@@ -14,25 +14,49 @@ use rayon::prelude::*;
 use super::ops::Images;
 
 thread_local! {
-    /// One reusable host buffer per element type and thread. The kernels' large outputs are
-    /// computed here and copied into tensors from dfdx's buffer cache: buffers adopted with
-    /// `tensor_from_vec` would never be reused by that cache, and fresh allocations of tens
-    /// of megabytes every step cost page faults.
-    static SCRATCH: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    /// Reusable host buffers per element type, slot and thread. The kernels' large outputs
+    /// are computed here and copied into tensors from dfdx's buffer cache: buffers adopted
+    /// with `tensor_from_vec` would never be reused by that cache, and fresh allocations of
+    /// tens of megabytes every step cost page faults.
+    static SCRATCH: RefCell<HashMap<(TypeId, Slot), Box<dyn Any>>> = RefCell::new(HashMap::new());
 }
 
-/// Runs `f` with this thread's scratch buffer for `E`, at least `len` long.
-fn with_scratch<E: Dtype, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut map = cell.borrow_mut();
-        let any = map
-            .entry(TypeId::of::<E>())
-            .or_insert_with(|| Box::new(Vec::<E>::new()));
-        let buf = any.downcast_mut::<Vec<E>>().expect("scratch keyed by type");
-        if buf.len() < len {
-            buf.resize(len, E::default());
-        }
-        f(&mut buf[..len])
+/// Which scratch buffer: kernels use one for their output and one for a copy of their input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    Output,
+    Input,
+}
+
+/// Runs `f` with this thread's scratch buffer for `E` in `slot`, at least `len` long.
+fn with_scratch<E: Dtype, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
+    // Take the buffer out while `f` runs, so a nested use of the same slot cannot alias it.
+    let key = (TypeId::of::<E>(), slot);
+    let mut buf: Vec<E> = SCRATCH
+        .with(|cell| cell.borrow_mut().remove(&key))
+        .and_then(|any| any.downcast::<Vec<E>>().ok().map(|b| *b))
+        .unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, E::default());
+    }
+    let result = f(&mut buf[..len]);
+    SCRATCH.with(|cell| cell.borrow_mut().insert(key, Box::new(buf)));
+    result
+}
+
+/// Runs `f` on the host data of a contiguous CPU tensor (a memcpy into scratch; dfdx's
+/// `as_vec` walks the strides element by element, which is far slower).
+fn with_host_data<S: Shape, E: Dtype, T, R>(
+    t: &Tensor<S, E, Cpu, T>,
+    f: impl FnOnce(&[E]) -> R,
+) -> R
+where
+    Cpu: CopySlice<E>,
+{
+    let len = t.shape().num_elements();
+    with_scratch::<E, _>(Slot::Input, len, |buf| {
+        t.copy_into(buf);
+        f(buf)
     })
 }
 
@@ -87,21 +111,22 @@ pub fn im2col3x3<E: Dtype, T: Tape<E, Cpu>>(
 ) -> Tensor<(usize, usize, usize), E, Cpu, T> {
     let (b, h, w, c) = *x.shape();
     let (x, mut tape) = x.split_tape();
-    let input = x.as_vec();
     let (per_in, per_out) = (h * w * c, h * w * 9 * c);
     let mut out = x.device().zeros_like(&(b, h * w, 9 * c));
-    with_scratch::<E, _>(b * per_out, |cols| {
-        if per_in > 0 {
-            cols.par_chunks_mut(per_out)
-                .zip(input.par_chunks(per_in))
-                .for_each(|(out, inp)| im2col_sample(inp, out, h, w, c));
-        }
-        out.copy_from(cols);
+    with_host_data(&x, |input| {
+        with_scratch::<E, _>(Slot::Output, b * per_out, |cols| {
+            if per_in > 0 {
+                cols.par_chunks_mut(per_out)
+                    .zip(input.par_chunks(per_in))
+                    .for_each(|(out, inp)| im2col_sample(inp, out, h, w, c));
+            }
+            out.copy_from(cols);
+        })
     });
     let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
         let n = b * per_out;
-        with_scratch::<E, _>(n, |grad_cols| {
+        with_scratch::<E, _>(Slot::Output, n, |grad_cols| {
             grad_cols.copy_from_slice(&grads.get_or_alloc_mut(&out_ghost)?[..n]);
             let grad_in = grads.get_or_alloc_mut(&x_ghost)?;
             if per_in > 0 {
@@ -124,43 +149,44 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
     let (b, h, w, c) = *x.shape();
     let (oh, ow) = (h / 2, w / 2);
     let (x, mut tape) = x.split_tape();
-    let input = x.as_vec();
     let (per_in, per_out) = (h * w * c, oh * ow * c);
     let mut winners = vec![0u32; b * per_out];
     let mut out = x.device().zeros_like(&(b, oh, ow, c));
-    with_scratch::<E, _>(b * per_out, |pooled| {
-        if per_out > 0 {
-            pooled
-                .par_chunks_mut(per_out)
-                .zip(winners.par_chunks_mut(per_out))
-                .zip(input.par_chunks(per_in))
-                .for_each(|((out, win), inp)| {
-                    for y in 0..oh {
-                        for xx in 0..ow {
-                            for ch in 0..c {
-                                let at = |dy: usize, dx: usize| {
-                                    ((2 * y + dy) * w + 2 * xx + dx) * c + ch
-                                };
-                                let mut best = at(0, 0);
-                                for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
-                                    if inp[at(dy, dx)] > inp[best] {
-                                        best = at(dy, dx);
+    with_host_data(&x, |input| {
+        with_scratch::<E, _>(Slot::Output, b * per_out, |pooled| {
+            if per_out > 0 {
+                pooled
+                    .par_chunks_mut(per_out)
+                    .zip(winners.par_chunks_mut(per_out))
+                    .zip(input.par_chunks(per_in))
+                    .for_each(|((out, win), inp)| {
+                        for y in 0..oh {
+                            for xx in 0..ow {
+                                for ch in 0..c {
+                                    let at = |dy: usize, dx: usize| {
+                                        ((2 * y + dy) * w + 2 * xx + dx) * c + ch
+                                    };
+                                    let mut best = at(0, 0);
+                                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                                        if inp[at(dy, dx)] > inp[best] {
+                                            best = at(dy, dx);
+                                        }
                                     }
+                                    let o = (y * ow + xx) * c + ch;
+                                    out[o] = inp[best];
+                                    win[o] = best as u32;
                                 }
-                                let o = (y * ow + xx) * c + ch;
-                                out[o] = inp[best];
-                                win[o] = best as u32;
                             }
                         }
-                    }
-                });
-        }
-        out.copy_from(pooled);
+                    });
+            }
+            out.copy_from(pooled);
+        })
     });
     let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
         let n = b * per_out;
-        with_scratch::<E, _>(n, |grad_out| {
+        with_scratch::<E, _>(Slot::Output, n, |grad_out| {
             grad_out.copy_from_slice(&grads.get_or_alloc_mut(&out_ghost)?[..n]);
             let grad_in = grads.get_or_alloc_mut(&x_ghost)?;
             if per_out > 0 {
@@ -202,16 +228,44 @@ where
     let (w, mut tape) = w.split_tape();
     let z = x.clone().matmul(w.clone());
     let (w_ghost, z_ghost) = (w.ghost(), z.ghost());
-    let (b, n) = *z.shape();
+    let ((b, inputs), n) = (*x.shape(), z.shape().1);
     tape.add_backward_op(move |grads| {
-        let mut dz = x.device().zeros_like(&(b, n));
-        dz.copy_from(host::<E>(grads.get_or_alloc_mut(&z_ghost)?));
-        let dw = x.permute::<_, Axes2<1, 0>>().matmul(dz).as_vec();
-        let gw = host::<E>(grads.get_or_alloc_mut(&w_ghost)?);
-        for (g, d) in gw.iter_mut().zip(dw) {
-            *g += d;
-        }
-        Ok(())
+        with_host_data(&x, |x| -> Result<(), CpuError> {
+            let dz = host::<E>(grads.get_or_alloc_mut(&z_ghost)?).to_vec();
+            let dw = host::<E>(grads.get_or_alloc_mut(&w_ghost)?);
+            debug_assert_eq!(
+                (x.len(), dz.len(), dw.len()),
+                (b * inputs, b * n, inputs * n)
+            );
+            let one = E::from_f64(1.0).expect("1 is representable");
+            // dw += xᵀ · dz, all row-major: xᵀ is x read with swapped strides.
+            // SAFETY: the three buffers have the lengths asserted above and do not overlap
+            // (dz is a copy; x is scratch; dw is the weight's gradient).
+            unsafe {
+                gemm::gemm(
+                    inputs,
+                    n,
+                    b,
+                    dw.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    x.as_ptr(),
+                    inputs as isize,
+                    1,
+                    dz.as_ptr(),
+                    1,
+                    n as isize,
+                    one,
+                    one,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                );
+            }
+            Ok(())
+        })
     });
     z.put_tape(tape)
 }
