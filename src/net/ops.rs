@@ -174,6 +174,31 @@ where
     }
 }
 
+/// The im2col rows of `x` as `[b*h*w, 9c]`, checking that a weight with `weight_rows` rows
+/// fits; also returns `(b, h, w)`.
+fn windows<E, D, T>(
+    x: Images<E, D, T>,
+    weight_rows: usize,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> (Tensor<(usize, usize), E, D, T>, (usize, usize, usize))
+where
+    E: Dtype,
+    D: ConvDevice<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let (b, h, w, c) = *x.shape();
+    assert_eq!(
+        weight_rows,
+        9 * c,
+        "conv weight rows must be 9 x input channels"
+    );
+    // One large matmul over every pixel of the batch parallelises better than b small ones.
+    (
+        D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c)),
+        (b, h, w),
+    )
+}
+
 /// 3x3 "same" convolution without bias: `[b, h, w, c]` x `[9c, f]` -> `[b, h, w, f]`.
 /// `index` must come from [`im2col_index`] for the same batch and size.
 pub fn conv3x3<E, D, T>(
@@ -186,15 +211,8 @@ where
     D: ConvDevice<E>,
     T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
 {
-    let (b, h, w, c) = *x.shape();
-    let filters = weight.shape().1;
-    assert_eq!(
-        weight.shape().0,
-        9 * c,
-        "conv weight rows must be 9 x input channels"
-    );
-    // One large matmul over every pixel of the batch parallelises better than b small ones.
-    let cols = D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c));
+    let (rows, filters) = *weight.shape();
+    let (cols, (b, h, w)) = windows(x, rows, index);
     cols.matmul(weight).reshape_like(&(b, h, w, filters))
 }
 
@@ -209,14 +227,8 @@ where
     D: ConvDevice<E>,
     T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
 {
-    let (b, h, w, c) = *x.shape();
-    let filters = weight.shape().1;
-    assert_eq!(
-        weight.shape().0,
-        9 * c,
-        "conv weight rows must be 9 x input channels"
-    );
-    let cols = D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c));
+    let (rows, filters) = *weight.shape();
+    let (cols, (b, h, w)) = windows(x, rows, index);
     D::input_matmul(cols, weight).reshape_like(&(b, h, w, filters))
 }
 
