@@ -174,13 +174,16 @@ where
     }
 }
 
+/// A matrix of rows (im2col windows, flattened pixels).
+type Rows<E, D, T> = Tensor<(usize, usize), E, D, T>;
+
 /// The im2col rows of `x` as `[b*h*w, 9c]`, checking that a weight with `weight_rows` rows
 /// fits; also returns `(b, h, w)`.
 fn windows<E, D, T>(
     x: Images<E, D, T>,
     weight_rows: usize,
     index: &Tensor<(usize, usize), usize, D>,
-) -> (Tensor<(usize, usize), E, D, T>, (usize, usize, usize))
+) -> (Rows<E, D, T>, (usize, usize, usize))
 where
     E: Dtype,
     D: ConvDevice<E>,
