@@ -438,6 +438,9 @@ impl App {
             .iter()
             .filter_map(|&e| remap(e))
             .collect();
+        // Check the new structure on its own: the old numbering's edges may not fit it.
+        next.apply_skips(&SkipSelection::None)
+            .expect("an empty edge set always fits");
         let keep: Vec<SkipEdge> = edges
             .into_iter()
             .filter(|&e| next.check_edge(e).is_ok())
@@ -871,7 +874,22 @@ mod tests {
         };
         assert_eq!(c.stages.len(), 2, "28x28 halves twice");
         assert!(app.topology.validate().is_ok());
-        app.handle_key(key(KeyCode::Char('a')));
-        assert!(!app.topology.skips().is_empty());
+        app.topology
+            .apply_skips(&SkipSelection::Edges(vec![SkipEdge::new(1, 4)]))
+            .unwrap();
+        // Remove conv 2: conv 4 becomes conv 3 and the skip follows it.
+        app.selection = Selection::Layer(2);
+        app.handle_key(key(KeyCode::Char('r')));
+        let Topology::Cnn(c) = &app.topology else {
+            panic!()
+        };
+        assert_eq!(c.stages, vec![vec![32], vec![64, 64]], "{:?}", app.message);
+        let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
+        assert_eq!(skips, ["1-3"]);
+        // Insert after conv 1 again: the skip moves back to 1-4.
+        app.selection = Selection::Layer(1);
+        app.handle_key(key(KeyCode::Char('i')));
+        let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
+        assert_eq!(skips, ["1-4"]);
     }
 }
