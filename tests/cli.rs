@@ -88,3 +88,44 @@ fn full_fashion_mnist_loads_from_shared_data_when_present() {
     assert_eq!(&data.train.labels[..3], &[9, 0, 0]);
     assert_eq!(&data.test.labels[..3], &[9, 2, 1]);
 }
+
+#[test]
+fn bench_harness_measures_and_checks_memory() {
+    let (code, out, err) = skiplab(&["bench", "--single", "mlp-paper", "--steps", "20"]);
+    assert_eq!(code, 0, "{err}");
+    let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(m["samples_per_sec"].as_f64().unwrap() > 0.0, "{out}");
+    let (code, out, err) = skiplab(&[
+        "bench",
+        "--models",
+        "mlp",
+        "--no-torch",
+        "--rounds",
+        "1",
+        "--steps",
+        "110",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("mlp 784-128-256-256-26, all skips"), "{out}");
+    assert!(out.contains("PyTorch twin: not run"), "{out}");
+    assert!(
+        out.lines().last().unwrap().starts_with("memory: steady"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cuda_commands_explain_themselves_in_a_cpu_build() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let (code, _, err) = skiplab(&["parity"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("built without the `cuda` feature"), "{err}");
+    let (code, _, err) = skiplab(&["train", "--device", "cuda"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--device cuda: this skiplab was built without CUDA support"),
+        "{err}"
+    );
+}
