@@ -106,7 +106,6 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     ) -> Result<(), D::Err> {
         self.steps += 1;
         let dev = net.device().clone();
-        let names: Vec<String> = net.params().keys().cloned().collect();
         self.slots.retain(|name, _| net.params().contains_key(name));
         for (name, param) in net.params_mut().iter_mut() {
             let len = param.len();
@@ -127,7 +126,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
                 Param::Matrix(t) => update_one(self.config, self.steps, t, grads, slot)?,
             }
         }
-        debug_assert_eq!(names.len(), self.slots.len());
+        debug_assert_eq!(net.params().len(), self.slots.len());
         Ok(())
     }
 }
