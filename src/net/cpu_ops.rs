@@ -230,41 +230,47 @@ where
     let (w_ghost, z_ghost) = (w.ghost(), z.ghost());
     let ((b, inputs), n) = (*x.shape(), z.shape().1);
     tape.add_backward_op(move |grads| {
-        with_host_data(&x, |x| -> Result<(), CpuError> {
-            let dz = host::<E>(grads.get_or_alloc_mut(&z_ghost)?).to_vec();
-            let dw = host::<E>(grads.get_or_alloc_mut(&w_ghost)?);
-            debug_assert_eq!(
-                (x.len(), dz.len(), dw.len()),
-                (b * inputs, b * n, inputs * n)
-            );
-            let one = E::from_f64(1.0).expect("1 is representable");
-            // dw += xᵀ · dz, all row-major: xᵀ is x read with swapped strides.
-            // SAFETY: the three buffers have the lengths asserted above and do not overlap
-            // (dz is a copy; x is scratch; dw is the weight's gradient).
-            unsafe {
-                gemm::gemm(
-                    inputs,
-                    n,
-                    b,
-                    dw.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    true,
-                    x.as_ptr(),
-                    inputs as isize,
-                    1,
-                    dz.as_ptr(),
-                    1,
-                    n as isize,
-                    one,
-                    one,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        with_host_data(&x, |x| {
+            with_scratch::<E, _>(Slot::Output, b * n, |dz| -> Result<(), CpuError> {
+                dz.copy_from_slice(host::<E>(grads.get_or_alloc_mut(&z_ghost)?));
+                let dw = host::<E>(grads.get_or_alloc_mut(&w_ghost)?);
+                // The gemm below reads and writes through raw pointers: check every length,
+                // in release builds too.
+                assert_eq!(
+                    (x.len(), dz.len(), dw.len()),
+                    (b * inputs, b * n, inputs * n),
+                    "input matmul buffers"
                 );
-            }
-            Ok(())
+                let one = E::from_f64(1.0).expect("1 is representable");
+                // dw += xᵀ · dz, all row-major: xᵀ is x read with swapped strides.
+                // SAFETY: the three buffers have the lengths asserted above and do not
+                // overlap (x and dz are this thread's two scratch buffers; dw is the weight's
+                // gradient).
+                unsafe {
+                    gemm::gemm(
+                        inputs,
+                        n,
+                        b,
+                        dw.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        true,
+                        x.as_ptr(),
+                        inputs as isize,
+                        1,
+                        dz.as_ptr(),
+                        1,
+                        n as isize,
+                        one,
+                        one,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                    );
+                }
+                Ok(())
+            })
         })
     });
     z.put_tape(tape)
