@@ -724,7 +724,7 @@ pub fn parity() -> Result<ExitCode> {
 
 #[cfg(feature = "cuda")]
 fn parity_cuda() -> Result<ExitCode> {
-    use skiplab::parity::{compare, network_snapshot, ops_snapshot};
+    use skiplab::parity::{compare, compare_with_reference, network_snapshot, ops_snapshot};
     devices::probe_cuda().map_err(|e| anyhow::anyhow!("parity needs a GPU: {e}"))?;
     let cuda = Cuda::try_build(0, 0).map_err(|e| anyhow::anyhow!("cannot start CUDA: {e}"))?;
     let cpu = Cpu::seed_from_u64(0);
@@ -732,16 +732,29 @@ fn parity_cuda() -> Result<ExitCode> {
     mlp.apply_skips(&SkipSelection::All)?;
     let mut cnn = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
     cnn.apply_skips(&SkipSelection::Paper)?;
-    let mut verdicts = compare("ops", &ops_snapshot(&cpu, 7), &ops_snapshot(&cuda, 7));
-    verdicts.extend(compare(
-        "mlp all skips",
-        &network_snapshot(&cpu, &mlp, 64, 7),
-        &network_snapshot(&cuda, &mlp, 64, 7),
+    // Each case: CUDA f32 against CPU f64, next to CPU f32 against CPU f64.
+    let mut verdicts = Vec::new();
+    let cases: [(&str, &Topology, usize); 2] =
+        [("mlp all skips", &mlp, 64), ("cnn paper skips", &cnn, 16)];
+    verdicts.extend(compare_with_reference(
+        "ops",
+        &ops_snapshot::<f64, _>(&cpu, 7),
+        &ops_snapshot::<f32, _>(&cpu, 7),
+        &ops_snapshot::<f32, _>(&cuda, 7),
     ));
+    for (case, topology, batch) in cases {
+        verdicts.extend(compare_with_reference(
+            case,
+            &network_snapshot::<f64, _>(&cpu, topology, batch, 7),
+            &network_snapshot::<f32, _>(&cpu, topology, batch, 7),
+            &network_snapshot::<f32, _>(&cuda, topology, batch, 7),
+        ));
+    }
+    // CUDA against itself: run-to-run differences would point at a race, not at an op.
     verdicts.extend(compare(
-        "cnn paper skips",
-        &network_snapshot(&cpu, &cnn, 16, 7),
-        &network_snapshot(&cuda, &cnn, 16, 7),
+        "cuda run-to-run, cnn paper skips",
+        &network_snapshot::<f32, _>(&cuda, &cnn, 16, 7),
+        &network_snapshot::<f32, _>(&cuda, &cnn, 16, 7),
     ));
     for v in &verdicts {
         println!("{v}");
