@@ -49,14 +49,6 @@ pub enum TopologyError {
     NoStages,
     #[error("CNN stage {stage} has no convolutions")]
     EmptyStage { stage: usize },
-    #[error(
-        "input {height}x{width} cannot be halved {pools} times by 2x2 pools (each pool needs an even size)"
-    )]
-    NotPoolable {
-        height: usize,
-        width: usize,
-        pools: usize,
-    },
     #[error("skip edge {edge} is not a candidate: {reason}")]
     InvalidEdge { edge: SkipEdge, reason: String },
     #[error(
@@ -328,8 +320,9 @@ impl CnnSpec {
                 });
             }
             number += 1;
-            h /= 2;
-            w /= 2;
+            // Pools round up: an odd row or column forms its own, smaller windows.
+            h = h.div_ceil(2);
+            w = w.div_ceil(2);
             layers.push(CnnLayer {
                 number,
                 kind: CnnLayerKind::Pool,
@@ -376,7 +369,12 @@ impl CnnSpec {
         if edge.to < edge.from + 2 {
             return fail("a skip must jump over at least one layer (to >= from + 2)".into());
         }
-        if from.height % to.height != 0 || from.width % to.width != 0 {
+        // The skip pools its source as often as the main path does between the two layers.
+        let (mut h, mut w) = (from.height, from.width);
+        while h > to.height {
+            (h, w) = (h.div_ceil(2), w.div_ceil(2));
+        }
+        if (h, w) != (to.height, to.width) {
             return fail(format!(
                 "{}x{} does not pool down to {}x{}",
                 from.height, from.width, to.height, to.width
@@ -408,16 +406,6 @@ impl CnnSpec {
                     layer: layer.number,
                 });
             }
-        }
-        let factor = 1usize
-            .checked_shl(self.num_pools() as u32)
-            .unwrap_or(usize::MAX);
-        if self.input.height % factor != 0 || self.input.width % factor != 0 {
-            return Err(TopologyError::NotPoolable {
-                height: self.input.height,
-                width: self.input.width,
-                pools: self.num_pools(),
-            });
         }
         self.skips.iter().try_for_each(|&e| self.check_edge(e))
     }
@@ -774,11 +762,13 @@ mod tests {
         assert!(topo.set_skip(SkipEdge::new(0, 9), true).is_err());
         assert!(topo.skips().is_empty());
 
+        let empty = CnnSpec::paper(ImageShape::new(3, 0, 30), 10);
+        assert_eq!(empty.validate(), Err(TopologyError::EmptyInput));
+        // Odd sizes pool with a smaller last window: 30 -> 15 -> 8 -> 4.
         let odd = CnnSpec::paper(ImageShape::new(3, 30, 30), 10);
-        assert!(matches!(
-            odd.validate(),
-            Err(TopologyError::NotPoolable { .. })
-        ));
+        assert_eq!(odd.validate(), Ok(()));
+        let sizes: Vec<usize> = odd.layers().iter().map(|l| l.height).collect();
+        assert_eq!(sizes, vec![30, 30, 15, 15, 15, 8, 8, 8, 4]);
         let zero = MlpSpec::new(784, vec![128, 0], 10);
         assert_eq!(zero.validate(), Err(TopologyError::ZeroWidth { layer: 2 }));
     }
@@ -792,11 +782,10 @@ mod tests {
         );
         let err = "0-2,x".parse::<SkipSelection>().unwrap_err();
         assert!(err.to_string().contains("`x`"), "{err}");
+        // The paper's CNN on 1x28x28 (the MNIST family): 28 -> 14 -> 7 -> 4.
         let mut topo = Topology::Cnn(CnnSpec::paper(ImageShape::new(1, 28, 28), 10));
-        assert!(matches!(
-            topo.validate(),
-            Err(TopologyError::NotPoolable { .. })
-        ));
+        topo.apply_skips(&SkipSelection::Paper).unwrap();
+        assert_eq!(topo.validate(), Ok(()));
         topo = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
         topo.apply_skips(&SkipSelection::Paper).unwrap();
         assert_eq!(topo.skips(), &CnnSpec::paper_skips());

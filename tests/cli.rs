@@ -49,7 +49,10 @@ fn bad_arguments_fail_with_a_clear_message() {
             "`x` in `0-x` is not a layer number",
         ),
         (&["train", "--widths", "128,abc"], "`abc` is not a width"),
-        (&["train", "--model", "cnn"], "cannot be halved 3 times"),
+        (
+            &["train", "--model", "cnn", "--skips", "1-3"],
+            "skips connect two convolution layers",
+        ),
         (&["train", "--lr", "-1"], "--lr must be a positive number"),
     ];
     for (args, message) in cases {

@@ -122,6 +122,19 @@ fn cnn_with_paper_skips_matches_finite_differences() {
     check_network(topo, 2, 40);
 }
 
+/// Odd sizes (7 -> 4 -> 2 -> 1), as the paper's CNN meets on the 28x28 MNIST family, with
+/// skips whose sources are pooled through odd sizes.
+#[test]
+fn cnn_on_odd_sizes_matches_finite_differences() {
+    let mut topo = Topology::Cnn(CnnSpec::new(
+        ImageShape::new(1, 7, 5),
+        vec![vec![3, 3], vec![4, 4], vec![3, 3]],
+        3,
+    ));
+    topo.apply_skips(&SkipSelection::Paper).unwrap();
+    check_network(topo, 2, 40);
+}
+
 #[test]
 fn cpu_conv_matches_direct_convolution_and_finite_differences() {
     let dev = Dev::seed_from_u64(0);
@@ -187,34 +200,60 @@ fn cpu_conv_matches_direct_convolution_and_finite_differences() {
 
 #[test]
 fn composed_pool_matches_direct_max_and_finite_differences() {
+    use skiplab::net::ops::maxpool2_composed;
     let dev = Dev::seed_from_u64(0);
-    let (b, h, w, c) = (2, 4, 6, 3);
-    let vals = random(b * h * w * c, 4);
-    let run = |v: &[f64]| maxpool2(dev.tensor_from_vec(v.to_vec(), (b, h, w, c))).as_vec();
-    let out = run(&vals);
-    for bi in 0..b {
-        for y in 0..h / 2 {
-            for x in 0..w / 2 {
-                for ci in 0..c {
-                    let at = |yy: usize, xx: usize| vals[((bi * h + yy) * w + xx) * c + ci];
-                    let m = at(2 * y, 2 * x)
-                        .max(at(2 * y + 1, 2 * x))
-                        .max(at(2 * y, 2 * x + 1))
-                        .max(at(2 * y + 1, 2 * x + 1));
-                    assert_eq!(out[((bi * h / 2 + y) * w / 2 + x) * c + ci], m);
+    // Even sizes, and odd ones whose last row/column pools on its own (ceil mode).
+    for (b, h, w, c) in [(2usize, 4usize, 6usize, 3usize), (2, 5, 7, 3), (1, 3, 1, 2)] {
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let vals = random(b * h * w * c, 4);
+        for composed in [false, true] {
+            let pool = |t: Tensor<(usize, usize, usize, usize), f64, Dev, OwnedTape<f64, Dev>>| {
+                if composed {
+                    maxpool2_composed(t)
+                } else {
+                    maxpool2(t)
+                }
+            };
+            let run = |v: &[f64]| {
+                pool(dev.tensor_from_vec(v.to_vec(), (b, h, w, c)).retaped()).as_vec()
+            };
+            let out = run(&vals);
+            assert_eq!(out.len(), b * oh * ow * c);
+            for bi in 0..b {
+                for y in 0..oh {
+                    for x in 0..ow {
+                        for ci in 0..c {
+                            let at = |yy: usize, xx: usize| {
+                                if yy < h && xx < w {
+                                    vals[((bi * h + yy) * w + xx) * c + ci]
+                                } else {
+                                    f64::NEG_INFINITY
+                                }
+                            };
+                            let m = at(2 * y, 2 * x)
+                                .max(at(2 * y + 1, 2 * x))
+                                .max(at(2 * y, 2 * x + 1))
+                                .max(at(2 * y + 1, 2 * x + 1));
+                            assert_eq!(out[((bi * oh + y) * ow + x) * c + ci], m);
+                        }
+                    }
                 }
             }
+            let proj = random(out.len(), 5);
+            let t = dev.tensor_from_vec(vals.clone(), (b, h, w, c));
+            let p = dev.tensor_from_vec(proj.clone(), (b, oh, ow, c));
+            let grads = (pool(t.leaky_trace()) * p).sum::<Rank0, _>().backward();
+            let g = grads.get(&t).as_vec();
+            let mut v = vals.clone();
+            check(
+                &format!("pool dx {h}x{w} composed={composed}"),
+                &mut v,
+                &g,
+                0..vals.len(),
+                |v| run(v).iter().zip(&proj).map(|(a, p)| a * p).sum(),
+            );
         }
     }
-    let proj = random(out.len(), 5);
-    let t = dev.tensor_from_vec(vals.clone(), (b, h, w, c));
-    let p = dev.tensor_from_vec(proj.clone(), (b, h / 2, w / 2, c));
-    let grads = (maxpool2(t.leaky_trace()) * p).sum::<Rank0, _>().backward();
-    let g = grads.get(&t).as_vec();
-    let mut v = vals.clone();
-    check("pool dx", &mut v, &g, 0..vals.len(), |v| {
-        run(v).iter().zip(&proj).map(|(a, p)| a * p).sum()
-    });
 }
 
 /// A tensor read by two ops (what every skip source is) must receive the sum of both
@@ -283,9 +322,10 @@ fn custom_cpu_conv_equals_the_composed_conv() {
 fn custom_cpu_pool_equals_the_composed_pool() {
     use skiplab::net::ops::maxpool2_composed;
     let dev = Dev::seed_from_u64(0);
-    let (b, h, w, c) = (3, 6, 8, 5);
+    let (b, h, w, c): (usize, usize, usize, usize) = (3, 7, 8, 5);
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
     let x = dev.tensor_from_vec(random(b * h * w * c, 21), (b, h, w, c));
-    let p = dev.tensor_from_vec(random(b * h * w * c / 4, 22), (b, h / 2, w / 2, c));
+    let p = dev.tensor_from_vec(random(b * oh * ow * c, 22), (b, oh, ow, c));
     let run = |composed: bool| {
         let y = if composed {
             maxpool2_composed(x.leaky_trace())

@@ -147,7 +147,8 @@ pub fn im2col3x3<E: Dtype, T: Tape<E, Cpu>>(
 /// get no gradient through the ReLU either way).
 pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cpu, T> {
     let (b, h, w, c) = *x.shape();
-    let (oh, ow) = (h / 2, w / 2);
+    // Rounding up: windows at an odd last row or column hold fewer pixels.
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
     let (x, mut tape) = x.split_tape();
     let (per_in, per_out) = (h * w * c, oh * ow * c);
     let mut winners = vec![0u32; b * per_out];
@@ -168,6 +169,9 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
                                     };
                                     let mut best = at(0, 0);
                                     for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                                        if 2 * y + dy >= h || 2 * xx + dx >= w {
+                                            continue;
+                                        }
                                         if inp[at(dy, dx)] > inp[best] {
                                             best = at(dy, dx);
                                         }

@@ -5,8 +5,8 @@
 //! - 3x3 "same" convolution: flatten the pixels to rows, append one zero row (the padding),
 //!   gather the nine neighbour rows of every pixel (im2col), reshape to
 //!   `[batch, pixels, 9 * channels]` and multiply by the `[9 * channels, filters]` weights.
-//! - 2x2 max-pool: reshape to `[batch, h/2, 2, w/2, 2, channels]` and take the max over the
-//!   two window axes.
+//! - 2x2 max-pool: pad an odd size with -inf, reshape to `[batch, h/2, 2, w/2, 2, channels]`
+//!   and take the max over the two window axes.
 //!
 //! No `slice` anywhere: dfdx 0.13's CPU slice backward overwrites instead of accumulating.
 //!
@@ -72,7 +72,7 @@ pub trait ConvDevice<E: Dtype>: Device<E> {
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>;
 
-    /// 2x2 max-pool with stride 2 (height and width must be even).
+    /// 2x2 max-pool with stride 2; an odd last row or column pools on its own.
     fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
         maxpool2_composed(x)
     }
@@ -253,12 +253,14 @@ where
     cols.matmul(weight).reshape_like(&(b, h, w, filters))
 }
 
-/// 2x2 max-pool with stride 2 (height and width must be even), on the device's fastest path.
+/// 2x2 max-pool with stride 2 on the device's fastest path. Sizes round up: an odd last row
+/// or column forms windows of its own (PyTorch's `ceil_mode=True`).
 pub fn maxpool2<E: Dtype, D: ConvDevice<E>, T: Tape<E, D>>(x: Images<E, D, T>) -> Images<E, D, T> {
     D::maxpool2(x)
 }
 
-/// The composed 2x2 max-pool: reshape and take the max over the window axes.
+/// The composed 2x2 max-pool: pad an odd size with a row or column of -inf (by concat, so
+/// it never wins and takes no gradient), reshape and take the max over the window axes.
 pub fn maxpool2_composed<E, D, T>(x: Images<E, D, T>) -> Images<E, D, T>
 where
     E: Dtype,
@@ -266,10 +268,20 @@ where
     T: Tape<E, D>,
 {
     let (b, h, w, c) = *x.shape();
-    debug_assert!(
-        h % 2 == 0 && w % 2 == 0,
-        "maxpool2 needs even sizes, got {h}x{w}"
-    );
-    x.reshape_like(&(b, h / 2, 2, w / 2, 2, c))
+    let minus_inf = E::from_f64(f64::NEG_INFINITY).expect("a float dtype");
+    let x = if h % 2 == 1 {
+        let pad = x.device().zeros_like(&(b, 1, w, c)) + minus_inf;
+        (x, pad).concat_along(Axis::<1>)
+    } else {
+        x
+    };
+    let x = if w % 2 == 1 {
+        let pad = x.device().zeros_like(&(b, h.div_ceil(2) * 2, 1, c)) + minus_inf;
+        (x, pad).concat_along(Axis::<2>)
+    } else {
+        x
+    };
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    x.reshape_like(&(b, oh, 2, ow, 2, c))
         .max::<(usize, usize, usize, usize), Axes2<2, 4>>()
 }

@@ -240,12 +240,11 @@ fn default_mlp(input: ImageShape, classes: usize) -> Topology {
     Topology::Mlp(MlpSpec::new(input.len(), vec![128, 256], classes))
 }
 
-/// The largest paper-like CNN the input allows: up to three stages of two convs.
+/// The paper's CNN (three stages of two convs; pools round odd sizes up), with fewer stages
+/// only where the input is too small to halve three times.
 fn default_cnn(input: ImageShape, classes: usize) -> Topology {
     let mut stages = vec![vec![32, 32], vec![64, 64], vec![128, 128]];
-    while stages.len() > 1
-        && (input.height % (1 << stages.len()) != 0 || input.width % (1 << stages.len()) != 0)
-    {
+    while stages.len() > 1 && input.height.min(input.width) < 1 << stages.len() {
         stages.pop();
     }
     Topology::Cnn(CnnSpec::new(input, stages, classes))
@@ -872,7 +871,7 @@ mod tests {
         let Topology::Cnn(c) = &app.topology else {
             panic!()
         };
-        assert_eq!(c.stages.len(), 2, "28x28 halves twice");
+        assert_eq!(c.stages.len(), 3, "the paper's CNN: 28 -> 14 -> 7 -> 4");
         assert!(app.topology.validate().is_ok());
         app.topology
             .apply_skips(&SkipSelection::Edges(vec![SkipEdge::new(1, 4)]))
@@ -883,7 +882,12 @@ mod tests {
         let Topology::Cnn(c) = &app.topology else {
             panic!()
         };
-        assert_eq!(c.stages, vec![vec![32], vec![64, 64]], "{:?}", app.message);
+        assert_eq!(
+            c.stages,
+            vec![vec![32], vec![64, 64], vec![128, 128]],
+            "{:?}",
+            app.message
+        );
         let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
         assert_eq!(skips, ["1-3"]);
         // Insert after conv 1 again: the skip moves back to 1-4.
