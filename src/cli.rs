@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use skiplab::data::{self, Dataset, PreparedData, Samples};
+use skiplab::data::{self, Dataset, DatasetName, PreparedData, Samples};
 use skiplab::device::{self as devices, DeviceChoice};
 use skiplab::net::ops::ConvDevice;
 use skiplab::net::optim::OptimizerConfig;
@@ -22,14 +22,6 @@ use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
 pub enum ModelKind {
     Mlp,
     Cnn,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DatasetName {
-    /// 10,000 + 2,000 Fashion-MNIST images compiled into the binary.
-    Builtin,
-    FashionMnist,
-    Mnist,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,7 +62,9 @@ pub struct TrainArgs {
     #[arg(long, default_value = "none")]
     skips: String,
     /// Data set.
-    #[arg(long, value_enum, default_value_t = DatasetName::Builtin)]
+    /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
+    /// from the data directory; see `skiplab data`).
+    #[arg(long, default_value = "builtin")]
     dataset: DatasetName,
     /// Folder holding one folder per data set (e.g. `fashion-mnist/` with the IDX files).
     #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
@@ -137,23 +131,6 @@ fn topology_from_args(args: &TrainArgs, shape: ImageShape, classes: usize) -> Re
     Ok(topology)
 }
 
-fn load_dataset(name: DatasetName, data_dir: &std::path::Path) -> Result<Dataset> {
-    let classes = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
-    Ok(match name {
-        DatasetName::Builtin => data::builtin(),
-        DatasetName::FashionMnist => data::load_mnist_dir(
-            &data_dir.join("fashion-mnist"),
-            "fashion-mnist",
-            classes(&data::FASHION_MNIST_CLASSES),
-        )?,
-        DatasetName::Mnist => data::load_mnist_dir(
-            &data_dir.join("mnist"),
-            "mnist",
-            classes(&["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
-        )?,
-    })
-}
-
 fn optimizer_from(
     kind: OptimizerKind,
     lr: Option<f64>,
@@ -191,7 +168,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
-    let dataset = load_dataset(args.dataset, &args.data_dir)?;
+    let dataset = data::load(args.dataset, &args.data_dir)?;
     let topology = topology_from_args(&args, dataset.shape, dataset.class_names.len())?;
     let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
     let data = Arc::new(PreparedData::prepare(
@@ -341,6 +318,14 @@ pub struct BenchArgs {
     /// Also measure at the larger batch sizes (MLP 256, CNN 128).
     #[arg(long)]
     large_batches: bool,
+    /// Measure data loading instead: full Fashion-MNIST (gzip) from the data directory and
+    /// a generated 60,000-record CIFAR-10 folder, against just reading (and gunzipping) the
+    /// same bytes.
+    #[arg(long)]
+    data: bool,
+    /// Where `--data` finds fashion-mnist/ (e.g. ../shared/data).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
     /// Internal: measure one model in this process and print one JSON line.
     #[arg(long, hide = true)]
     single: Option<String>,
@@ -596,6 +581,9 @@ fn torch_available(python: &str) -> Option<String> {
 }
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    if args.data {
+        return bench_data(&args.data_dir, args.rounds.max(1));
+    }
     if let Some(model) = &args.single {
         // The child: one measurement, one JSON line.
         skiplab::net::ops::set_force_composed(args.composed);
@@ -771,4 +759,99 @@ fn parity_cuda() -> Result<ExitCode> {
 #[cfg(not(feature = "cuda"))]
 fn parity_cuda() -> Result<ExitCode> {
     bail!("parity compares the CPU with a CUDA GPU; this skiplab was built without the `cuda` feature (see the README)")
+}
+
+/// Median wall time of `rounds` runs of `f`, in seconds.
+fn median_seconds<T>(rounds: usize, mut f: impl FnMut() -> Result<T>) -> Result<f64> {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        std::hint::black_box(f()?);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// `skiplab bench --data`: load times against the I/O floor measured in the same run.
+fn bench_data(data_dir: &std::path::Path, rounds: usize) -> Result<ExitCode> {
+    use skiplab::data::{cifar, idx};
+    let fashion = data_dir.join("fashion-mnist");
+    if !fashion.is_dir() {
+        bail!(
+            "{}: missing; --data times Fashion-MNIST from the data directory (e.g. --data-dir ../shared/data)",
+            fashion.display()
+        );
+    }
+    println!("skiplab bench --data: median of {rounds} rounds; reference = reading (and gunzipping) the same bytes");
+    println!(
+        "{:<44} {:>8} {:>10} {:>12} {:>7}  target",
+        "load", "records", "load s", "reference s", "ratio"
+    );
+    let mut missed = 0;
+    let mut row = |what: &str, records: usize, load: f64, reference: f64| {
+        let ok = load < 1.0;
+        missed += usize::from(!ok);
+        println!(
+            "{what:<44} {records:>8} {load:>10.3} {reference:>12.3} {:>6.2}x  {} (< 1 s)",
+            load / reference,
+            if ok { "met" } else { "MISSED" }
+        );
+    };
+    let files: Vec<PathBuf> = [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]
+    .iter()
+    .map(|f| idx::find(&fashion, f))
+    .collect::<Result<_, _>>()?;
+    let reference = median_seconds(rounds, || {
+        files
+            .iter()
+            .map(|f| Ok(idx::maybe_gunzip(&std::fs::read(f)?, f)?.len()))
+            .sum::<Result<usize>>()
+    })?;
+    let mut records = 0;
+    let load = median_seconds(rounds, || {
+        let d = data::load(DatasetName::FashionMnist, data_dir)?;
+        records = d.train.len() + d.test.len();
+        Ok(d)
+    })?;
+    row("Fashion-MNIST, 4 gzip IDX files", records, load, reference);
+
+    let tmp = tempfile::tempdir()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut batch = vec![0u8; 10_000 * cifar::RECORD];
+    for name in cifar::TRAIN_BATCHES.iter().chain([&cifar::TEST_BATCH]) {
+        rng.fill(&mut batch[..]);
+        for record in batch.chunks_mut(cifar::RECORD) {
+            record[0] %= 10;
+        }
+        std::fs::write(tmp.path().join(name), &batch)?;
+    }
+    let reference = median_seconds(rounds, || {
+        cifar::TRAIN_BATCHES
+            .iter()
+            .chain([&cifar::TEST_BATCH])
+            .map(|n| Ok(std::fs::read(tmp.path().join(n))?.len()))
+            .sum::<Result<usize>>()
+    })?;
+    let load = median_seconds(rounds, || {
+        let d = cifar::load_dir(tmp.path())?;
+        records = d.train.len() + d.test.len();
+        Ok(d)
+    })?;
+    row(
+        "CIFAR-10 format, 6 generated batch files",
+        records,
+        load,
+        reference,
+    );
+    Ok(if missed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use skiplab::tui::{self, LabOptions};
 
 mod cli;
+mod cli_data;
 
 /// A terminal lab for studying skip connections in neural networks.
 ///
@@ -32,6 +33,8 @@ enum Command {
     Bench(cli::BenchArgs),
     /// Check that CUDA computes what the CPU computes (needs `--features cuda` and a GPU).
     Parity,
+    /// The data directory: list, fetch, import and verify data sets.
+    Data(cli_data::DataArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Train(a)) => cli::train(a),
         Some(Command::Bench(a)) => cli::bench(a),
         Some(Command::Parity) => cli::parity(),
+        Some(Command::Data(a)) => cli_data::data(a),
         None => skiplab::device::resolve(args.device.into())
             .map_err(anyhow::Error::from)
             .and_then(|(device, note)| {

@@ -66,30 +66,9 @@ fn bad_arguments_fail_with_a_clear_message() {
     let (code, _, err) = skiplab(&["train", "--dataset", "mnist", "--data-dir", "/nonexistent"]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("/nonexistent/mnist/train-images-idx3-ubyte: missing"),
+        err.contains("/nonexistent/mnist: missing: `skiplab data fetch mnist`"),
         "{err}"
     );
-}
-
-#[test]
-fn full_fashion_mnist_loads_from_shared_data_when_present() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if !dir.join("fashion-mnist").is_dir() {
-        eprintln!("../shared/data not here; skipping");
-        return;
-    }
-    let data = skiplab::data::load_mnist_dir(
-        &dir.join("fashion-mnist"),
-        "fashion-mnist",
-        skiplab::data::FASHION_MNIST_CLASSES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    )
-    .unwrap();
-    assert_eq!((data.train.len(), data.test.len()), (60_000, 10_000));
-    assert_eq!(&data.train.labels[..3], &[9, 0, 0]);
-    assert_eq!(&data.test.labels[..3], &[9, 2, 1]);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
-use skiplab::net::ops::{conv3x3, im2col_index, maxpool2};
+use skiplab::net::ops::{conv3x3, im2col_index, maxpool2, Images};
 use skiplab::net::{Network, Param};
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
 
@@ -207,16 +207,15 @@ fn composed_pool_matches_direct_max_and_finite_differences() {
         let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
         let vals = random(b * h * w * c, 4);
         for composed in [false, true] {
-            let pool = |t: Tensor<(usize, usize, usize, usize), f64, Dev, OwnedTape<f64, Dev>>| {
+            let pool = |t: Images<f64, Dev, OwnedTape<f64, Dev>>| {
                 if composed {
                     maxpool2_composed(t)
                 } else {
                     maxpool2(t)
                 }
             };
-            let run = |v: &[f64]| {
-                pool(dev.tensor_from_vec(v.to_vec(), (b, h, w, c)).retaped()).as_vec()
-            };
+            let run =
+                |v: &[f64]| pool(dev.tensor_from_vec(v.to_vec(), (b, h, w, c)).retaped()).as_vec();
             let out = run(&vals);
             assert_eq!(out.len(), b * oh * ow * c);
             for bi in 0..b {

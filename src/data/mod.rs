@@ -3,7 +3,13 @@
 //! Images are kept as f32 in channels-last order (height, width, channels): the order the
 //! networks consume, and the flattening an MLP sees.
 
+pub mod catalog;
+pub mod cifar;
+pub mod fetch;
 pub mod idx;
+pub mod store;
+
+pub use catalog::DatasetName;
 
 use std::path::{Path, PathBuf};
 
@@ -185,6 +191,78 @@ pub fn load_mnist_dir(
         train,
         test,
     })
+}
+
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// EMNIST letters as distributed: `emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte`
+/// (`.gz` or raw). Labels 1..26 become 0..25 (a..z); images are stored transposed (column
+/// after column) and are turned upright here.
+pub fn load_emnist_letters(dir: &Path) -> Result<Dataset, DataError> {
+    let split = |part: &str| -> Result<(ImageShape, Samples), DataError> {
+        let images = idx::find(dir, &format!("emnist-letters-{part}-images-idx3-ubyte"))?;
+        let labels = idx::find(dir, &format!("emnist-letters-{part}-labels-idx1-ubyte"))?;
+        let img = idx::read_file(&images, 3)?;
+        let lab = idx::read_file(&labels, 1)?;
+        if img.dims[0] != lab.dims[0] {
+            return Err(DataError::new(
+                &labels,
+                format!(
+                    "has {} labels but {} has {} images",
+                    lab.dims[0],
+                    images.display(),
+                    img.dims[0]
+                ),
+            ));
+        }
+        if let Some(pos) = lab.data.iter().position(|&l| !(1..=26).contains(&l)) {
+            return Err(DataError::new(
+                &labels,
+                format!(
+                    "label {} at record {pos} (offset {}) is out of range 1..=26",
+                    lab.data[pos],
+                    8 + pos
+                ),
+            ));
+        }
+        let (h, w) = (img.dims[1], img.dims[2]);
+        let mut upright = vec![0f32; img.data.len()];
+        for (out, stored) in upright.chunks_mut(h * w).zip(img.data.chunks(h * w)) {
+            for y in 0..h {
+                for x in 0..w {
+                    out[y * w + x] = stored[x * h + y] as f32 / 255.0;
+                }
+            }
+        }
+        let samples = Samples {
+            images: upright,
+            labels: lab.data.iter().map(|&l| l - 1).collect(),
+        };
+        Ok((ImageShape::new(1, h, w), samples))
+    };
+    let (shape, train) = split("train")?;
+    let (_, test) = split("test")?;
+    Ok(Dataset {
+        name: DatasetName::EmnistLetters.to_string(),
+        shape,
+        class_names: (b'a'..=b'z').map(|c| (c as char).to_string()).collect(),
+        train,
+        test,
+    })
+}
+
+/// Loads a data set: the built-in one, or `data_dir/<name>/`.
+pub fn load(name: DatasetName, data_dir: &Path) -> Result<Dataset, DataError> {
+    let dir = data_dir.join(name.as_str());
+    if name != DatasetName::Builtin && !dir.is_dir() {
+        return Err(DataError::new(
+            &dir,
+            format!(
+                "missing: `skiplab data fetch {name}` downloads it, `skiplab data import {name} PATH` takes files you have (or set --data-dir / SKIPLAB_DATA_DIR)"
+            ),
+        ));
+    }
+    store::load_from(name, &dir)
 }
 
 /// Per-channel mean and standard deviation, computed on the training split only.

@@ -1,0 +1,176 @@
+//! `skiplab data list | fetch | import | verify`: the data directory from the command line.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use skiplab::data::store::{self, FetchEvent, State};
+use skiplab::data::DatasetName;
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    /// Folder holding one folder per data set.
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// What the data directory holds: size, and whether each data set is installed whole.
+    List,
+    /// Download a data set from its publisher, check its checksums, and install it.
+    Fetch {
+        /// mnist, fashion-mnist, emnist-letters or cifar10.
+        name: DatasetName,
+        /// Fetch from this base URL instead (a mirror holding the same file names).
+        #[arg(long, env = "SKIPLAB_DATA_MIRROR")]
+        mirror: Option<String>,
+    },
+    /// Install a data set from files you already have: the distributed archive (EMNIST's
+    /// gzip.zip, CIFAR-10's cifar-10-binary.tar.gz) or a folder of its files.
+    Import { name: DatasetName, path: PathBuf },
+    /// Re-check installed data sets: checksums against the manifest and the published ones,
+    /// and a full load.
+    Verify { name: Option<DatasetName> },
+}
+
+fn size(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
+fn catalog_names() -> impl Iterator<Item = DatasetName> {
+    DatasetName::ALL.into_iter().filter(|n| n.entry().is_some())
+}
+
+pub fn data(args: DataArgs) -> Result<ExitCode> {
+    let dir = &args.data_dir;
+    match args.command {
+        DataCommand::List => {
+            println!("data directory: {}", dir.display());
+            println!("{:<16} {:>10}  status", "data set", "size");
+            for name in catalog_names() {
+                let status = store::status(dir, name);
+                let state = match &status.state {
+                    State::Absent => format!("absent: `skiplab data fetch {name}`"),
+                    State::Installed(m) => format!(
+                        "installed, {} + {} images, {} files as recorded ({})",
+                        m.train,
+                        m.test,
+                        m.files.len(),
+                        m.source
+                    ),
+                    State::Unmanaged => {
+                        format!("files without a manifest: `skiplab data verify {name}`")
+                    }
+                    State::Damaged(why) => format!("DAMAGED: {why}"),
+                };
+                let shown = if status.state == State::Absent {
+                    "-".to_string()
+                } else {
+                    size(status.bytes)
+                };
+                println!("{:<16} {:>10}  {state}", name.as_str(), shown);
+                if status.partial_bytes > 0 {
+                    println!(
+                        "{:<16} {:>10}  partial download; `skiplab data fetch {name}` resumes it",
+                        "",
+                        size(status.partial_bytes)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Fetch { name, mirror } => {
+            let mut bar: Option<(String, ProgressBar)> = None;
+            let interactive = std::io::stderr().is_terminal();
+            let mut on_event = |event: FetchEvent| match event {
+                FetchEvent::Progress { file, done, total } => {
+                    if !interactive {
+                        return;
+                    }
+                    if bar.as_ref().is_none_or(|(f, _)| f != file) {
+                        let b = ProgressBar::new(total.unwrap_or(0));
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                            )
+                            .expect("a valid template")
+                            .progress_chars("=> "),
+                        );
+                        b.set_message(file.to_string());
+                        bar = Some((file.to_string(), b));
+                    }
+                    let (_, b) = bar.as_ref().expect("just set");
+                    if let Some(total) = total {
+                        b.set_length(total);
+                    }
+                    b.set_position(done);
+                }
+                FetchEvent::Verified { file, bytes } => {
+                    if let Some((_, b)) = bar.take() {
+                        b.finish_and_clear();
+                    }
+                    eprintln!("{file}: {} downloaded, checksum ok", size(bytes));
+                }
+                FetchEvent::Retrying { url, error } => {
+                    eprintln!("{error}; trying the next mirror after {url}")
+                }
+            };
+            let manifest = store::fetch(dir, name, mirror.as_deref(), &mut on_event)?;
+            println!(
+                "{name}: installed in {} ({} training + {} test images)",
+                dir.join(name.as_str()).display(),
+                manifest.train,
+                manifest.test
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Import { name, path } => {
+            let manifest = store::import(dir, name, &path)?;
+            println!(
+                "{name}: installed in {} ({} training + {} test images)",
+                dir.join(name.as_str()).display(),
+                manifest.train,
+                manifest.test
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Verify { name } => {
+            let names: Vec<DatasetName> = match name {
+                Some(name) => vec![name],
+                None => catalog_names()
+                    .filter(|&n| store::status(dir, n).state != State::Absent)
+                    .collect(),
+            };
+            if names.is_empty() {
+                bail!("{} holds no data sets to verify", dir.display());
+            }
+            let mut failed = 0;
+            for name in names {
+                match store::verify(dir, name) {
+                    Ok(lines) => {
+                        println!("{name}: OK");
+                        for line in lines {
+                            println!("  {line}");
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        println!("{name}: FAILED: {e}");
+                    }
+                }
+            }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Downloading one file over HTTP(S) into a `.part` file, resuming where an earlier attempt
+//! stopped (HTTP range requests) or restarting when the server cannot resume.
+//!
+//! Nothing here decides whether the bytes are right: the caller checks the finished `.part`
+//! against the publisher's checksum before anything is renamed into a data set folder.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a download did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: HTTP {status}")]
+    Http { url: String, status: u16 },
+    #[error("{url}: {message}")]
+    Connection { url: String, message: String },
+    /// The connection ended early; the bytes so far are kept for the next attempt.
+    #[error("{url}: connection lost after {got} of {} bytes ({message}); run the same command again to resume", expected.map_or("?".to_string(), |e| e.to_string()))]
+    Interrupted {
+        url: String,
+        got: u64,
+        expected: Option<u64>,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl FetchError {
+    fn io(path: &Path, e: std::io::Error) -> Self {
+        FetchError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Progress of one file: bytes so far and the total when known.
+pub type OnProgress<'a> = &'a mut dyn FnMut(u64, Option<u64>);
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(20)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        // A stalled transfer fails (and can resume) instead of hanging forever.
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .user_agent(concat!("skiplab/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Downloads `url` into `part`, appending to what `part` already holds when the server
+/// honours a range request. Returns the final size.
+pub fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    on_progress: OnProgress,
+) -> Result<u64, FetchError> {
+    let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut request = agent.get(url);
+    if have > 0 {
+        request = request.header("Range", format!("bytes={have}-"));
+    }
+    let response = request.call().map_err(|e| FetchError::Connection {
+        url: url.to_string(),
+        message: e.to_string(),
+    })?;
+    let status = response.status().as_u16();
+    let content_length = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (mut file, start) = match status {
+        206 if have > 0 => (
+            OpenOptions::new()
+                .append(true)
+                .open(part)
+                .map_err(|e| FetchError::io(part, e))?,
+            have,
+        ),
+        // The part is already whole: the server has nothing past its end.
+        416 if have > 0 => return Ok(have),
+        200 => (File::create(part).map_err(|e| FetchError::io(part, e))?, 0),
+        _ => {
+            return Err(FetchError::Http {
+                url: url.to_string(),
+                status,
+            })
+        }
+    };
+    let expected = content_length.map(|n| n + start);
+    let mut body = response.into_body().into_reader();
+    let mut done = start;
+    let mut buffer = vec![0u8; 256 * 1024];
+    on_progress(done, expected);
+    loop {
+        let n = match body.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                file.flush().map_err(|e| FetchError::io(part, e))?;
+                return Err(FetchError::Interrupted {
+                    url: url.to_string(),
+                    got: done,
+                    expected,
+                    message: e.to_string(),
+                });
+            }
+        };
+        file.write_all(&buffer[..n])
+            .map_err(|e| FetchError::io(part, e))?;
+        done += n as u64;
+        on_progress(done, expected);
+    }
+    file.sync_all().map_err(|e| FetchError::io(part, e))?;
+    if let Some(expected) = expected {
+        if done < expected {
+            return Err(FetchError::Interrupted {
+                url: url.to_string(),
+                got: done,
+                expected: Some(expected),
+                message: "the server closed the connection early".into(),
+            });
+        }
+    }
+    Ok(done)
+}
