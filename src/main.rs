@@ -23,6 +23,12 @@ struct Args {
     /// Where the lab's runs train.
     #[arg(long, value_enum, default_value_t = cli::DeviceKind::Auto)]
     device: cli::DeviceKind,
+    /// What the lab's runs train on: builtin, mnist, fashion-mnist, emnist-letters, cifar10.
+    #[arg(long, default_value = "builtin")]
+    dataset: skiplab::data::DatasetName,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: std::path::PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -47,8 +53,9 @@ fn main() -> ExitCode {
         None => skiplab::device::resolve(args.device.into())
             .map_err(anyhow::Error::from)
             .and_then(|(device, note)| {
+                let dataset = skiplab::data::load(args.dataset, &args.data_dir)?;
                 tui::run(
-                    skiplab::data::builtin(),
+                    dataset,
                     LabOptions {
                         ascii: args.ascii,
                         parallel: args.parallel,
