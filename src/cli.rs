@@ -13,10 +13,12 @@ use rand::{Rng, SeedableRng};
 
 use skiplab::data::{self, Dataset, DatasetName, PreparedData, Samples};
 use skiplab::device::{self as devices, DeviceChoice};
+use skiplab::experiment::{Experiment, Model, Skips};
 use skiplab::net::ops::ConvDevice;
 use skiplab::net::optim::OptimizerConfig;
+use skiplab::runs;
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
-use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
+use skiplab::train::{self, RunStatus, Schedule, TrainConfig, TrainEvent, Trainer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -50,6 +52,10 @@ impl From<DeviceKind> for DeviceChoice {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
+    /// --batch, --device and --data-dir still apply.
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    preset: Option<PathBuf>,
     /// Network family.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     model: ModelKind,
@@ -80,19 +86,32 @@ pub struct TrainArgs {
     /// L2 weight decay.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f64,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-    /// Seeds initialisation, the validation split and batch order.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Batch size [default: 64, or the preset's].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Epochs [default: 5, or the preset's].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seeds initialisation, the validation split and batch order [default: 1, or the
+    /// preset's].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Share of the training set held out for validation.
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
     /// Where to train.
     #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     device: DeviceKind,
+    /// Where runs are saved, one folder each.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+    /// Do not save this run.
+    #[arg(long)]
+    no_save: bool,
+    /// Print one JSON object per line (started, epoch, skips_enabled, ended) instead of a
+    /// table, for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
@@ -157,32 +176,81 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
 
-pub fn train(args: TrainArgs) -> Result<ExitCode> {
+/// The experiment the flags (or the preset) describe, checked.
+fn experiment_from_args(args: &TrainArgs) -> Result<(Experiment, String)> {
+    if let Some(path) = &args.preset {
+        let mut experiment = Experiment::load(path)?;
+        if let Some(epochs) = args.epochs {
+            experiment.epochs = epochs;
+        }
+        if let Some(seed) = args.seed {
+            experiment.seed = seed;
+        }
+        if let Some(batch) = args.batch {
+            experiment.batch = batch;
+        }
+        experiment
+            .validate()
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        let label = path
+            .file_stem()
+            .map_or("preset".into(), |s| s.to_string_lossy().into_owned());
+        return Ok((experiment, label));
+    }
     if !(0.0..0.9).contains(&args.val_fraction) {
         bail!("--val-fraction must be in [0, 0.9)");
     }
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         bail!("--epochs must be at least 1");
     }
+    let shape = args.dataset.input_shape();
+    let topology = topology_from_args(args, shape, args.dataset.classes())?;
+    let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
+    let config = TrainConfig {
+        optimizer,
+        batch_size: args.batch.unwrap_or(64),
+        epochs: args.epochs.unwrap_or(5),
+        seed: args.seed.unwrap_or(1),
+        schedule: None,
+    };
+    let mut experiment =
+        Experiment::from_parts(&topology, args.dataset, &config, args.val_fraction);
+    // Keep the selection as the user wrote it (`all`, `paper`), not as the edges it made.
+    let skips = Skips(args.skips.parse()?);
+    match &mut experiment.model {
+        Model::Mlp { skips: s, .. } | Model::Cnn { skips: s, .. } => *s = skips,
+    }
+    experiment.validate().map_err(|m| anyhow::anyhow!("{m}"))?;
+    let label = match args.model {
+        ModelKind::Mlp => "mlp",
+        ModelKind::Cnn => "cnn",
+    };
+    Ok((experiment, label.to_string()))
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let (experiment, label) = experiment_from_args(&args)?;
     let (device, note) = devices::resolve(args.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
-    let dataset = data::load(args.dataset, &args.data_dir)?;
-    let topology = topology_from_args(&args, dataset.shape, dataset.class_names.len())?;
-    let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
+    let dataset = data::load(experiment.dataset, &args.data_dir)?;
+    let topology = experiment.topology()?;
+    let config = experiment.train_config();
+    let optimizer = config.optimizer;
     let data = Arc::new(PreparedData::prepare(
         &dataset,
-        args.val_fraction,
-        args.seed,
+        experiment.val_fraction,
+        experiment.seed,
     ));
-    let config = TrainConfig {
-        optimizer,
-        batch_size: args.batch,
-        epochs: args.epochs,
-        seed: args.seed,
+    drop(dataset);
+    let json = args.json;
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
     };
-    println!(
+    say(format!(
         "{} on {} ({} train / {} val / {} test), {} params, {} MACs/sample",
         topology.summary(),
         data.name,
@@ -191,23 +259,50 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         data.test.len(),
         topology.param_count(),
         topology.macs_per_sample()
-    );
-    println!(
-        "{} lr {} batch {} epochs {} weight decay {} seed {} on {device}",
+    ));
+    say(format!(
+        "{} lr {} batch {} epochs {} weight decay {} seed {} on {device}{}",
         optimizer.name(),
         optimizer.lr(),
-        args.batch,
-        args.epochs,
+        config.batch_size,
+        config.epochs,
         optimizer.weight_decay(),
-        args.seed
-    );
+        config.seed,
+        match config.schedule {
+            Some(Schedule::SkipStar {
+                max_vanilla_epochs,
+                patience,
+            }) => format!(
+                ", skip*: skips off for up to {max_vanilla_epochs} epochs (patience {patience})"
+            ),
+            None => String::new(),
+        }
+    ));
     let (tx, rx) = mpsc::channel();
-    let handle = train::spawn(topology, data, config, device, tx)?;
-    let tty = std::io::stderr().is_terminal();
-    println!(
+    let (handle, saved) = if args.no_save {
+        (train::spawn(topology, data, config, device, tx)?, None)
+    } else {
+        let (id, dir) = runs::create_run_dir(&args.saves, &label)?;
+        let recorder =
+            runs::Recorder::start(tx, dir.clone(), &experiment, &topology, &device.to_string())?;
+        let errors = recorder.error_slot();
+        say(format!("saving to {}", dir.display()));
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "saving", "run": id, "dir": dir})
+            );
+        }
+        (
+            train::spawn(topology, data, config, device, recorder)?,
+            Some((id, errors)),
+        )
+    };
+    let tty = std::io::stderr().is_terminal() && !json;
+    say(format!(
         "{:>5}  {:>10}  {:>9}  {:>8}  {:>9}  {:>9}  {:>7}",
         "epoch", "train loss", "train acc", "val loss", "val acc", "samples/s", "time"
-    );
+    ));
     let mut epochs: Vec<skiplab::train::EpochMetrics> = Vec::new();
     let mut end = None;
     for event in rx {
@@ -224,6 +319,36 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                     "#".repeat(done),
                     " ".repeat(30 - done)
                 );
+            }
+            TrainEvent::Epoch(m) if json => {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "epoch",
+                        "epoch": m.epoch,
+                        "train_loss": m.train_loss,
+                        "train_accuracy": m.train_accuracy,
+                        "val_loss": m.val_loss,
+                        "val_accuracy": m.val_accuracy,
+                        "samples_per_sec": m.samples_per_sec,
+                        "seconds": m.seconds,
+                    })
+                );
+                std::io::stdout().flush().ok();
+                epochs.push(m);
+            }
+            TrainEvent::SkipsEnabled { after_epoch, edges } => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"event": "skips_enabled", "after_epoch": after_epoch, "edges": edges})
+                    );
+                } else {
+                    if tty {
+                        eprint!("\r\x1b[K");
+                    }
+                    println!("skip*: {edges} skips enabled after epoch {after_epoch} (weights kept, new skip weights zero)");
+                }
             }
             TrainEvent::Epoch(m) => {
                 if tty {
@@ -264,6 +389,31 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
         format!("best val {} (epoch {})", pct(b.val_accuracy), b.epoch)
     });
     let test_text = test_accuracy.map_or(String::new(), |t| format!(", test {}", pct(t)));
+    if let Some((id, errors)) = &saved {
+        if let Some(e) = errors.lock().expect("not poisoned").take() {
+            eprintln!("warning: the run could not be saved completely: {e}");
+        } else if !json {
+            println!("saved as {id}");
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "event": "ended",
+                "status": runs::status_text(&status),
+                "epochs_done": epochs_done,
+                "best_val_accuracy": best.map(|b| b.val_accuracy),
+                "test_accuracy": test_accuracy,
+                "run": saved.as_ref().map(|(id, _)| id.clone()),
+            })
+        );
+        return Ok(match status {
+            RunStatus::Finished => ExitCode::SUCCESS,
+            RunStatus::Diverged { .. } => ExitCode::from(3),
+            _ => ExitCode::from(1),
+        });
+    }
     match status {
         RunStatus::Finished => {
             println!(
@@ -400,6 +550,7 @@ fn bench_one<D: ConvDevice<f32>>(
         batch_size: batch,
         epochs: 1,
         seed: 1,
+        schedule: None,
     };
     let mut trainer = Trainer::new(topology, data.clone(), config, dev)?;
     let batches: Vec<Vec<usize>> = (0..50)

@@ -2,15 +2,20 @@
 //!
 //! Layers, each depending only on those above it in this list:
 //! - [`topology`]: pure description of MLPs and CNNs and their skip edges.
-//! - [`data`]: IDX reading, the built-in data set, normalisation and splits.
+//! - [`data`]: loaders, the built-in data set, the data directory and its downloader,
+//!   normalisation and splits.
 //! - [`net`]: run-time-shaped dfdx networks built from a topology, and their optimisers.
 //! - [`train`]: the background trainer that streams events over a channel.
+//! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
+//! - [`runs`]: saved runs on disk (`saves/<run-id>/`), written as training goes.
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod net;
 pub mod parity;
+pub mod runs;
 pub mod topology;
 pub mod train;
 pub mod tui;

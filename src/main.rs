@@ -5,6 +5,7 @@ use skiplab::tui::{self, LabOptions};
 
 mod cli;
 mod cli_data;
+mod cli_runs;
 
 /// A terminal lab for studying skip connections in neural networks.
 ///
@@ -41,6 +42,12 @@ enum Command {
     Parity,
     /// The data directory: list, fetch, import and verify data sets.
     Data(cli_data::DataArgs),
+    /// List saved runs.
+    Runs(cli_runs::RunsArgs),
+    /// Saved runs side by side.
+    Compare(cli_runs::CompareArgs),
+    /// A saved run's metrics as CSV, or runs' accuracy curves as an SVG chart.
+    Export(cli_runs::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +57,9 @@ fn main() -> ExitCode {
         Some(Command::Bench(a)) => cli::bench(a),
         Some(Command::Parity) => cli::parity(),
         Some(Command::Data(a)) => cli_data::data(a),
+        Some(Command::Runs(a)) => cli_runs::list(a),
+        Some(Command::Compare(a)) => cli_runs::compare(a),
+        Some(Command::Export(a)) => cli_runs::export(a),
         None => skiplab::device::resolve(args.device.into())
             .map_err(anyhow::Error::from)
             .and_then(|(device, note)| {

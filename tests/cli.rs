@@ -6,6 +6,11 @@ fn skiplab(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
         .args(args)
         .env_remove("SKIPLAB_DATA_DIR")
+        // Runs save by default; keep them out of the source tree.
+        .env(
+            "SKIPLAB_SAVES_DIR",
+            std::env::temp_dir().join("skiplab-cli-test-saves"),
+        )
         .output()
         .expect("run skiplab");
     (

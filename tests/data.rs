@@ -646,6 +646,7 @@ fn the_data_command_fetches_lists_verifies_and_trains() {
         "1",
         "--widths",
         "32",
+        "--no-save",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(

@@ -27,6 +27,7 @@ fn config(optimizer: OptimizerConfig, epochs: usize, seed: u64) -> TrainConfig {
         batch_size: 64,
         epochs,
         seed,
+        schedule: None,
     }
 }
 

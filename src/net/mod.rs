@@ -210,6 +210,63 @@ impl<E: Dtype, D: Device<E>> Network<E, D> {
     }
 }
 
+/// A parameter's values copied to the host, for saving and loading.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostParam {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl<D: Device<f32>> Network<f32, D> {
+    /// Every parameter, by name.
+    pub fn export(&self) -> Vec<HostParam> {
+        self.params
+            .iter()
+            .map(|(name, p)| HostParam {
+                name: name.clone(),
+                dims: p.dims(),
+                values: p.to_vec(),
+            })
+            .collect()
+    }
+
+    /// Sets every parameter from `params`, which must match this topology exactly: the
+    /// same names with the same shapes, none missing and none extra.
+    pub fn import(&mut self, params: &[HostParam]) -> Result<(), String> {
+        for p in params {
+            let Some(target) = self.params.get(&p.name) else {
+                return Err(format!(
+                    "parameter `{}` is not part of the topology",
+                    p.name
+                ));
+            };
+            if target.dims() != p.dims || p.values.len() != p.dims.iter().product::<usize>() {
+                return Err(format!(
+                    "parameter `{}` has shape {:?}; the topology needs {:?}",
+                    p.name,
+                    p.dims,
+                    target.dims()
+                ));
+            }
+        }
+        if let Some(missing) = self
+            .params
+            .keys()
+            .find(|name| !params.iter().any(|p| &&p.name == name))
+        {
+            return Err(format!("parameter `{missing}` is missing"));
+        }
+        for p in params {
+            self.params
+                .get_mut(&p.name)
+                .expect("checked above")
+                .copy_from(&p.values);
+        }
+        Ok(())
+    }
+}
+
 impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     /// Builds `topology` with freshly initialised parameters (see the module docs).
     pub fn new(topology: Topology, dev: &D, seed: u64) -> Result<Self, TopologyError> {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{PreparedData, Samples};
 use crate::net::ops::ConvDevice;
 use crate::net::optim::{Optimizer, OptimizerConfig};
-use crate::net::Network;
+use crate::net::{HostParam, Network};
 use crate::topology::{SkipEdge, Topology, TopologyError};
 
 /// How to train.
@@ -29,6 +29,22 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub epochs: usize,
     pub seed: u64,
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+}
+
+/// A change of topology during training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Schedule {
+    /// The paper's skip*: train with every skip off until validation accuracy has not
+    /// improved for `patience` epochs (or `max_vanilla_epochs` have passed), then enable the
+    /// topology's skips, keeping every trained weight (new skip weights start at zero, so the
+    /// function is unchanged at the switch), and train on to `epochs` in all.
+    SkipStar {
+        max_vanilla_epochs: usize,
+        patience: usize,
+    },
 }
 
 /// Control messages for a running trainer.
@@ -88,6 +104,11 @@ pub enum TrainEvent {
     Epoch(EpochMetrics),
     Paused,
     Resumed,
+    /// skip*: the skips were enabled after this epoch (phase 2 starts with the next one).
+    SkipsEnabled {
+        after_epoch: usize,
+        edges: usize,
+    },
     /// The last event of every run.
     Ended {
         status: RunStatus,
@@ -107,6 +128,15 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Where events go. Returning `false` means nobody listens any more; the run then stops.
 pub trait EventSink: Send + 'static {
     fn emit(&mut self, event: TrainEvent) -> bool;
+
+    /// Whether [`EventSink::checkpoint`] wants the weights after every epoch (copying them
+    /// to the host costs a little, so only sinks that save do).
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// The network after epoch `epoch` (after a skip* switch, with its new topology).
+    fn checkpoint(&mut self, _epoch: usize, _topology: &Topology, _params: Vec<HostParam>) {}
 }
 
 impl EventSink for Sender<TrainEvent> {
@@ -182,6 +212,14 @@ pub struct Trainer<D: ConvDevice<f32>> {
     shuffle_rng: rand::rngs::StdRng,
     epochs_done: usize,
     global_step: usize,
+    skip_star: Option<SkipStarState>,
+}
+
+/// skip* phase 1: the topology to switch to and the validation accuracy watched so far.
+struct SkipStarState {
+    target: Topology,
+    best_val: f64,
+    epochs_since_best: usize,
 }
 
 /// Mixed into the seed for batch shuffling, so it is independent of initialisation.
@@ -231,8 +269,20 @@ impl<D: ConvDevice<f32>> Trainer<D> {
         dev: &D,
     ) -> Result<Self, TrainError> {
         check_setup(&topology, &data, &config)?;
-        let net = Network::new(topology, dev, config.seed)?;
-        Ok(Self::from_network(net, data, config))
+        let Some(Schedule::SkipStar { .. }) = config.schedule else {
+            let net = Network::new(topology, dev, config.seed)?;
+            return Ok(Self::from_network(net, data, config));
+        };
+        let mut vanilla = topology.clone();
+        vanilla.apply_skips(&crate::topology::SkipSelection::None)?;
+        let net = Network::new(vanilla, dev, config.seed)?;
+        let mut trainer = Self::from_network(net, data, config);
+        trainer.skip_star = Some(SkipStarState {
+            target: topology,
+            best_val: f64::NEG_INFINITY,
+            epochs_since_best: 0,
+        });
+        Ok(trainer)
     }
 
     /// Continues training an existing network (skip*: its weights are kept).
@@ -250,6 +300,7 @@ impl<D: ConvDevice<f32>> Trainer<D> {
             buffers: HashMap::new(),
             epochs_done: 0,
             global_step: 0,
+            skip_star: None,
         }
     }
 
@@ -442,8 +493,46 @@ impl<D: ConvDevice<f32>> Trainer<D> {
             if !events.emit(TrainEvent::Epoch(metrics)) {
                 return RunStatus::Stopped;
             }
+            if let Some(after_epoch) = self.skip_star_switch(epoch, val_accuracy) {
+                let edges = self.net.topology().skips().len();
+                if !events.emit(TrainEvent::SkipsEnabled { after_epoch, edges }) {
+                    return RunStatus::Stopped;
+                }
+            }
+            if events.wants_checkpoints() {
+                events.checkpoint(epoch, self.net.topology(), self.net.export());
+            }
         }
         RunStatus::Finished
+    }
+}
+
+impl<D: ConvDevice<f32>> Trainer<D> {
+    /// skip* bookkeeping after an epoch: switches to the skip topology when phase 1 is over
+    /// and returns the epoch it ended with.
+    fn skip_star_switch(&mut self, epoch: usize, val_accuracy: f64) -> Option<usize> {
+        let Some(Schedule::SkipStar {
+            max_vanilla_epochs,
+            patience,
+        }) = self.config.schedule
+        else {
+            return None;
+        };
+        let state = self.skip_star.as_mut()?;
+        if val_accuracy > state.best_val {
+            state.best_val = val_accuracy;
+            state.epochs_since_best = 0;
+        } else {
+            state.epochs_since_best += 1;
+        }
+        if epoch < max_vanilla_epochs && state.epochs_since_best < patience.max(1) {
+            return None;
+        }
+        let state = self.skip_star.take()?;
+        self.net
+            .set_topology(state.target, self.config.seed)
+            .expect("the skip topology was validated with the run");
+        Some(epoch)
     }
 }
 

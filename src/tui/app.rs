@@ -76,6 +76,8 @@ pub struct Run {
     /// (epoch, step, steps per epoch) of the latest progress report.
     pub progress: Option<(usize, usize, usize)>,
     pub test_accuracy: Option<f64>,
+    /// skip*: the epoch after which the skips were enabled.
+    pub skips_enabled_after: Option<usize>,
 }
 
 impl Run {
@@ -202,6 +204,7 @@ impl TrainForm {
             batch_size: self.batch,
             epochs: self.epochs,
             seed: self.seed,
+            schedule: None,
         }
     }
 }
@@ -605,6 +608,7 @@ impl App {
             epochs: Vec::new(),
             progress: None,
             test_accuracy: None,
+            skips_enabled_after: None,
         });
         self.selected_run = Some(self.runs.len() - 1);
         self.start_queued()
@@ -699,6 +703,9 @@ impl App {
             }
             TrainEvent::Paused => run.state = RunState::Paused,
             TrainEvent::Resumed => run.state = RunState::Running,
+            TrainEvent::SkipsEnabled { after_epoch, .. } => {
+                run.skips_enabled_after = Some(after_epoch)
+            }
             TrainEvent::Ended {
                 status,
                 test_accuracy,

@@ -1,0 +1,432 @@
+//! An experiment as a preset file: model, data set, optimiser and schedule, in RON.
+//!
+//! ```ron
+//! (
+//!     description: "The paper's 3-layer MLP with every skip",
+//!     dataset: "fashion-mnist",
+//!     model: Mlp(widths: [128, 256], skips: "all"),
+//!     optimizer: Sgd(lr: 0.01, momentum: 0.9),
+//!     weight_decay: 0.0001,
+//!     batch: 64,
+//!     epochs: 10,
+//!     seed: 1,
+//! )
+//! ```
+//!
+//! Unknown fields and invalid values are errors that name the file, line and column (or the
+//! field); skips are written as users type them: `"all"`, `"none"`, `"paper"`, `"0-2,1-3"`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetName;
+use crate::net::optim::OptimizerConfig;
+use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
+use crate::train::{Schedule, TrainConfig};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub dataset: DatasetName,
+    pub model: Model,
+    pub optimizer: Optimizer,
+    /// L2 regularisation (the paper's tuned regulariser).
+    #[serde(default)]
+    pub weight_decay: f64,
+    pub batch: usize,
+    pub epochs: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Share of the training set held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Model {
+    /// Hidden widths; the input and output follow from the data set.
+    Mlp { widths: Vec<usize>, skips: Skips },
+    /// Stages of convolution widths, each followed by a 2x2 max-pool.
+    Cnn {
+        stages: Vec<Vec<usize>>,
+        skips: Skips,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Optimizer {
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: f64,
+    },
+    Adam {
+        lr: f64,
+    },
+}
+
+/// A skip selection written as a string: `"all"`, `"none"`, `"paper"` or `"0-2,1-3"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skips(pub SkipSelection);
+
+impl fmt::Display for Skips {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            SkipSelection::All => f.write_str("all"),
+            SkipSelection::None => f.write_str("none"),
+            SkipSelection::Paper => f.write_str("paper"),
+            SkipSelection::Edges(edges) => {
+                let list: Vec<String> = edges.iter().map(SkipEdge::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+        }
+    }
+}
+
+impl Serialize for Skips {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Skips {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map(Skips)
+            .map_err(|e| serde::de::Error::custom(format!("skips: {e}")))
+    }
+}
+
+/// A preset that cannot be used, naming the file and where.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), at.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]
+pub struct PresetError {
+    pub path: PathBuf,
+    /// Line and column, when the problem is in the text.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl Experiment {
+    /// Parses preset text; `path` only names the source in errors.
+    pub fn from_ron(text: &str, path: &Path) -> Result<Self, PresetError> {
+        let experiment: Experiment = ron::from_str(text).map_err(|e| PresetError {
+            path: path.to_path_buf(),
+            at: Some((e.span.start.line, e.span.start.col)),
+            message: e.code.to_string(),
+        })?;
+        experiment.validate().map_err(|message| PresetError {
+            path: path.to_path_buf(),
+            at: None,
+            message,
+        })?;
+        Ok(experiment)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, PresetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PresetError {
+            path: path.to_path_buf(),
+            at: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_ron(&text, path)
+    }
+
+    pub fn to_ron(&self) -> String {
+        let config = ron::ser::PrettyConfig::default().struct_names(false);
+        let mut text = ron::ser::to_string_pretty(self, config).expect("experiments serialise");
+        text.push('\n');
+        text
+    }
+
+    /// Every value in range and a topology that builds: the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let lr = match self.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return Err(format!("optimizer.momentum {momentum} must be in [0, 1)"));
+                }
+                lr
+            }
+            Optimizer::Adam { lr } => lr,
+        };
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("optimizer.lr {lr} must be a positive number"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!(
+                "weight_decay {} must be zero or positive",
+                self.weight_decay
+            ));
+        }
+        if self.batch == 0 {
+            return Err("batch must be at least 1".into());
+        }
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return Err(format!(
+                "val_fraction {} must be in [0, 0.9)",
+                self.val_fraction
+            ));
+        }
+        if let Some(Schedule::SkipStar {
+            max_vanilla_epochs, ..
+        }) = self.schedule
+        {
+            if max_vanilla_epochs == 0 || max_vanilla_epochs >= self.epochs {
+                return Err(format!(
+                    "schedule: max_vanilla_epochs {max_vanilla_epochs} must be between 1 and epochs - 1 ({})",
+                    self.epochs - 1
+                ));
+            }
+            if self.val_fraction == 0.0 {
+                return Err(
+                    "schedule: skip* watches validation accuracy; val_fraction must be above 0"
+                        .into(),
+                );
+            }
+        }
+        self.topology()
+            .map(|_| ())
+            .map_err(|e| format!("model: {e}"))
+    }
+
+    /// The network, with the skips the preset asks for (for skip*, the skips of phase 2).
+    pub fn topology(&self) -> Result<Topology, crate::topology::TopologyError> {
+        let (shape, classes) = (self.dataset.input_shape(), self.dataset.classes());
+        let (mut topology, skips) = match &self.model {
+            Model::Mlp { widths, skips } => (
+                Topology::Mlp(MlpSpec::new(shape.len(), widths.clone(), classes)),
+                skips,
+            ),
+            Model::Cnn { stages, skips } => (
+                Topology::Cnn(CnnSpec::new(shape, stages.clone(), classes)),
+                skips,
+            ),
+        };
+        topology.validate()?;
+        topology.apply_skips(&skips.0)?;
+        Ok(topology)
+    }
+
+    pub fn train_config(&self) -> TrainConfig {
+        let optimizer = match self.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                OptimizerConfig::sgd(lr, momentum, self.weight_decay)
+            }
+            Optimizer::Adam { lr } => OptimizerConfig::adam(lr, self.weight_decay),
+        };
+        TrainConfig {
+            optimizer,
+            batch_size: self.batch,
+            epochs: self.epochs,
+            seed: self.seed,
+            schedule: self.schedule,
+        }
+    }
+
+    /// The experiment that trains `topology` on `dataset` with `config` (what the lab saves).
+    pub fn from_parts(
+        topology: &Topology,
+        dataset: DatasetName,
+        config: &TrainConfig,
+        val_fraction: f64,
+    ) -> Self {
+        let skips = Skips(SkipSelection::Edges(
+            topology.skips().iter().copied().collect(),
+        ));
+        let model = match topology {
+            Topology::Mlp(m) => Model::Mlp {
+                widths: m.hidden.clone(),
+                skips,
+            },
+            Topology::Cnn(c) => Model::Cnn {
+                stages: c.stages.clone(),
+                skips,
+            },
+        };
+        let (optimizer, weight_decay) = match config.optimizer {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            } => (Optimizer::Sgd { lr, momentum }, weight_decay),
+            OptimizerConfig::Adam {
+                lr, weight_decay, ..
+            } => (Optimizer::Adam { lr }, weight_decay),
+        };
+        Experiment {
+            description: String::new(),
+            dataset,
+            model,
+            optimizer,
+            weight_decay,
+            batch: config.batch_size,
+            epochs: config.epochs,
+            seed: config.seed,
+            val_fraction,
+            schedule: config.schedule,
+        }
+    }
+}
+
+/// A preset file in a folder: its name (the file stem) and what it holds, or why it cannot
+/// be used.
+#[derive(Clone, Debug)]
+pub struct PresetEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub experiment: Result<Experiment, PresetError>,
+}
+
+/// Every `*.ron` in `dir`, sorted by name; broken files are listed with their error.
+pub fn list_presets(dir: &Path) -> Vec<PresetEntry> {
+    let mut entries: Vec<PresetEntry> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .map(|path| PresetEntry {
+            name: path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            experiment: Experiment::load(&path),
+            path,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries
+}
+
+/// A name usable as a file stem: letters, digits, `-`, `_` and `.`, not starting with `.`.
+pub fn valid_preset_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Shape and class count of each data set, known without loading it.
+impl DatasetName {
+    pub fn input_shape(self) -> ImageShape {
+        match self {
+            DatasetName::Cifar10 => ImageShape::new(3, 32, 32),
+            _ => ImageShape::new(1, 28, 28),
+        }
+    }
+
+    pub fn classes(self) -> usize {
+        match self {
+            DatasetName::EmnistLetters => 26,
+            _ => 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"(
+    description: "3-layer MLP, all skips",
+    dataset: "fashion-mnist",
+    model: Mlp(widths: [128, 256], skips: "all"),
+    optimizer: Sgd(lr: 0.01, momentum: 0.9),
+    weight_decay: 0.0001,
+    batch: 64,
+    epochs: 10,
+)"#;
+
+    #[test]
+    fn preset_to_experiment_to_preset_round_trips() {
+        let e = Experiment::from_ron(EXAMPLE, Path::new("x.ron")).unwrap();
+        assert_eq!(e.seed, 1);
+        assert_eq!(e.val_fraction, 0.1);
+        assert_eq!(e.topology().unwrap().skips().len(), 3);
+        let text = e.to_ron();
+        assert_eq!(Experiment::from_ron(&text, Path::new("y.ron")).unwrap(), e);
+        // Explicit edges survive as text.
+        let mut edges = e.clone();
+        edges.model = Model::Mlp {
+            widths: vec![128, 256],
+            skips: "0-2,1-3".parse().map(Skips).unwrap(),
+        };
+        assert!(
+            edges.to_ron().contains(r#"skips: "0-2,1-3""#),
+            "{}",
+            edges.to_ron()
+        );
+        assert_eq!(
+            Experiment::from_ron(&edges.to_ron(), Path::new("z")).unwrap(),
+            edges
+        );
+        // And a topology built in the lab comes back as the same network.
+        let config = e.train_config();
+        let back =
+            Experiment::from_parts(&e.topology().unwrap(), e.dataset, &config, e.val_fraction);
+        assert_eq!(back.topology().unwrap(), e.topology().unwrap());
+        assert_eq!(back.train_config(), config);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_column_or_the_field() {
+        let p = Path::new("presets/bad.ron");
+        let unknown = EXAMPLE.replace("batch: 64", "batch: 64,\n    dropout: 0.5");
+        let e = Experiment::from_ron(&unknown, p).unwrap_err().to_string();
+        assert!(e.starts_with("presets/bad.ron:9:"), "{e}");
+        assert!(e.contains("dropout"), "{e}");
+        let truncated = &EXAMPLE[..EXAMPLE.len() / 2];
+        let e = Experiment::from_ron(truncated, p).unwrap_err();
+        assert!(e.at.is_some(), "{e}");
+        let bad_skips = EXAMPLE.replace(r#"skips: "all""#, r#"skips: "0-x""#);
+        let e = Experiment::from_ron(&bad_skips, p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("presets/bad.ron:4:") && e.contains("`x`"),
+            "{e}"
+        );
+        let bad_edge = EXAMPLE.replace(r#"skips: "all""#, r#"skips: "1-2""#);
+        let e = Experiment::from_ron(&bad_edge, p).unwrap_err().to_string();
+        assert!(e.contains("model: skip edge 1-2"), "{e}");
+        let bad_lr = EXAMPLE.replace("lr: 0.01", "lr: -1.0");
+        let e = Experiment::from_ron(&bad_lr, p).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "presets/bad.ron: optimizer.lr -1 must be a positive number"
+        );
+        let bad_data = EXAMPLE.replace("fashion-mnist", "imagenet");
+        let e = Experiment::from_ron(&bad_data, p).unwrap_err().to_string();
+        assert!(e.contains("unknown data set `imagenet`"), "{e}");
+    }
+
+    #[test]
+    fn preset_names_are_plain_file_stems() {
+        assert!(valid_preset_name("fashion-mlp3_skip.v2"));
+        for bad in ["", ".hidden", "a/b", "a b", "../x"] {
+            assert!(!valid_preset_name(bad), "{bad}");
+        }
+    }
+}

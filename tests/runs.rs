@@ -1,0 +1,403 @@
+//! Presets and saved runs: shipped presets build, a run saved and loaded back gives the same
+//! metrics and bit-identical predictions, skip* switches without changing the function, and
+//! a training process killed mid-run leaves every finished epoch readable.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use dfdx::prelude::*;
+use skiplab::data::{self, PreparedData};
+use skiplab::experiment::{list_presets, Experiment};
+use skiplab::net::Network;
+use skiplab::runs::{self, Recorder};
+use skiplab::train::{self, EpochMetrics, Schedule, TrainEvent, Trainer};
+
+fn presets_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("presets")
+}
+
+#[test]
+fn every_shipped_preset_parses_and_builds_a_network() {
+    let presets = list_presets(&presets_dir());
+    assert!(presets.len() >= 25, "{} presets", presets.len());
+    let dev = Cpu::default();
+    for p in &presets {
+        let e = p.experiment.as_ref().unwrap_or_else(|e| panic!("{e}"));
+        let topology = e.topology().unwrap();
+        let net = Network::<f32, Cpu>::new(topology.clone(), &dev, e.seed).unwrap();
+        assert_eq!(net.param_count(), topology.param_count(), "{}", p.name);
+        // Text round trip: preset -> experiment -> preset.
+        assert_eq!(
+            &Experiment::from_ron(&e.to_ron(), &p.path).unwrap(),
+            e,
+            "{}",
+            p.name
+        );
+    }
+    let names: Vec<&str> = presets.iter().map(|p| p.name.as_str()).collect();
+    for expected in [
+        "quick",
+        "emnist-mlp3-skipstar",
+        "cifar-mlp4-vanilla",
+        "cifar-cnn-reinforced",
+        "fashion-cnn-skip",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    // The reinforced CNN is as wide as the skip CNN's concatenations.
+    let width = |name: &str| {
+        let e = presets.iter().find(|p| p.name == name).unwrap();
+        let t = e.experiment.as_ref().unwrap().topology().unwrap();
+        match t {
+            skiplab::topology::Topology::Cnn(c) => c
+                .layers()
+                .iter()
+                .map(|l| c.groups(l.number).iter().map(|g| g.channels).sum::<usize>())
+                .collect::<Vec<_>>(),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(width("cifar-cnn-skip"), width("cifar-cnn-reinforced"));
+}
+
+#[test]
+fn broken_presets_are_listed_with_their_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(presets_dir().join("quick.ron"), tmp.path().join("good.ron")).unwrap();
+    let text = std::fs::read_to_string(presets_dir().join("quick.ron")).unwrap();
+    std::fs::write(tmp.path().join("cut.ron"), &text[..text.len() / 2]).unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "not a preset").unwrap();
+    let listed = list_presets(tmp.path());
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].name, "cut");
+    let e = listed[0].experiment.as_ref().unwrap_err().to_string();
+    assert!(e.contains("cut.ron:") && e.matches(':').count() >= 3, "{e}");
+    assert!(listed[1].experiment.is_ok());
+}
+
+fn quick(epochs: usize, schedule: Option<Schedule>) -> (Experiment, Arc<PreparedData>) {
+    let mut e = Experiment::load(&presets_dir().join("quick.ron")).unwrap();
+    e.epochs = epochs;
+    e.schedule = schedule;
+    e.model = skiplab::experiment::Model::Mlp {
+        widths: vec![32, 32],
+        skips: "all".parse().map(skiplab::experiment::Skips).unwrap(),
+    };
+    let data = PreparedData::prepare(&data::builtin(), e.val_fraction, e.seed);
+    (e, Arc::new(data))
+}
+
+#[test]
+fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
+    let (experiment, data) = quick(2, None);
+    let topology = experiment.topology().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, dir) = runs::create_run_dir(tmp.path(), "quick").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut recorder = Recorder::start(tx, dir.clone(), &experiment, &topology, "cpu").unwrap();
+    let dev = Cpu::default();
+    let mut trainer =
+        Trainer::new(topology, Arc::clone(&data), experiment.train_config(), &dev).unwrap();
+    let (_commands_tx, commands) = mpsc::channel();
+    trainer.run(&mut recorder, &commands);
+    assert!(recorder.error_slot().lock().unwrap().is_none());
+    let metrics: Vec<EpochMetrics> = rx
+        .try_iter()
+        .filter_map(|e| match e {
+            TrainEvent::Epoch(m) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metrics.len(), 2);
+
+    let saved = runs::load_run(&dir).unwrap();
+    assert_eq!(saved.id, id);
+    assert_eq!(saved.experiment, experiment);
+    assert_eq!(saved.summary.status, "finished");
+    assert_eq!(saved.summary.epochs_done, 2);
+    let loaded: Vec<EpochMetrics> = saved.epochs.iter().map(|r| r.to_metrics()).collect();
+    assert_eq!(loaded, metrics, "metrics survive the CSV exactly");
+
+    let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
+    assert_eq!(&topology, trainer.network().topology());
+    let mut net = Network::<f32, Cpu>::new(topology, &dev, 99).unwrap();
+    net.import(&params).unwrap();
+    let x = dev.tensor_from_vec(data.test.images[..784 * 50].to_vec(), (50usize, 784usize));
+    let before = trainer.network().forward::<NoneTape>(x.clone()).as_vec();
+    let after = net.forward::<NoneTape>(x).as_vec();
+    assert_eq!(
+        before.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        after.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "bit-identical predictions"
+    );
+
+    // Weights that do not fit the topology are refused with the parameter named.
+    let mut other = Network::<f32, Cpu>::new(
+        skiplab::topology::Topology::Mlp(skiplab::topology::MlpSpec::new(784, vec![16], 10)),
+        &dev,
+        1,
+    )
+    .unwrap();
+    let e = other.import(&params).unwrap_err();
+    assert!(e.contains("parameter `fc"), "{e}");
+    // A truncated weights file is an error naming it.
+    let bytes = std::fs::read(dir.join(runs::WEIGHTS)).unwrap();
+    std::fs::write(dir.join(runs::WEIGHTS), &bytes[..bytes.len() / 2]).unwrap();
+    let e = runs::read_weights(&dir.join(runs::WEIGHTS))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("weights.safetensors") && e.contains("not a readable safetensors"),
+        "{e}"
+    );
+}
+
+#[test]
+fn skip_star_switches_once_and_keeps_the_function_at_the_switch() {
+    let (experiment, data) = quick(
+        3,
+        Some(Schedule::SkipStar {
+            max_vanilla_epochs: 1,
+            patience: 5,
+        }),
+    );
+    let topology = experiment.topology().unwrap();
+    let dev = Cpu::default();
+    let mut trainer = Trainer::new(
+        topology.clone(),
+        Arc::clone(&data),
+        experiment.train_config(),
+        &dev,
+    )
+    .unwrap();
+    assert!(
+        trainer.network().topology().skips().is_empty(),
+        "phase 1 has no skips"
+    );
+    let x = dev.tensor_from_vec(data.test.images[..784 * 20].to_vec(), (20usize, 784usize));
+    let watch = Watch::new();
+    let (_c, commands) = mpsc::channel();
+    // Phase 1 alone (one epoch, then the switch).
+    let mut phase1 = experiment.train_config();
+    phase1.epochs = 1;
+    let mut one = Trainer::new(topology.clone(), Arc::clone(&data), phase1, &dev).unwrap();
+    one.run(&mut watch.clone(), &commands);
+    assert!(watch.0.lock().unwrap().events.iter().any(|e| matches!(
+        e,
+        TrainEvent::SkipsEnabled {
+            after_epoch: 1,
+            edges: 3
+        }
+    )));
+    let switched = one.into_network();
+    assert_eq!(switched.topology(), &topology, "switched after epoch 1");
+    // The vanilla network with the trained weights computes exactly what the switched one does.
+    let mut vanilla_topology = topology.clone();
+    vanilla_topology
+        .apply_skips(&skiplab::topology::SkipSelection::None)
+        .unwrap();
+    let mut vanilla = Network::<f32, Cpu>::new(vanilla_topology, &dev, 5).unwrap();
+    let trained: Vec<_> = switched
+        .export()
+        .into_iter()
+        .filter(|p| vanilla.params().contains_key(&p.name))
+        .collect();
+    vanilla.import(&trained).unwrap();
+    assert_eq!(
+        vanilla.forward::<NoneTape>(x.clone()).as_vec(),
+        switched.forward::<NoneTape>(x).as_vec()
+    );
+    // The full schedule: one switch; checkpoints carry the topology in use.
+    let full = Watch::new();
+    trainer.run(&mut full.clone(), &commands);
+    let w = full.0.lock().unwrap();
+    let switches = w
+        .events
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::SkipsEnabled { .. }))
+        .count();
+    assert_eq!(switches, 1);
+    assert_eq!(w.checkpoints, vec![(1, 3), (2, 3), (3, 3)]);
+}
+
+/// Records events and which topology each checkpoint had.
+#[derive(Default)]
+struct Seen {
+    events: Vec<TrainEvent>,
+    checkpoints: Vec<(usize, usize)>,
+}
+
+#[derive(Clone)]
+struct Watch(Arc<std::sync::Mutex<Seen>>);
+
+impl Watch {
+    fn new() -> Self {
+        Watch(Arc::default())
+    }
+}
+
+impl train::EventSink for Watch {
+    fn emit(&mut self, event: TrainEvent) -> bool {
+        self.0.lock().unwrap().events.push(event);
+        true
+    }
+    fn wants_checkpoints(&self) -> bool {
+        true
+    }
+    fn checkpoint(
+        &mut self,
+        epoch: usize,
+        topology: &skiplab::topology::Topology,
+        _: Vec<skiplab::net::HostParam>,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .checkpoints
+            .push((epoch, topology.skips().len()));
+    }
+}
+
+fn skiplab(args: &[&str], saves: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args(args)
+        .env("SKIPLAB_SAVES_DIR", saves)
+        .env_remove("SKIPLAB_DATA_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runs_compare_and_export_work_on_saved_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let quick = presets_dir().join("quick.ron");
+    let quick = quick.to_str().unwrap();
+    let (code, out, err) = skiplab(
+        &["train", "--preset", quick, "--epochs", "2", "--json"],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["event"], "saving");
+    assert_eq!(lines.iter().filter(|l| l["event"] == "epoch").count(), 2);
+    let last = lines.last().unwrap();
+    assert_eq!(last["event"], "ended");
+    assert_eq!(last["status"], "finished");
+    let first = last["run"].as_str().unwrap().to_string();
+    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "32"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, _) = skiplab(&["runs"], tmp.path());
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains(&first) && out.contains("finished"), "{out}");
+    let ids: Vec<String> = runs::list_runs(tmp.path())
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
+    let (code, out, err) = skiplab(&["compare", &ids[0], &ids[1]], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("mlp 784-128-256-10, 3/3 skips") && out.contains("mlp 784-32-10"),
+        "{out}"
+    );
+    assert!(out.contains("  epoch 2"), "{out}");
+    let (code, out, _) = skiplab(&["export", &first, "--csv"], tmp.path());
+    assert_eq!(code, 0);
+    assert!(out.starts_with("epoch,train_loss"), "{out}");
+    assert_eq!(out.lines().count(), 3);
+    let svg = tmp.path().join("chart.svg");
+    let (code, _, err) = skiplab(
+        &[
+            "export",
+            &ids[0],
+            &ids[1],
+            "--svg",
+            "-o",
+            svg.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.contains("accuracy per epoch") && text.contains(&ids[1]),
+        "{}",
+        &text[..200]
+    );
+    let (code, _, err) = skiplab(&["compare", "nope"], tmp.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("no saved run by that id"), "{err}");
+    // An unwritable saves folder is a clear error before training starts.
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let (code, _, err) = skiplab(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--saves",
+            blocker.join("x").to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot create"), "{err}");
+}
+
+#[test]
+fn a_killed_training_keeps_every_finished_epoch_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args([
+            "train", "--epochs", "200", "--widths", "64", "--batch", "256",
+        ])
+        .env("SKIPLAB_SAVES_DIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let metrics = loop {
+        assert!(Instant::now() < deadline, "no epochs written in time");
+        let found = std::fs::read_dir(tmp.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(runs::METRICS))
+            .find(|p| p.exists());
+        if let Some(path) = found {
+            if runs::read_metrics(&path).map(|r| r.len()).unwrap_or(0) >= 3 {
+                break path;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
+    child.wait().unwrap();
+    let dir = metrics.parent().unwrap();
+    let saved = runs::load_run(dir).unwrap();
+    assert!(saved.epochs.len() >= 3);
+    for (i, row) in saved.epochs.iter().enumerate() {
+        assert_eq!(row.epoch, i + 1);
+        assert!(row.val_accuracy > 0.0);
+    }
+    assert_eq!(saved.summary.status, "running", "killed runs say so");
+    assert!(saved.summary.epochs_done >= 3);
+    let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
+    let mut net = Network::<f32, Cpu>::new(topology, &Cpu::default(), 1).unwrap();
+    net.import(&params).unwrap();
+}
