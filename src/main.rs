@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use skiplab::experiment::Experiment;
 use skiplab::tui::{self, LabOptions};
 
 mod cli;
@@ -30,6 +31,18 @@ struct Args {
     /// Folder holding one folder per data set (see `skiplab data`).
     #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
     data_dir: std::path::PathBuf,
+    /// Open with this preset [default: presets/quick.ron when the lab's data fits it].
+    #[arg(long)]
+    preset: Option<std::path::PathBuf>,
+    /// Where presets are listed and saved.
+    #[arg(long, default_value = "presets")]
+    presets_dir: std::path::PathBuf,
+    /// Where every run is saved.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: std::path::PathBuf,
+    /// Do not save runs.
+    #[arg(long)]
+    no_save: bool,
 }
 
 #[derive(Subcommand)]
@@ -63,10 +76,33 @@ fn main() -> ExitCode {
         None => skiplab::device::resolve(args.device.into())
             .map_err(anyhow::Error::from)
             .and_then(|(device, note)| {
-                let dataset = skiplab::data::load(args.dataset, &args.data_dir)?;
+                // An explicit preset must load; the default one only where it exists and fits.
+                let preset = match &args.preset {
+                    Some(path) => Some(Experiment::load(path)?),
+                    None => Experiment::load(&args.presets_dir.join("quick.ron"))
+                        .ok()
+                        .filter(|e| e.dataset == args.dataset),
+                };
+                let name = args.preset.as_deref().map_or("quick".into(), |p| {
+                    p.file_stem()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                });
+                // A preset names its data set; without --dataset the lab follows it.
+                let dataset_name = match (&args.preset, &preset) {
+                    (Some(_), Some(e)) if args.dataset == skiplab::data::DatasetName::Builtin => {
+                        e.dataset
+                    }
+                    _ => args.dataset,
+                };
+                let dataset = skiplab::data::load(dataset_name, &args.data_dir)?;
                 tui::run(
                     dataset,
                     LabOptions {
+                        presets_dir: args.presets_dir.clone(),
+                        saves_dir: (!args.no_save).then(|| args.saves.clone()),
+                        preset: preset.map(|e| (name, e)),
                         ascii: args.ascii,
                         parallel: args.parallel,
                         device,

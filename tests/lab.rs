@@ -1,5 +1,6 @@
 //! The lab end to end: the event loop on a TestBackend, and the real binary under tmux.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -91,9 +92,20 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     let dir = std::env::temp_dir().join(&session);
     std::fs::create_dir_all(&dir).unwrap();
     let exit_file = dir.join("exit");
+    // Presets and saves in the test's own folders; the lab opens with the quick preset.
+    let presets = dir.join("presets");
+    let saves = dir.join("saves");
+    std::fs::create_dir_all(&presets).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron"),
+        presets.join("quick.ron"),
+    )
+    .unwrap();
     let command = format!(
-        "{} ; echo $? > {}",
+        "SKIPLAB_SAVES_DIR={} {} --presets-dir {} ; echo $? > {}",
+        saves.display(),
         env!("CARGO_BIN_EXE_skiplab"),
+        presets.display(),
         exit_file.display()
     );
     tmux(&["kill-session", "-t", &session]);
@@ -115,12 +127,12 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
         .unwrap();
     assert!(status.success());
     wait_for(&session, "the lab", Duration::from_secs(20), |s| {
-        s.contains("Topology: mlp 784-128-256-10, 0/3 skips")
+        s.contains("Topology: mlp 784-128-256-10, 3/3 skips") && s.contains("loaded preset quick")
     });
-    // Select the next edge (0-3) and toggle it on.
+    // Select the next edge (0-3) and toggle it off.
     tmux(&["send-keys", "-t", &session, "Right", "Space"]);
     wait_for(&session, "the toggle", Duration::from_secs(10), |s| {
-        s.contains("1/3 skips") && s.contains("edge 0-3 is ON")
+        s.contains("2/3 skips") && s.contains("edge 0-3 is off")
     });
     // Train for 2 epochs: t, down to "epochs", 5 -> 2, Enter.
     tmux(&["send-keys", "-t", &session, "t"]);
@@ -155,6 +167,38 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
         "{sparkline_row}"
     );
     assert!(sparkline_row.matches('%').count() >= 2, "{sparkline_row}");
+    // The run was saved as it trained.
+    let runs = skiplab::runs::list_runs(&saves);
+    assert_eq!(runs.len(), 1);
+    let saved = runs.into_iter().next().unwrap().unwrap();
+    assert_eq!(saved.epochs.len(), 2);
+    assert_eq!(saved.summary.status, "finished");
+    // Save the topology as a preset, find it in the picker.
+    tmux(&["send-keys", "-t", &session, "S"]);
+    wait_for(&session, "the name prompt", Duration::from_secs(10), |s| {
+        s.contains("Save as preset")
+    });
+    tmux(&["send-keys", "-t", &session, "-l", "two-skips"]);
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "the saved preset", Duration::from_secs(10), |s| {
+        s.contains("saved preset")
+    });
+    let e = skiplab::experiment::Experiment::load(&presets.join("two-skips.ron")).unwrap();
+    assert_eq!(e.topology().unwrap().skips().len(), 2);
+    tmux(&["send-keys", "-t", &session, "o"]);
+    wait_for(&session, "the picker", Duration::from_secs(10), |s| {
+        s.contains("Presets (presets/)") && s.contains("two-skips") && s.contains("quick")
+    });
+    tmux(&["send-keys", "-t", &session, "Escape"]);
+    // Load the saved run back into the runs table.
+    tmux(&["send-keys", "-t", &session, "L"]);
+    wait_for(&session, "the saved runs", Duration::from_secs(10), |s| {
+        s.contains("Saved runs (saves/)") && s.contains(&saved.id)
+    });
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "the loaded run", Duration::from_secs(10), |s| {
+        s.contains(&format!("loaded {}", saved.id))
+    });
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();
     while !exit_file.exists() {

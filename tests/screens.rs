@@ -147,3 +147,61 @@ fn too_small_terminal_says_so() {
     let mut app = lab();
     insta::assert_snapshot!(render(&mut app, 50, 12));
 }
+
+#[test]
+fn preset_picker_lists_broken_files_with_their_error() {
+    use skiplab::experiment::Experiment;
+    use skiplab::tui::app::PresetItem;
+    let mut app = lab();
+    let quick = Experiment::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron"),
+    )
+    .unwrap();
+    let broken = Experiment::from_ron(
+        "(dataset: \"builtin\", model: Mlp(widths: [8], skips: \"all\"), optimizer: Sgd(lr: 0.1), batch: 8, epochs: 1, dropout: 0.5)",
+        std::path::Path::new("presets/broken.ron"),
+    )
+    .unwrap_err();
+    app.show_presets(vec![
+        PresetItem {
+            name: "broken".into(),
+            experiment: Err(broken.to_string()),
+        },
+        PresetItem {
+            name: "quick".into(),
+            experiment: Ok(quick),
+        },
+    ]);
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(render(&mut app, 100, 24));
+    // Enter loads the selected preset into the panel and the form.
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.topology.skips().len(), 3);
+    assert_eq!(app.form.lr, 0.01);
+    assert!(!app.form.adam);
+}
+
+#[test]
+fn save_as_prompt() {
+    let mut app = lab();
+    key(&mut app, KeyCode::Char('S'));
+    for c in "my-net".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    insta::assert_snapshot!(render(&mut app, 80, 24));
+    key(&mut app, KeyCode::Char('/'));
+    assert!(app
+        .handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+        .is_empty());
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("not a usable name"));
+    key(&mut app, KeyCode::Backspace);
+    assert_eq!(
+        app.handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+        vec![skiplab::tui::app::Effect::SavePreset("my-net".into())]
+    );
+}

@@ -4,6 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
+use crate::data::DatasetName;
+use crate::experiment::{Experiment, Optimizer};
 use crate::net::optim::OptimizerConfig;
 use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
 use crate::train::{Command, EpochMetrics, RunStatus, TrainConfig, TrainEvent};
@@ -14,7 +16,28 @@ pub enum Effect {
     /// Start training run `id` (its topology and config are in `App::runs`).
     Start(usize),
     Send(usize, Command),
+    /// List the presets folder (answered with [`App::show_presets`]).
+    ListPresets,
+    /// Write the current topology and form as a preset of this name ([`App::preset_saved`]).
+    SavePreset(String),
+    /// List saved runs ([`App::show_saved_runs`]).
+    ListSavedRuns,
     Quit,
+}
+
+/// A preset file as the picker shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresetItem {
+    pub name: String,
+    /// The experiment, or why the file cannot be used.
+    pub experiment: Result<Experiment, String>,
+}
+
+/// A saved run as the loader shows it: its line, and the run to add (or why not).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedItem {
+    pub label: String,
+    pub run: Result<Run, String>,
 }
 
 /// Which part of the topology the cursor is on.
@@ -33,6 +56,18 @@ pub enum Mode {
     Form(TrainForm),
     ConfirmQuit,
     Compare,
+    /// The preset picker.
+    Presets {
+        items: Vec<PresetItem>,
+        selected: usize,
+    },
+    /// "Save as preset": the name typed so far.
+    SaveAs(String),
+    /// Saved runs to load into the runs table.
+    SavedRuns {
+        items: Vec<SavedItem>,
+        selected: usize,
+    },
 }
 
 /// Where a run is in its life.
@@ -224,6 +259,8 @@ pub struct App {
     pub input: ImageShape,
     pub classes: usize,
     pub data_name: String,
+    /// The data set the lab trains on (what saved presets name).
+    pub dataset: DatasetName,
     pub selection: Selection,
     pub mode: Mode,
     pub form: TrainForm,
@@ -237,6 +274,10 @@ pub struct App {
     pub device: crate::device::Device,
     pub message: Option<String>,
     pub hits: HitMap,
+    /// Where presets are listed and saved.
+    pub presets_dir: std::path::PathBuf,
+    /// Where runs are saved (`None`: not saved).
+    pub saves_dir: Option<std::path::PathBuf>,
 }
 
 fn default_mlp(input: ImageShape, classes: usize) -> Topology {
@@ -260,6 +301,7 @@ impl App {
             input,
             classes,
             data_name: data_name.to_string(),
+            dataset: data_name.parse().unwrap_or(DatasetName::Builtin),
             selection: Selection::Edge(0),
             mode: Mode::Normal,
             form: TrainForm::default(),
@@ -271,6 +313,8 @@ impl App {
             device: crate::device::Device::Cpu,
             message: None,
             hits: HitMap::default(),
+            presets_dir: "presets".into(),
+            saves_dir: None,
         }
     }
 
@@ -324,8 +368,176 @@ impl App {
                 }
             },
             Mode::Form(_) => self.form_key(key),
+            Mode::Presets { .. } => self.presets_key(key),
+            Mode::SaveAs(_) => self.save_as_key(key),
+            Mode::SavedRuns { .. } => self.saved_runs_key(key),
             Mode::Normal => self.normal_key(key),
         }
+    }
+
+    /// Up/down in a list popup; returns the new index.
+    fn step_list(selected: usize, len: usize, key: KeyCode) -> usize {
+        match key {
+            KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab if len > 0 => (selected + 1) % len,
+            KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab if len > 0 => {
+                (selected + len - 1) % len
+            }
+            _ => selected,
+        }
+    }
+
+    pub fn show_presets(&mut self, items: Vec<PresetItem>) {
+        self.mode = Mode::Presets { items, selected: 0 };
+    }
+
+    fn presets_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Presets { items, selected } = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
+            KeyCode::Enter => {
+                let item = items.get(*selected).cloned();
+                self.mode = Mode::Normal;
+                match item {
+                    Some(PresetItem {
+                        name,
+                        experiment: Ok(e),
+                    }) => self.load_experiment(&name, &e),
+                    Some(PresetItem {
+                        name,
+                        experiment: Err(why),
+                    }) => self.message = Some(format!("preset {name} cannot be used: {why}")),
+                    None => {}
+                }
+            }
+            code => *selected = Self::step_list(*selected, items.len(), code),
+        }
+        Vec::new()
+    }
+
+    /// Puts a preset's topology into the panel and its hyperparameters into the form, when
+    /// it fits the data the lab has.
+    pub fn load_experiment(&mut self, name: &str, e: &Experiment) {
+        let (shape, classes) = (e.dataset.input_shape(), e.dataset.classes());
+        if shape != self.input || classes != self.classes {
+            self.message = Some(format!(
+                "preset {name} is for {} ({shape}, {classes} classes); this lab has {} ({}, {} classes): start it with --dataset {}",
+                e.dataset, self.data_name, self.input, self.classes, e.dataset
+            ));
+            return;
+        }
+        match e.topology() {
+            Ok(topology) => {
+                self.topology = topology;
+                self.selection = Selection::Edge(0);
+            }
+            Err(err) => {
+                self.message = Some(format!("preset {name}: {err}"));
+                return;
+            }
+        }
+        let form = &mut self.form;
+        match e.optimizer {
+            Optimizer::Sgd { lr, momentum } => {
+                form.adam = false;
+                form.lr = lr;
+                form.momentum = momentum;
+            }
+            Optimizer::Adam { lr } => {
+                form.adam = true;
+                form.lr = lr;
+            }
+        }
+        form.weight_decay = e.weight_decay;
+        form.batch = e.batch;
+        form.epochs = e.epochs;
+        form.seed = e.seed;
+        self.message = Some(format!(
+            "loaded preset {name}{}",
+            if e.schedule.is_some() {
+                " (its skip* schedule runs with `skiplab train --preset`; the lab trains the topology as shown)"
+            } else {
+                ""
+            }
+        ));
+    }
+
+    /// The experiment the lab would save: current topology, data set and form.
+    pub fn experiment(&self) -> Experiment {
+        Experiment::from_parts(
+            &self.topology,
+            self.dataset,
+            &self.form.config(),
+            crate::tui::VAL_FRACTION,
+        )
+    }
+
+    fn save_as_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::SaveAs(name) = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => self.mode = Mode::Normal,
+            KeyCode::Backspace => {
+                name.pop();
+            }
+            KeyCode::Char(c) if name.len() < 80 => name.push(c),
+            KeyCode::Enter => {
+                let name = name.clone();
+                if crate::experiment::valid_preset_name(&name) {
+                    self.mode = Mode::Normal;
+                    return vec![Effect::SavePreset(name)];
+                }
+                self.message = Some(format!(
+                    "`{name}` is not a usable name: letters, digits, - _ and . only"
+                ));
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    pub fn preset_saved(&mut self, result: Result<std::path::PathBuf, String>) {
+        self.message = Some(match result {
+            Ok(path) => format!("saved preset {}", path.display()),
+            Err(e) => format!("preset not saved: {e}"),
+        });
+    }
+
+    pub fn show_saved_runs(&mut self, items: Vec<SavedItem>) {
+        self.mode = Mode::SavedRuns { items, selected: 0 };
+    }
+
+    fn saved_runs_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::SavedRuns { items, selected } = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
+            KeyCode::Enter => {
+                let item = items.get(*selected).cloned();
+                self.mode = Mode::Normal;
+                match item.map(|i| (i.label, i.run)) {
+                    Some((_, Ok(run))) => self.add_saved_run(run),
+                    Some((label, Err(why))) => {
+                        self.message = Some(format!("{label} cannot be loaded: {why}"))
+                    }
+                    None => {}
+                }
+            }
+            code => *selected = Self::step_list(*selected, items.len(), code),
+        }
+        Vec::new()
+    }
+
+    /// Adds a finished run read from disk to the runs table (and so to the compare chart).
+    pub fn add_saved_run(&mut self, mut run: Run) {
+        run.id = self.next_run_id;
+        self.next_run_id += 1;
+        self.message = Some(format!("loaded {}", run.name));
+        self.runs.push(run);
+        self.selected_run = Some(self.runs.len() - 1);
     }
 
     fn request_quit(&mut self) -> Vec<Effect> {
@@ -373,6 +585,9 @@ impl App {
             KeyCode::Char('p') => return self.pause_selected(),
             KeyCode::Char('x') => return self.stop_selected(),
             KeyCode::Char('d') => return self.delete_selected(),
+            KeyCode::Char('o') => return vec![Effect::ListPresets],
+            KeyCode::Char('S') => self.mode = Mode::SaveAs(String::new()),
+            KeyCode::Char('L') => return vec![Effect::ListSavedRuns],
             _ => {}
         }
         Vec::new()

@@ -23,7 +23,12 @@ use crossterm::terminal::{
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
+use std::path::PathBuf;
+
+use crate::data::store::write_atomically;
 use crate::data::{Dataset, PreparedData};
+use crate::experiment::{list_presets, Experiment};
+use crate::runs;
 use crate::train::{self, RunHandle, TrainEvent};
 use app::{App, Effect};
 
@@ -54,6 +59,12 @@ pub struct LabOptions {
     pub device: crate::device::Device,
     /// Shown at start (e.g. why `auto` chose the CPU).
     pub note: Option<String>,
+    /// Where presets are listed and saved.
+    pub presets_dir: PathBuf,
+    /// Where every run is saved; `None` saves nothing.
+    pub saves_dir: Option<PathBuf>,
+    /// The preset the lab opens with (its name and experiment).
+    pub preset: Option<(String, Experiment)>,
 }
 
 fn restore_terminal() {
@@ -100,7 +111,14 @@ pub fn run(data: Dataset, options: LabOptions) -> Result<()> {
         app.ascii = options.ascii;
         app.parallel = options.parallel.max(1);
         app.device = options.device;
-        app.message = options.note.clone();
+        app.presets_dir = options.presets_dir.clone();
+        app.saves_dir = options.saves_dir.clone();
+        if let Some((name, experiment)) = &options.preset {
+            app.load_experiment(name, experiment);
+        }
+        if options.note.is_some() {
+            app.message = options.note.clone();
+        }
         start(&mut terminal, app, Arc::new(data), tx, rx).map(|_| ())
     })();
     restore_terminal();
@@ -206,6 +224,34 @@ impl Lab {
                     }
                 }
                 Effect::Start(run) => pending.extend(self.start_run(app, run)),
+                Effect::ListPresets => app.show_presets(
+                    list_presets(&app.presets_dir)
+                        .into_iter()
+                        .map(|p| app::PresetItem {
+                            name: p.name,
+                            experiment: p.experiment.map_err(|e| {
+                                // The file is named in the list already; keep line:col.
+                                e.to_string()
+                            }),
+                        })
+                        .collect(),
+                ),
+                Effect::SavePreset(name) => {
+                    let result = save_preset(&app.presets_dir, &name, &app.experiment());
+                    app.preset_saved(result);
+                }
+                Effect::ListSavedRuns => {
+                    let saves = app
+                        .saves_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("saves"));
+                    app.show_saved_runs(
+                        runs::list_runs(&saves)
+                            .into_iter()
+                            .map(saved_item)
+                            .collect(),
+                    );
+                }
             }
         }
         Ok(false)
@@ -223,18 +269,97 @@ impl Lab {
             .clone();
         let tx = self.tx.clone();
         let sink = move |event: TrainEvent| tx.send(AppEvent::Train { run: id, event }).is_ok();
-        match train::spawn(
-            run.topology.clone(),
-            data,
-            run.config.clone(),
-            app.device,
-            sink,
-        ) {
+        let (topology, config) = (run.topology.clone(), run.config.clone());
+        let spawned = match &app.saves_dir {
+            Some(saves) => {
+                let experiment =
+                    Experiment::from_parts(&topology, app.dataset, &config, VAL_FRACTION);
+                let recorder = runs::create_run_dir(saves, "lab").and_then(|(_, dir)| {
+                    runs::Recorder::start(
+                        sink.clone(),
+                        dir,
+                        &experiment,
+                        &topology,
+                        &app.device.to_string(),
+                    )
+                });
+                match recorder {
+                    Ok(recorder) => train::spawn(topology, data, config, app.device, recorder),
+                    Err(e) => {
+                        app.message = Some(format!("run-{id} is not saved: {e}"));
+                        train::spawn(topology, data, config, app.device, sink)
+                    }
+                }
+            }
+            None => train::spawn(topology, data, config, app.device, sink),
+        };
+        match spawned {
             Ok(handle) => {
                 self.handles.insert(id, handle);
                 Vec::new()
             }
             Err(e) => app.run_failed_to_start(id, e.to_string()),
+        }
+    }
+}
+
+/// Writes `presets/<name>.ron`, refusing to overwrite an existing preset.
+fn save_preset(
+    dir: &std::path::Path,
+    name: &str,
+    experiment: &Experiment,
+) -> Result<PathBuf, String> {
+    let path = dir.join(format!("{name}.ron"));
+    if path.exists() {
+        return Err(format!("{} exists; choose another name", path.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
+    write_atomically(&path, experiment.to_ron().as_bytes()).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// A saved run as a line of the loader and as a runs-table entry.
+fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
+    use crate::train::RunStatus;
+    match run {
+        Err(e) => app::SavedItem {
+            label: format!("unreadable: {e}"),
+            run: Err(e.to_string()),
+        },
+        Ok(saved) => {
+            let best = saved
+                .summary
+                .best_val_accuracy
+                .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
+            let topology = saved.experiment.topology();
+            let label = format!(
+                "{:<36} {:<14} {:<44} best val {best:>7}  {}",
+                saved.id,
+                saved.experiment.dataset.as_str(),
+                topology
+                    .as_ref()
+                    .map_or("invalid topology".into(), |t| t.summary()),
+                saved.summary.status,
+            );
+            let run = topology.map_err(|e| e.to_string()).map(|topology| {
+                let status = match saved.summary.status.as_str() {
+                    "finished" => RunStatus::Finished,
+                    "stopped" | "running" => RunStatus::Stopped,
+                    other => RunStatus::Failed(other.to_string()),
+                };
+                app::Run {
+                    id: 0,
+                    name: saved.id.clone(),
+                    topology,
+                    config: saved.experiment.train_config(),
+                    state: app::RunState::Ended(status),
+                    epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
+                    progress: None,
+                    test_accuracy: saved.summary.test_accuracy,
+                    skips_enabled_after: saved.summary.skips_enabled_after,
+                }
+            });
+            app::SavedItem { label, run }
         }
     }
 }

@@ -58,6 +58,51 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             Mode::Help => draw_help(frame, area),
             Mode::Form(_) => draw_form(frame, area, app),
             Mode::ConfirmQuit => draw_confirm(frame, area, app),
+            Mode::Presets { items, selected } => {
+                let lines = items
+                    .iter()
+                    .map(|item| match &item.experiment {
+                        Ok(e) => (
+                            format!("{:<24} {}", item.name, e.description),
+                            Style::default(),
+                        ),
+                        Err(why) => (
+                            format!("{:<24} {why}", item.name),
+                            Style::default().fg(Color::Red),
+                        ),
+                    })
+                    .collect();
+                draw_list(
+                    frame,
+                    area,
+                    " Presets (presets/): Enter loads · Esc closes ",
+                    "no presets in presets/",
+                    lines,
+                    *selected,
+                );
+            }
+            Mode::SavedRuns { items, selected } => {
+                let lines = items
+                    .iter()
+                    .map(|item| {
+                        let style = if item.run.is_ok() {
+                            Style::default()
+                        } else {
+                            Style::default().fg(Color::Red)
+                        };
+                        (item.label.clone(), style)
+                    })
+                    .collect();
+                draw_list(
+                    frame,
+                    area,
+                    " Saved runs (saves/): Enter adds to the runs · Esc closes ",
+                    "no saved runs in saves/",
+                    lines,
+                    *selected,
+                );
+            }
+            Mode::SaveAs(name) => draw_save_as(frame, area, name),
             Mode::Normal | Mode::Compare => {}
         }
     }
@@ -396,19 +441,26 @@ fn hint_line(app: &App) -> Line<'static> {
             ("Enter", "start"),
             ("Esc", "cancel"),
         ],
+        Mode::SaveAs(_) => &[("Enter", "save"), ("Esc", "cancel")],
+        Mode::Presets { .. } | Mode::SavedRuns { .. } => {
+            &[("↑↓", "select"), ("Enter", "load"), ("Esc", "close")]
+        }
+        // Most used first: a narrow terminal cuts the end of the line.
         _ => &[
             ("←→", "edge"),
             ("␣", "toggle"),
-            ("a/n", "all/none"),
-            ("↑↓", "layer"),
-            ("+-", "width"),
             ("t", "train"),
-            ("J/K", "run"),
-            ("p", "pause"),
-            ("x", "stop"),
             ("c", "compare"),
             ("?", "help"),
             ("q", "quit"),
+            ("a/n", "all/none"),
+            ("↑↓", "layer"),
+            ("+-", "width"),
+            ("o/S", "preset"),
+            ("L", "saved"),
+            ("J/K", "run"),
+            ("p", "pause"),
+            ("x", "stop"),
         ],
     };
     let mut spans = Vec::new();
@@ -433,7 +485,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-pub const HELP: [(&str, &str); 22] = [
+pub const HELP: [(&str, &str); 25] = [
     ("← → h l Tab", "select the previous / next skip edge"),
     ("Space", "toggle the selected edge"),
     ("a / n", "all edges on / off"),
@@ -448,6 +500,9 @@ pub const HELP: [(&str, &str); 22] = [
     ("x", "stop the selected run"),
     ("d", "delete the selected run"),
     ("c", "compare runs on one chart"),
+    ("o", "open a preset (topology and run form)"),
+    ("S", "save the topology and run form as a preset"),
+    ("L", "load a saved run into the runs (and the chart)"),
     ("mouse click", "select an edge, a layer or a run"),
     ("?", "this help"),
     ("q Esc Ctrl-C", "quit (asks while runs are active)"),
@@ -478,6 +533,74 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             Block::default()
                 .borders(Borders::ALL)
                 .title(" Help: any key closes "),
+        ),
+        popup,
+    );
+}
+
+/// A list popup: one line per item (broken ones in red), the selected one marked.
+fn draw_list(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    empty: &str,
+    lines: Vec<(String, Style)>,
+    selected: usize,
+) {
+    let popup = centered(
+        area,
+        area.width.saturating_sub(6).min(110),
+        area.height.saturating_sub(4),
+    );
+    frame.render_widget(Clear, popup);
+    let rows = popup.height.saturating_sub(2) as usize;
+    // Scroll so the selected line stays in view.
+    let first = selected.saturating_sub(rows.saturating_sub(1));
+    let mut text: Vec<Line> = lines
+        .into_iter()
+        .enumerate()
+        .skip(first)
+        .take(rows)
+        .map(|(i, (line, style))| {
+            if i == selected {
+                Line::styled(format!("▸ {line}"), style.add_modifier(Modifier::REVERSED))
+            } else {
+                Line::styled(format!("  {line}"), style)
+            }
+        })
+        .collect();
+    if text.is_empty() {
+        text.push(Line::from(format!("  {empty}")));
+    }
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(title.to_string()),
+        ),
+        popup,
+    );
+}
+
+fn draw_save_as(frame: &mut Frame, area: Rect, name: &str) {
+    let popup = centered(area, 60, 6);
+    frame.render_widget(Clear, popup);
+    let lines = vec![
+        Line::from(" Save the topology and the run form as presets/NAME.ron"),
+        Line::from(vec![
+            Span::raw(" name: "),
+            Span::styled(format!("{name}▏"), Style::default().fg(Color::Yellow)),
+        ]),
+        Line::styled(
+            " Enter saves · Esc cancels · letters, digits, - _ .",
+            Style::default().fg(Color::Gray),
+        ),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Save as preset "),
         ),
         popup,
     );
