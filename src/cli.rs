@@ -298,6 +298,24 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             Some((id, errors)),
         )
     };
+    report(rx, handle, json, saved)
+}
+
+/// Where a saved run records its first write error.
+type SaveErrors = Arc<std::sync::Mutex<Option<runs::RunError>>>;
+
+/// Follows a run: a table (or JSON lines) per epoch, a summary line, the exit code.
+fn report(
+    rx: mpsc::Receiver<TrainEvent>,
+    handle: train::RunHandle,
+    json: bool,
+    saved: Option<(String, SaveErrors)>,
+) -> Result<ExitCode> {
+    let say = |line: String| {
+        if !json {
+            println!("{line}");
+        }
+    };
     let tty = std::io::stderr().is_terminal() && !json;
     say(format!(
         "{:>5}  {:>10}  {:>9}  {:>8}  {:>9}  {:>9}  {:>7}",
@@ -1005,4 +1023,73 @@ fn bench_data(data_dir: &std::path::Path, rounds: usize) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The saved run (id, unique prefix of it, or path).
+    run: String,
+    /// Further epochs to train.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `skiplab resume`: trains a saved run for more epochs from its saved weights, in its own
+/// folder (rows are appended; the optimiser's momentum starts afresh).
+pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    let dir = runs::find_run(&args.saves, &args.run)?;
+    let saved = runs::load_run(&dir)?;
+    let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS))?;
+    let experiment = &saved.experiment;
+    let (device, note) = devices::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    let dataset = data::load(experiment.dataset, &args.data_dir)?;
+    // The same split as the first run: the same seed and fraction.
+    let data = Arc::new(PreparedData::prepare(
+        &dataset,
+        experiment.val_fraction,
+        experiment.seed,
+    ));
+    drop(dataset);
+    let mut config = experiment.train_config();
+    config.epochs = args.epochs;
+    config.schedule = None; // the saved topology is the one to go on with
+    let epochs_done = saved.summary.epochs_done;
+    if !args.json {
+        println!(
+            "resuming {} ({}) after epoch {epochs_done} for {} more on {device}",
+            saved.id,
+            topology.summary(),
+            args.epochs
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    let recorder = runs::Recorder::resume(tx, &saved)?;
+    let errors = recorder.error_slot();
+    let handle = train::spawn_from(
+        topology,
+        data,
+        config,
+        device,
+        recorder,
+        Some(train::Resume {
+            params,
+            epochs_done,
+        }),
+    )?;
+    report(rx, handle, args.json, Some((saved.id.clone(), errors)))
 }

@@ -55,6 +55,8 @@ enum Command {
     Parity,
     /// The data directory: list, fetch, import and verify data sets.
     Data(cli_data::DataArgs),
+    /// Train a saved run for more epochs, from its saved weights.
+    Resume(cli::ResumeArgs),
     /// List saved runs.
     Runs(cli_runs::RunsArgs),
     /// Saved runs side by side.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(a)) => cli::bench(a),
         Some(Command::Parity) => cli::parity(),
         Some(Command::Data(a)) => cli_data::data(a),
+        Some(Command::Resume(a)) => cli::resume(a),
         Some(Command::Runs(a)) => cli_runs::list(a),
         Some(Command::Compare(a)) => cli_runs::compare(a),
         Some(Command::Export(a)) => cli_runs::export(a),

@@ -217,6 +217,23 @@ impl<S: EventSink> Recorder<S> {
         Ok(recorder)
     }
 
+    /// Continues writing a saved run (`skiplab resume`): its rows and summary go on.
+    pub fn resume(inner: S, saved: &SavedRun) -> Result<Self, RunError> {
+        let mut summary = saved.summary.clone();
+        summary.status = "running".into();
+        let recorder = Self {
+            inner,
+            dir: saved.dir.clone(),
+            rows: saved.epochs.clone(),
+            summary,
+            skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
+                || saved.summary.skips_enabled_after.is_some(),
+            error: Arc::new(Mutex::new(None)),
+        };
+        recorder.write_summary()?;
+        Ok(recorder)
+    }
+
     /// Where a failed write is reported (shared, so it can be read after the run).
     pub fn error_slot(&self) -> Arc<Mutex<Option<RunError>>> {
         Arc::clone(&self.error)

@@ -401,3 +401,27 @@ fn a_killed_training_keeps_every_finished_epoch_readable() {
     let mut net = Network::<f32, Cpu>::new(topology, &Cpu::default(), 1).unwrap();
     net.import(&params).unwrap();
 }
+
+#[test]
+fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--epochs", "2", "--widths", "32"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let id = runs::list_runs(tmp.path())[0].as_ref().unwrap().id.clone();
+    let before = runs::read_weights(&tmp.path().join(&id).join(runs::WEIGHTS))
+        .unwrap()
+        .1;
+    let (code, out, err) = skiplab(&["resume", &id[..12], "--epochs", "1"], tmp.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("after epoch 2 for 1 more"), "{out}");
+    let saved = runs::load_run(&tmp.path().join(&id)).unwrap();
+    let epochs: Vec<usize> = saved.epochs.iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    assert_eq!(saved.summary.epochs_done, 3);
+    assert_eq!(saved.summary.status, "finished");
+    let after = runs::read_weights(&tmp.path().join(&id).join(runs::WEIGHTS))
+        .unwrap()
+        .1;
+    assert_ne!(before, after, "the weights trained on");
+    assert_eq!(runs::list_runs(tmp.path()).len(), 1, "no new folder");
+}

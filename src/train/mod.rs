@@ -304,6 +304,22 @@ impl<D: ConvDevice<f32>> Trainer<D> {
         }
     }
 
+    /// Continues a saved network after `epochs_done` epochs (batch order drawn afresh for the
+    /// new epochs, momentum from zero).
+    pub fn resumed(
+        net: Network<f32, D>,
+        data: Arc<PreparedData>,
+        config: TrainConfig,
+        epochs_done: usize,
+    ) -> Self {
+        let seed = config.seed;
+        let mut trainer = Self::from_network(net, data, config);
+        trainer.epochs_done = epochs_done;
+        trainer.shuffle_rng =
+            rand::rngs::StdRng::seed_from_u64(seed ^ SHUFFLE_STREAM ^ epochs_done as u64);
+        trainer
+    }
+
     pub fn network(&self) -> &Network<f32, D> {
         &self.net
     }
@@ -604,12 +620,32 @@ pub fn spawn_cpu(
 /// Starts training `topology` on `device` in a background thread. Setup errors (a topology
 /// that does not fit the data) are returned at once; everything after, a device that fails
 /// to start included, arrives as events.
+/// Where a resumed run continues from: its saved weights and the epochs it has done.
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub params: Vec<HostParam>,
+    pub epochs_done: usize,
+}
+
 pub fn spawn(
     topology: Topology,
     data: Arc<PreparedData>,
     config: TrainConfig,
     device: crate::device::Device,
+    events: impl EventSink,
+) -> Result<RunHandle, TrainError> {
+    spawn_from(topology, data, config, device, events, None)
+}
+
+/// Like [`spawn`], continuing from saved weights when `resume` is given (epochs are then
+/// numbered on from the saved ones; the optimiser's momentum starts afresh).
+pub fn spawn_from(
+    topology: Topology,
+    data: Arc<PreparedData>,
+    config: TrainConfig,
+    device: crate::device::Device,
     mut events: impl EventSink,
+    resume: Option<Resume>,
 ) -> Result<RunHandle, TrainError> {
     check_setup(&topology, &data, &config)?;
     let (commands, command_rx) = mpsc::channel();
@@ -617,7 +653,15 @@ pub fn spawn(
         .name(TRAINER_THREAD.into())
         .spawn(move || {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_on_device(device, topology, data, config, &mut events, &command_rx)
+                run_on_device(
+                    device,
+                    topology,
+                    data,
+                    config,
+                    resume,
+                    &mut events,
+                    &command_rx,
+                )
             }));
             let status = outcome.unwrap_or_else(|panic| {
                 let message = panic
@@ -653,6 +697,7 @@ fn run_on_device(
     topology: Topology,
     data: Arc<PreparedData>,
     config: TrainConfig,
+    resume: Option<Resume>,
     events: &mut impl EventSink,
     commands: &Receiver<Command>,
 ) -> Result<RunStatus, RunStatus> {
@@ -661,11 +706,23 @@ fn run_on_device(
         topology: Topology,
         data: Arc<PreparedData>,
         config: TrainConfig,
+        resume: Option<Resume>,
         events: &mut impl EventSink,
         commands: &Receiver<Command>,
     ) -> Result<RunStatus, RunStatus> {
-        let mut trainer = Trainer::new(topology, data, config, &dev)
-            .map_err(|e| RunStatus::Failed(e.to_string()))?;
+        let failed = |e: String| RunStatus::Failed(e);
+        let mut trainer = match resume {
+            None => {
+                Trainer::new(topology, data, config, &dev).map_err(|e| failed(e.to_string()))?
+            }
+            Some(resume) => {
+                let mut net =
+                    Network::new(topology, &dev, config.seed).map_err(|e| failed(e.to_string()))?;
+                net.import(&resume.params)
+                    .map_err(|e| failed(format!("the saved weights do not fit: {e}")))?;
+                Trainer::resumed(net, data, config, resume.epochs_done)
+            }
+        };
         Ok(trainer.run(events, commands))
     }
     let seed = config.seed;
@@ -675,6 +732,7 @@ fn run_on_device(
             topology,
             data,
             config,
+            resume,
             events,
             commands,
         ),
@@ -683,7 +741,7 @@ fn run_on_device(
             let dev = Cuda::try_build(ordinal, seed).map_err(|e| {
                 RunStatus::Failed(format!("cannot start CUDA device {ordinal}: {e}"))
             })?;
-            go(dev, topology, data, config, events, commands)
+            go(dev, topology, data, config, resume, events, commands)
         }
         #[cfg(not(feature = "cuda"))]
         crate::device::Device::Cuda { .. } => Err(RunStatus::Failed(
