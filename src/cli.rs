@@ -1093,3 +1093,164 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
     )?;
     report(rx, handle, args.json, Some((saved.id.clone(), errors)))
 }
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Which tables: table1..table5, comma-separated, or all.
+    #[arg(default_value = "all")]
+    tables: String,
+    /// Run every table on this data set instead of the paper's (EMNIST letters, CIFAR-10);
+    /// the report marks it as a substitute.
+    #[arg(long)]
+    dataset: Option<DatasetName>,
+    /// Seeds per configuration and L2 value.
+    #[arg(long, default_value_t = 3)]
+    seeds: usize,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// The L2 grid; each configuration reports the value with the best validation accuracy.
+    #[arg(long, default_value = "0,0.0001", value_delimiter = ',')]
+    l2: Vec<f64>,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Where every run is saved.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+    #[arg(long)]
+    no_save: bool,
+    /// The Markdown report.
+    #[arg(long, default_value = "reproduce.md")]
+    report: PathBuf,
+}
+
+/// `skiplab reproduce`: the experiments behind the paper's tables, over seeds and an L2
+/// grid, printed beside the published numbers and written as a Markdown report.
+pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    use skiplab::reproduce::{self as rep, Config, Outcome, Table};
+    let tables = Table::parse_list(&args.tables).map_err(anyhow::Error::msg)?;
+    if args.seeds == 0 || args.epochs < 2 {
+        bail!("--seeds must be at least 1 and --epochs at least 2");
+    }
+    if args.l2.is_empty() || args.l2.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
+        bail!("--l2 takes zero or positive values, e.g. 0,0.0001");
+    }
+    let dataset_for = |t: Table| args.dataset.unwrap_or(t.paper_dataset());
+    // Every configuration the tables and their comparisons need, once.
+    let mut jobs: Vec<(Config, DatasetName)> = Vec::new();
+    for &t in &tables {
+        let mut configs: Vec<Config> = t.rows().into_iter().flat_map(|(_, c)| c).collect();
+        if t == Table::T2 {
+            configs.extend(Table::T1.rows().into_iter().flat_map(|(_, c)| c));
+        }
+        if t == Table::T5 {
+            configs.push(Config::Cnn(rep::CnnVariant::Skip));
+        }
+        for c in configs {
+            if !jobs.contains(&(c, dataset_for(t))) {
+                jobs.push((c, dataset_for(t)));
+            }
+        }
+    }
+    let (device, note) = devices::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    let total = jobs.len() * args.l2.len() * args.seeds;
+    println!(
+        "reproducing {}: {} configurations x {} L2 values x {} seeds = {total} runs of {} epochs on {device}",
+        args.tables,
+        jobs.len(),
+        args.l2.len(),
+        args.seeds,
+        args.epochs
+    );
+    let mut datasets: std::collections::HashMap<DatasetName, data::Dataset> = Default::default();
+    let mut prepared: std::collections::HashMap<(DatasetName, u64), Arc<PreparedData>> =
+        Default::default();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut done = 0;
+    for (config, dataset) in &jobs {
+        for &l2 in &args.l2 {
+            for seed in 1..=args.seeds as u64 {
+                done += 1;
+                let experiment = config.experiment(*dataset, args.epochs, seed, l2);
+                let topology = experiment.topology()?;
+                if !datasets.contains_key(dataset) {
+                    datasets.insert(*dataset, data::load(*dataset, &args.data_dir)?);
+                }
+                let data = prepared
+                    .entry((*dataset, seed))
+                    .or_insert_with(|| {
+                        Arc::new(PreparedData::prepare(
+                            &datasets[dataset],
+                            experiment.val_fraction,
+                            seed,
+                        ))
+                    })
+                    .clone();
+                let (tx, rx) = mpsc::channel();
+                let handle = if args.no_save {
+                    train::spawn(topology.clone(), data, experiment.train_config(), device, tx)?
+                } else {
+                    let (_, dir) = runs::create_run_dir(&args.saves, "reproduce")?;
+                    let recorder = runs::Recorder::start(
+                        tx,
+                        dir,
+                        &experiment,
+                        &topology,
+                        &device.to_string(),
+                    )?;
+                    train::spawn(topology.clone(), data, experiment.train_config(), device, recorder)?
+                };
+                let mut epochs = Vec::new();
+                let mut problem = None;
+                for event in rx {
+                    match event {
+                        TrainEvent::Epoch(m) => epochs.push(m),
+                        TrainEvent::Ended { status, .. } if status != RunStatus::Finished => {
+                            problem = Some(runs::status_text(&status))
+                        }
+                        _ => {}
+                    }
+                }
+                handle.join();
+                let best = epochs
+                    .iter()
+                    .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
+                let outcome = Outcome {
+                    config: *config,
+                    seed,
+                    l2,
+                    val: best.map_or(f64::NAN, |b| b.val_accuracy),
+                    train: best.map_or(f64::NAN, |b| b.train_accuracy),
+                    seconds_per_epoch: epochs.iter().map(|m| m.seconds).sum::<f64>()
+                        / epochs.len().max(1) as f64,
+                    params: topology.param_count(),
+                    macs: topology.macs_per_sample(),
+                    problem: problem.or_else(|| epochs.is_empty().then(|| "no epoch finished".into())),
+                };
+                println!(
+                    "[{done}/{total}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}",
+                    config.label(),
+                    100.0 * outcome.val,
+                    100.0 * outcome.train,
+                    outcome.seconds_per_epoch,
+                    outcome.problem.as_deref().map_or(String::new(), |p| format!(" ({p})"))
+                );
+                outcomes.push(outcome);
+                // The report so far, after every run: an interrupted reproduction keeps it.
+                let partial =
+                    rep::report(&tables, &outcomes, &dataset_for, args.epochs, args.seeds, &args.l2);
+                skiplab::data::store::write_atomically(&args.report, partial.as_bytes())?;
+            }
+        }
+    }
+    let report = rep::report(&tables, &outcomes, &dataset_for, args.epochs, args.seeds, &args.l2);
+    println!("\n{report}");
+    skiplab::data::store::write_atomically(&args.report, report.as_bytes())?;
+    println!("report written to {}", args.report.display());
+    Ok(ExitCode::SUCCESS)
+}

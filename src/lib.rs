@@ -15,6 +15,7 @@ pub mod device;
 pub mod experiment;
 pub mod net;
 pub mod parity;
+pub mod reproduce;
 pub mod runs;
 pub mod topology;
 pub mod train;

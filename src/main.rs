@@ -55,6 +55,8 @@ enum Command {
     Parity,
     /// The data directory: list, fetch, import and verify data sets.
     Data(cli_data::DataArgs),
+    /// Run the experiments behind the paper's tables and print them beside its numbers.
+    Reproduce(cli::ReproduceArgs),
     /// Train a saved run for more epochs, from its saved weights.
     Resume(cli::ResumeArgs),
     /// List saved runs.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Some(Command::Parity) => cli::parity(),
         Some(Command::Data(a)) => cli_data::data(a),
         Some(Command::Resume(a)) => cli::resume(a),
+        Some(Command::Reproduce(a)) => cli::reproduce(a),
         Some(Command::Runs(a)) => cli_runs::list(a),
         Some(Command::Compare(a)) => cli_runs::compare(a),
         Some(Command::Export(a)) => cli_runs::export(a),
