@@ -50,6 +50,20 @@ impl From<DeviceKind> for DeviceChoice {
     }
 }
 
+/// Where a run trains, finds its data and is saved (shared by train, resume, reproduce).
+#[derive(Args, Debug)]
+pub struct Place {
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Where runs are saved, one folder each.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
@@ -72,9 +86,6 @@ pub struct TrainArgs {
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
     dataset: DatasetName,
-    /// Folder holding one folder per data set (e.g. `fashion-mnist/` with the IDX files).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     optimizer: OptimizerKind,
     /// Learning rate (default 0.01 for SGD, 0.001 for Adam).
@@ -99,12 +110,8 @@ pub struct TrainArgs {
     /// Share of the training set held out for validation.
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
-    /// Where to train.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
-    device: DeviceKind,
-    /// Where runs are saved, one folder each.
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    place: Place,
     /// Do not save this run.
     #[arg(long)]
     no_save: bool,
@@ -230,11 +237,11 @@ fn experiment_from_args(args: &TrainArgs) -> Result<(Experiment, String)> {
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let (experiment, label) = experiment_from_args(&args)?;
-    let (device, note) = devices::resolve(args.device.into())?;
+    let (device, note) = devices::resolve(args.place.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
-    let dataset = data::load(experiment.dataset, &args.data_dir)?;
+    let dataset = data::load(experiment.dataset, &args.place.data_dir)?;
     let topology = experiment.topology()?;
     let config = experiment.train_config();
     let optimizer = config.optimizer;
@@ -282,7 +289,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let (handle, saved) = if args.no_save {
         (train::spawn(topology, data, config, device, tx)?, None)
     } else {
-        let (id, dir) = runs::create_run_dir(&args.saves, &label)?;
+        let (id, dir) = runs::create_run_dir(&args.place.saves, &label)?;
         let recorder =
             runs::Recorder::start(tx, dir.clone(), &experiment, &topology, &device.to_string())?;
         let errors = recorder.error_slot();
@@ -1032,12 +1039,8 @@ pub struct ResumeArgs {
     /// Further epochs to train.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
-    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
-    device: DeviceKind,
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    place: Place,
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -1049,15 +1052,15 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    let dir = runs::find_run(&args.saves, &args.run)?;
+    let dir = runs::find_run(&args.place.saves, &args.run)?;
     let saved = runs::load_run(&dir)?;
     let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS))?;
     let experiment = &saved.experiment;
-    let (device, note) = devices::resolve(args.device.into())?;
+    let (device, note) = devices::resolve(args.place.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
-    let dataset = data::load(experiment.dataset, &args.data_dir)?;
+    let dataset = data::load(experiment.dataset, &args.place.data_dir)?;
     // The same split as the first run: the same seed and fraction.
     let data = Arc::new(PreparedData::prepare(
         &dataset,
@@ -1112,13 +1115,8 @@ pub struct ReproduceArgs {
     /// The L2 grid; each configuration reports the value with the best validation accuracy.
     #[arg(long, default_value = "0,0.0001", value_delimiter = ',')]
     l2: Vec<f64>,
-    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
-    device: DeviceKind,
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
-    /// Where every run is saved.
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    place: Place,
     #[arg(long)]
     no_save: bool,
     /// The Markdown report.
@@ -1154,7 +1152,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
             }
         }
     }
-    let (device, note) = devices::resolve(args.device.into())?;
+    let (device, note) = devices::resolve(args.place.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
@@ -1179,7 +1177,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                 let experiment = config.experiment(*dataset, args.epochs, seed, l2);
                 let topology = experiment.topology()?;
                 if !datasets.contains_key(dataset) {
-                    datasets.insert(*dataset, data::load(*dataset, &args.data_dir)?);
+                    datasets.insert(*dataset, data::load(*dataset, &args.place.data_dir)?);
                 }
                 let data = prepared
                     .entry((*dataset, seed))
@@ -1193,9 +1191,15 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                     .clone();
                 let (tx, rx) = mpsc::channel();
                 let handle = if args.no_save {
-                    train::spawn(topology.clone(), data, experiment.train_config(), device, tx)?
+                    train::spawn(
+                        topology.clone(),
+                        data,
+                        experiment.train_config(),
+                        device,
+                        tx,
+                    )?
                 } else {
-                    let (_, dir) = runs::create_run_dir(&args.saves, "reproduce")?;
+                    let (_, dir) = runs::create_run_dir(&args.place.saves, "reproduce")?;
                     let recorder = runs::Recorder::start(
                         tx,
                         dir,
@@ -1203,7 +1207,13 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                         &topology,
                         &device.to_string(),
                     )?;
-                    train::spawn(topology.clone(), data, experiment.train_config(), device, recorder)?
+                    train::spawn(
+                        topology.clone(),
+                        data,
+                        experiment.train_config(),
+                        device,
+                        recorder,
+                    )?
                 };
                 let mut epochs = Vec::new();
                 let mut problem = None;
@@ -1230,7 +1240,8 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                         / epochs.len().max(1) as f64,
                     params: topology.param_count(),
                     macs: topology.macs_per_sample(),
-                    problem: problem.or_else(|| epochs.is_empty().then(|| "no epoch finished".into())),
+                    problem: problem
+                        .or_else(|| epochs.is_empty().then(|| "no epoch finished".into())),
                 };
                 println!(
                     "[{done}/{total}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}",
@@ -1242,13 +1253,26 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                 );
                 outcomes.push(outcome);
                 // The report so far, after every run: an interrupted reproduction keeps it.
-                let partial =
-                    rep::report(&tables, &outcomes, &dataset_for, args.epochs, args.seeds, &args.l2);
+                let partial = rep::report(
+                    &tables,
+                    &outcomes,
+                    &dataset_for,
+                    args.epochs,
+                    args.seeds,
+                    &args.l2,
+                );
                 skiplab::data::store::write_atomically(&args.report, partial.as_bytes())?;
             }
         }
     }
-    let report = rep::report(&tables, &outcomes, &dataset_for, args.epochs, args.seeds, &args.l2);
+    let report = rep::report(
+        &tables,
+        &outcomes,
+        &dataset_for,
+        args.epochs,
+        args.seeds,
+        &args.l2,
+    );
     println!("\n{report}");
     skiplab::data::store::write_atomically(&args.report, report.as_bytes())?;
     println!("report written to {}", args.report.display());

@@ -44,6 +44,16 @@ fn size(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
+fn installed(dir: &std::path::Path, name: DatasetName, manifest: &store::Manifest) -> ExitCode {
+    println!(
+        "{name}: installed in {} ({} training + {} test images)",
+        dir.join(name.as_str()).display(),
+        manifest.train,
+        manifest.test
+    );
+    ExitCode::SUCCESS
+}
+
 fn catalog_names() -> impl Iterator<Item = DatasetName> {
     DatasetName::ALL.into_iter().filter(|n| n.entry().is_some())
 }
@@ -123,23 +133,11 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
                 }
             };
             let manifest = store::fetch(dir, name, mirror.as_deref(), &mut on_event)?;
-            println!(
-                "{name}: installed in {} ({} training + {} test images)",
-                dir.join(name.as_str()).display(),
-                manifest.train,
-                manifest.test
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(installed(dir, name, &manifest))
         }
         DataCommand::Import { name, path } => {
             let manifest = store::import(dir, name, &path)?;
-            println!(
-                "{name}: installed in {} ({} training + {} test images)",
-                dir.join(name.as_str()).display(),
-                manifest.train,
-                manifest.test
-            );
-            Ok(ExitCode::SUCCESS)
+            Ok(installed(dir, name, &manifest))
         }
         DataCommand::Verify { name } => {
             let names: Vec<DatasetName> = match name {

@@ -38,11 +38,7 @@ impl Table {
                 "table3" | "3" => tables.push(Table::T3),
                 "table4" | "4" => tables.push(Table::T4),
                 "table5" | "5" => tables.push(Table::T5),
-                other => {
-                    return Err(format!(
-                        "`{other}` is not a table (table1..table5 or all)"
-                    ))
-                }
+                other => return Err(format!("`{other}` is not a table (table1..table5 or all)")),
             }
         }
         tables.sort();
@@ -70,9 +66,17 @@ impl Table {
 
     /// The table's rows: (row label, configurations by column group).
     pub fn rows(self) -> Vec<(&'static str, Vec<Config>)> {
-        let mlp = |variant| vec![Config::Mlp { layers: 3, variant }, Config::Mlp { layers: 4, variant }];
+        let mlp = |variant| {
+            vec![
+                Config::Mlp { layers: 3, variant },
+                Config::Mlp { layers: 4, variant },
+            ]
+        };
         match self {
-            Table::T1 => vec![("skip", mlp(Variant::Skip)), ("vanilla", mlp(Variant::Vanilla))],
+            Table::T1 => vec![
+                ("skip", mlp(Variant::Skip)),
+                ("vanilla", mlp(Variant::Vanilla)),
+            ],
             Table::T2 => vec![("skip*", mlp(Variant::SkipStar))],
             Table::T3 => vec![
                 ("skip", mlp(Variant::Skip)),
@@ -139,8 +143,16 @@ impl Config {
         let (model, batch, schedule) = match self {
             Config::Mlp { layers, variant } => {
                 // The paper's CIFAR MLP is wider (512 first) than its EMNIST one (128).
-                let first = if dataset == DatasetName::Cifar10 { 512 } else { 128 };
-                let widths = if layers == 3 { vec![first, 256] } else { vec![first, 256, 256] };
+                let first = if dataset == DatasetName::Cifar10 {
+                    512
+                } else {
+                    128
+                };
+                let widths = if layers == 3 {
+                    vec![first, 256]
+                } else {
+                    vec![first, 256, 256]
+                };
                 let selection = match variant {
                     Variant::Vanilla => SkipSelection::None,
                     _ => SkipSelection::All,
@@ -149,7 +161,14 @@ impl Config {
                     max_vanilla_epochs: (epochs / 2).max(1),
                     patience: 2,
                 });
-                (Model::Mlp { widths, skips: skips(selection) }, 64, schedule)
+                (
+                    Model::Mlp {
+                        widths,
+                        skips: skips(selection),
+                    },
+                    64,
+                    schedule,
+                )
             }
             Config::Cnn(v) => {
                 let stages = match v {
@@ -161,14 +180,24 @@ impl Config {
                 } else {
                     SkipSelection::None
                 };
-                (Model::Cnn { stages, skips: skips(selection) }, 32, None)
+                (
+                    Model::Cnn {
+                        stages,
+                        skips: skips(selection),
+                    },
+                    32,
+                    None,
+                )
             }
         };
         Experiment {
             description: format!("reproduce: {}", self.label()),
             dataset,
             model,
-            optimizer: Optimizer::Sgd { lr: 0.01, momentum: 0.9 },
+            optimizer: Optimizer::Sgd {
+                lr: 0.01,
+                momentum: 0.9,
+            },
             weight_decay: l2,
             batch,
             epochs,
@@ -245,7 +274,8 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
         train: mean_std(&trains),
         val: mean_std(&vals),
         seeds: runs.len(),
-        seconds_per_epoch: runs.iter().map(|o| o.seconds_per_epoch).sum::<f64>() / runs.len() as f64,
+        seconds_per_epoch: runs.iter().map(|o| o.seconds_per_epoch).sum::<f64>()
+            / runs.len() as f64,
         params: runs[0].params,
         macs: runs[0].macs,
     })
@@ -254,7 +284,8 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
 /// Whether two cells differ by more than noise: the difference of means against twice its
 /// standard error (a rough two-sided 95% bound; with 3 seeds it is only a guide).
 pub fn beyond_noise(a: &Cell, b: &Cell) -> bool {
-    let se = (a.val.1.powi(2) / a.seeds.max(1) as f64 + b.val.1.powi(2) / b.seeds.max(1) as f64).sqrt();
+    let se =
+        (a.val.1.powi(2) / a.seeds.max(1) as f64 + b.val.1.powi(2) / b.seeds.max(1) as f64).sqrt();
     (a.val.0 - b.val.0).abs() > 2.0 * se.max(1e-9)
 }
 
@@ -295,12 +326,16 @@ pub fn report(
             let _ = writeln!(out, "| | train (3-layer) | val (3-l) | train (4-l) | val (4-l) | L2 (3-l / 4-l) | s/epoch (3-l / 4-l) |");
             let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         } else {
-            let _ = writeln!(out, "| | train | val | L2 | s/epoch | params | MACs/sample |");
+            let _ = writeln!(
+                out,
+                "| | train | val | L2 | s/epoch | params | MACs/sample |"
+            );
             let _ = writeln!(out, "|---|---|---|---|---|---|---|");
         }
         for (label, configs) in &rows {
             let paper = table.paper(label);
-            let cells: Vec<Option<Cell>> = configs.iter().map(|c| summarise(outcomes, *c)).collect();
+            let cells: Vec<Option<Cell>> =
+                configs.iter().map(|c| summarise(outcomes, *c)).collect();
             let mut line = format!("| {label} |");
             for (cell, (pt, pv)) in cells.iter().zip(&paper) {
                 match cell {
@@ -310,10 +345,16 @@ pub fn report(
                     None => line.push_str(" - | - |"),
                 }
             }
-            let l2: Vec<String> = cells.iter().map(|c| c.as_ref().map_or("-".into(), |c| c.l2.to_string())).collect();
+            let l2: Vec<String> = cells
+                .iter()
+                .map(|c| c.as_ref().map_or("-".into(), |c| c.l2.to_string()))
+                .collect();
             let secs: Vec<String> = cells
                 .iter()
-                .map(|c| c.as_ref().map_or("-".into(), |c| format!("{:.2}", c.seconds_per_epoch)))
+                .map(|c| {
+                    c.as_ref()
+                        .map_or("-".into(), |c| format!("{:.2}", c.seconds_per_epoch))
+                })
                 .collect();
             let _ = write!(line, " {} | {} |", l2.join(" / "), secs.join(" / "));
             if columns == 1 {
@@ -340,18 +381,53 @@ pub fn report(
 pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
     let pairs: Vec<(Config, Config)> = match table {
         Table::T1 => (3..=4)
-            .map(|l| (Config::Mlp { layers: l, variant: Variant::Skip }, Config::Mlp { layers: l, variant: Variant::Vanilla }))
+            .map(|l| {
+                (
+                    Config::Mlp {
+                        layers: l,
+                        variant: Variant::Skip,
+                    },
+                    Config::Mlp {
+                        layers: l,
+                        variant: Variant::Vanilla,
+                    },
+                )
+            })
             .collect(),
         Table::T2 | Table::T3 => (3..=4)
             .flat_map(|l| {
                 [
-                    (Config::Mlp { layers: l, variant: Variant::SkipStar }, Config::Mlp { layers: l, variant: Variant::Vanilla }),
-                    (Config::Mlp { layers: l, variant: Variant::Skip }, Config::Mlp { layers: l, variant: Variant::Vanilla }),
+                    (
+                        Config::Mlp {
+                            layers: l,
+                            variant: Variant::SkipStar,
+                        },
+                        Config::Mlp {
+                            layers: l,
+                            variant: Variant::Vanilla,
+                        },
+                    ),
+                    (
+                        Config::Mlp {
+                            layers: l,
+                            variant: Variant::Skip,
+                        },
+                        Config::Mlp {
+                            layers: l,
+                            variant: Variant::Vanilla,
+                        },
+                    ),
                 ]
             })
             .collect(),
-        Table::T4 => vec![(Config::Cnn(CnnVariant::Skip), Config::Cnn(CnnVariant::Vanilla))],
-        Table::T5 => vec![(Config::Cnn(CnnVariant::Reinforced), Config::Cnn(CnnVariant::Skip))],
+        Table::T4 => vec![(
+            Config::Cnn(CnnVariant::Skip),
+            Config::Cnn(CnnVariant::Vanilla),
+        )],
+        Table::T5 => vec![(
+            Config::Cnn(CnnVariant::Reinforced),
+            Config::Cnn(CnnVariant::Skip),
+        )],
     };
     let mut notes = Vec::new();
     for (a, b) in pairs {
@@ -366,9 +442,17 @@ pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
         } else {
             "within noise"
         };
-        let mut note = format!("{} vs {}: val {diff:+.2} points, {verdict}", a.label(), b.label());
+        let mut note = format!(
+            "{} vs {}: val {diff:+.2} points, {verdict}",
+            a.label(),
+            b.label()
+        );
         if ca.seconds_per_epoch > 0.0 && cb.seconds_per_epoch > 0.0 {
-            let _ = write!(note, "; time per epoch {:.2}x", ca.seconds_per_epoch / cb.seconds_per_epoch);
+            let _ = write!(
+                note,
+                "; time per epoch {:.2}x",
+                ca.seconds_per_epoch / cb.seconds_per_epoch
+            );
         }
         notes.push(note);
     }
@@ -395,8 +479,14 @@ mod tests {
 
     #[test]
     fn the_l2_with_the_best_mean_val_is_chosen_and_noise_is_judged() {
-        let skip = Config::Mlp { layers: 3, variant: Variant::Skip };
-        let vanilla = Config::Mlp { layers: 3, variant: Variant::Vanilla };
+        let skip = Config::Mlp {
+            layers: 3,
+            variant: Variant::Skip,
+        };
+        let vanilla = Config::Mlp {
+            layers: 3,
+            variant: Variant::Vanilla,
+        };
         let mut o = Vec::new();
         for (seed, v) in [(1, 0.80), (2, 0.82), (3, 0.81)] {
             o.push(outcome(skip, seed, 0.0, v));
@@ -413,16 +503,34 @@ mod tests {
         let notes = comparisons(Table::T1, &o);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("within noise"), "{notes:?}");
-        let report = report(&[Table::T1], &o, &|_| DatasetName::FashionMnist, 10, 3, &[0.0, 1e-4]);
-        assert!(report.contains("on **fashion-mnist** instead of emnist-letters"), "{report}");
-        assert!(report.contains("| skip | 84.0 ± 1.0 (91) | 82.0 ± 1.0 (89) |"), "{report}");
+        let report = report(
+            &[Table::T1],
+            &o,
+            &|_| DatasetName::FashionMnist,
+            10,
+            3,
+            &[0.0, 1e-4],
+        );
+        assert!(
+            report.contains("on **fashion-mnist** instead of emnist-letters"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| skip | 84.0 ± 1.0 (91) | 82.0 ± 1.0 (89) |"),
+            "{report}"
+        );
     }
 
     #[test]
     fn reinforced_widths_equal_the_skip_networks_concatenated_widths() {
         let shape = |v| {
-            let t = Config::Cnn(v).experiment(DatasetName::Cifar10, 1, 1, 0.0).topology().unwrap();
-            let crate::topology::Topology::Cnn(c) = t else { unreachable!() };
+            let t = Config::Cnn(v)
+                .experiment(DatasetName::Cifar10, 1, 1, 0.0)
+                .topology()
+                .unwrap();
+            let crate::topology::Topology::Cnn(c) = t else {
+                unreachable!()
+            };
             c.layers()
                 .iter()
                 .map(|l| c.groups(l.number).iter().map(|g| g.channels).sum::<usize>())
@@ -430,7 +538,10 @@ mod tests {
         };
         assert_eq!(shape(CnnVariant::Skip), shape(CnnVariant::Reinforced));
         assert_eq!(shape(CnnVariant::Reinforced)[3], 96);
-        assert_eq!(Table::parse_list("table1,3").unwrap(), vec![Table::T1, Table::T3]);
+        assert_eq!(
+            Table::parse_list("table1,3").unwrap(),
+            vec![Table::T1, Table::T3]
+        );
         assert!(Table::parse_list("table9").is_err());
     }
 }

@@ -1,23 +1,11 @@
 //! The real `skiplab` binary: arguments, output and exit codes.
 
-use std::process::Command;
+mod common;
 
+/// Runs save by default; keep them out of the source tree.
 fn skiplab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
-        .args(args)
-        .env_remove("SKIPLAB_DATA_DIR")
-        // Runs save by default; keep them out of the source tree.
-        .env(
-            "SKIPLAB_SAVES_DIR",
-            std::env::temp_dir().join("skiplab-cli-test-saves"),
-        )
-        .output()
-        .expect("run skiplab");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let saves = std::env::temp_dir().join("skiplab-cli-test-saves");
+    common::skiplab(args, &[("SKIPLAB_SAVES_DIR", &saves)])
 }
 
 #[test]

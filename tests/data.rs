@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use skiplab::data::store::{self, FetchEvent, State};
@@ -583,18 +582,10 @@ fn import_takes_a_folder_or_the_published_archive_and_checks_them() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+mod common;
+
 fn skiplab(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
-        .args(args)
-        .env_remove("SKIPLAB_DATA_DIR")
-        .env_remove("SKIPLAB_DATA_MIRROR")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::skiplab(args, &[])
 }
 
 #[test]

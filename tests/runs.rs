@@ -263,18 +263,10 @@ impl train::EventSink for Watch {
     }
 }
 
+mod common;
+
 fn skiplab(args: &[&str], saves: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
-        .args(args)
-        .env("SKIPLAB_SAVES_DIR", saves)
-        .env_remove("SKIPLAB_DATA_DIR")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::skiplab(args, &[("SKIPLAB_SAVES_DIR", saves)])
 }
 
 #[test]

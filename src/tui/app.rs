@@ -25,6 +25,35 @@ pub enum Effect {
     Quit,
 }
 
+/// What a key does in a list popup.
+enum Pick<T> {
+    Close,
+    Chosen(T),
+    /// Moved (or ignored): the popup stays.
+    Stay,
+}
+
+/// Up/down move the selection, Enter chooses, Esc and q close.
+fn pick<T: Clone>(items: &[T], selected: &mut usize, key: KeyCode) -> Pick<T> {
+    let len = items.len();
+    match key {
+        KeyCode::Esc | KeyCode::Char('q') => Pick::Close,
+        KeyCode::Enter => items
+            .get(*selected)
+            .cloned()
+            .map_or(Pick::Close, Pick::Chosen),
+        KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab if len > 0 => {
+            *selected = (*selected + 1) % len;
+            Pick::Stay
+        }
+        KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab if len > 0 => {
+            *selected = (*selected + len - 1) % len;
+            Pick::Stay
+        }
+        _ => Pick::Stay,
+    }
+}
+
 /// A preset file as the picker shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PresetItem {
@@ -375,17 +404,6 @@ impl App {
         }
     }
 
-    /// Up/down in a list popup; returns the new index.
-    fn step_list(selected: usize, len: usize, key: KeyCode) -> usize {
-        match key {
-            KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab if len > 0 => (selected + 1) % len,
-            KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab if len > 0 => {
-                (selected + len - 1) % len
-            }
-            _ => selected,
-        }
-    }
-
     pub fn show_presets(&mut self, items: Vec<PresetItem>) {
         self.mode = Mode::Presets { items, selected: 0 };
     }
@@ -394,24 +412,16 @@ impl App {
         let Mode::Presets { items, selected } = &mut self.mode else {
             return Vec::new();
         };
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
-            KeyCode::Enter => {
-                let item = items.get(*selected).cloned();
+        match pick(items, selected, key.code) {
+            Pick::Close => self.mode = Mode::Normal,
+            Pick::Chosen(PresetItem { name, experiment }) => {
                 self.mode = Mode::Normal;
-                match item {
-                    Some(PresetItem {
-                        name,
-                        experiment: Ok(e),
-                    }) => self.load_experiment(&name, &e),
-                    Some(PresetItem {
-                        name,
-                        experiment: Err(why),
-                    }) => self.message = Some(format!("preset {name} cannot be used: {why}")),
-                    None => {}
+                match experiment {
+                    Ok(e) => self.load_experiment(&name, &e),
+                    Err(why) => self.message = Some(format!("preset {name} cannot be used: {why}")),
                 }
             }
-            code => *selected = Self::step_list(*selected, items.len(), code),
+            Pick::Stay => {}
         }
         Vec::new()
     }
@@ -513,20 +523,16 @@ impl App {
         let Mode::SavedRuns { items, selected } = &mut self.mode else {
             return Vec::new();
         };
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('q') => self.mode = Mode::Normal,
-            KeyCode::Enter => {
-                let item = items.get(*selected).cloned();
+        match pick(items, selected, key.code) {
+            Pick::Close => self.mode = Mode::Normal,
+            Pick::Chosen(SavedItem { label, run }) => {
                 self.mode = Mode::Normal;
-                match item.map(|i| (i.label, i.run)) {
-                    Some((_, Ok(run))) => self.add_saved_run(run),
-                    Some((label, Err(why))) => {
-                        self.message = Some(format!("{label} cannot be loaded: {why}"))
-                    }
-                    None => {}
+                match run {
+                    Ok(run) => self.add_saved_run(run),
+                    Err(why) => self.message = Some(format!("{label} cannot be loaded: {why}")),
                 }
             }
-            code => *selected = Self::step_list(*selected, items.len(), code),
+            Pick::Stay => {}
         }
         Vec::new()
     }
