@@ -397,7 +397,7 @@ mod tests {
         let p = Path::new("presets/bad.ron");
         let unknown = EXAMPLE.replace("batch: 64", "batch: 64,\n    dropout: 0.5");
         let e = Experiment::from_ron(&unknown, p).unwrap_err().to_string();
-        assert!(e.starts_with("presets/bad.ron:9:"), "{e}");
+        assert!(e.starts_with("presets/bad.ron:8:5: "), "{e}");
         assert!(e.contains("dropout"), "{e}");
         let truncated = &EXAMPLE[..EXAMPLE.len() / 2];
         let e = Experiment::from_ron(truncated, p).unwrap_err();
