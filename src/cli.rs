@@ -115,10 +115,13 @@ pub struct TrainArgs {
     /// Do not save this run.
     #[arg(long)]
     no_save: bool,
-    /// Print one JSON object per line (started, epoch, skips_enabled, ended) instead of a
-    /// table, for scripts.
+    /// Print one JSON object per line (saving, epoch, skips_enabled, ended, seeds) instead
+    /// of a table, for scripts.
     #[arg(long)]
     json: bool,
+    /// Train this many seeds (--seed, --seed + 1, ...) and report mean ± standard deviation.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
 }
 
 fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
@@ -237,6 +240,55 @@ fn experiment_from_args(args: &TrainArgs) -> Result<(Experiment, String)> {
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let (experiment, label) = experiment_from_args(&args)?;
+    if args.seeds <= 1 {
+        return Ok(train_once(&args, experiment, &label)?.code);
+    }
+    // Several seeds: one run each (seed, seed + 1, ...), then mean ± standard deviation.
+    let first = experiment.seed;
+    let mut outcomes = Vec::new();
+    for seed in first..first + args.seeds as u64 {
+        let mut e = experiment.clone();
+        e.seed = seed;
+        if !args.json {
+            println!("== seed {seed} ==");
+        }
+        outcomes.push(train_once(&args, e, &label)?);
+    }
+    let summary = |values: Vec<f64>| {
+        let (m, sd) = skiplab::reproduce::mean_std(&values);
+        format!(
+            "{:.2}% ± {:.2} ({} runs)",
+            100.0 * m,
+            100.0 * sd,
+            values.len()
+        )
+    };
+    let best: Vec<f64> = outcomes.iter().filter_map(|o| o.best_val).collect();
+    let test: Vec<f64> = outcomes.iter().filter_map(|o| o.test).collect();
+    if args.json {
+        let (bm, bsd) = skiplab::reproduce::mean_std(&best);
+        let (tm, tsd) = skiplab::reproduce::mean_std(&test);
+        println!(
+            "{}",
+            serde_json::json!({"event": "seeds", "seeds": args.seeds, "best_val_mean": bm, "best_val_sd": bsd, "test_mean": tm, "test_sd": tsd})
+        );
+    } else {
+        println!(
+            "over {} seeds: best val {}, test {}",
+            args.seeds,
+            summary(best),
+            summary(test)
+        );
+    }
+    let failed = outcomes.iter().any(|o| o.code != ExitCode::SUCCESS);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn train_once(args: &TrainArgs, experiment: Experiment, label: &str) -> Result<RunOutcome> {
     let (device, note) = devices::resolve(args.place.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
@@ -289,7 +341,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let (handle, saved) = if args.no_save {
         (train::spawn(topology, data, config, device, tx)?, None)
     } else {
-        let (id, dir) = runs::create_run_dir(&args.place.saves, &label)?;
+        let (id, dir) = runs::create_run_dir(&args.place.saves, label)?;
         let recorder =
             runs::Recorder::start(tx, dir.clone(), &experiment, &topology, &device.to_string())?;
         let errors = recorder.error_slot();
@@ -317,7 +369,7 @@ fn report(
     handle: train::RunHandle,
     json: bool,
     saved: Option<(String, SaveErrors)>,
-) -> Result<ExitCode> {
+) -> Result<RunOutcome> {
     let say = |line: String| {
         if !json {
             println!("{line}");
@@ -433,34 +485,44 @@ fn report(
                 "run": saved.as_ref().map(|(id, _)| id.clone()),
             })
         );
-        return Ok(match status {
-            RunStatus::Finished => ExitCode::SUCCESS,
-            RunStatus::Diverged { .. } => ExitCode::from(3),
-            _ => ExitCode::from(1),
-        });
+    }
+    let code = match &status {
+        RunStatus::Finished => ExitCode::SUCCESS,
+        RunStatus::Diverged { .. } => ExitCode::from(3),
+        _ => ExitCode::from(1),
+    };
+    let outcome = RunOutcome {
+        code,
+        best_val: best.map(|b| b.val_accuracy),
+        test: test_accuracy,
+    };
+    if json {
+        return Ok(outcome);
     }
     match status {
         RunStatus::Finished => {
             println!(
                 "finished: {epochs_done} epochs, {best_text}{test_text}, {mean_time:.2} s/epoch"
             );
-            Ok(ExitCode::SUCCESS)
         }
         RunStatus::Stopped => {
             println!("stopped after {epochs_done} epochs: {best_text}{test_text}");
-            Ok(ExitCode::from(1))
         }
         RunStatus::Diverged { epoch, step, loss } => {
             println!(
                 "diverged: loss became {loss} at step {step} (epoch {epoch}); try a lower --lr. {best_text}"
             );
-            Ok(ExitCode::from(3))
         }
-        RunStatus::Failed(message) => {
-            println!("failed: {message}");
-            Ok(ExitCode::from(1))
-        }
+        RunStatus::Failed(message) => println!("failed: {message}"),
     }
+    Ok(outcome)
+}
+
+/// How a followed run ended.
+struct RunOutcome {
+    code: ExitCode,
+    best_val: Option<f64>,
+    test: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -1094,7 +1156,7 @@ pub fn resume(args: ResumeArgs) -> Result<ExitCode> {
             epochs_done,
         }),
     )?;
-    report(rx, handle, args.json, Some((saved.id.clone(), errors)))
+    Ok(report(rx, handle, args.json, Some((saved.id.clone(), errors)))?.code)
 }
 
 #[derive(Args, Debug)]

@@ -171,9 +171,26 @@ impl Config {
                 )
             }
             Config::Cnn(v) => {
+                let paper = vec![vec![32, 32], vec![64, 64], vec![128, 128]];
                 let stages = match v {
-                    CnnVariant::Reinforced => vec![vec![32, 32], vec![96, 96], vec![224, 224]],
-                    _ => vec![vec![32, 32], vec![64, 64], vec![128, 128]],
+                    // Derived from the skip network, as the paper did by hand (96 / 224).
+                    CnnVariant::Reinforced => {
+                        let mut skip =
+                            crate::topology::Topology::Cnn(crate::topology::CnnSpec::new(
+                                dataset.input_shape(),
+                                paper,
+                                dataset.classes(),
+                            ));
+                        skip.apply_skips(&SkipSelection::Paper)
+                            .expect("the paper's skips fit the paper's CNN");
+                        match skip.reinforced() {
+                            crate::topology::Topology::Cnn(c) => c.stages,
+                            crate::topology::Topology::Mlp(_) => {
+                                unreachable!("a CNN reinforces to a CNN")
+                            }
+                        }
+                    }
+                    _ => paper,
                 };
                 let selection = if v == CnnVariant::Skip {
                     SkipSelection::Paper

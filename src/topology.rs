@@ -600,6 +600,66 @@ impl Topology {
         self.layer_summaries().iter().map(|l| l.params).sum()
     }
 
+    /// The paper's "reinforced" vanilla network for this (skip) network, without skips:
+    /// - CNN: every convolution as wide as the concatenation it outputs here (the paper's
+    ///   skips 1-4, 2-5, 4-7, 5-8 give 32, 32, 96, 96, 224, 224);
+    /// - MLP: the hidden widths scaled by one factor so the parameter count comes as close
+    ///   as it can to this network's.
+    pub fn reinforced(&self) -> Topology {
+        match self {
+            Topology::Cnn(c) => {
+                let mut number = 0;
+                let stages = c
+                    .stages
+                    .iter()
+                    .map(|stage| {
+                        let widths = stage
+                            .iter()
+                            .map(|_| {
+                                number += 1;
+                                c.groups(number).iter().map(|g| g.channels).sum()
+                            })
+                            .collect();
+                        number += 1; // the stage's pool
+                        widths
+                    })
+                    .collect();
+                Topology::Cnn(CnnSpec::new(c.input, stages, c.classes))
+            }
+            Topology::Mlp(m) => {
+                let target = self.param_count() as f64;
+                let vanilla = |scale: f64| {
+                    let hidden = m
+                        .hidden
+                        .iter()
+                        .map(|&h| ((h as f64 * scale).round() as usize).max(1))
+                        .collect();
+                    Topology::Mlp(MlpSpec::new(m.input, hidden, m.classes))
+                };
+                // Parameters grow with the scale: bisect for the closest count.
+                let (mut low, mut high) = (0.0f64, 1.0f64);
+                while (vanilla(high).param_count() as f64) < target && high < 1e6 {
+                    high *= 2.0;
+                }
+                for _ in 0..60 {
+                    let mid = (low + high) / 2.0;
+                    if (vanilla(mid).param_count() as f64) < target {
+                        low = mid;
+                    } else {
+                        high = mid;
+                    }
+                }
+                let gap = |t: &Topology| (t.param_count() as f64 - target).abs();
+                let (a, b) = (vanilla(low), vanilla(high));
+                if gap(&a) <= gap(&b) {
+                    a
+                } else {
+                    b
+                }
+            }
+        }
+    }
+
     /// Multiply-adds for one sample's forward pass.
     pub fn macs_per_sample(&self) -> usize {
         self.layer_summaries().iter().map(|l| l.macs).sum()
@@ -771,6 +831,26 @@ mod tests {
         assert_eq!(sizes, vec![30, 30, 15, 15, 15, 8, 8, 8, 4]);
         let zero = MlpSpec::new(784, vec![128, 0], 10);
         assert_eq!(zero.validate(), Err(TopologyError::ZeroWidth { layer: 2 }));
+    }
+
+    #[test]
+    fn reinforced_networks_match_the_skip_networks_capacity() {
+        let mut cnn = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
+        cnn.apply_skips(&SkipSelection::Paper).unwrap();
+        let Topology::Cnn(r) = cnn.reinforced() else {
+            unreachable!()
+        };
+        assert_eq!(r.stages, vec![vec![32, 32], vec![96, 96], vec![224, 224]]);
+        assert!(r.skips.is_empty());
+        let mut mlp = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
+        mlp.apply_skips(&SkipSelection::All).unwrap();
+        let r = mlp.reinforced();
+        assert!(r.skips().is_empty());
+        let (a, b) = (mlp.param_count() as f64, r.param_count() as f64);
+        assert!((a - b).abs() / a < 0.01, "{a} vs {b}");
+        // Without skips the network is its own reinforcement.
+        let plain = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
+        assert_eq!(plain.reinforced(), plain);
     }
 
     #[test]

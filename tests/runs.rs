@@ -417,3 +417,27 @@ fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
     assert_ne!(before, after, "the weights trained on");
     assert_eq!(runs::list_runs(tmp.path()).len(), 1, "no new folder");
 }
+
+#[test]
+fn any_experiment_runs_over_seeds_with_mean_and_deviation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = skiplab(
+        &[
+            "train", "--epochs", "1", "--widths", "16", "--seeds", "3", "--json",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "seeds");
+    assert_eq!(last["seeds"], 3);
+    let sd = last["best_val_sd"].as_f64().unwrap();
+    assert!(sd > 0.0 && sd < 0.05, "{last}");
+    let seeds: Vec<u64> = runs::list_runs(tmp.path())
+        .into_iter()
+        .map(|r| r.unwrap().experiment.seed)
+        .collect();
+    let mut sorted = seeds.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 2, 3]);
+}

@@ -205,3 +205,24 @@ fn save_as_prompt() {
         vec![skiplab::tui::app::Effect::SavePreset("my-net".into())]
     );
 }
+
+#[test]
+fn reinforce_turns_a_skip_network_into_its_vanilla_match() {
+    let mut app = App::new(ImageShape::new(3, 32, 32), 10, "cifar10");
+    key(&mut app, KeyCode::Char('m'));
+    app.topology.apply_skips(&SkipSelection::Paper).unwrap();
+    key(&mut app, KeyCode::Char('R'));
+    assert!(app.topology.skips().is_empty());
+    assert!(
+        app.topology.summary().contains("[32,32 | 96,96 | 224,224]"),
+        "{}",
+        app.topology.summary()
+    );
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap()
+        .starts_with("reinforced vanilla"));
+    key(&mut app, KeyCode::Char('R'));
+    assert!(app.message.as_deref().unwrap().contains("already vanilla"));
+}

@@ -537,6 +537,22 @@ impl App {
         Vec::new()
     }
 
+    /// Replaces the topology with its "reinforced" vanilla network (the paper's fair
+    /// comparison: the skip network's widths, or its parameter count, without skips).
+    fn reinforce(&mut self) {
+        if self.topology.skips().is_empty() {
+            self.message = Some("no skips on: the network is already vanilla".into());
+            return;
+        }
+        let before = self.topology.param_count();
+        self.topology = self.topology.reinforced();
+        self.selection = Selection::Edge(0);
+        self.message = Some(format!(
+            "reinforced vanilla: {} params (the skip network had {before})",
+            self.topology.param_count()
+        ));
+    }
+
     /// Adds a finished run read from disk to the runs table (and so to the compare chart).
     pub fn add_saved_run(&mut self, mut run: Run) {
         run.id = self.next_run_id;
@@ -594,6 +610,7 @@ impl App {
             KeyCode::Char('o') => return vec![Effect::ListPresets],
             KeyCode::Char('S') => self.mode = Mode::SaveAs(String::new()),
             KeyCode::Char('L') => return vec![Effect::ListSavedRuns],
+            KeyCode::Char('R') => self.reinforce(),
             _ => {}
         }
         Vec::new()

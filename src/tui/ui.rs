@@ -494,6 +494,10 @@ pub const HELP: [(&str, &str); 25] = [
     ("i", "insert a layer after the selected one"),
     ("r", "remove the selected layer"),
     ("m", "switch between MLP and CNN"),
+    (
+        "R",
+        "reinforce: the vanilla network as wide (CNN) or as big (MLP) as this one",
+    ),
     ("t / Enter", "train this topology (opens the run form)"),
     ("J K PgDn PgUp", "select a run"),
     ("p", "pause / resume the selected run"),
@@ -506,7 +510,6 @@ pub const HELP: [(&str, &str); 25] = [
     ("mouse click", "select an edge, a layer or a run"),
     ("?", "this help"),
     ("q Esc Ctrl-C", "quit (asks while runs are active)"),
-    ("", ""),
     (
         "Diagram",
         "bright arcs are on, dim ones off, yellow is selected",
