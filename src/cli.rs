@@ -1231,6 +1231,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     let mut prepared: std::collections::HashMap<(DatasetName, u64), Arc<PreparedData>> =
         Default::default();
     let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut report = String::new();
     let mut done = 0;
     for (config, dataset) in &jobs {
         for &l2 in &args.l2 {
@@ -1315,7 +1316,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                 );
                 outcomes.push(outcome);
                 // The report so far, after every run: an interrupted reproduction keeps it.
-                let partial = rep::report(
+                report = rep::report(
                     &tables,
                     &outcomes,
                     &dataset_for,
@@ -1323,20 +1324,11 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
                     args.seeds,
                     &args.l2,
                 );
-                skiplab::data::store::write_atomically(&args.report, partial.as_bytes())?;
+                skiplab::data::store::write_atomically(&args.report, report.as_bytes())?;
             }
         }
     }
-    let report = rep::report(
-        &tables,
-        &outcomes,
-        &dataset_for,
-        args.epochs,
-        args.seeds,
-        &args.l2,
-    );
     println!("\n{report}");
-    skiplab::data::store::write_atomically(&args.report, report.as_bytes())?;
     println!("report written to {}", args.report.display());
     Ok(ExitCode::SUCCESS)
 }

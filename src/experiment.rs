@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetName;
 use crate::net::optim::OptimizerConfig;
-use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
+use crate::topology::{CnnSpec, MlpSpec, SkipEdge, SkipSelection, Topology};
 use crate::train::{Schedule, TrainConfig};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -328,23 +328,6 @@ pub fn valid_preset_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-/// Shape and class count of each data set, known without loading it.
-impl DatasetName {
-    pub fn input_shape(self) -> ImageShape {
-        match self {
-            DatasetName::Cifar10 => ImageShape::new(3, 32, 32),
-            _ => ImageShape::new(1, 28, 28),
-        }
-    }
-
-    pub fn classes(self) -> usize {
-        match self {
-            DatasetName::EmnistLetters => 26,
-            _ => 10,
-        }
-    }
 }
 
 #[cfg(test)]

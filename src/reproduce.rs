@@ -396,44 +396,16 @@ pub fn report(
 
 /// The comparisons each table is about, each marked as beyond or within noise.
 pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
+    let mlp = |layers, variant| Config::Mlp { layers, variant };
     let pairs: Vec<(Config, Config)> = match table {
         Table::T1 => (3..=4)
-            .map(|l| {
-                (
-                    Config::Mlp {
-                        layers: l,
-                        variant: Variant::Skip,
-                    },
-                    Config::Mlp {
-                        layers: l,
-                        variant: Variant::Vanilla,
-                    },
-                )
-            })
+            .map(|l| (mlp(l, Variant::Skip), mlp(l, Variant::Vanilla)))
             .collect(),
         Table::T2 | Table::T3 => (3..=4)
             .flat_map(|l| {
                 [
-                    (
-                        Config::Mlp {
-                            layers: l,
-                            variant: Variant::SkipStar,
-                        },
-                        Config::Mlp {
-                            layers: l,
-                            variant: Variant::Vanilla,
-                        },
-                    ),
-                    (
-                        Config::Mlp {
-                            layers: l,
-                            variant: Variant::Skip,
-                        },
-                        Config::Mlp {
-                            layers: l,
-                            variant: Variant::Vanilla,
-                        },
-                    ),
+                    (mlp(l, Variant::SkipStar), mlp(l, Variant::Vanilla)),
+                    (mlp(l, Variant::Skip), mlp(l, Variant::Vanilla)),
                 ]
             })
             .collect(),

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::cifar;
+use crate::topology::ImageShape;
 
 /// A data set by name, as presets, the CLI and the data directory spell it.
 /// Serialised as its name string (`"fashion-mnist"`), as users type it.
@@ -75,6 +76,23 @@ impl FromStr for DatasetName {
                 let names: Vec<&str> = DatasetName::ALL.iter().map(|d| d.as_str()).collect();
                 format!("unknown data set `{s}` (known: {})", names.join(", "))
             })
+    }
+}
+
+/// Shape and class count of each data set, known without loading it.
+impl DatasetName {
+    pub fn input_shape(self) -> ImageShape {
+        match self {
+            DatasetName::Cifar10 => ImageShape::new(3, 32, 32),
+            _ => ImageShape::new(1, 28, 28),
+        }
+    }
+
+    pub fn classes(self) -> usize {
+        match self {
+            DatasetName::EmnistLetters => 26,
+            _ => 10,
+        }
     }
 }
 

@@ -253,8 +253,10 @@ pub fn install(
     let target = data_dir.join(name.as_str());
     let replaced = data_dir.join(format!(".replaced-{name}"));
     if target.exists() {
-        fresh_dir(&replaced)?;
-        std::fs::remove_dir(&replaced).ok();
+        if replaced.exists() {
+            std::fs::remove_dir_all(&replaced)
+                .map_err(|e| err(&replaced, format!("cannot clear: {e}")))?;
+        }
         std::fs::rename(&target, &replaced)
             .map_err(|e| err(&target, format!("cannot move the old copy aside: {e}")))?;
     }
