@@ -441,3 +441,42 @@ fn any_experiment_runs_over_seeds_with_mean_and_deviation() {
     sorted.sort();
     assert_eq!(sorted, [1, 2, 3]);
 }
+
+#[test]
+fn reproduce_writes_the_tables_beside_the_papers_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report.md");
+    let (code, out, err) = skiplab(
+        &[
+            "reproduce",
+            "table1",
+            "--dataset",
+            "builtin",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--l2",
+            "0",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("[8/8] mlp4 vanilla"), "{out}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.contains(
+            "Table 1. Results of two MLPs on EMNIST — on **builtin** instead of emnist-letters"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(91) |") && text.contains("(88.6) |"),
+        "paper numbers beside ours:\n{text}"
+    );
+    assert!(text.contains("mlp3 skip vs mlp3 vanilla: val"), "{text}");
+    assert!(text.contains("noise"), "{text}");
+    assert_eq!(runs::list_runs(tmp.path()).len(), 8, "every run saved");
+}
