@@ -32,6 +32,16 @@ pub struct RunError {
     pub message: String,
 }
 
+/// A failed atomic write names the same file either way.
+impl From<crate::data::DataError> for RunError {
+    fn from(e: crate::data::DataError) -> Self {
+        RunError {
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 fn err(path: &Path, message: impl Into<String>) -> RunError {
     RunError {
         path: path.to_path_buf(),
@@ -189,8 +199,7 @@ impl<S: EventSink> Recorder<S> {
         topology: &Topology,
         device: &str,
     ) -> Result<Self, RunError> {
-        write_atomically(&dir.join(EXPERIMENT), experiment.to_ron().as_bytes())
-            .map_err(|e| err(&e.path, e.message))?;
+        write_atomically(&dir.join(EXPERIMENT), experiment.to_ron().as_bytes())?;
         let skip_star = experiment.schedule.is_some();
         let recorder = Self {
             inner,
@@ -242,8 +251,7 @@ impl<S: EventSink> Recorder<S> {
     fn write_summary(&self) -> Result<(), RunError> {
         let text = ron::ser::to_string_pretty(&self.summary, Default::default())
             .map_err(|e| err(&self.dir.join(SUMMARY), e.to_string()))?;
-        write_atomically(&self.dir.join(SUMMARY), text.as_bytes())
-            .map_err(|e| err(&e.path, e.message))
+        write_atomically(&self.dir.join(SUMMARY), text.as_bytes()).map_err(RunError::from)
     }
 
     fn write_metrics(&self) -> Result<(), RunError> {
@@ -255,7 +263,7 @@ impl<S: EventSink> Recorder<S> {
                 .map_err(|e| err(&path, e.to_string()))?;
         }
         let bytes = writer.into_inner().map_err(|e| err(&path, e.to_string()))?;
-        write_atomically(&path, &bytes).map_err(|e| err(&e.path, e.message))
+        write_atomically(&path, &bytes).map_err(RunError::from)
     }
 
     fn record(&mut self, result: Result<(), RunError>) {
@@ -343,7 +351,7 @@ pub fn write_weights(
     let metadata = HashMap::from([("skiplab.topology".to_string(), topology_json)]);
     let serialized =
         safetensors::serialize(views, Some(metadata)).map_err(|e| err(path, e.to_string()))?;
-    write_atomically(path, &serialized).map_err(|e| err(&e.path, e.message))
+    write_atomically(path, &serialized).map_err(RunError::from)
 }
 
 /// Reads weights back: the topology from the metadata and every parameter.
