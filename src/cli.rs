@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use skiplab::data::{self, Dataset, DatasetName, PreparedData, Samples};
 use skiplab::device::{self as devices, DeviceChoice};
 use skiplab::experiment::{Experiment, Model, Skips};
-use skiplab::net::ops::ConvDevice;
+use skiplab::net::ops::NetDevice;
 use skiplab::net::optim::OptimizerConfig;
 use skiplab::runs;
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
@@ -621,7 +621,7 @@ struct Measurement {
     peak_rss_mib: Option<f64>,
 }
 
-fn bench_one<D: ConvDevice<f32>>(
+fn bench_one<D: NetDevice<f32>>(
     dev: &D,
     topology: Topology,
     batch: usize,

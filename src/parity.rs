@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use crate::net::ops::{conv3x3, im2col_index, maxpool2, ConvDevice};
+use crate::net::ops::{conv3x3, im2col_index, maxpool2, NetDevice};
 use crate::net::optim::{Optimizer, OptimizerConfig};
 use crate::net::{Network, Param};
 use crate::topology::Topology;
@@ -162,7 +162,7 @@ type Batch<E, D> = (Tensor<(usize, usize), E, D>, Tensor<(usize, usize), E, D>);
 
 /// A network with the f32 initial weights of `seed`, in any dtype, so f32 and f64 runs start
 /// from the same point.
-fn network_from_f32<E: Dtype, D: ConvDevice<E>>(
+fn network_from_f32<E: Dtype, D: NetDevice<E>>(
     dev: &D,
     topology: &Topology,
     seed: u64,
@@ -179,7 +179,7 @@ fn network_from_f32<E: Dtype, D: ConvDevice<E>>(
 }
 
 /// A network case: forward, every gradient, one SGD-momentum update, 20 plain SGD losses.
-pub fn network_snapshot<E: Dtype, D: ConvDevice<E>>(
+pub fn network_snapshot<E: Dtype, D: NetDevice<E>>(
     dev: &D,
     topology: &Topology,
     batch: usize,
@@ -229,7 +229,7 @@ pub fn network_snapshot<E: Dtype, D: ConvDevice<E>>(
 }
 
 /// The composed ops on their own: conv3x3 and maxpool2, forward and gradients.
-pub fn ops_snapshot<E: Dtype, D: ConvDevice<E>>(dev: &D, seed: u64) -> Snapshot {
+pub fn ops_snapshot<E: Dtype, D: NetDevice<E>>(dev: &D, seed: u64) -> Snapshot {
     let (b, h, w, c, f) = (4, 16, 16, 8, 12);
     let mut out = Snapshot::new();
     let mut x = dev.zeros_like(&(b, h, w, c));

@@ -338,25 +338,114 @@ fn custom_cpu_pool_equals_the_composed_pool() {
     assert_eq!(run(false), run(true));
 }
 
-/// The CPU's input matmul (no input gradient) gives the weight exactly the gradient a plain
-/// matmul gives it.
+/// The CPU's fused dense kernel computes what the composed dfdx ops compute, forward and
+/// backward, for every kind of input at once: rows that need a gradient (one tensor read
+/// twice, so its gradients must add up), network input rows (no gradient), the 3x3 windows of
+/// an image batch with and without a gradient, plus bias and ReLU.
 #[test]
-fn input_matmul_equals_a_plain_matmul() {
-    use skiplab::net::ops::ConvDevice;
+fn custom_cpu_dense_equals_the_composed_dense() {
+    use skiplab::net::ops::{dense_composed, DenseInput, NetDevice};
+    type T = OwnedTape<f64, Dev>;
     let dev = Dev::seed_from_u64(0);
-    let x = dev.tensor_from_vec(random(5 * 7, 31), (5, 7));
-    let w = dev.tensor_from_vec(random(7 * 3, 32), (7, 3));
-    let p = dev.tensor_from_vec(random(5 * 3, 33), (5, 3));
-    let custom = Dev::input_matmul(x.clone(), w.retaped::<OwnedTape<f64, Dev>>());
-    let plain = x.leaky_trace().matmul(w.retaped::<OwnedTape<f64, Dev>>());
-    assert_eq!(custom.as_vec(), plain.as_vec());
-    let g_custom = (custom * p.clone())
-        .sum::<Rank0, _>()
-        .backward()
-        .get(&w)
-        .as_vec();
-    let g_plain = (plain * p).sum::<Rank0, _>().backward().get(&w).as_vec();
-    for (a, b) in g_custom.iter().zip(&g_plain) {
-        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    let (b, h, w, c, n) = (2, 5, 3, 4, 6);
+    let m = b * h * w;
+    let rows = dev.tensor_from_vec(random(m * 7, 40), (m, 7));
+    let input_rows = dev.tensor_from_vec(random(m * 3, 41), (m, 3));
+    let image = dev.tensor_from_vec(random(m * c, 42), (b, h, w, c));
+    let input_image = dev.tensor_from_vec(random(m * 2, 43), (b, h, w, 2));
+    let weights: Vec<_> = [7, 7, 3, 9 * c, 18]
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| dev.tensor_from_vec(random(k * n, 50 + i as u64), (k, n)))
+        .collect();
+    let bias = dev.tensor_from_vec(random(n, 60), (n,));
+    let p = dev.tensor_from_vec(random(m * n, 61), (m, n));
+    let index = im2col_index(&dev, b, h, w);
+    let run = |composed: bool| {
+        // One tape for the rows read twice: the second read shares the first one's id.
+        let traced = rows.leaky_trace();
+        let again = traced.with_empty_tape();
+        let wt = |i: usize| weights[i].retaped::<T>();
+        let inputs = vec![
+            DenseInput::new(traced, wt(0)),
+            DenseInput::new(again, wt(1)),
+            DenseInput::network_input(input_rows.clone(), wt(2)),
+            DenseInput::conv3x3(image.retaped::<T>(), wt(3), &index),
+            DenseInput::conv3x3_network_input(input_image.clone(), wt(4), &index),
+        ];
+        let b = Some(bias.retaped::<T>());
+        let y = if composed {
+            dense_composed(inputs, b, true)
+        } else {
+            Dev::dense(inputs, b, true)
+        };
+        let out = y.as_vec();
+        let grads = (y * p.clone()).sum::<Rank0, _>().backward();
+        let mut all = vec![out, grads.get(&rows).as_vec(), grads.get(&image).as_vec()];
+        all.extend(weights.iter().map(|w| grads.get(w).as_vec()));
+        all.push(grads.get(&bias).as_vec());
+        all
+    };
+    let (custom, composed) = (run(false), run(true));
+    // The ReLU clamps some outputs and passes others.
+    assert!(custom[0].contains(&0.0) && custom[0].iter().any(|&v| v > 0.0));
+    for (i, (a, b)) in custom.iter().zip(&composed).enumerate() {
+        assert_eq!(a.len(), b.len(), "result {i}");
+        assert!(a.iter().any(|&v| v != 0.0), "result {i} is all zero");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-12, "result {i}: {x} vs {y}");
+        }
+    }
+}
+
+/// The CPU's parallel SGD step gives every parameter and velocity bit for bit what dfdx's own
+/// kernel gives, for every momentum and weight decay variant.
+#[test]
+fn cpu_sgd_step_equals_dfdx_sgd_kernel() {
+    use dfdx::optim::{Momentum, WeightDecay};
+    use dfdx::tensor_ops::SgdConfig;
+    use skiplab::net::ops::NetDevice;
+    let dev = Cpu::seed_from_u64(0);
+    // Longer than one parallel chunk, and not a multiple of it.
+    let len = 40_000;
+    let values = |seed| -> Vec<f32> { random(len, seed).iter().map(|&v| v as f32).collect() };
+    for momentum in [
+        None,
+        Some(Momentum::Classic(0.9)),
+        Some(Momentum::Nesterov(0.8)),
+    ] {
+        for weight_decay in [
+            None,
+            Some(WeightDecay::L2(1e-3)),
+            Some(WeightDecay::Decoupled(1e-2)),
+        ] {
+            let cfg = SgdConfig {
+                lr: 0.05,
+                momentum,
+                weight_decay,
+            };
+            let mut results = Vec::new();
+            for ours in [true, false] {
+                let mut param = dev.tensor_from_vec(values(72), (len,));
+                let mut velocity = Storage::<f32>::try_alloc_len(&dev, len).unwrap();
+                velocity.copy_from_slice(&values(73));
+                let mut grad = Storage::<f32>::try_alloc_len(&dev, len).unwrap();
+                grad.copy_from_slice(&values(71));
+                // Two steps, so the velocity written by the first is read by the second.
+                for _ in 0..2 {
+                    if ours {
+                        Cpu::sgd_update(&cfg, &mut param, &mut velocity, &grad).unwrap();
+                    } else {
+                        cfg.try_update(&mut param, &mut velocity, &grad).unwrap();
+                    }
+                    grad.iter_mut().for_each(|g| *g *= 0.5);
+                }
+                results.push((param.as_vec(), velocity.to_vec()));
+            }
+            assert!(
+                results[0] == results[1],
+                "{momentum:?} {weight_decay:?}: the parallel step differs from dfdx's"
+            );
+        }
     }
 }

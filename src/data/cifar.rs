@@ -45,7 +45,7 @@ fn check_batch(bytes: &[u8], origin: &Path) -> Result<usize, DataError> {
             "is empty; expected CIFAR-10 records",
         ));
     }
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         let whole = bytes.len() / RECORD;
         return Err(DataError::new(
             origin,

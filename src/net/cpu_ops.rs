@@ -8,10 +8,12 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use dfdx::optim::{Momentum, WeightDecay};
 use dfdx::prelude::*;
+use dfdx::tensor_ops::SgdConfig;
 use rayon::prelude::*;
 
-use super::ops::Images;
+use super::ops::{DenseInput, DenseSource, Images};
 
 thread_local! {
     /// Reusable host buffers per element type, slot and thread. The kernels' large outputs
@@ -21,11 +23,13 @@ thread_local! {
     static SCRATCH: RefCell<HashMap<(TypeId, Slot), Box<dyn Any>>> = RefCell::new(HashMap::new());
 }
 
-/// Which scratch buffer: kernels use one for their output and one for a copy of their input.
+/// Which scratch buffer: a kernel's output (or output gradient), a copy of its input, a
+/// parameter being updated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Output,
     Input,
+    Parameter,
 }
 
 /// Runs `f` with this thread's scratch buffer for `E` in `slot`, at least `len` long.
@@ -47,6 +51,7 @@ fn with_scratch<E: Dtype, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [E]) ->
 /// Runs `f` on the host data of a contiguous CPU tensor (a memcpy into scratch; dfdx's
 /// `as_vec` walks the strides element by element, which is far slower).
 fn with_host_data<S: Shape, E: Dtype, T, R>(
+    slot: Slot,
     t: &Tensor<S, E, Cpu, T>,
     f: impl FnOnce(&[E]) -> R,
 ) -> R
@@ -54,7 +59,7 @@ where
     Cpu: CopySlice<E>,
 {
     let len = t.shape().num_elements();
-    with_scratch::<E, _>(Slot::Input, len, |buf| {
+    with_scratch::<E, _>(slot, len, |buf| {
         t.copy_into(buf);
         f(buf)
     })
@@ -104,43 +109,6 @@ fn col2im_sample<E: Dtype>(grad_cols: &[E], grad_in: &mut [E], h: usize, w: usiz
     }
 }
 
-/// `[b, h, w, c]` -> `[b, h*w, 9c]`: every pixel's 3x3 neighbourhood, zero-padded, on the
-/// CPU, parallel over the batch; the backward pass adds the window gradients back.
-pub fn im2col3x3<E: Dtype, T: Tape<E, Cpu>>(
-    x: Images<E, Cpu, T>,
-) -> Tensor<(usize, usize, usize), E, Cpu, T> {
-    let (b, h, w, c) = *x.shape();
-    let (x, mut tape) = x.split_tape();
-    let (per_in, per_out) = (h * w * c, h * w * 9 * c);
-    let mut out = x.device().zeros_like(&(b, h * w, 9 * c));
-    with_host_data(&x, |input| {
-        with_scratch::<E, _>(Slot::Output, b * per_out, |cols| {
-            if per_in > 0 {
-                cols.par_chunks_mut(per_out)
-                    .zip(input.par_chunks(per_in))
-                    .for_each(|(out, inp)| im2col_sample(inp, out, h, w, c));
-            }
-            out.copy_from(cols);
-        })
-    });
-    let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
-    tape.add_backward_op(move |grads| {
-        let n = b * per_out;
-        with_scratch::<E, _>(Slot::Output, n, |grad_cols| {
-            grad_cols.copy_from_slice(&grads.get_or_alloc_mut(&out_ghost)?[..n]);
-            let grad_in = grads.get_or_alloc_mut(&x_ghost)?;
-            if per_in > 0 {
-                grad_in
-                    .par_chunks_mut(per_in)
-                    .zip(grad_cols.par_chunks(per_out))
-                    .for_each(|(g_in, g_cols)| col2im_sample(g_cols, g_in, h, w, c));
-            }
-            Ok(())
-        })
-    });
-    out.put_tape(tape)
-}
-
 /// 2x2 max-pool with stride 2 on the CPU, parallel over the batch. The gradient goes to the
 /// first maximum of each window (dfdx's reduce gives it to every tied maximum; ties are a
 /// measure-zero set for real-valued activations, except all-zero ReLU windows, whose inputs
@@ -153,7 +121,7 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
     let (per_in, per_out) = (h * w * c, oh * ow * c);
     let mut winners = vec![0u32; b * per_out];
     let mut out = x.device().zeros_like(&(b, oh, ow, c));
-    with_host_data(&x, |input| {
+    with_host_data(Slot::Input, &x, |input| {
         with_scratch::<E, _>(Slot::Output, b * per_out, |pooled| {
             if per_out > 0 {
                 pooled
@@ -213,69 +181,418 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
     out.put_tape(tape)
 }
 
+/// A matrix in a host buffer: `rows x cols` with element `(r, c)` at `r * rs + c * cs`.
+#[derive(Clone, Copy)]
+struct View<'a, E> {
+    data: &'a [E],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, E> View<'a, E> {
+    /// A row-major `rows x cols` matrix.
+    fn new(data: &'a [E], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose, by swapping the strides (no copy).
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = a · b`, or `dst += a · b` when `accumulate`; `dst` is row-major `a.rows x b.cols`.
+/// Uses the `gemm` crate with its AVX-512 kernels where the CPU has them, on rayon's threads.
+fn matmul_into<E: Dtype>(dst: &mut [E], a: View<E>, b: View<E>, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    // gemm reads and writes through raw pointers: check every bound, in release builds too.
+    assert!(
+        b.rows == k && dst.len() >= m * n && a.in_bounds() && b.in_bounds(),
+        "matmul buffers: {m}x{k} by {}x{n} into {}",
+        b.rows,
+        dst.len()
+    );
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(E::default());
+        }
+        return;
+    }
+    let one = E::from_f64(1.0).expect("1 is representable");
+    // SAFETY: the views are in bounds (asserted above), dst holds m*n elements and is a
+    // unique borrow, so it overlaps neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            one,
+            one,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(rayon::current_num_threads()),
+        );
+    }
+}
+
+/// The tape-free pieces of one dense input that its backward pass needs.
+struct DensePart<E: Dtype> {
+    /// Where the input's gradient goes, if it needs one.
+    grad_target: Option<GradTarget<E>>,
+    /// (Tensors, not ghosts, which dfdx does not export: these share the data, no copy.)
+    weight: Tensor<(usize, usize), E, Cpu>,
+    /// Host copies made in the forward pass: the input as a matrix (for a convolution, its
+    /// im2col windows) and the weight.
+    rows: Pooled<E>,
+    weight_host: Pooled<E>,
+    k: usize,
+}
+
+enum GradTarget<E: Dtype> {
+    Rows(Tensor<(usize, usize), E, Cpu>),
+    /// An image batch `[b, h, w, c]` read through its 3x3 windows.
+    Windows(Images<E, Cpu>),
+}
+
+/// The fused layer `sum_i x_i · w_i (+ bias) (then ReLU)` on the CPU, where `x_i` may be the
+/// 3x3 windows of an image batch: one tape entry instead of an im2col, a matmul per input, an
+/// add per extra input, a bias broadcast and a ReLU, each with its own buffers. The matmuls
+/// accumulate in place (gemm with `beta = 1`). The host copies of inputs and weights made for
+/// the forward pass are kept for the backward pass, which masks the output gradient once and
+/// computes the bias gradient, every weight's gradient and the gradient of every input that
+/// needs one (for windows: through a scratch buffer, added back onto the pixels).
+pub fn dense<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
+    inputs: Vec<DenseInput<E, Cpu, T>>,
+    bias: Option<Tensor<(usize,), E, Cpu, T>>,
+    relu: bool,
+) -> Tensor<(usize, usize), E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    let first = inputs
+        .first()
+        .expect("a dense layer has at least one input");
+    let (m, n) = (first.x.matrix_shape().0, first.w.shape().1);
+    let dev = first.w.device().clone();
+    let mut tape = T::default();
+    let mut parts = Vec::with_capacity(inputs.len());
+    let mut z = Pooled::<E>::new(m * n);
+    for (i, DenseInput { x, w, x_needs_grad }) in inputs.into_iter().enumerate() {
+        let (rows_len, k) = x.matrix_shape();
+        assert_eq!(
+            (rows_len, w.shape().0, w.shape().1),
+            (m, k, n),
+            "dense input {rows_len}x{k} with weight {:?}",
+            w.shape()
+        );
+        let (w, w_tape) = w.split_tape();
+        tape = tape.merge(w_tape);
+        let mut rows = Pooled::<E>::new(m * k);
+        let grad_target = match x {
+            DenseSource::Rows(x) => {
+                let (x, x_tape) = x.split_tape();
+                tape = tape.merge(x_tape);
+                x.copy_into(&mut rows);
+                x_needs_grad.then(|| GradTarget::Rows(x))
+            }
+            DenseSource::Windows3x3(x, _) => {
+                let (x, x_tape) = x.split_tape();
+                tape = tape.merge(x_tape);
+                let (b, h, wd, c) = *x.shape();
+                with_host_data(Slot::Input, &x, |image| {
+                    if b * h * wd * c > 0 {
+                        rows.par_chunks_mut(h * wd * 9 * c)
+                            .zip(image.par_chunks(h * wd * c))
+                            .for_each(|(cols, img)| im2col_sample(img, cols, h, wd, c));
+                    }
+                });
+                x_needs_grad.then(|| GradTarget::Windows(x))
+            }
+        };
+        let mut weight_host = Pooled::<E>::new(k * n);
+        w.copy_into(&mut weight_host);
+        matmul_into(
+            &mut z,
+            View::new(&rows, m, k),
+            View::new(&weight_host, k, n),
+            i > 0,
+        );
+        parts.push(DensePart {
+            grad_target,
+            weight: w,
+            rows,
+            weight_host,
+            k,
+        });
+    }
+    let bias = match bias {
+        Some(b) => {
+            assert_eq!(b.shape().0, n, "dense bias length");
+            let (b, b_tape) = b.split_tape();
+            tape = tape.merge(b_tape);
+            let b_host = b.as_vec();
+            for row in z.chunks_exact_mut(n.max(1)) {
+                row.iter_mut().zip(&b_host).for_each(|(z, b)| *z += *b);
+            }
+            Some(b.ghost())
+        }
+        None => None,
+    };
+    if relu {
+        let zero = E::default();
+        // A select, not a branch, so it vectorises; NaN becomes 0, as in dfdx's ReLU.
+        z.iter_mut()
+            .for_each(|z| *z = if *z > zero { *z } else { zero });
+    }
+    let mut out = dev.zeros_like(&(m, n));
+    out.copy_from(&z);
+    let out_ghost = out.ghost();
+    // The ReLU mask: the output itself (y > 0 iff z > 0).
+    let activation = relu.then_some(z);
+    tape.add_backward_op(move |grads| {
+        with_scratch::<E, _>(Slot::Output, m * n, |dz| -> Result<(), CpuError> {
+            dz.copy_from_slice(&host::<E>(grads.get_or_alloc_mut(&out_ghost)?)[..m * n]);
+            if let Some(y) = &activation {
+                let zero = E::default();
+                dz.iter_mut()
+                    .zip(y.iter())
+                    .for_each(|(g, y)| *g = if *y > zero { *g } else { zero });
+            }
+            if let Some(b) = &bias {
+                let db = host::<E>(grads.get_or_alloc_mut(b)?);
+                for row in dz.chunks_exact(n.max(1)) {
+                    db.iter_mut().zip(row).for_each(|(d, g)| *d += *g);
+                }
+            }
+            let dz = View::new(&*dz, m, n);
+            for part in &parts {
+                let k = part.k;
+                // dw += xᵀ · dz
+                let dw = host::<E>(grads.get_or_alloc_mut(&part.weight)?);
+                matmul_into(dw, View::new(&part.rows, m, k).t(), dz, true);
+                let w_t = View::new(&part.weight_host, k, n).t();
+                match &part.grad_target {
+                    None => {}
+                    // dx += dz · wᵀ
+                    Some(GradTarget::Rows(x)) => {
+                        matmul_into(host::<E>(grads.get_or_alloc_mut(x)?), dz, w_t, true);
+                    }
+                    Some(GradTarget::Windows(x)) => {
+                        let (b, h, wd, c) = *x.shape();
+                        with_scratch::<E, _>(Slot::Input, m * k, |grad_cols| {
+                            matmul_into(grad_cols, dz, w_t, false);
+                            let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
+                            if b * h * wd * c > 0 {
+                                grad_in
+                                    .par_chunks_mut(h * wd * c)
+                                    .zip(grad_cols.par_chunks(h * wd * 9 * c))
+                                    .for_each(|(g_in, g_cols)| {
+                                        col2im_sample(g_cols, g_in, h, wd, c)
+                                    });
+                            }
+                            Ok(())
+                        })?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    });
+    out.put_tape(tape)
+}
+
+thread_local! {
+    /// Buffers [`Pooled`] hands out, per element type, returned when their owner drops.
+    static POOL: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
+}
+
+/// A host buffer from this thread's pool, returned to it on drop. [`dense`] keeps its host
+/// copies from the forward to the backward pass in these: fresh allocations of megabytes
+/// every step would cost page faults, and a training step needs the same sizes every time.
+struct Pooled<E: Dtype>(Vec<E>);
+
+impl<E: Dtype> Pooled<E> {
+    /// A buffer of `len` elements (contents unspecified: the caller overwrites them).
+    fn new(len: usize) -> Self {
+        let key = TypeId::of::<E>();
+        let mut buf = POOL
+            .with(|pool| {
+                let mut pool = pool.borrow_mut();
+                let free = pool.get_mut(&key)?.downcast_mut::<Vec<Vec<E>>>()?;
+                // The smallest buffer that fits, else the largest (it grows).
+                let fit = (0..free.len())
+                    .filter(|&i| free[i].capacity() >= len)
+                    .min_by_key(|&i| free[i].capacity())
+                    .or_else(|| (0..free.len()).max_by_key(|&i| free[i].capacity()))?;
+                Some(free.swap_remove(fit))
+            })
+            .unwrap_or_default();
+        buf.resize(len, E::default());
+        Pooled(buf)
+    }
+}
+
+impl<E: Dtype> Drop for Pooled<E> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        // During thread teardown the pool may be gone; the buffer is then simply freed.
+        let _ = POOL.try_with(|pool| {
+            pool.borrow_mut()
+                .entry(TypeId::of::<E>())
+                .or_insert_with(|| Box::new(Vec::<Vec<E>>::new()))
+                .downcast_mut::<Vec<Vec<E>>>()
+                .expect("the pool is keyed by element type")
+                .push(buf)
+        });
+    }
+}
+
+impl<E: Dtype> std::ops::Deref for Pooled<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        &self.0
+    }
+}
+
+impl<E: Dtype> std::ops::DerefMut for Pooled<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
+        &mut self.0
+    }
+}
+
+/// One SGD step on a parameter, the same arithmetic as dfdx's `SgdConfig::try_update` (so the
+/// same results to the bit), vectorisable and parallel over chunks: dfdx's CPU kernel is a
+/// scalar loop on one thread and took 15% of an MLP training step.
+pub fn sgd_update<S: Shape, E: Dtype>(
+    cfg: &SgdConfig,
+    param: &mut Tensor<S, E, Cpu>,
+    velocity: &mut <Cpu as Storage<E>>::Vec,
+    grad: &<Cpu as Storage<E>>::Vec,
+) where
+    Cpu: Device<E>,
+{
+    // Chunks large enough to amortise rayon's hand-off, small enough to split a layer.
+    const CHUNK: usize = 1 << 14;
+    let cast = |v: f64| E::from_f64(v).expect("a float dtype");
+    let lr = cast(cfg.lr);
+    let l2 = match cfg.weight_decay {
+        Some(WeightDecay::L2(wd)) => Some(cast(wd)),
+        _ => None,
+    };
+    let decoupled = match cfg.weight_decay {
+        Some(WeightDecay::Decoupled(wd)) => Some(cast(wd * cfg.lr)),
+        _ => None,
+    };
+    let momentum = cfg.momentum;
+    let velocity = host::<E>(velocity);
+    let grad = host_ref::<E>(grad);
+    let n = param.shape().num_elements();
+    assert!(velocity.len() == n && grad.len() == n, "sgd buffers");
+    with_host_data_mut(param, |p| {
+        p.par_chunks_mut(CHUNK)
+            .zip(velocity.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(|((p, v), g)| {
+                // One loop per configuration, so each compiles to straight-line SIMD.
+                let step = |p: &mut E, g: E, v: &mut E| {
+                    let mut g = match l2 {
+                        Some(wd) => g + wd * *p,
+                        None => g,
+                    };
+                    g = match momentum {
+                        Some(Momentum::Classic(u)) => {
+                            *v = g + cast(u) * *v;
+                            *v * lr
+                        }
+                        Some(Momentum::Nesterov(u)) => {
+                            *v = g + cast(u) * *v;
+                            (g + cast(u) * *v) * lr
+                        }
+                        None => g * lr,
+                    };
+                    if let Some(wd) = decoupled {
+                        g += wd * *p;
+                    }
+                    *p -= g;
+                };
+                match (momentum, l2, decoupled) {
+                    (Some(Momentum::Classic(u)), None, None) => {
+                        let u = cast(u);
+                        for ((p, g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                            *v = *g + u * *v;
+                            *p -= *v * lr;
+                        }
+                    }
+                    (Some(Momentum::Classic(u)), Some(wd), None) => {
+                        let u = cast(u);
+                        for ((p, g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                            *v = (*g + wd * *p) + u * *v;
+                            *p -= *v * lr;
+                        }
+                    }
+                    _ => {
+                        for ((p, g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                            step(p, *g, v);
+                        }
+                    }
+                }
+            });
+    });
+}
+
+/// Runs `f` on a copy of `t`'s host data and writes the result back (dfdx keeps a tensor's
+/// buffer private; `copy_from` reuses it in place).
+fn with_host_data_mut<S: Shape, E: Dtype>(t: &mut Tensor<S, E, Cpu>, f: impl FnOnce(&mut [E]))
+where
+    Cpu: Device<E>,
+{
+    let len = t.shape().num_elements();
+    with_scratch::<E, _>(Slot::Parameter, len, |buf| {
+        t.copy_into(buf);
+        f(buf);
+        t.copy_from(buf);
+    })
+}
+
 /// The host slice behind a CPU gradient buffer. (A separate function: in generic code bounded
 /// by `Cpu: Device<E>`, the buffer type stays opaque.)
 fn host<E: Dtype>(v: &mut <Cpu as Storage<E>>::Vec) -> &mut [E] {
     v
 }
 
-/// `x · w` where `x` is network input (no gradient needed) and `w` a parameter: the backward
-/// pass computes only `dw = xᵀ · dz`. dfdx's matmul would also compute the input's gradient,
-/// a quarter of an MLP's backward work when every layer reads the input through a skip.
-pub fn input_matmul<E: Dtype, T: Tape<E, Cpu>>(
-    x: Tensor<(usize, usize), E, Cpu>,
-    w: Tensor<(usize, usize), E, Cpu, T>,
-) -> Tensor<(usize, usize), E, Cpu, T>
-where
-    Cpu: Device<E>,
-{
-    let (w, mut tape) = w.split_tape();
-    let z = x.clone().matmul(w.clone());
-    let (w_ghost, z_ghost) = (w.ghost(), z.ghost());
-    let ((b, inputs), n) = (*x.shape(), z.shape().1);
-    tape.add_backward_op(move |grads| {
-        with_host_data(&x, |x| {
-            with_scratch::<E, _>(Slot::Output, b * n, |dz| -> Result<(), CpuError> {
-                dz.copy_from_slice(host::<E>(grads.get_or_alloc_mut(&z_ghost)?));
-                let dw = host::<E>(grads.get_or_alloc_mut(&w_ghost)?);
-                // The gemm below reads and writes through raw pointers: check every length,
-                // in release builds too.
-                assert_eq!(
-                    (x.len(), dz.len(), dw.len()),
-                    (b * inputs, b * n, inputs * n),
-                    "input matmul buffers"
-                );
-                let one = E::from_f64(1.0).expect("1 is representable");
-                // dw += xᵀ · dz, all row-major: xᵀ is x read with swapped strides.
-                // SAFETY: the three buffers have the lengths asserted above and do not
-                // overlap (x and dz are this thread's two scratch buffers; dw is the weight's
-                // gradient).
-                unsafe {
-                    gemm::gemm(
-                        inputs,
-                        n,
-                        b,
-                        dw.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        true,
-                        x.as_ptr(),
-                        inputs as isize,
-                        1,
-                        dz.as_ptr(),
-                        1,
-                        n as isize,
-                        one,
-                        one,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(rayon::current_num_threads()),
-                    );
-                }
-                Ok(())
-            })
-        })
-    });
-    z.put_tape(tape)
+/// [`host`], read-only.
+fn host_ref<E: Dtype>(v: &<Cpu as Storage<E>>::Vec) -> &[E] {
+    v
 }

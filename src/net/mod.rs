@@ -21,7 +21,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
-use ops::Images;
+use ops::{DenseInput, Images};
 
 /// MLP activations by layer.
 type Activations<E, D, T> = BTreeMap<usize, Tensor<(usize, usize), E, D, T>>;
@@ -267,7 +267,7 @@ impl<D: Device<f32>> Network<f32, D> {
     }
 }
 
-impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
+impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
     /// Builds `topology` with freshly initialised parameters (see the module docs).
     pub fn new(topology: Topology, dev: &D, seed: u64) -> Result<Self, TopologyError> {
         topology.validate()?;
@@ -374,45 +374,33 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
     where
         T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
     {
-        let batch = x.shape().0;
         // Activations that later skips read; the tape travels with the main path, these
         // copies share the tensors' ids so their gradients add up in the same place. The
-        // input (layer 0) has no tape: blocks reading it use `input_matmul`.
+        // input (layer 0) has no tape and needs no gradient.
         let mut kept: Activations<E, D, T> = BTreeMap::new();
         let skip_sources: Vec<usize> = mlp.skips.iter().map(|e| e.from).collect();
         let mut prev: Option<Tensor<(usize, usize), E, D, T>> = None;
-        let read = |from: usize, to: usize, kept: &Activations<E, D, T>| {
-            let w = self.matrix::<T>(&mlp_weight_name(from, to));
-            if from == 0 {
-                D::input_matmul(x.clone(), w)
-            } else {
-                kept[&from].with_empty_tape().matmul(w)
-            }
-        };
         for to in 1..mlp.num_layers() {
             let from = to - 1;
-            let mut z = match prev.take() {
-                None => read(0, to, &kept),
+            let w = |from: usize| self.matrix::<T>(&mlp_weight_name(from, to));
+            let mut inputs = vec![match prev.take() {
+                None => DenseInput::network_input(x.clone(), w(0)),
                 Some(p) => {
                     if skip_sources.contains(&from) {
                         kept.insert(from, p.with_empty_tape());
                     }
-                    p.matmul(self.matrix::<T>(&mlp_weight_name(from, to)))
+                    DenseInput::new(p, w(from))
                 }
-            };
+            }];
             for edge in mlp.skips.iter().filter(|e| e.to == to) {
-                z = z + read(edge.from, to, &kept);
+                inputs.push(if edge.from == 0 {
+                    DenseInput::network_input(x.clone(), w(0))
+                } else {
+                    DenseInput::new(kept[&edge.from].with_empty_tape(), w(edge.from))
+                });
             }
-            let width = mlp.width(to);
-            let bias = self
-                .vector::<T>(&format!("fc{to}.b"))
-                .broadcast_like::<_, Axis<0>>(&(batch, width));
-            z = z + bias;
-            prev = Some(if to == mlp.output_layer() {
-                z
-            } else {
-                z.relu()
-            });
+            let bias = self.vector::<T>(&format!("fc{to}.b"));
+            prev = Some(D::dense(inputs, Some(bias), to != mlp.output_layer()));
         }
         prev.expect("an MLP has an output layer")
     }
@@ -460,24 +448,18 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
                     let name = format!("conv{}", layer.number);
                     let index = self.index_for(batch, layer.height, layer.width);
                     let groups = cnn.groups(previous);
-                    let mut sum: Option<Images<E, D, T>> = None;
+                    let w = |group| self.matrix::<T>(&cnn_weight_name(&name, group));
+                    let mut inputs = Vec::with_capacity(groups.len());
                     if let Some(image) = image.take() {
-                        let w = self.matrix::<T>(&cnn_weight_name(&name, &groups[0]));
-                        sum = Some(ops::conv3x3_input(image, w, &index));
+                        let w = w(&groups[0]);
+                        inputs.push(DenseInput::conv3x3_network_input(image, w, &index));
                     }
                     for (group, tensor) in groups.iter().zip(prev) {
-                        let w = self.matrix::<T>(&cnn_weight_name(&name, group));
-                        let y = ops::conv3x3(tensor, w, &index);
-                        sum = Some(match sum {
-                            None => y,
-                            Some(s) => s + y,
-                        });
+                        inputs.push(DenseInput::conv3x3(tensor, w(group), &index));
                     }
+                    let bias = self.vector::<T>(&format!("{name}.b"));
                     let shape = (batch, layer.height, layer.width, filters);
-                    let bias = self
-                        .vector::<T>(&format!("{name}.b"))
-                        .broadcast_like::<_, Axes3<0, 1, 2>>(&shape);
-                    let own = (sum.expect("a conv has at least one input group") + bias).relu();
+                    let own = D::dense(inputs, Some(bias), true).reshape_like(&shape);
                     let mut out = vec![own];
                     for edge in cnn.skips.iter().filter(|e| e.to == layer.number) {
                         for source in &kept[&edge.from] {
@@ -498,20 +480,16 @@ impl<E: Dtype, D: ops::ConvDevice<E>> Network<E, D> {
             .copied()
             .expect("validated CNN has layers");
         let groups = cnn.groups(last.number);
-        let mut logits: Option<Tensor<(usize, usize), E, D, T>> = None;
-        for (group, tensor) in groups.iter().zip(prev) {
-            let flat_len = last.height * last.width * group.channels;
-            let flat = tensor.reshape_like(&(batch, flat_len));
-            let y = flat.matmul(self.matrix::<T>(&cnn_weight_name("out", group)));
-            logits = Some(match logits {
-                None => y,
-                Some(s) => s + y,
-            });
-        }
-        let bias = self
-            .vector::<T>("out.b")
-            .broadcast_like::<_, Axis<0>>(&(batch, cnn.classes));
-        logits.expect("the classifier reads at least one group") + bias
+        let inputs = groups
+            .iter()
+            .zip(prev)
+            .map(|(group, tensor)| {
+                let flat_len = last.height * last.width * group.channels;
+                let flat = tensor.reshape_like(&(batch, flat_len));
+                DenseInput::new(flat, self.matrix::<T>(&cnn_weight_name("out", group)))
+            })
+            .collect();
+        D::dense(inputs, Some(self.vector::<T>("out.b")), false)
     }
 
     /// Mean |w| of each skip edge's weight blocks, in edge order (the paper checks that skip

@@ -10,12 +10,13 @@
 //!
 //! No `slice` anywhere: dfdx 0.13's CPU slice backward overwrites instead of accumulating.
 //!
-//! On the CPU the im2col step runs as a custom kernel ([`ConvDevice`]); the composed version
+//! On the CPU the im2col step runs as a custom kernel ([`NetDevice`]); the composed version
 //! remains the reference and what other devices run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use dfdx::prelude::*;
+use dfdx::tensor_ops::SgdConfig;
 
 /// A channels-last image batch.
 pub type Images<E, D, T = NoneTape> = Tensor<(usize, usize, usize, usize), E, D, T>;
@@ -62,31 +63,159 @@ pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
 
 /// Device-specific pieces of the network ops: the CPU has custom kernels, other devices
 /// use the composed dfdx ops.
-pub trait ConvDevice<E: Dtype>: Device<E> {
-    /// `[b, h, w, c]` -> `[b, h*w, 9c]`: each pixel's 3x3 neighbourhood, zero outside.
-    /// `index` comes from [`im2col_index`] (only the composed version reads it).
-    fn im2col3x3<T>(
-        x: Images<E, Self, T>,
-        index: &Tensor<(usize, usize), usize, Self>,
-    ) -> Tensor<(usize, usize, usize), E, Self, T>
-    where
-        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>;
+pub trait NetDevice<E: Dtype>: Device<E> {
+    /// One SGD step on a parameter; by default dfdx's kernel.
+    fn sgd_update<S: Shape>(
+        cfg: &SgdConfig,
+        param: &mut Tensor<S, E, Self>,
+        velocity: &mut <Self as Storage<E>>::Vec,
+        grad: &<Self as Storage<E>>::Vec,
+    ) -> Result<(), Self::Err> {
+        cfg.try_update(param, velocity, grad)
+    }
 
     /// 2x2 max-pool with stride 2; an odd last row or column pools on its own.
     fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
         maxpool2_composed(x)
     }
 
-    /// `x · w` for network input `x`, which needs no gradient. By default a plain matmul
-    /// (whose backward also computes the discarded input gradient).
-    fn input_matmul<T>(
-        x: Tensor<(usize, usize), E, Self>,
-        w: Tensor<(usize, usize), E, Self, T>,
+    /// The layer `sum_i x_i · w_i (+ bias) (then ReLU)`: MLP layers, 3x3 convolutions (as
+    /// im2col windows times weights), the classifier. By default composed from dfdx ops
+    /// ([`dense_composed`]).
+    fn dense<T>(
+        inputs: Vec<DenseInput<E, Self, T>>,
+        bias: Option<Tensor<(usize,), E, Self, T>>,
+        relu: bool,
     ) -> Tensor<(usize, usize), E, Self, T>
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
     {
-        x.retaped::<T>().matmul(w)
+        dense_composed(inputs, bias, relu)
+    }
+}
+
+/// What a dense layer multiplies by a weight block: rows as they are, or the 3x3 windows of
+/// an image batch (a "same" convolution; the image rows are the batch's pixels).
+pub enum DenseSource<E: Dtype, D: Device<E>, T> {
+    /// `[rows, k]`.
+    Rows(Tensor<(usize, usize), E, D, T>),
+    /// `[b, h, w, c]`, read as `[b*h*w, 9c]`; the gather index from [`im2col_index`] for the
+    /// same batch and size (only the composed version reads it).
+    Windows3x3(Images<E, D, T>, Tensor<(usize, usize), usize, D>),
+}
+
+impl<E: Dtype, D: Device<E>, T> DenseSource<E, D, T> {
+    /// The matrix shape this source presents: `(rows, k)`.
+    pub fn matrix_shape(&self) -> (usize, usize) {
+        match self {
+            DenseSource::Rows(x) => *x.shape(),
+            DenseSource::Windows3x3(x, _) => {
+                let (b, h, w, c) = *x.shape();
+                (b * h * w, 9 * c)
+            }
+        }
+    }
+}
+
+/// One input of a dense layer: a source (`[rows, k]`) times its weight block `w` (`[k, n]`).
+pub struct DenseInput<E: Dtype, D: Device<E>, T> {
+    pub x: DenseSource<E, D, T>,
+    pub w: Tensor<(usize, usize), E, D, T>,
+    /// False for network input: the CPU kernel then skips computing its gradient.
+    pub x_needs_grad: bool,
+}
+
+impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
+    /// Rows whose gradient is needed.
+    pub fn new(x: Tensor<(usize, usize), E, D, T>, w: Tensor<(usize, usize), E, D, T>) -> Self {
+        Self {
+            x: DenseSource::Rows(x),
+            w,
+            x_needs_grad: true,
+        }
+    }
+
+    /// A 3x3 "same" convolution of `x` (`[b, h, w, c]`) by `w` (`[9c, filters]`).
+    pub fn conv3x3(
+        x: Images<E, D, T>,
+        w: Tensor<(usize, usize), E, D, T>,
+        index: &Tensor<(usize, usize), usize, D>,
+    ) -> Self {
+        assert_eq!(
+            w.shape().0,
+            9 * x.shape().3,
+            "conv weight rows must be 9 x input channels"
+        );
+        Self {
+            x: DenseSource::Windows3x3(x, index.clone()),
+            w,
+            x_needs_grad: true,
+        }
+    }
+}
+
+impl<E: Dtype, D: Device<E>, T: Tape<E, D>> DenseInput<E, D, T> {
+    /// Network input rows, which have no tape and need no gradient.
+    pub fn network_input(
+        x: Tensor<(usize, usize), E, D>,
+        w: Tensor<(usize, usize), E, D, T>,
+    ) -> Self {
+        Self {
+            x: DenseSource::Rows(x.retaped::<T>()),
+            w,
+            x_needs_grad: false,
+        }
+    }
+
+    /// [`DenseInput::conv3x3`] of the network input image.
+    pub fn conv3x3_network_input(
+        x: Images<E, D>,
+        w: Tensor<(usize, usize), E, D, T>,
+        index: &Tensor<(usize, usize), usize, D>,
+    ) -> Self {
+        Self {
+            x_needs_grad: false,
+            ..Self::conv3x3(x.retaped::<T>(), w, index)
+        }
+    }
+}
+
+/// [`NetDevice::dense`] from dfdx ops: a matmul per input, summed, plus the broadcast bias,
+/// then ReLU. (It computes the gradient of every input, needed or not.)
+pub fn dense_composed<E, D, T>(
+    inputs: Vec<DenseInput<E, D, T>>,
+    bias: Option<Tensor<(usize,), E, D, T>>,
+    relu: bool,
+) -> Tensor<(usize, usize), E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let mut sum: Option<Tensor<(usize, usize), E, D, T>> = None;
+    for DenseInput { x, w, .. } in inputs {
+        let rows = match x {
+            DenseSource::Rows(x) => x,
+            DenseSource::Windows3x3(x, index) => {
+                let (b, h, w, c) = *x.shape();
+                im2col3x3_composed(x, &index).reshape_like(&(b * h * w, 9 * c))
+            }
+        };
+        let y = rows.matmul(w);
+        sum = Some(match sum {
+            None => y,
+            Some(s) => s + y,
+        });
+    }
+    let mut z = sum.expect("a dense layer has at least one input");
+    if let Some(b) = bias {
+        let shape = *z.shape();
+        z = z + b.broadcast_like::<_, Axis<0>>(&shape);
+    }
+    if relu {
+        z.relu()
+    } else {
+        z
     }
 }
 
@@ -120,23 +249,10 @@ fn composed_forced() -> bool {
     FORCE_COMPOSED.load(Ordering::Relaxed)
 }
 
-impl<E: Dtype> ConvDevice<E> for Cpu
+impl<E: Dtype> NetDevice<E> for Cpu
 where
     Cpu: Device<E>,
 {
-    fn im2col3x3<T>(
-        x: Images<E, Self, T>,
-        index: &Tensor<(usize, usize), usize, Self>,
-    ) -> Tensor<(usize, usize, usize), E, Self, T>
-    where
-        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
-    {
-        if composed_forced() {
-            return im2col3x3_composed(x, index);
-        }
-        super::cpu_ops::im2col3x3(x)
-    }
-
     fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
         if composed_forced() {
             return maxpool2_composed(x);
@@ -144,63 +260,36 @@ where
         super::cpu_ops::maxpool2(x)
     }
 
-    fn input_matmul<T>(
-        x: Tensor<(usize, usize), E, Self>,
-        w: Tensor<(usize, usize), E, Self, T>,
+    fn sgd_update<S: Shape>(
+        cfg: &SgdConfig,
+        param: &mut Tensor<S, E, Self>,
+        velocity: &mut <Self as Storage<E>>::Vec,
+        grad: &<Self as Storage<E>>::Vec,
+    ) -> Result<(), Self::Err> {
+        if composed_forced() {
+            return cfg.try_update(param, velocity, grad);
+        }
+        super::cpu_ops::sgd_update(cfg, param, velocity, grad);
+        Ok(())
+    }
+
+    fn dense<T>(
+        inputs: Vec<DenseInput<E, Self, T>>,
+        bias: Option<Tensor<(usize,), E, Self, T>>,
+        relu: bool,
     ) -> Tensor<(usize, usize), E, Self, T>
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
     {
         if composed_forced() {
-            return x.retaped::<T>().matmul(w);
+            return dense_composed(inputs, bias, relu);
         }
-        super::cpu_ops::input_matmul(x, w)
+        super::cpu_ops::dense(inputs, bias, relu)
     }
 }
 
 #[cfg(feature = "cuda")]
-impl<E: Dtype> ConvDevice<E> for Cuda
-where
-    Cuda: Device<E>,
-{
-    fn im2col3x3<T>(
-        x: Images<E, Self, T>,
-        index: &Tensor<(usize, usize), usize, Self>,
-    ) -> Tensor<(usize, usize, usize), E, Self, T>
-    where
-        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
-    {
-        im2col3x3_composed(x, index)
-    }
-}
-
-/// A matrix of rows (im2col windows, flattened pixels).
-type Rows<E, D, T> = Tensor<(usize, usize), E, D, T>;
-
-/// The im2col rows of `x` as `[b*h*w, 9c]`, checking that a weight with `weight_rows` rows
-/// fits; also returns `(b, h, w)`.
-fn windows<E, D, T>(
-    x: Images<E, D, T>,
-    weight_rows: usize,
-    index: &Tensor<(usize, usize), usize, D>,
-) -> (Rows<E, D, T>, (usize, usize, usize))
-where
-    E: Dtype,
-    D: ConvDevice<E>,
-    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
-{
-    let (b, h, w, c) = *x.shape();
-    assert_eq!(
-        weight_rows,
-        9 * c,
-        "conv weight rows must be 9 x input channels"
-    );
-    // One large matmul over every pixel of the batch parallelises better than b small ones.
-    (
-        D::im2col3x3(x, index).reshape_like(&(b * h * w, 9 * c)),
-        (b, h, w),
-    )
-}
+impl<E: Dtype> NetDevice<E> for Cuda where Cuda: Device<E> {}
 
 /// 3x3 "same" convolution without bias: `[b, h, w, c]` x `[9c, f]` -> `[b, h, w, f]`.
 /// `index` must come from [`im2col_index`] for the same batch and size.
@@ -211,12 +300,13 @@ pub fn conv3x3<E, D, T>(
 ) -> Images<E, D, T>
 where
     E: Dtype,
-    D: ConvDevice<E>,
+    D: NetDevice<E>,
     T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
 {
-    let (rows, filters) = *weight.shape();
-    let (cols, (b, h, w)) = windows(x, rows, index);
-    cols.matmul(weight).reshape_like(&(b, h, w, filters))
+    let (b, h, w, _) = *x.shape();
+    let filters = weight.shape().1;
+    D::dense(vec![DenseInput::conv3x3(x, weight, index)], None, false)
+        .reshape_like(&(b, h, w, filters))
 }
 
 /// [`conv3x3`] on network input (no gradient for `x`).
@@ -227,12 +317,17 @@ pub fn conv3x3_input<E, D, T>(
 ) -> Images<E, D, T>
 where
     E: Dtype,
-    D: ConvDevice<E>,
+    D: NetDevice<E>,
     T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
 {
-    let (rows, filters) = *weight.shape();
-    let (cols, (b, h, w)) = windows(x, rows, index);
-    D::input_matmul(cols, weight).reshape_like(&(b, h, w, filters))
+    let (b, h, w, _) = *x.shape();
+    let filters = weight.shape().1;
+    D::dense(
+        vec![DenseInput::conv3x3_network_input(x, weight, index)],
+        None,
+        false,
+    )
+    .reshape_like(&(b, h, w, filters))
 }
 
 /// [`conv3x3`] built from the composed im2col on any device (the reference the custom
@@ -255,7 +350,7 @@ where
 
 /// 2x2 max-pool with stride 2 on the device's fastest path. Sizes round up: an odd last row
 /// or column forms windows of its own (PyTorch's `ceil_mode=True`).
-pub fn maxpool2<E: Dtype, D: ConvDevice<E>, T: Tape<E, D>>(x: Images<E, D, T>) -> Images<E, D, T> {
+pub fn maxpool2<E: Dtype, D: NetDevice<E>, T: Tape<E, D>>(x: Images<E, D, T>) -> Images<E, D, T> {
     D::maxpool2(x)
 }
 

@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 use dfdx::tensor_ops::{AdamConfig, SgdConfig};
 use serde::{Deserialize, Serialize};
 
+use super::ops::NetDevice;
 use super::{Network, Param};
 
 /// Which optimiser, with its hyperparameters. Weight decay is L2 (added to the gradient).
@@ -84,7 +85,7 @@ pub struct Optimizer<E: Dtype, D: Device<E>> {
     steps: i32,
 }
 
-impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
+impl<E: Dtype, D: NetDevice<E>> Optimizer<E, D> {
     pub fn new(config: OptimizerConfig) -> Self {
         Self {
             config,
@@ -131,7 +132,7 @@ impl<E: Dtype, D: Device<E>> Optimizer<E, D> {
     }
 }
 
-fn update_one<E: Dtype, D: Device<E>, S: Shape>(
+fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
     config: OptimizerConfig,
     steps: i32,
     tensor: &mut Tensor<S, E, D>,
@@ -147,12 +148,16 @@ fn update_one<E: Dtype, D: Device<E>, S: Shape>(
                 weight_decay,
             },
             Slot::Sgd { velocity },
-        ) => SgdConfig {
-            lr,
-            momentum: (momentum > 0.0).then_some(Momentum::Classic(momentum)),
-            weight_decay: OptimizerConfig::decay(weight_decay),
-        }
-        .try_update(tensor, velocity, grad),
+        ) => D::sgd_update(
+            &SgdConfig {
+                lr,
+                momentum: (momentum > 0.0).then_some(Momentum::Classic(momentum)),
+                weight_decay: OptimizerConfig::decay(weight_decay),
+            },
+            tensor,
+            velocity,
+            grad,
+        ),
         (
             OptimizerConfig::Adam {
                 lr,

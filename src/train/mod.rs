@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PreparedData, Samples};
-use crate::net::ops::ConvDevice;
+use crate::net::ops::NetDevice;
 use crate::net::optim::{Optimizer, OptimizerConfig};
 use crate::net::{HostParam, Network};
 use crate::topology::{SkipEdge, Topology, TopologyError};
@@ -203,7 +203,7 @@ fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> 
 }
 
 /// Trains one network on one data set; drive it with [`Trainer::run`].
-pub struct Trainer<D: ConvDevice<f32>> {
+pub struct Trainer<D: NetDevice<f32>> {
     net: Network<f32, D>,
     optimizer: Optimizer<f32, D>,
     data: Arc<PreparedData>,
@@ -261,7 +261,7 @@ pub fn check_setup(
     Ok(())
 }
 
-impl<D: ConvDevice<f32>> Trainer<D> {
+impl<D: NetDevice<f32>> Trainer<D> {
     pub fn new(
         topology: Topology,
         data: Arc<PreparedData>,
@@ -523,7 +523,7 @@ impl<D: ConvDevice<f32>> Trainer<D> {
     }
 }
 
-impl<D: ConvDevice<f32>> Trainer<D> {
+impl<D: NetDevice<f32>> Trainer<D> {
     /// skip* bookkeeping after an epoch: switches to the skip topology when phase 1 is over
     /// and returns the epoch it ended with.
     fn skip_star_switch(&mut self, epoch: usize, val_accuracy: f64) -> Option<usize> {
@@ -701,7 +701,7 @@ fn run_on_device(
     events: &mut impl EventSink,
     commands: &Receiver<Command>,
 ) -> Result<RunStatus, RunStatus> {
-    fn go<D: ConvDevice<f32>>(
+    fn go<D: NetDevice<f32>>(
         dev: D,
         topology: Topology,
         data: Arc<PreparedData>,
