@@ -344,16 +344,21 @@ fn custom_cpu_pool_equals_the_composed_pool() {
 /// an image batch with and without a gradient, plus bias and ReLU.
 #[test]
 fn custom_cpu_dense_equals_the_composed_dense() {
+    // Small, and large enough that the matmuls split across threads.
+    dense_equals_composed((2, 5, 3, 4), 7, 6);
+    dense_equals_composed((4, 8, 8, 16), 70, 40);
+}
+
+fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n: usize) {
     use skiplab::net::ops::{dense_composed, DenseInput, NetDevice};
     type T = OwnedTape<f64, Dev>;
     let dev = Dev::seed_from_u64(0);
-    let (b, h, w, c, n) = (2, 5, 3, 4, 6);
     let m = b * h * w;
-    let rows = dev.tensor_from_vec(random(m * 7, 40), (m, 7));
+    let rows = dev.tensor_from_vec(random(m * k, 40), (m, k));
     let input_rows = dev.tensor_from_vec(random(m * 3, 41), (m, 3));
     let image = dev.tensor_from_vec(random(m * c, 42), (b, h, w, c));
     let input_image = dev.tensor_from_vec(random(m * 2, 43), (b, h, w, 2));
-    let weights: Vec<_> = [7, 7, 3, 9 * c, 18]
+    let weights: Vec<_> = [k, k, 3, 9 * c, 18]
         .iter()
         .enumerate()
         .map(|(i, &k)| dev.tensor_from_vec(random(k * n, 50 + i as u64), (k, n)))
