@@ -404,7 +404,8 @@ fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n
 }
 
 /// The CPU's parallel SGD step gives every parameter and velocity bit for bit what dfdx's own
-/// kernel gives, for every momentum and weight decay variant.
+/// kernel gives, for every momentum and weight decay variant, and leaves its host copy of the
+/// parameter equal to it.
 #[test]
 fn cpu_sgd_step_equals_dfdx_sgd_kernel() {
     use dfdx::optim::{Momentum, WeightDecay};
@@ -437,9 +438,13 @@ fn cpu_sgd_step_equals_dfdx_sgd_kernel() {
                 let mut grad = Storage::<f32>::try_alloc_len(&dev, len).unwrap();
                 grad.copy_from_slice(&values(71));
                 // Two steps, so the velocity written by the first is read by the second.
+                let mut mirror = None;
                 for _ in 0..2 {
                     if ours {
-                        Cpu::sgd_update(&cfg, &mut param, &mut velocity, &grad).unwrap();
+                        Cpu::sgd_update(&cfg, &mut param, &mut velocity, &grad, &mut mirror)
+                            .unwrap();
+                        let mirror = mirror.as_ref().expect("the CPU keeps a host copy");
+                        assert_eq!(**mirror, param.as_vec(), "host copy equals the parameter");
                     } else {
                         cfg.try_update(&mut param, &mut velocity, &grad).unwrap();
                     }

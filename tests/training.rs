@@ -207,3 +207,63 @@ fn cnn_with_skips_learns_the_builtin_data() {
         .expect("one epoch");
     assert!(val > 0.75, "validation accuracy after one epoch {val}");
 }
+
+/// The CPU keeps host copies of the weights for its kernels (dfdx gives no direct access to a
+/// tensor's buffer). After optimiser steps, an import and a topology change, the network must
+/// compute exactly what it computes from the tensors alone (`params_mut` drops the copies).
+#[test]
+fn host_weight_copies_stay_equal_to_the_parameters() {
+    use skiplab::net::optim::Optimizer;
+    use skiplab::topology::{CnnSpec, ImageShape};
+    let dev = Cpu::seed_from_u64(0);
+    let data = builtin(1);
+    let mut cnn = Topology::Cnn(CnnSpec::paper(
+        ImageShape {
+            channels: 1,
+            height: 28,
+            width: 28,
+        },
+        10,
+    ));
+    cnn.apply_skips(&SkipSelection::Paper).unwrap();
+    for topology in [paper_mlp_all_skips(), cnn] {
+        let batch = 8;
+        let x = dev.tensor_from_vec(data.val.images[..batch * 784].to_vec(), (batch, 784));
+        let mut labels = vec![0.0f32; batch * 10];
+        for (i, &label) in data.val.labels[..batch].iter().enumerate() {
+            labels[i * 10 + label as usize] = 1.0;
+        }
+        let y = dev.tensor_from_vec(labels, (batch, 10));
+        let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 4).unwrap();
+        let mut optimizer = Optimizer::new(OptimizerConfig::sgd(0.05, 0.9, 1e-4));
+        let outputs = |net: &mut Network<f32, Cpu>| {
+            let cached = net.forward::<NoneTape>(x.clone()).as_vec();
+            net.params_mut();
+            let fresh = net.forward::<NoneTape>(x.clone()).as_vec();
+            (cached, fresh)
+        };
+        let before = net.forward::<NoneTape>(x.clone()).as_vec();
+        for _ in 0..3 {
+            let logits = net.forward::<OwnedTape<f32, Cpu>>(x.clone());
+            let mut grads = cross_entropy_with_logits_loss(logits, y.clone()).backward();
+            optimizer.step(&mut net, &mut grads).unwrap();
+        }
+        let (cached, fresh) = outputs(&mut net);
+        assert_ne!(cached, before, "the steps changed the network");
+        assert_eq!(cached, fresh, "after optimiser steps");
+
+        let other = Network::<f32, Cpu>::new(topology.clone(), &dev, 5).unwrap();
+        net.forward::<NoneTape>(x.clone());
+        net.import(&other.export()).unwrap();
+        let (cached, fresh) = outputs(&mut net);
+        assert_eq!(cached, other.forward::<NoneTape>(x.clone()).as_vec());
+        assert_eq!(cached, fresh, "after an import");
+
+        let mut fewer = topology.clone();
+        fewer.apply_skips(&SkipSelection::None).unwrap();
+        net.forward::<NoneTape>(x.clone());
+        net.set_topology(fewer, 6).unwrap();
+        let (cached, fresh) = outputs(&mut net);
+        assert_eq!(cached, fresh, "after a topology change");
+    }
+}

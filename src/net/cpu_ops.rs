@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 use dfdx::tensor_ops::SgdConfig;
 use rayon::prelude::*;
 
-use super::ops::{DenseInput, DenseSource, Images};
+use super::ops::{DenseInput, DenseSource, HostMirror, Images};
 
 thread_local! {
     /// Reusable host buffers per element type, slot and thread. The kernels' large outputs
@@ -23,13 +23,11 @@ thread_local! {
     static SCRATCH: RefCell<HashMap<(TypeId, Slot), Box<dyn Any>>> = RefCell::new(HashMap::new());
 }
 
-/// Which scratch buffer: a kernel's output (or output gradient), a copy of its input, a
-/// parameter being updated.
+/// Which scratch buffer: a kernel's output (or output gradient), a copy of its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Output,
     Input,
-    Parameter,
 }
 
 /// Runs `f` with this thread's scratch buffer for `E` in `slot`, at least `len` long.
@@ -310,7 +308,7 @@ struct DensePart<E: Dtype> {
     /// Host copies made in the forward pass: the input as a matrix (for a convolution, its
     /// im2col windows) and the weight.
     rows: Pooled<E>,
-    weight_host: Pooled<E>,
+    weight_host: HostData<E>,
     k: usize,
 }
 
@@ -343,7 +341,13 @@ where
     let mut tape = T::default();
     let mut parts = Vec::with_capacity(inputs.len());
     let mut z = Pooled::<E>::new(m * n);
-    for (i, DenseInput { x, w, x_needs_grad }) in inputs.into_iter().enumerate() {
+    for (i, input) in inputs.into_iter().enumerate() {
+        let DenseInput {
+            x,
+            w,
+            x_needs_grad,
+            w_host,
+        } = input;
         let (rows_len, k) = x.matrix_shape();
         assert_eq!(
             (rows_len, w.shape().0, w.shape().1),
@@ -375,8 +379,17 @@ where
                 x_needs_grad.then(|| GradTarget::Windows(x))
             }
         };
-        let mut weight_host = Pooled::<E>::new(k * n);
-        w.copy_into(&mut weight_host);
+        let weight_host = match w_host {
+            Some(mirror) => {
+                assert_eq!(mirror.len(), k * n, "host copy of a {k}x{n} weight");
+                HostData::Shared(mirror)
+            }
+            None => {
+                let mut copy = Pooled::<E>::new(k * n);
+                w.copy_into(&mut copy);
+                HostData::Pooled(copy)
+            }
+        };
         matmul_into(
             &mut z,
             View::new(&rows, m, k),
@@ -513,6 +526,22 @@ impl<E: Dtype> Drop for Pooled<E> {
     }
 }
 
+/// Host values a kernel reads: its own pooled copy or a shared host mirror.
+enum HostData<E: Dtype> {
+    Pooled(Pooled<E>),
+    Shared(HostMirror<E>),
+}
+
+impl<E: Dtype> std::ops::Deref for HostData<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
+        match self {
+            HostData::Pooled(p) => p,
+            HostData::Shared(s) => s,
+        }
+    }
+}
+
 impl<E: Dtype> std::ops::Deref for Pooled<E> {
     type Target = [E];
     fn deref(&self) -> &[E] {
@@ -534,6 +563,7 @@ pub fn sgd_update<S: Shape, E: Dtype>(
     param: &mut Tensor<S, E, Cpu>,
     velocity: &mut <Cpu as Storage<E>>::Vec,
     grad: &<Cpu as Storage<E>>::Vec,
+    mirror: &mut Option<HostMirror<E>>,
 ) where
     Cpu: Device<E>,
 {
@@ -554,7 +584,17 @@ pub fn sgd_update<S: Shape, E: Dtype>(
     let grad = host_ref::<E>(grad);
     let n = param.shape().num_elements();
     assert!(velocity.len() == n && grad.len() == n, "sgd buffers");
-    with_host_data_mut(param, |p| {
+    // Update the host mirror in place (made once, from the tensor) and copy it into the
+    // tensor: one copy per step instead of one out and one back.
+    let host = mirror.get_or_insert_with(|| {
+        let mut copy = vec![E::default(); n];
+        param.copy_into(&mut copy);
+        HostMirror::new(copy)
+    });
+    assert_eq!(host.len(), n, "host mirror of the parameter");
+    // A copy only if a layer's backward pass still holds the old values.
+    let p = HostMirror::make_mut(host);
+    {
         p.par_chunks_mut(CHUNK)
             .zip(velocity.par_chunks_mut(CHUNK))
             .zip(grad.par_chunks(CHUNK))
@@ -603,21 +643,8 @@ pub fn sgd_update<S: Shape, E: Dtype>(
                     }
                 }
             });
-    });
-}
-
-/// Runs `f` on a copy of `t`'s host data and writes the result back (dfdx keeps a tensor's
-/// buffer private; `copy_from` reuses it in place).
-fn with_host_data_mut<S: Shape, E: Dtype>(t: &mut Tensor<S, E, Cpu>, f: impl FnOnce(&mut [E]))
-where
-    Cpu: Device<E>,
-{
-    let len = t.shape().num_elements();
-    with_scratch::<E, _>(Slot::Parameter, len, |buf| {
-        t.copy_into(buf);
-        f(buf);
-        t.copy_from(buf);
-    })
+    }
+    param.copy_from(p);
 }
 
 /// The host slice behind a CPU gradient buffer. (A separate function: in generic code bounded

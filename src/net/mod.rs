@@ -21,7 +21,7 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
-use ops::{DenseInput, Images};
+use ops::{DenseInput, HostMirror, Images};
 
 /// MLP activations by layer.
 type Activations<E, D, T> = BTreeMap<usize, Tensor<(usize, usize), E, D, T>>;
@@ -177,6 +177,11 @@ pub struct Network<E: Dtype, D: Device<E>> {
     dev: D,
     /// im2col gather indices by (batch, height, width): built once, reused every step.
     conv_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
+    /// Host copies of parameters, by name, on devices that keep them
+    /// ([`ops::NetDevice::host_mirrors`]): each equals its parameter. Made on first use;
+    /// dropped by anything that may change a parameter other than the optimiser, which
+    /// updates them in step.
+    host_mirrors: RefCell<HashMap<String, HostMirror<E>>>,
 }
 
 /// How a topology change treated the parameters.
@@ -201,8 +206,20 @@ impl<E: Dtype, D: Device<E>> Network<E, D> {
         &self.params
     }
 
+    /// Mutable access to every parameter (drops the host mirrors, which may no longer match).
     pub fn params_mut(&mut self) -> &mut BTreeMap<String, Param<E, D>> {
+        self.host_mirrors.get_mut().clear();
         &mut self.params
+    }
+
+    /// Hands the host mirrors to the optimiser, which gives back those it kept equal to
+    /// their parameters with [`Network::restore_host_mirrors`].
+    pub(crate) fn take_host_mirrors(&mut self) -> HashMap<String, HostMirror<E>> {
+        std::mem::take(self.host_mirrors.get_mut())
+    }
+
+    pub(crate) fn restore_host_mirrors(&mut self, mirrors: HashMap<String, HostMirror<E>>) {
+        *self.host_mirrors.get_mut() = mirrors;
     }
 
     pub fn param_count(&self) -> usize {
@@ -258,7 +275,7 @@ impl<D: Device<f32>> Network<f32, D> {
             return Err(format!("parameter `{missing}` is missing"));
         }
         for p in params {
-            self.params
+            self.params_mut()
                 .get_mut(&p.name)
                 .expect("checked above")
                 .copy_from(&p.values);
@@ -284,6 +301,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             params,
             dev: dev.clone(),
             conv_index: RefCell::new(HashMap::new()),
+            host_mirrors: RefCell::new(HashMap::new()),
         })
     }
 
@@ -314,6 +332,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         topology.validate()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut change = TopologyChange::default();
+        self.host_mirrors.get_mut().clear();
         let mut old = std::mem::take(&mut self.params);
         for spec in param_specs(&topology) {
             let param = match old.remove(&spec.name) {
@@ -342,6 +361,21 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             Some(Param::Matrix(t)) => t.retaped::<T>(),
             other => panic!("parameter {name} should be a matrix, found {other:?}"),
         }
+    }
+
+    /// The host mirror of matrix `name`, made now if missing, on devices that keep them.
+    fn host_weight(&self, name: &str) -> Option<HostMirror<E>> {
+        if !D::host_mirrors() {
+            return None;
+        }
+        let mut mirrors = self.host_mirrors.borrow_mut();
+        if let Some(mirror) = mirrors.get(name) {
+            return Some(mirror.clone());
+        }
+        let values = self.params.get(name)?.to_vec();
+        let mirror = HostMirror::new(values);
+        mirrors.insert(name.to_string(), mirror.clone());
+        Some(mirror)
     }
 
     fn vector<T: Tape<E, D>>(&self, name: &str) -> Tensor<(usize,), E, D, T> {
@@ -383,21 +417,23 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         for to in 1..mlp.num_layers() {
             let from = to - 1;
             let w = |from: usize| self.matrix::<T>(&mlp_weight_name(from, to));
+            let host = |from: usize| self.host_weight(&mlp_weight_name(from, to));
             let mut inputs = vec![match prev.take() {
-                None => DenseInput::network_input(x.clone(), w(0)),
+                None => DenseInput::network_input(x.clone(), w(0)).with_host_weight(host(0)),
                 Some(p) => {
                     if skip_sources.contains(&from) {
                         kept.insert(from, p.with_empty_tape());
                     }
-                    DenseInput::new(p, w(from))
+                    DenseInput::new(p, w(from)).with_host_weight(host(from))
                 }
             }];
             for edge in mlp.skips.iter().filter(|e| e.to == to) {
-                inputs.push(if edge.from == 0 {
+                let input = if edge.from == 0 {
                     DenseInput::network_input(x.clone(), w(0))
                 } else {
                     DenseInput::new(kept[&edge.from].with_empty_tape(), w(edge.from))
-                });
+                };
+                inputs.push(input.with_host_weight(host(edge.from)));
             }
             let bias = self.vector::<T>(&format!("fc{to}.b"));
             prev = Some(D::dense(inputs, Some(bias), to != mlp.output_layer()));
@@ -449,13 +485,15 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                     let index = self.index_for(batch, layer.height, layer.width);
                     let groups = cnn.groups(previous);
                     let w = |group| self.matrix::<T>(&cnn_weight_name(&name, group));
+                    let host = |group| self.host_weight(&cnn_weight_name(&name, group));
                     let mut inputs = Vec::with_capacity(groups.len());
                     if let Some(image) = image.take() {
-                        let w = w(&groups[0]);
-                        inputs.push(DenseInput::conv3x3_network_input(image, w, &index));
+                        let input = DenseInput::conv3x3_network_input(image, w(&groups[0]), &index);
+                        inputs.push(input.with_host_weight(host(&groups[0])));
                     }
                     for (group, tensor) in groups.iter().zip(prev) {
-                        inputs.push(DenseInput::conv3x3(tensor, w(group), &index));
+                        let input = DenseInput::conv3x3(tensor, w(group), &index);
+                        inputs.push(input.with_host_weight(host(group)));
                     }
                     let bias = self.vector::<T>(&format!("{name}.b"));
                     let shape = (batch, layer.height, layer.width, filters);
@@ -486,7 +524,9 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             .map(|(group, tensor)| {
                 let flat_len = last.height * last.width * group.channels;
                 let flat = tensor.reshape_like(&(batch, flat_len));
-                DenseInput::new(flat, self.matrix::<T>(&cnn_weight_name("out", group)))
+                let name = cnn_weight_name("out", group);
+                DenseInput::new(flat, self.matrix::<T>(&name))
+                    .with_host_weight(self.host_weight(&name))
             })
             .collect();
         D::dense(inputs, Some(self.vector::<T>("out.b")), false)

@@ -64,13 +64,23 @@ pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
 /// Device-specific pieces of the network ops: the CPU has custom kernels, other devices
 /// use the composed dfdx ops.
 pub trait NetDevice<E: Dtype>: Device<E> {
-    /// One SGD step on a parameter; by default dfdx's kernel.
+    /// Whether the network should keep a [`HostMirror`] of every parameter for this
+    /// device's kernels (the CPU's: dfdx gives no direct access to a tensor's buffer, so
+    /// every read would be a copy).
+    fn host_mirrors() -> bool {
+        false
+    }
+
+    /// One SGD step on a parameter; by default dfdx's kernel. `mirror` is the parameter's
+    /// host copy, where the device keeps one: the step must leave it equal to the parameter.
     fn sgd_update<S: Shape>(
         cfg: &SgdConfig,
         param: &mut Tensor<S, E, Self>,
         velocity: &mut <Self as Storage<E>>::Vec,
         grad: &<Self as Storage<E>>::Vec,
+        mirror: &mut Option<HostMirror<E>>,
     ) -> Result<(), Self::Err> {
+        *mirror = None;
         cfg.try_update(param, velocity, grad)
     }
 
@@ -123,7 +133,15 @@ pub struct DenseInput<E: Dtype, D: Device<E>, T> {
     pub w: Tensor<(usize, usize), E, D, T>,
     /// False for network input: the CPU kernel then skips computing its gradient.
     pub x_needs_grad: bool,
+    /// The weight's values on the host, where the device keeps them ([`HostMirror`]): the
+    /// CPU kernel then reads them instead of copying the tensor out.
+    pub w_host: Option<HostMirror<E>>,
 }
+
+/// A host copy of a parameter's values that equals the parameter tensor (the network keeps
+/// the two in step, see `Network::host_weight`). Shared: a layer's backward pass keeps the
+/// values of its forward pass even if the optimiser writes a new copy meanwhile.
+pub type HostMirror<E> = std::sync::Arc<Vec<E>>;
 
 impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
     /// Rows whose gradient is needed.
@@ -132,6 +150,7 @@ impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
             x: DenseSource::Rows(x),
             w,
             x_needs_grad: true,
+            w_host: None,
         }
     }
 
@@ -150,7 +169,15 @@ impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
             x: DenseSource::Windows3x3(x, index.clone()),
             w,
             x_needs_grad: true,
+            w_host: None,
         }
+    }
+}
+
+impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
+    /// Adds the weight's host copy, if the device keeps one.
+    pub fn with_host_weight(self, w_host: Option<HostMirror<E>>) -> Self {
+        Self { w_host, ..self }
     }
 }
 
@@ -164,6 +191,7 @@ impl<E: Dtype, D: Device<E>, T: Tape<E, D>> DenseInput<E, D, T> {
             x: DenseSource::Rows(x.retaped::<T>()),
             w,
             x_needs_grad: false,
+            w_host: None,
         }
     }
 
@@ -260,16 +288,22 @@ where
         super::cpu_ops::maxpool2(x)
     }
 
+    fn host_mirrors() -> bool {
+        !composed_forced()
+    }
+
     fn sgd_update<S: Shape>(
         cfg: &SgdConfig,
         param: &mut Tensor<S, E, Self>,
         velocity: &mut <Self as Storage<E>>::Vec,
         grad: &<Self as Storage<E>>::Vec,
+        mirror: &mut Option<HostMirror<E>>,
     ) -> Result<(), Self::Err> {
         if composed_forced() {
+            *mirror = None;
             return cfg.try_update(param, velocity, grad);
         }
-        super::cpu_ops::sgd_update(cfg, param, velocity, grad);
+        super::cpu_ops::sgd_update(cfg, param, velocity, grad, mirror);
         Ok(())
     }
 

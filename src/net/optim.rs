@@ -9,7 +9,9 @@ use dfdx::prelude::*;
 use dfdx::tensor_ops::{AdamConfig, SgdConfig};
 use serde::{Deserialize, Serialize};
 
-use super::ops::NetDevice;
+use std::collections::HashMap;
+
+use super::ops::{HostMirror, NetDevice};
 use super::{Network, Param};
 
 /// Which optimiser, with its hyperparameters. Weight decay is L2 (added to the gradient).
@@ -108,6 +110,10 @@ impl<E: Dtype, D: NetDevice<E>> Optimizer<E, D> {
         self.steps += 1;
         let dev = net.device().clone();
         self.slots.retain(|name, _| net.params().contains_key(name));
+        // The host mirrors go through the update with their parameters and come back equal
+        // to them (the device's step keeps them in step, or drops them).
+        let mut mirrors = net.take_host_mirrors();
+        let mut updated = HashMap::new();
         for (name, param) in net.params_mut().iter_mut() {
             let len = param.len();
             let slot = match self.slots.entry(name.clone()) {
@@ -122,11 +128,20 @@ impl<E: Dtype, D: NetDevice<E>> Optimizer<E, D> {
                     },
                 }),
             };
+            let mut mirror = mirrors.remove(name);
             match param {
-                Param::Vector(t) => update_one(self.config, self.steps, t, grads, slot)?,
-                Param::Matrix(t) => update_one(self.config, self.steps, t, grads, slot)?,
+                Param::Vector(t) => {
+                    update_one(self.config, self.steps, t, grads, slot, &mut mirror)?
+                }
+                Param::Matrix(t) => {
+                    update_one(self.config, self.steps, t, grads, slot, &mut mirror)?
+                }
+            }
+            if let Some(mirror) = mirror {
+                updated.insert(name.clone(), mirror);
             }
         }
+        net.restore_host_mirrors(updated);
         debug_assert_eq!(net.params().len(), self.slots.len());
         Ok(())
     }
@@ -138,6 +153,7 @@ fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
     tensor: &mut Tensor<S, E, D>,
     grads: &mut Gradients<E, D>,
     slot: &mut Slot<<D as Storage<E>>::Vec>,
+    mirror: &mut Option<HostMirror<E>>,
 ) -> Result<(), D::Err> {
     let grad = grads.get_or_alloc_mut(tensor)?;
     match (config, slot) {
@@ -157,6 +173,7 @@ fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
             tensor,
             velocity,
             grad,
+            mirror,
         ),
         (
             OptimizerConfig::Adam {
@@ -167,13 +184,16 @@ fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
                 weight_decay,
             },
             Slot::Adam { moment1, moment2 },
-        ) => AdamConfig {
-            lr,
-            betas: [beta1, beta2],
-            eps,
-            weight_decay: OptimizerConfig::decay(weight_decay),
+        ) => {
+            *mirror = None;
+            AdamConfig {
+                lr,
+                betas: [beta1, beta2],
+                eps,
+                weight_decay: OptimizerConfig::decay(weight_decay),
+            }
+            .try_update(steps, tensor, moment1, moment2, grad)
         }
-        .try_update(steps, tensor, moment1, moment2, grad),
         _ => unreachable!("slots are created for the configured optimiser"),
     }
 }
