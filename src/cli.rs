@@ -828,7 +828,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         let (topology, default_batch, _) = bench_model(model)?;
         let batch = args.batch.unwrap_or(default_batch);
         let m = match args.device {
-            BenchDevice::Cpu => bench_one(&Cpu::seed_from_u64(1), topology, batch, args.steps)?,
+            BenchDevice::Cpu => {
+                // As a CPU training run does (see `cpu_worker_pool_here`).
+                let _pool = skiplab::train::cpu_worker_pool_here();
+                bench_one(&Cpu::seed_from_u64(1), topology, batch, args.steps)?
+            }
             BenchDevice::Cuda => bench_cuda(topology, batch, args.steps)?,
         };
         println!("{}", serde_json::to_string(&m)?);
