@@ -1,8 +1,11 @@
-//! Custom CPU kernels registered on dfdx's tape, replacing the slow generic paths of the
-//! composed ops (dfdx's CPU gather walks an n-dimensional index per element).
+//! Custom CPU kernels: the fused dense layer and the max-pool registered on dfdx's tape,
+//! and the SGD step. They replace the slow generic paths of the composed ops (dfdx's CPU
+//! gather walks an n-dimensional index per element, its gemm 0.15 lacks AVX-512 on stable
+//! Rust, its SGD is one scalar loop).
 //!
-//! Each kernel has a finite-difference test and an equivalence test against the composed op
-//! it replaces (`tests/gradients.rs`).
+//! The kernels are checked against the composed ops they replace (values and gradients, or
+//! bit for bit for SGD) and, through whole networks, against finite differences
+//! (`tests/gradients.rs`).
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;

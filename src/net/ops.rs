@@ -10,8 +10,10 @@
 //!
 //! No `slice` anywhere: dfdx 0.13's CPU slice backward overwrites instead of accumulating.
 //!
-//! On the CPU the im2col step runs as a custom kernel ([`NetDevice`]); the composed version
-//! remains the reference and what other devices run.
+//! A layer (the sum of its inputs times their weight blocks, bias, ReLU) is
+//! [`NetDevice::dense`]. On the CPU, layers, pooling and the SGD step run as custom kernels
+//! ([`super::cpu_ops`]); the composed versions remain the reference and what other devices
+//! run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -341,27 +343,6 @@ where
     let filters = weight.shape().1;
     D::dense(vec![DenseInput::conv3x3(x, weight, index)], None, false)
         .reshape_like(&(b, h, w, filters))
-}
-
-/// [`conv3x3`] on network input (no gradient for `x`).
-pub fn conv3x3_input<E, D, T>(
-    x: Images<E, D>,
-    weight: Tensor<(usize, usize), E, D, T>,
-    index: &Tensor<(usize, usize), usize, D>,
-) -> Images<E, D, T>
-where
-    E: Dtype,
-    D: NetDevice<E>,
-    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
-{
-    let (b, h, w, _) = *x.shape();
-    let filters = weight.shape().1;
-    D::dense(
-        vec![DenseInput::conv3x3_network_input(x, weight, index)],
-        None,
-        false,
-    )
-    .reshape_like(&(b, h, w, filters))
 }
 
 /// [`conv3x3`] built from the composed im2col on any device (the reference the custom
