@@ -18,41 +18,17 @@ use rayon::prelude::*;
 
 use super::ops::{DenseInput, DenseSource, HostMirror, Images};
 
-thread_local! {
-    /// Reusable host buffers per element type, slot and thread. The kernels' large outputs
-    /// are computed here and copied into tensors from dfdx's buffer cache: buffers adopted
-    /// with `tensor_from_vec` would never be reused by that cache, and fresh allocations of
-    /// tens of megabytes every step cost page faults.
-    static SCRATCH: RefCell<HashMap<(TypeId, Slot), Box<dyn Any>>> = RefCell::new(HashMap::new());
-}
-
-/// Which scratch buffer: a kernel's output (or output gradient), a copy of its input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Slot {
-    Output,
-    Input,
-}
-
-/// Runs `f` with this thread's scratch buffer for `E` in `slot`, at least `len` long.
-fn with_scratch<E: Dtype, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
-    // Take the buffer out while `f` runs, so a nested use of the same slot cannot alias it.
-    let key = (TypeId::of::<E>(), slot);
-    let mut buf: Vec<E> = SCRATCH
-        .with(|cell| cell.borrow_mut().remove(&key))
-        .and_then(|any| any.downcast::<Vec<E>>().ok().map(|b| *b))
-        .unwrap_or_default();
-    if buf.len() < len {
-        buf.resize(len, E::default());
-    }
-    let result = f(&mut buf[..len]);
-    SCRATCH.with(|cell| cell.borrow_mut().insert(key, Box::new(buf)));
-    result
+/// Runs `f` with a host buffer of `len` elements from this thread's pool ([`Pooled`];
+/// contents unspecified). The kernels' large outputs are computed in these and copied into
+/// tensors from dfdx's buffer cache: buffers adopted with `tensor_from_vec` would never be
+/// reused by that cache, and fresh allocations of megabytes every step cost page faults.
+fn with_scratch<E: Dtype, R>(len: usize, f: impl FnOnce(&mut [E]) -> R) -> R {
+    f(&mut Pooled::<E>::new(len))
 }
 
 /// Runs `f` on the host data of a contiguous CPU tensor (a memcpy into scratch; dfdx's
 /// `as_vec` walks the strides element by element, which is far slower).
 fn with_host_data<S: Shape, E: Dtype, T, R>(
-    slot: Slot,
     t: &Tensor<S, E, Cpu, T>,
     f: impl FnOnce(&[E]) -> R,
 ) -> R
@@ -60,7 +36,7 @@ where
     Cpu: CopySlice<E>,
 {
     let len = t.shape().num_elements();
-    with_scratch::<E, _>(slot, len, |buf| {
+    with_scratch::<E, _>(len, |buf| {
         t.copy_into(buf);
         f(buf)
     })
@@ -122,8 +98,8 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
     let (per_in, per_out) = (h * w * c, oh * ow * c);
     let mut winners = vec![0u32; b * per_out];
     let mut out = x.device().zeros_like(&(b, oh, ow, c));
-    with_host_data(Slot::Input, &x, |input| {
-        with_scratch::<E, _>(Slot::Output, b * per_out, |pooled| {
+    with_host_data(&x, |input| {
+        with_scratch::<E, _>(b * per_out, |pooled| {
             if per_out > 0 {
                 pooled
                     .par_chunks_mut(per_out)
@@ -159,7 +135,7 @@ pub fn maxpool2<E: Dtype, T: Tape<E, Cpu>>(x: Images<E, Cpu, T>) -> Images<E, Cp
     let (x_ghost, out_ghost) = (x.ghost(), out.ghost());
     tape.add_backward_op(move |grads| {
         let n = b * per_out;
-        with_scratch::<E, _>(Slot::Output, n, |grad_out| {
+        with_scratch::<E, _>(n, |grad_out| {
             grad_out.copy_from_slice(&grads.get_or_alloc_mut(&out_ghost)?[..n]);
             let grad_in = grads.get_or_alloc_mut(&x_ghost)?;
             if per_out > 0 {
@@ -372,7 +348,7 @@ where
                 let (x, x_tape) = x.split_tape();
                 tape = tape.merge(x_tape);
                 let (b, h, wd, c) = *x.shape();
-                with_host_data(Slot::Input, &x, |image| {
+                with_host_data(&x, |image| {
                     if b * h * wd * c > 0 {
                         rows.par_chunks_mut(h * wd * 9 * c)
                             .zip(image.par_chunks(h * wd * c))
@@ -432,7 +408,7 @@ where
     // The ReLU mask: the output itself (y > 0 iff z > 0).
     let activation = relu.then_some(z);
     tape.add_backward_op(move |grads| {
-        with_scratch::<E, _>(Slot::Output, m * n, |dz| -> Result<(), CpuError> {
+        with_scratch::<E, _>(m * n, |dz| -> Result<(), CpuError> {
             dz.copy_from_slice(&host::<E>(grads.get_or_alloc_mut(&out_ghost)?)[..m * n]);
             if let Some(y) = &activation {
                 let zero = E::default();
@@ -461,7 +437,7 @@ where
                     }
                     Some(GradTarget::Windows(x)) => {
                         let (b, h, wd, c) = *x.shape();
-                        with_scratch::<E, _>(Slot::Input, m * k, |grad_cols| {
+                        with_scratch::<E, _>(m * k, |grad_cols| {
                             matmul_into(grad_cols, dz, w_t, false);
                             let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
                             if b * h * wd * c > 0 {
@@ -488,9 +464,10 @@ thread_local! {
     static POOL: RefCell<HashMap<TypeId, Box<dyn Any>>> = RefCell::new(HashMap::new());
 }
 
-/// A host buffer from this thread's pool, returned to it on drop. [`dense`] keeps its host
-/// copies from the forward to the backward pass in these: fresh allocations of megabytes
-/// every step would cost page faults, and a training step needs the same sizes every time.
+/// A host buffer from this thread's pool, returned to it on drop (so nested uses never
+/// share one). [`dense`] also keeps its host copies from the forward to the backward pass
+/// in these: fresh allocations of megabytes every step would cost page faults, and a
+/// training step needs the same sizes every time.
 struct Pooled<E: Dtype>(Vec<E>);
 
 impl<E: Dtype> Pooled<E> {
