@@ -76,6 +76,14 @@ pub fn resolve(choice: DeviceChoice) -> Result<(Device, Option<String>), DeviceE
     }
 }
 
+/// This machine's memory in bytes (Linux: `MemTotal` in /proc/meminfo), where it can be read.
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

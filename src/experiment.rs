@@ -182,9 +182,9 @@ impl Experiment {
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());
         }
-        if !(0.0..0.9).contains(&self.val_fraction) {
+        if !(self.val_fraction > 0.0 && self.val_fraction < 0.9) {
             return Err(format!(
-                "val_fraction {} must be in [0, 0.9)",
+                "val_fraction {} must be above 0 and below 0.9 (the validation split picks the best epoch)",
                 self.val_fraction
             ));
         }
@@ -197,12 +197,6 @@ impl Experiment {
                     "schedule: max_vanilla_epochs {max_vanilla_epochs} must be between 1 and epochs - 1 ({})",
                     self.epochs - 1
                 ));
-            }
-            if self.val_fraction == 0.0 {
-                return Err(
-                    "schedule: skip* watches validation accuracy; val_fraction must be above 0"
-                        .into(),
-                );
             }
         }
         self.topology()
@@ -226,6 +220,27 @@ impl Experiment {
         topology.validate()?;
         topology.apply_skips(&skips.0)?;
         Ok(topology)
+    }
+
+    /// What the run is, in a few characters for its id: `mlp3-skips-s2`, `cnn6-vanilla-s1`,
+    /// `mlp4-skipstar-s3` (MLP layers as the paper counts them, hidden plus output; CNN
+    /// convolutions).
+    pub fn run_label(&self) -> String {
+        let (net, skips) = match &self.model {
+            Model::Mlp { widths, skips } => (format!("mlp{}", widths.len() + 1), skips),
+            Model::Cnn { stages, skips } => (
+                format!("cnn{}", stages.iter().map(Vec::len).sum::<usize>()),
+                skips,
+            ),
+        };
+        let vanilla = matches!(&skips.0, SkipSelection::None)
+            || matches!(&skips.0, SkipSelection::Edges(e) if e.is_empty());
+        let kind = match (self.schedule, vanilla) {
+            (_, true) => "vanilla",
+            (Some(_), false) => "skipstar",
+            (None, false) => "skips",
+        };
+        format!("{net}-{kind}-s{}", self.seed)
     }
 
     pub fn train_config(&self) -> TrainConfig {

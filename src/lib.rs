@@ -8,6 +8,8 @@
 //! - [`train`]: the background trainer that streams events over a channel.
 //! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
 //! - [`runs`]: saved runs on disk (`saves/<run-id>/`), written as training goes.
+//! - [`session`]: the one owner of every run's life (queue, data, saving, summaries), which
+//!   the lab and the headless commands share.
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
 pub mod data;
@@ -17,6 +19,7 @@ pub mod net;
 pub mod parity;
 pub mod reproduce;
 pub mod runs;
+pub mod session;
 pub mod topology;
 pub mod train;
 pub mod tui;

@@ -1,22 +1,26 @@
 //! Saved runs: `saves/<run-id>/` holds
 //! - `experiment.ron`: the experiment (a preset; `skiplab train --preset` reruns it),
 //! - `metrics.csv`: one row per finished epoch,
-//! - `weights.safetensors`: the weights after the latest epoch, the topology in its metadata,
-//! - `summary.ron`: status, best and test accuracy, size and timing.
+//! - `weights.safetensors`: the weights after the latest epoch, the topology and the epoch in
+//!   its metadata,
+//! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing.
 //!
-//! Every file is rewritten whole through a temporary file and a rename after each epoch, so
-//! a process killed at any moment leaves every finished epoch readable and no file torn.
+//! After each epoch the weights, metrics and summary are staged as temporary files and only
+//! then renamed into place, so a process killed at any moment, or a write that fails (a full
+//! disk), leaves the last saved epoch readable and the three files in step.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::store::write_atomically;
+use crate::data::store;
 use crate::experiment::Experiment;
 use crate::net::HostParam;
-use crate::topology::{SkipEdge, Topology};
+use crate::topology::{SkipEdge, SkipSelection, Topology};
 use crate::train::{EpochMetrics, EventSink, RunStatus, TrainEvent};
 
 pub const EXPERIMENT: &str = "experiment.ron";
@@ -112,11 +116,97 @@ impl EpochRow {
     }
 }
 
+/// Where a saved run stands: `Running` while a process trains it (or if that process was
+/// killed), else how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Status {
+    Running,
+    Finished,
+    Stopped,
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
+    Failed(String),
+}
+
+impl From<RunStatus> for Status {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Finished => Status::Finished,
+            RunStatus::Stopped => Status::Stopped,
+            RunStatus::Diverged { epoch, step, loss } => Status::Diverged { epoch, step, loss },
+            RunStatus::Failed(m) => Status::Failed(m),
+        }
+    }
+}
+
+impl Status {
+    /// How the run ended; `None` while it is (or was left) running.
+    pub fn ended(&self) -> Option<RunStatus> {
+        Some(match self.clone() {
+            Status::Running => return None,
+            Status::Finished => RunStatus::Finished,
+            Status::Stopped => RunStatus::Stopped,
+            Status::Diverged { epoch, step, loss } => RunStatus::Diverged { epoch, step, loss },
+            Status::Failed(m) => RunStatus::Failed(m),
+        })
+    }
+
+    /// One word: running, finished, stopped, diverged or failed.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Finished => "finished",
+            Status::Stopped => "stopped",
+            Status::Diverged { .. } => "diverged",
+            Status::Failed(_) => "failed",
+        }
+    }
+
+    /// Reads the status as summaries before the typed enum wrote it (`"finished"`,
+    /// `"diverged: loss NaN at epoch 1, step 3"`, `"failed: ..."`).
+    fn from_text(text: &str) -> Self {
+        let diverged = || {
+            let rest = text.strip_prefix("diverged: loss ")?;
+            let (loss, rest) = rest.split_once(" at epoch ")?;
+            let (epoch, step) = rest.split_once(", step ")?;
+            Some(Status::Diverged {
+                epoch: epoch.parse().ok()?,
+                step: step.parse().ok()?,
+                loss: loss.parse().ok()?,
+            })
+        };
+        match text {
+            "running" => Status::Running,
+            "finished" => Status::Finished,
+            "stopped" => Status::Stopped,
+            _ => diverged().unwrap_or_else(|| {
+                Status::Failed(text.strip_prefix("failed: ").unwrap_or(text).to_string())
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Diverged { epoch, step, loss } => {
+                write!(f, "diverged: loss {loss} at epoch {epoch}, step {step}")
+            }
+            Status::Failed(m) => write!(f, "failed: {m}"),
+            other => f.write_str(other.word()),
+        }
+    }
+}
+
+/// A run's figures: written as `summary.ron`, kept live by the session, shown by every
+/// front end. [`Summary::observe`] is the one place they are computed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
-    /// `running`, or how the run ended.
-    pub status: String,
+    pub status: Status,
     pub epochs_done: usize,
     pub best_val_accuracy: Option<f64>,
     pub best_epoch: Option<usize>,
@@ -131,22 +221,115 @@ pub struct Summary {
     pub skips_enabled_after: Option<usize>,
 }
 
-pub fn status_text(status: &RunStatus) -> String {
-    match status {
-        RunStatus::Finished => "finished".into(),
-        RunStatus::Stopped => "stopped".into(),
-        RunStatus::Diverged { epoch, step, loss } => {
-            format!("diverged: loss {loss} at epoch {epoch}, step {step}")
+/// `summary.ron` as written before the status was typed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextStatusSummary {
+    status: String,
+    epochs_done: usize,
+    best_val_accuracy: Option<f64>,
+    best_epoch: Option<usize>,
+    test_accuracy: Option<f64>,
+    params: usize,
+    macs_per_sample: usize,
+    mean_epoch_seconds: Option<f64>,
+    device: String,
+    started: String,
+    #[serde(default)]
+    skips_enabled_after: Option<usize>,
+}
+
+impl Summary {
+    /// A run of `topology` on `device` that starts now.
+    pub fn new(topology: &Topology, device: &str) -> Self {
+        Summary {
+            status: Status::Running,
+            epochs_done: 0,
+            best_val_accuracy: None,
+            best_epoch: None,
+            test_accuracy: None,
+            params: topology.param_count(),
+            macs_per_sample: topology.macs_per_sample(),
+            mean_epoch_seconds: None,
+            device: device.to_string(),
+            started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            skips_enabled_after: None,
         }
-        RunStatus::Failed(m) => format!("failed: {m}"),
+    }
+
+    /// Takes in one trainer event.
+    pub fn observe(&mut self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Epoch(m) => {
+                self.epochs_done = m.epoch;
+                if self.best_val_accuracy.is_none_or(|b| m.val_accuracy > b) {
+                    self.best_val_accuracy = Some(m.val_accuracy);
+                    self.best_epoch = Some(m.epoch);
+                }
+                // Epochs are numbered 1, 2, ... across resumes: a running mean over them.
+                let n = m.epoch.max(1) as f64;
+                self.mean_epoch_seconds = Some(
+                    self.mean_epoch_seconds
+                        .map_or(m.seconds, |mean| mean + (m.seconds - mean) / n),
+                );
+            }
+            TrainEvent::SkipsEnabled { after_epoch, .. } => {
+                self.skips_enabled_after = Some(*after_epoch)
+            }
+            TrainEvent::Ended {
+                status,
+                test_accuracy,
+                ..
+            } => {
+                self.status = status.clone().into();
+                self.test_accuracy = *test_accuracy;
+            }
+            _ => {}
+        }
+    }
+
+    fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, Default::default()).expect("summaries serialise")
+    }
+
+    /// Reads `summary.ron`, old text-status files included; `path` names it in errors.
+    pub fn from_ron(text: &str, path: &Path) -> Result<Self, RunError> {
+        let typed = ron::from_str::<Summary>(text);
+        let e = match typed {
+            Ok(summary) => return Ok(summary),
+            Err(e) => e,
+        };
+        if let Ok(old) = ron::from_str::<TextStatusSummary>(text) {
+            return Ok(Summary {
+                status: Status::from_text(&old.status),
+                epochs_done: old.epochs_done,
+                best_val_accuracy: old.best_val_accuracy,
+                best_epoch: old.best_epoch,
+                test_accuracy: old.test_accuracy,
+                params: old.params,
+                macs_per_sample: old.macs_per_sample,
+                mean_epoch_seconds: old.mean_epoch_seconds,
+                device: old.device,
+                started: old.started,
+                skips_enabled_after: old.skips_enabled_after,
+            });
+        }
+        Err(err(
+            path,
+            format!(
+                "line {}, column {}: {}",
+                e.span.start.line, e.span.start.col, e.code
+            ),
+        ))
     }
 }
 
-/// A fresh `saves/<id>/` for a run of `experiment`: the id is the UTC start time and a
-/// short description, made unique with a counter.
+/// A fresh `saves/<id>/`: the id is the UTC start time and `label` (what the run is, e.g.
+/// `mlp3-skips-s2`), with `-2`, `-3` ... only if that folder exists already. An id given
+/// whole always finds its own run (see [`find_run`]).
 pub fn create_run_dir(saves: &Path, label: &str) -> Result<(String, PathBuf), RunError> {
     std::fs::create_dir_all(saves).map_err(|e| err(saves, format!("cannot create: {e}")))?;
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stamp: String = stamp
         .chars()
         .filter(|c| c.is_ascii_digit() || *c == 'T')
@@ -178,83 +361,89 @@ pub fn create_run_dir(saves: &Path, label: &str) -> Result<(String, PathBuf), Ru
     unreachable!("some counter is free")
 }
 
+/// How a run folder's files are written. The recorder writes through it, so tests can hand
+/// in one that fails (a full disk) at a chosen moment.
+pub trait RunFiles: Send + Sync {
+    /// Replaces each file whole. All are staged before any is renamed into place: if one
+    /// cannot be written, none changes.
+    fn replace(&self, files: &[(PathBuf, Vec<u8>)]) -> Result<(), RunError>;
+}
+
+/// The real file system: temporary files synced, then renamed.
+pub struct Disk;
+
+impl RunFiles for Disk {
+    fn replace(&self, files: &[(PathBuf, Vec<u8>)]) -> Result<(), RunError> {
+        let staged = files
+            .iter()
+            .map(|(path, bytes)| store::stage(path, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (tmp, (path, _)) in staged.into_iter().zip(files) {
+            store::persist(tmp, path)?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes a run to disk as its events arrive, then passes each event on.
 pub struct Recorder<S: EventSink> {
     inner: S,
+    files: Arc<dyn RunFiles>,
     dir: PathBuf,
     rows: Vec<EpochRow>,
     summary: Summary,
+    /// The rows and summary the files hold (as of the last saved epoch).
+    saved: (usize, Summary),
     skips_on: bool,
-    /// The first write that failed (the run goes on; the caller reports it).
-    error: Arc<Mutex<Option<RunError>>>,
 }
 
 impl<S: EventSink> Recorder<S> {
-    /// Writes `experiment.ron` and a `running` summary into `dir` right away, so a problem
+    /// Writes `experiment.ron` and a `Running` summary into `dir` right away, so a problem
     /// with the folder shows before training starts.
     pub fn start(
         inner: S,
+        files: Arc<dyn RunFiles>,
         dir: PathBuf,
         experiment: &Experiment,
         topology: &Topology,
         device: &str,
     ) -> Result<Self, RunError> {
-        write_atomically(&dir.join(EXPERIMENT), experiment.to_ron().as_bytes())?;
-        let skip_star = experiment.schedule.is_some();
-        let recorder = Self {
+        let summary = Summary::new(topology, device);
+        files.replace(&[
+            (dir.join(EXPERIMENT), experiment.to_ron().into_bytes()),
+            (dir.join(SUMMARY), summary.to_ron().into_bytes()),
+        ])?;
+        Ok(Self {
             inner,
+            files,
             rows: Vec::new(),
-            summary: Summary {
-                status: "running".into(),
-                epochs_done: 0,
-                best_val_accuracy: None,
-                best_epoch: None,
-                test_accuracy: None,
-                params: topology.param_count(),
-                macs_per_sample: topology.macs_per_sample(),
-                mean_epoch_seconds: None,
-                device: device.to_string(),
-                started: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                    .to_string(),
-                skips_enabled_after: None,
-            },
-            skips_on: !skip_star && !topology.skips().is_empty(),
-            error: Arc::new(Mutex::new(None)),
+            saved: (0, summary.clone()),
+            summary,
+            skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
-        };
-        recorder.write_summary()?;
-        Ok(recorder)
+        })
     }
 
     /// Continues writing a saved run (`skiplab resume`): its rows and summary go on.
-    pub fn resume(inner: S, saved: &SavedRun) -> Result<Self, RunError> {
+    pub fn resume(inner: S, files: Arc<dyn RunFiles>, saved: &SavedRun) -> Result<Self, RunError> {
+        // This process owns the folder now: whatever a killed one left half-written goes.
+        remove_stale_temps(&saved.dir, Duration::ZERO);
         let mut summary = saved.summary.clone();
-        summary.status = "running".into();
-        let recorder = Self {
+        summary.status = Status::Running;
+        files.replace(&[(saved.dir.join(SUMMARY), summary.to_ron().into_bytes())])?;
+        Ok(Self {
             inner,
+            files,
             dir: saved.dir.clone(),
             rows: saved.epochs.clone(),
+            saved: (saved.epochs.len(), summary.clone()),
             summary,
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
-            error: Arc::new(Mutex::new(None)),
-        };
-        recorder.write_summary()?;
-        Ok(recorder)
+        })
     }
 
-    /// Where a failed write is reported (shared, so it can be read after the run).
-    pub fn error_slot(&self) -> Arc<Mutex<Option<RunError>>> {
-        Arc::clone(&self.error)
-    }
-
-    fn write_summary(&self) -> Result<(), RunError> {
-        let text = ron::ser::to_string_pretty(&self.summary, Default::default())
-            .map_err(|e| err(&self.dir.join(SUMMARY), e.to_string()))?;
-        write_atomically(&self.dir.join(SUMMARY), text.as_bytes()).map_err(RunError::from)
-    }
-
-    fn write_metrics(&self) -> Result<(), RunError> {
+    fn metrics_csv(&self) -> Result<Vec<u8>, RunError> {
         let path = self.dir.join(METRICS);
         let mut writer = csv::Writer::from_writer(Vec::new());
         for row in &self.rows {
@@ -262,56 +451,44 @@ impl<S: EventSink> Recorder<S> {
                 .serialize(row)
                 .map_err(|e| err(&path, e.to_string()))?;
         }
-        let bytes = writer.into_inner().map_err(|e| err(&path, e.to_string()))?;
-        write_atomically(&path, &bytes).map_err(RunError::from)
+        writer.into_inner().map_err(|e| err(&path, e.to_string()))
     }
 
-    fn record(&mut self, result: Result<(), RunError>) {
-        if let Err(e) = result {
-            let mut slot = self.error.lock().expect("not poisoned");
-            slot.get_or_insert(e);
-        }
-    }
-
-    fn observe(&mut self, event: &TrainEvent) {
-        match event {
-            TrainEvent::Epoch(m) => {
-                self.rows.push(EpochRow::from_metrics(m, self.skips_on));
-                let s = &mut self.summary;
-                s.epochs_done = m.epoch;
-                if s.best_val_accuracy.is_none_or(|b| m.val_accuracy > b) {
-                    s.best_val_accuracy = Some(m.val_accuracy);
-                    s.best_epoch = Some(m.epoch);
-                }
-                s.mean_epoch_seconds =
-                    Some(self.rows.iter().map(|r| r.seconds).sum::<f64>() / self.rows.len() as f64);
-                let written = self.write_metrics().and_then(|()| self.write_summary());
-                self.record(written);
-            }
-            TrainEvent::SkipsEnabled { after_epoch, .. } => {
-                self.skips_on = true;
-                self.summary.skips_enabled_after = Some(*after_epoch);
-                let written = self.write_summary();
-                self.record(written);
-            }
-            TrainEvent::Ended {
-                status,
-                test_accuracy,
-                ..
-            } => {
-                self.summary.status = status_text(status);
-                self.summary.test_accuracy = *test_accuracy;
-                let written = self.write_summary();
-                self.record(written);
-            }
-            _ => {}
-        }
+    /// Saves epoch `epoch`: weights, metrics and summary together, or none of them.
+    fn save_epoch(
+        &mut self,
+        epoch: usize,
+        topology: &Topology,
+        params: &[HostParam],
+    ) -> Result<(), RunError> {
+        let weights = weights_bytes(&self.dir.join(WEIGHTS), topology, params, epoch)?;
+        self.files.replace(&[
+            (self.dir.join(WEIGHTS), weights),
+            (self.dir.join(METRICS), self.metrics_csv()?),
+            (self.dir.join(SUMMARY), self.summary.to_ron().into_bytes()),
+        ])
     }
 }
 
 impl<S: EventSink> EventSink for Recorder<S> {
-    fn emit(&mut self, event: TrainEvent) -> bool {
-        self.observe(&event);
+    fn emit(&mut self, mut event: TrainEvent) -> bool {
+        self.summary.observe(&event);
+        match &mut event {
+            // Kept in memory until the epoch's weights arrive: the three files change together.
+            TrainEvent::Epoch(m) => self.rows.push(EpochRow::from_metrics(m, self.skips_on)),
+            TrainEvent::SkipsEnabled { .. } => self.skips_on = true,
+            TrainEvent::Ended { status, .. } => {
+                let path = self.dir.join(SUMMARY);
+                let written = self
+                    .files
+                    .replace(&[(path, self.summary.to_ron().into_bytes())]);
+                if let (Err(e), false) = (written, matches!(status, RunStatus::Failed(_))) {
+                    // Say so: the files still claim the run is running.
+                    *status = RunStatus::Failed(format!("could not save the summary: {e}"));
+                }
+            }
+            _ => {}
+        }
         self.inner.emit(event)
     }
 
@@ -319,19 +496,36 @@ impl<S: EventSink> EventSink for Recorder<S> {
         true
     }
 
-    fn checkpoint(&mut self, _epoch: usize, topology: &Topology, params: Vec<HostParam>) {
-        let written = write_weights(&self.dir.join(WEIGHTS), topology, &params);
-        self.record(written);
+    fn checkpoint(
+        &mut self,
+        epoch: usize,
+        topology: &Topology,
+        params: Vec<HostParam>,
+    ) -> Result<(), String> {
+        match self.save_epoch(epoch, topology, &params) {
+            Ok(()) => {
+                self.saved = (self.rows.len(), self.summary.clone());
+                Ok(())
+            }
+            Err(e) => {
+                // Back to what the files hold, so the final summary agrees with them.
+                self.rows.truncate(self.saved.0);
+                self.summary = self.saved.1.clone();
+                Err(format!("could not save epoch {epoch}: {e}"))
+            }
+        }
     }
 }
 
-/// The weights as safetensors (f32, row-major), with the topology (JSON) in the metadata
-/// under `skiplab.topology`.
-pub fn write_weights(
+/// The weights as safetensors (f32, row-major), with the topology (JSON) and the epoch they
+/// were taken after in the metadata (`skiplab.topology`, `skiplab.epoch`). `path` only
+/// names the file in errors.
+pub fn weights_bytes(
     path: &Path,
     topology: &Topology,
     params: &[HostParam],
-) -> Result<(), RunError> {
+    epoch: usize,
+) -> Result<Vec<u8>, RunError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
         .map(|p| {
@@ -348,29 +542,46 @@ pub fn write_weights(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let topology_json = serde_json::to_string(topology).map_err(|e| err(path, e.to_string()))?;
-    let metadata = HashMap::from([("skiplab.topology".to_string(), topology_json)]);
-    let serialized =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| err(path, e.to_string()))?;
-    write_atomically(path, &serialized).map_err(RunError::from)
+    let metadata = HashMap::from([
+        ("skiplab.topology".to_string(), topology_json),
+        ("skiplab.epoch".to_string(), epoch.to_string()),
+    ]);
+    safetensors::serialize(views, Some(metadata)).map_err(|e| err(path, e.to_string()))
 }
 
-/// Reads weights back: the topology from the metadata and every parameter.
-pub fn read_weights(path: &Path) -> Result<(Topology, Vec<HostParam>), RunError> {
+/// Weights as read back from a run folder.
+#[derive(Clone, Debug)]
+pub struct Weights {
+    pub topology: Topology,
+    pub params: Vec<HostParam>,
+    /// The epoch they were saved after (absent in files from before it was recorded).
+    pub epoch: Option<usize>,
+}
+
+/// Reads weights back: the topology and epoch from the metadata and every parameter. The
+/// topology is validated (its size included) before anything is built from it.
+pub fn read_weights(path: &Path) -> Result<Weights, RunError> {
     let bytes = std::fs::read(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
     let corrupt = |e: safetensors::SafeTensorError| {
         err(path, format!("not a readable safetensors file: {e}"))
     };
     let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
+    let metadata = metadata.metadata().clone().unwrap_or_default();
     let topology_json = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("skiplab.topology"))
+        .get("skiplab.topology")
         .ok_or_else(|| err(path, "has no skiplab.topology in its metadata"))?;
     let topology: Topology = serde_json::from_str(topology_json)
         .map_err(|e| err(path, format!("its topology metadata is unreadable: {e}")))?;
     topology
         .validate()
         .map_err(|e| err(path, format!("its topology is invalid: {e}")))?;
+    let epoch = match metadata.get("skiplab.epoch") {
+        None => None,
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| err(path, format!("its epoch metadata `{text}` is not a number")))?,
+        ),
+    };
     let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(corrupt)?;
     let mut params = Vec::new();
     for (name, view) in tensors.tensors() {
@@ -392,7 +603,11 @@ pub fn read_weights(path: &Path) -> Result<(Topology, Vec<HostParam>), RunError>
         });
     }
     params.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((topology, params))
+    Ok(Weights {
+        topology,
+        params,
+        epoch,
+    })
 }
 
 /// A saved run as read back from its folder.
@@ -405,6 +620,45 @@ pub struct SavedRun {
     pub summary: Summary,
 }
 
+impl SavedRun {
+    /// The saved weights, checked to belong to this run: the network `experiment.ron`
+    /// trains (for a skip* run still in its first phase, that network without skips) and the
+    /// epoch the metrics end with. Another run's weights copied in are refused, never trained.
+    pub fn weights_to_resume(&self) -> Result<Weights, RunError> {
+        let path = self.dir.join(WEIGHTS);
+        let weights = read_weights(&path)?;
+        let mut expected = self
+            .experiment
+            .topology()
+            .map_err(|e| err(&self.dir.join(EXPERIMENT), e.to_string()))?;
+        if self.experiment.schedule.is_some() && self.summary.skips_enabled_after.is_none() {
+            expected
+                .apply_skips(&SkipSelection::None)
+                .expect("removing skips always fits");
+        }
+        if weights.topology != expected {
+            return Err(err(
+                &path,
+                format!(
+                    "holds the weights of {}, but {EXPERIMENT} trains {}; they belong to another run, so this one cannot resume from them",
+                    weights.topology.summary(),
+                    expected.summary()
+                ),
+            ));
+        }
+        if let Some(epoch) = weights.epoch.filter(|&e| e != self.epochs.len()) {
+            return Err(err(
+                &path,
+                format!(
+                    "holds the weights after epoch {epoch}, but {METRICS} has {} epochs; the folder is inconsistent",
+                    self.epochs.len()
+                ),
+            ));
+        }
+        Ok(weights)
+    }
+}
+
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, RunError> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| err(path, e.to_string()))?;
     reader
@@ -414,21 +668,34 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, RunError> {
         .collect()
 }
 
+/// How old a temporary file must be before a reader removes it: a write takes far less, so
+/// older ones were left by a killed process.
+pub const STALE_TEMP: Duration = Duration::from_secs(10 * 60);
+
+/// Removes the temporary files (`.tmp*`) a killed write left in `dir`, if at least `age` old.
+pub fn remove_stale_temps(dir: &Path, age: Duration) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let is_temp = entry.file_name().to_string_lossy().starts_with(".tmp");
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a >= age);
+        if is_temp && old_enough && entry.path().is_file() {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
+}
+
 pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
+    remove_stale_temps(dir, STALE_TEMP);
     let experiment =
         Experiment::load(&dir.join(EXPERIMENT)).map_err(|e| err(&e.path, e.to_string()))?;
     let summary_path = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&summary_path)
         .map_err(|e| err(&summary_path, format!("cannot read: {e}")))?;
-    let summary: Summary = ron::from_str(&text).map_err(|e| {
-        err(
-            &summary_path,
-            format!(
-                "line {}, column {}: {}",
-                e.span.start.line, e.span.start.col, e.code
-            ),
-        )
-    })?;
+    let summary = Summary::from_ron(&text, &summary_path)?;
     let metrics_path = dir.join(METRICS);
     let epochs = if metrics_path.exists() {
         read_metrics(&metrics_path)?
@@ -461,13 +728,18 @@ pub fn list_runs(saves: &Path) -> Vec<Result<SavedRun, RunError>> {
     dirs.iter().map(|d| load_run(d)).collect()
 }
 
-/// Finds a run by id, by a unique prefix of it, or by path.
+/// Finds a run by its id (an exact id always wins), by a path to its folder, or by a prefix
+/// of the id that only one run has.
 pub fn find_run(saves: &Path, key: &str) -> Result<PathBuf, RunError> {
+    let exact = saves.join(key);
+    if !key.is_empty() && exact.join(EXPERIMENT).exists() {
+        return Ok(exact);
+    }
     let as_path = Path::new(key);
     if as_path.join(EXPERIMENT).exists() {
         return Ok(as_path.to_path_buf());
     }
-    let matches: Vec<PathBuf> = std::fs::read_dir(saves)
+    let mut matches: Vec<PathBuf> = std::fs::read_dir(saves)
         .map_err(|e| err(saves, format!("cannot list: {e}")))?
         .flatten()
         .map(|e| e.path())
@@ -477,12 +749,29 @@ pub fn find_run(saves: &Path, key: &str) -> Result<PathBuf, RunError> {
                     .is_some_and(|n| n.to_string_lossy().starts_with(key))
         })
         .collect();
+    matches.sort();
     match matches.len() {
-        1 => Ok(matches.into_iter().next().expect("one")),
+        1 => Ok(matches.remove(0)),
         0 => Err(err(&saves.join(key), "no saved run by that id")),
-        n => Err(err(
-            &saves.join(key),
-            format!("{n} saved runs start with that; give more of the id"),
-        )),
+        n => {
+            let names: Vec<String> = matches
+                .iter()
+                .take(4)
+                .map(|p| {
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            Err(err(
+                &saves.join(key),
+                format!(
+                    "{n} saved runs start with that ({}{}); give more of the id",
+                    names.join(", "),
+                    if n > 4 { ", ..." } else { "" }
+                ),
+            ))
+        }
     }
 }

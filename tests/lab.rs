@@ -2,12 +2,14 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use skiplab::device::Device;
+use skiplab::session::{Session, Settings, Threads};
 use skiplab::topology::ImageShape;
 use skiplab::tui::app::{App, RunState};
 use skiplab::tui::{self, AppEvent};
@@ -22,13 +24,14 @@ fn press(tx: &mpsc::Sender<AppEvent>, code: KeyCode) {
 
 #[test]
 fn event_loop_trains_a_run_in_the_background_and_quits() {
-    let data = Arc::new(skiplab::data::builtin());
     let (tx, rx) = mpsc::channel();
     let app = App::new(ImageShape::new(1, 28, 28), 10, "builtin");
+    let settings = Settings::new(Device::Cpu, "data".into(), None);
+    let session = Session::new(settings, Box::new(Threads), tui::outlet(tx.clone())).unwrap();
     let loop_tx = tx.clone();
     let lab = std::thread::spawn(move || {
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        tui::start(&mut terminal, app, data, loop_tx, rx).unwrap()
+        tui::start(&mut terminal, app, session, loop_tx, rx).unwrap()
     });
     press(&tx, KeyCode::Char(' ')); // skip 0-2 on
     press(&tx, KeyCode::Char('t'));
@@ -172,7 +175,7 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     assert_eq!(runs.len(), 1);
     let saved = runs.into_iter().next().unwrap().unwrap();
     assert_eq!(saved.epochs.len(), 2);
-    assert_eq!(saved.summary.status, "finished");
+    assert_eq!(saved.summary.status, skiplab::runs::Status::Finished);
     // Save the topology as a preset, find it in the picker.
     tmux(&["send-keys", "-t", &session, "S"]);
     wait_for(&session, "the name prompt", Duration::from_secs(10), |s| {

@@ -11,8 +11,8 @@ use dfdx::prelude::*;
 use skiplab::data::{self, PreparedData};
 use skiplab::experiment::{list_presets, Experiment};
 use skiplab::net::Network;
-use skiplab::runs::{self, Recorder};
-use skiplab::train::{self, EpochMetrics, Schedule, TrainEvent, Trainer};
+use skiplab::runs::{self, Recorder, Status};
+use skiplab::train::{self, EpochMetrics, RunStatus, Schedule, TrainEvent, Trainer};
 
 fn presets_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("presets")
@@ -99,13 +99,20 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
     let tmp = tempfile::tempdir().unwrap();
     let (id, dir) = runs::create_run_dir(tmp.path(), "quick").unwrap();
     let (tx, rx) = mpsc::channel();
-    let mut recorder = Recorder::start(tx, dir.clone(), &experiment, &topology, "cpu").unwrap();
+    let mut recorder = Recorder::start(
+        tx,
+        Arc::new(runs::Disk),
+        dir.clone(),
+        &experiment,
+        &topology,
+        "cpu",
+    )
+    .unwrap();
     let dev = Cpu::default();
     let mut trainer =
         Trainer::new(topology, Arc::clone(&data), experiment.train_config(), &dev).unwrap();
     let (_commands_tx, commands) = mpsc::channel();
-    trainer.run(&mut recorder, &commands);
-    assert!(recorder.error_slot().lock().unwrap().is_none());
+    assert_eq!(trainer.run(&mut recorder, &commands), RunStatus::Finished);
     let metrics: Vec<EpochMetrics> = rx
         .try_iter()
         .filter_map(|e| match e {
@@ -118,12 +125,17 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
     let saved = runs::load_run(&dir).unwrap();
     assert_eq!(saved.id, id);
     assert_eq!(saved.experiment, experiment);
-    assert_eq!(saved.summary.status, "finished");
+    assert_eq!(saved.summary.status, Status::Finished);
     assert_eq!(saved.summary.epochs_done, 2);
     let loaded: Vec<EpochMetrics> = saved.epochs.iter().map(|r| r.to_metrics()).collect();
     assert_eq!(loaded, metrics, "metrics survive the CSV exactly");
 
-    let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
+    let runs::Weights {
+        topology,
+        params,
+        epoch,
+    } = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
+    assert_eq!(epoch, Some(2));
     assert_eq!(&topology, trainer.network().topology());
     let mut net = Network::<f32, Cpu>::new(topology, &dev, 99).unwrap();
     net.import(&params).unwrap();
@@ -254,12 +266,13 @@ impl train::EventSink for Watch {
         epoch: usize,
         topology: &skiplab::topology::Topology,
         _: Vec<skiplab::net::HostParam>,
-    ) {
+    ) -> Result<(), String> {
         self.0
             .lock()
             .unwrap()
             .checkpoints
             .push((epoch, topology.skips().len()));
+        Ok(())
     }
 }
 
@@ -387,9 +400,11 @@ fn a_killed_training_keeps_every_finished_epoch_readable() {
         assert_eq!(row.epoch, i + 1);
         assert!(row.val_accuracy > 0.0);
     }
-    assert_eq!(saved.summary.status, "running", "killed runs say so");
+    assert_eq!(saved.summary.status, Status::Running, "killed runs say so");
     assert!(saved.summary.epochs_done >= 3);
-    let (topology, params) = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
+    let runs::Weights {
+        topology, params, ..
+    } = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
     let mut net = Network::<f32, Cpu>::new(topology, &Cpu::default(), 1).unwrap();
     net.import(&params).unwrap();
 }
@@ -402,7 +417,7 @@ fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
     let id = runs::list_runs(tmp.path())[0].as_ref().unwrap().id.clone();
     let before = runs::read_weights(&tmp.path().join(&id).join(runs::WEIGHTS))
         .unwrap()
-        .1;
+        .params;
     let (code, out, err) = skiplab(&["resume", &id[..12], "--epochs", "1"], tmp.path());
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("after epoch 2 for 1 more"), "{out}");
@@ -410,10 +425,10 @@ fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
     let epochs: Vec<usize> = saved.epochs.iter().map(|r| r.epoch).collect();
     assert_eq!(epochs, [1, 2, 3]);
     assert_eq!(saved.summary.epochs_done, 3);
-    assert_eq!(saved.summary.status, "finished");
+    assert_eq!(saved.summary.status, Status::Finished);
     let after = runs::read_weights(&tmp.path().join(&id).join(runs::WEIGHTS))
         .unwrap()
-        .1;
+        .params;
     assert_ne!(before, after, "the weights trained on");
     assert_eq!(runs::list_runs(tmp.path()).len(), 1, "no new folder");
 }

@@ -3,6 +3,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use skiplab::runs::Summary;
+use skiplab::session::{RunInfo, SessionEvent, Update};
 use skiplab::topology::{ImageShape, SkipEdge, SkipSelection};
 use skiplab::train::{EpochMetrics, RunStatus, TrainEvent};
 use skiplab::tui::app::{App, Mode};
@@ -20,6 +22,26 @@ fn key(app: &mut App, code: KeyCode) {
 
 fn lab() -> App {
     App::new(ImageShape::new(1, 28, 28), 10, "builtin")
+}
+
+/// What the session reports when run `run` of the lab's topology is queued.
+fn queued(app: &App, run: usize) -> SessionEvent {
+    let info = RunInfo {
+        experiment: app.experiment(),
+        topology: app.topology.clone(),
+        config: app.form.config(),
+    };
+    SessionEvent {
+        run,
+        update: Update::Queued(Box::new(info)),
+    }
+}
+
+fn train(run: usize, event: TrainEvent) -> SessionEvent {
+    SessionEvent {
+        run,
+        update: Update::Train(event),
+    }
 }
 
 fn epoch(epoch: usize, train: f64, val: f64, skips: &[(SkipEdge, f64)]) -> TrainEvent {
@@ -64,9 +86,9 @@ fn cnn_diagram_with_the_papers_skips() {
 fn runs_with_sparklines_side_by_side() {
     let mut app = lab();
     app.topology.apply_skips(&SkipSelection::All).unwrap();
-    let config = app.form.config();
-    app.queue_run(config.clone());
-    app.queue_run(config);
+    for run in [1, 2] {
+        app.on_session(queued(&app, run));
+    }
     let w = [
         (SkipEdge::new(0, 2), 0.043),
         (SkipEdge::new(0, 3), 0.027),
@@ -89,38 +111,36 @@ fn runs_with_sparklines_side_by_side() {
         ],
     ];
     for (run, curve) in [1, 2].into_iter().zip(curves) {
-        app.handle_train_event(
-            run,
-            TrainEvent::Started {
-                params: 1,
-                steps_per_epoch: 140,
-                train_samples: 9000,
-                val_samples: 1000,
-            },
-        );
+        let started = TrainEvent::Started {
+            params: 1,
+            steps_per_epoch: 140,
+            train_samples: 9000,
+            val_samples: 1000,
+            test_samples: 2000,
+        };
+        app.on_session(train(run, started));
         for (e, (t, v)) in curve.into_iter().enumerate() {
-            app.handle_train_event(run, epoch(e + 1, t, v, &w));
+            app.on_session(train(run, epoch(e + 1, t, v, &w)));
         }
         if run == 1 {
-            app.handle_train_event(
+            let mut summary = Summary::new(&app.topology, "cpu");
+            summary.test_accuracy = Some(0.85);
+            app.on_session(SessionEvent {
                 run,
-                TrainEvent::Ended {
+                update: Update::Ended {
                     status: RunStatus::Finished,
-                    epochs_done: 5,
-                    test_accuracy: Some(0.85),
+                    summary: Box::new(summary),
                 },
-            );
+            });
         }
     }
-    app.handle_train_event(
-        2,
-        TrainEvent::Progress {
-            epoch: 6,
-            step: 70,
-            steps_per_epoch: 140,
-            loss: 0.4,
-        },
-    );
+    let progress = TrainEvent::Progress {
+        epoch: 6,
+        step: 70,
+        steps_per_epoch: 140,
+        loss: 0.4,
+    };
+    app.on_session(train(2, progress));
     app.selected_run = Some(0);
     insta::assert_snapshot!("runs", render(&mut app, 80, 24));
     app.mode = Mode::Compare;

@@ -9,7 +9,7 @@ use skiplab::data::{self, PreparedData};
 use skiplab::net::optim::OptimizerConfig;
 use skiplab::net::Network;
 use skiplab::topology::{MlpSpec, SkipEdge, SkipSelection, Topology};
-use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, Trainer};
+use skiplab::train::{self, RunStatus, TrainConfig, TrainEvent, TrainJob, Trainer};
 
 fn builtin(seed: u64) -> Arc<PreparedData> {
     Arc::new(PreparedData::prepare(&data::builtin(), 0.1, seed))
@@ -57,7 +57,7 @@ fn same_seed_gives_identical_losses_and_another_seed_does_not() {
 /// Collects every event of a run.
 fn run_to_end(topology: Topology, cfg: TrainConfig) -> Vec<TrainEvent> {
     let (tx, rx) = mpsc::channel();
-    let handle = train::spawn_cpu(topology, builtin(cfg.seed), cfg, tx).unwrap();
+    let handle = train::spawn(TrainJob::new(topology, builtin(cfg.seed), cfg), tx);
     let events: Vec<TrainEvent> = rx.iter().collect();
     handle.join();
     events
@@ -123,11 +123,11 @@ fn nan_loss_ends_the_run_as_diverged_without_panicking() {
 fn pause_resume_and_stop_are_obeyed() {
     let (tx, rx) = mpsc::channel();
     let cfg = config(OptimizerConfig::sgd(0.01, 0.9, 0.0), 50, 1);
-    let handle = train::spawn_cpu(paper_mlp_all_skips(), builtin(1), cfg, tx).unwrap();
+    let handle = train::spawn(TrainJob::new(paper_mlp_all_skips(), builtin(1), cfg), tx);
     handle.pause();
     let next = |rx: &mpsc::Receiver<TrainEvent>| loop {
         match rx.recv_timeout(Duration::from_secs(60)).expect("an event") {
-            TrainEvent::Progress { .. } | TrainEvent::Epoch(_) => continue,
+            TrainEvent::Preparing | TrainEvent::Progress { .. } | TrainEvent::Epoch(_) => continue,
             e => return e,
         }
     };

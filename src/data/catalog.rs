@@ -108,6 +108,18 @@ pub struct Download {
     pub bytes: Option<u64>,
 }
 
+impl Download {
+    /// The most a download of this file may take: its known size and a margin, or, where
+    /// the size is not pinned (EMNIST's gzip.zip, about 535 MB), a ceiling of 1 GiB. A
+    /// server offering more is refused before a byte is written.
+    pub fn max_bytes(&self) -> u64 {
+        match self.bytes {
+            Some(b) => b + b / 20 + (1 << 20),
+            None => 1 << 30,
+        }
+    }
+}
+
 /// A file of the finished data set folder.
 #[derive(Clone, Copy, Debug)]
 pub struct Member {

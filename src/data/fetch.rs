@@ -26,6 +26,11 @@ pub enum FetchError {
     },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// The server offers (or sent) more than the file can be; nothing is kept.
+    #[error(
+        "{url}: the server offers {bytes} bytes, more than the {limit} this file can be; refused"
+    )]
+    TooLarge { url: String, bytes: u64, limit: u64 },
 }
 
 impl FetchError {
@@ -53,11 +58,13 @@ pub fn agent() -> ureq::Agent {
 }
 
 /// Downloads `url` into `part`, appending to what `part` already holds when the server
-/// honours a range request. Returns the final size.
+/// honours a range request, and refusing to hold more than `max_bytes`. Returns the final
+/// size.
 pub fn download(
     agent: &ureq::Agent,
     url: &str,
     part: &Path,
+    max_bytes: u64,
     on_progress: OnProgress,
 ) -> Result<u64, FetchError> {
     let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
@@ -93,7 +100,15 @@ pub fn download(
             })
         }
     };
-    let expected = content_length.map(|n| n + start);
+    let expected = content_length.map(|n| n.saturating_add(start));
+    let too_large = |bytes: u64| FetchError::TooLarge {
+        url: url.to_string(),
+        bytes,
+        limit: max_bytes,
+    };
+    if let Some(claimed) = expected.filter(|&n| n > max_bytes) {
+        return Err(too_large(claimed));
+    }
     let mut body = response.into_body().into_reader();
     let mut done = start;
     let mut buffer = vec![0u8; 256 * 1024];
@@ -112,9 +127,13 @@ pub fn download(
                 });
             }
         };
+        done += n as u64;
+        if done > max_bytes {
+            // A server that sends more than it announced (or announced nothing).
+            return Err(too_large(done));
+        }
         file.write_all(&buffer[..n])
             .map_err(|e| FetchError::io(part, e))?;
-        done += n as u64;
         on_progress(done, expected);
     }
     file.sync_all().map_err(|e| FetchError::io(part, e))?;

@@ -251,18 +251,25 @@ pub fn load_emnist_letters(dir: &Path) -> Result<Dataset, DataError> {
     })
 }
 
-/// Loads a data set: the built-in one, or `data_dir/<name>/`.
-pub fn load(name: DatasetName, data_dir: &Path) -> Result<Dataset, DataError> {
+/// Why `name` cannot be loaded from `data_dir` before reading a byte: its folder is absent.
+pub fn missing(name: DatasetName, data_dir: &Path) -> Option<DataError> {
     let dir = data_dir.join(name.as_str());
-    if name != DatasetName::Builtin && !dir.is_dir() {
-        return Err(DataError::new(
+    (name != DatasetName::Builtin && !dir.is_dir()).then(|| {
+        DataError::new(
             &dir,
             format!(
                 "missing: `skiplab data fetch {name}` downloads it, `skiplab data import {name} PATH` takes files you have (or set --data-dir / SKIPLAB_DATA_DIR)"
             ),
-        ));
+        )
+    })
+}
+
+/// Loads a data set: the built-in one, or `data_dir/<name>/`.
+pub fn load(name: DatasetName, data_dir: &Path) -> Result<Dataset, DataError> {
+    if let Some(missing) = missing(name, data_dir) {
+        return Err(missing);
     }
-    store::load_from(name, &dir)
+    store::load_from(name, &data_dir.join(name.as_str()))
 }
 
 /// Per-channel mean and standard deviation, computed on the training split only.

@@ -186,6 +186,13 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>, DataError> {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// crash leaves the old file or the new one, never a mix.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    persist(stage(path, bytes)?, path)
+}
+
+/// The first half of an atomic write: `bytes` in a synced temporary file beside `path`
+/// (`.tmpXXXXXX`, removed again if it is dropped unpersisted). Staging several files before
+/// renaming any keeps a group of files consistent when one of the writes fails.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, DataError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| err(dir, format!("cannot write here: {e}")))?;
@@ -200,7 +207,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| err(path, format!("cannot write: {e}")))?;
-    tmp.persist(path)
+    Ok(tmp)
+}
+
+/// The second half: the staged file takes `path`'s place.
+pub fn persist(staged: tempfile::NamedTempFile, path: &Path) -> Result<(), DataError> {
+    staged
+        .persist(path)
         .map_err(|e| err(path, format!("cannot write: {}", e.error)))?;
     Ok(())
 }
@@ -343,7 +356,18 @@ pub fn fetch(
     mirror: Option<&str>,
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<Manifest, DataError> {
-    let entry = entry_for(name)?;
+    fetch_entry(data_dir, entry_for(name)?, mirror, on_event)
+}
+
+/// [`fetch`] for a catalog entry given whole (tests serve small real files under their own
+/// checksums and sizes).
+pub fn fetch_entry(
+    data_dir: &Path,
+    entry: &Entry,
+    mirror: Option<&str>,
+    on_event: &mut dyn FnMut(FetchEvent),
+) -> Result<Manifest, DataError> {
+    let name = entry.name;
     let partial = data_dir.join(PARTIAL).join(name.as_str());
     std::fs::create_dir_all(&partial).map_err(|e| err(&partial, format!("cannot create: {e}")))?;
     let agent = fetch::agent();
@@ -365,7 +389,7 @@ pub fn fetch(
                     total: t.or(download.bytes),
                 })
             };
-            match fetch::download(&agent, url, &part, &mut report) {
+            match fetch::download(&agent, url, &part, download.max_bytes(), &mut report) {
                 Ok(_) => {
                     last_error = None;
                     break;

@@ -88,11 +88,14 @@ pub enum RunStatus {
 /// What the trainer reports.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainEvent {
+    /// The run's thread is loading or splitting its data (the first event of a spawned run).
+    Preparing,
     Started {
         params: usize,
         steps_per_epoch: usize,
         train_samples: usize,
         val_samples: usize,
+        test_samples: usize,
     },
     /// Within an epoch; sent at most every [`PROGRESS_INTERVAL`].
     Progress {
@@ -135,8 +138,33 @@ pub trait EventSink: Send + 'static {
         false
     }
 
-    /// The network after epoch `epoch` (after a skip* switch, with its new topology).
-    fn checkpoint(&mut self, _epoch: usize, _topology: &Topology, _params: Vec<HostParam>) {}
+    /// The network after epoch `epoch` (after a skip* switch, with its new topology). An
+    /// error (the run could not be saved) ends the run as failed with that message.
+    fn checkpoint(
+        &mut self,
+        _epoch: usize,
+        _topology: &Topology,
+        _params: Vec<HostParam>,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl EventSink for Box<dyn EventSink> {
+    fn emit(&mut self, event: TrainEvent) -> bool {
+        (**self).emit(event)
+    }
+    fn wants_checkpoints(&self) -> bool {
+        (**self).wants_checkpoints()
+    }
+    fn checkpoint(
+        &mut self,
+        epoch: usize,
+        topology: &Topology,
+        params: Vec<HostParam>,
+    ) -> Result<(), String> {
+        (**self).checkpoint(epoch, topology, params)
+    }
 }
 
 impl EventSink for Sender<TrainEvent> {
@@ -424,6 +452,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
             steps_per_epoch: steps,
             train_samples: self.data.train.len(),
             val_samples: self.data.val.len(),
+            test_samples: self.data.test.len(),
         };
         let status = if events.emit(started) {
             self.run_epochs(events, commands)
@@ -516,7 +545,11 @@ impl<D: NetDevice<f32>> Trainer<D> {
                 }
             }
             if events.wants_checkpoints() {
-                events.checkpoint(epoch, self.net.topology(), self.net.export());
+                if let Err(message) =
+                    events.checkpoint(epoch, self.net.topology(), self.net.export())
+                {
+                    return RunStatus::Failed(message);
+                }
             }
         }
         RunStatus::Finished
@@ -581,6 +614,18 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
+    /// Runs `body` on a new trainer thread; it receives the run's commands.
+    pub fn spawn(body: impl FnOnce(Receiver<Command>) -> RunStatus + Send + 'static) -> Self {
+        let (commands, command_rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(TRAINER_THREAD.into())
+            .spawn(move || body(command_rx))
+            .expect("spawning a thread");
+        RunHandle {
+            commands,
+            thread: Some(thread),
+        }
+    }
     pub fn send(&self, command: Command) {
         // A finished run has dropped its receiver; commands to it have nothing to do.
         let _ = self.commands.send(command);
@@ -607,19 +652,6 @@ impl RunHandle {
     }
 }
 
-/// Starts training `topology` on the CPU in a background thread.
-pub fn spawn_cpu(
-    topology: Topology,
-    data: Arc<PreparedData>,
-    config: TrainConfig,
-    events: impl EventSink,
-) -> Result<RunHandle, TrainError> {
-    spawn(topology, data, config, crate::device::Device::Cpu, events)
-}
-
-/// Starts training `topology` on `device` in a background thread. Setup errors (a topology
-/// that does not fit the data) are returned at once; everything after, a device that fails
-/// to start included, arrives as events.
 /// Where a resumed run continues from: its saved weights and the epochs it has done.
 #[derive(Clone, Debug)]
 pub struct Resume {
@@ -627,67 +659,92 @@ pub struct Resume {
     pub epochs_done: usize,
 }
 
-pub fn spawn(
-    topology: Topology,
-    data: Arc<PreparedData>,
-    config: TrainConfig,
-    device: crate::device::Device,
-    events: impl EventSink,
-) -> Result<RunHandle, TrainError> {
-    spawn_from(topology, data, config, device, events, None)
+/// Produces a run's data on the run's own thread (loading and splitting can take seconds).
+pub type DataSource = Box<dyn FnOnce() -> Result<Arc<PreparedData>, String> + Send>;
+
+/// Everything a trainer thread needs.
+pub struct TrainJob {
+    pub topology: Topology,
+    pub config: TrainConfig,
+    pub device: crate::device::Device,
+    /// Continue from saved weights (epochs are numbered on from the saved ones; the
+    /// optimiser's momentum starts afresh).
+    pub resume: Option<Resume>,
+    pub data: DataSource,
 }
 
-/// Like [`spawn`], continuing from saved weights when `resume` is given (epochs are then
-/// numbered on from the saved ones; the optimiser's momentum starts afresh).
-pub fn spawn_from(
-    topology: Topology,
-    data: Arc<PreparedData>,
-    config: TrainConfig,
-    device: crate::device::Device,
-    mut events: impl EventSink,
-    resume: Option<Resume>,
-) -> Result<RunHandle, TrainError> {
-    check_setup(&topology, &data, &config)?;
-    let (commands, command_rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(TRAINER_THREAD.into())
-        .spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_on_device(
-                    device,
-                    topology,
-                    data,
-                    config,
-                    resume,
-                    &mut events,
-                    &command_rx,
-                )
-            }));
-            let status = outcome.unwrap_or_else(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(RunStatus::Failed(format!("training crashed: {message}")))
-            });
-            match status {
-                Ok(status) => status,
-                Err(status) => {
-                    events.emit(TrainEvent::Ended {
-                        status: status.clone(),
-                        epochs_done: 0,
-                        test_accuracy: None,
-                    });
-                    status
-                }
+impl TrainJob {
+    /// A fresh run on the CPU with data at hand.
+    pub fn new(topology: Topology, data: Arc<PreparedData>, config: TrainConfig) -> Self {
+        Self {
+            topology,
+            config,
+            device: crate::device::Device::Cpu,
+            resume: None,
+            data: Box::new(move || Ok(data)),
+        }
+    }
+}
+
+/// Trains `job` on a new thread. Everything, a setup problem included, arrives as events;
+/// the last is always [`TrainEvent::Ended`]. A panic in training is caught and reported as a
+/// failed run.
+pub fn spawn(job: TrainJob, mut events: impl EventSink) -> RunHandle {
+    RunHandle::spawn(move |commands| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(job, &mut events, &commands)
+        }));
+        let status = outcome.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(RunStatus::Failed(format!("training crashed: {message}")))
+        });
+        match status {
+            Ok(status) => status,
+            Err(status) => {
+                // Ended before (or outside) training: no epochs of this run's own.
+                events.emit(TrainEvent::Ended {
+                    status: status.clone(),
+                    epochs_done: 0,
+                    test_accuracy: None,
+                });
+                status
             }
-        })
-        .expect("spawning a thread");
-    Ok(RunHandle {
-        commands,
-        thread: Some(thread),
+        }
     })
+}
+
+/// Data, setup checks, then training. `Err` carries a status whose `Ended` event has not
+/// been sent yet.
+fn run_job(
+    job: TrainJob,
+    events: &mut impl EventSink,
+    commands: &Receiver<Command>,
+) -> Result<RunStatus, RunStatus> {
+    if !events.emit(TrainEvent::Preparing) {
+        return Err(RunStatus::Stopped);
+    }
+    let data = (job.data)().map_err(RunStatus::Failed)?;
+    check_setup(&job.topology, &data, &job.config).map_err(|e| RunStatus::Failed(e.to_string()))?;
+    if data.val.is_empty() {
+        return Err(RunStatus::Failed(format!(
+            "the validation split of `{}` is empty: hold out a larger share of its {} training samples",
+            data.name,
+            data.train.len()
+        )));
+    }
+    run_on_device(
+        job.device,
+        job.topology,
+        data,
+        job.config,
+        job.resume,
+        events,
+        commands,
+    )
 }
 
 /// Makes this thread the first worker of a new rayon pool (as many threads as rayon would

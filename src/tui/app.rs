@@ -7,15 +7,19 @@ use ratatui::layout::{Position, Rect};
 use crate::data::DatasetName;
 use crate::experiment::{Experiment, Optimizer};
 use crate::net::optim::OptimizerConfig;
+pub use crate::session::RunState;
+use crate::session::{RunId, SessionEvent, Update};
 use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
 use crate::train::{Command, EpochMetrics, RunStatus, TrainConfig, TrainEvent};
 
 /// What the event loop must do after the state changed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    /// Start training run `id` (its topology and config are in `App::runs`).
-    Start(usize),
-    Send(usize, Command),
+    /// Hand this experiment to the session (it answers with [`App::on_session`] updates, or
+    /// an error for [`App::submit_failed`]).
+    Submit(Box<Experiment>),
+    /// A command for the session's run.
+    Send(RunId, Command),
     /// List the presets folder (answered with [`App::show_presets`]).
     ListPresets,
     /// Write the current topology and form as a preset of this name ([`App::preset_saved`]).
@@ -99,39 +103,15 @@ pub enum Mode {
     },
 }
 
-/// Where a run is in its life.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RunState {
-    Queued,
-    Running,
-    Paused,
-    Ended(RunStatus),
-}
-
-impl RunState {
-    pub fn is_active(&self) -> bool {
-        matches!(
-            self,
-            RunState::Queued | RunState::Running | RunState::Paused
-        )
-    }
-    pub fn label(&self) -> String {
-        match self {
-            RunState::Queued => "queued".into(),
-            RunState::Running => "running".into(),
-            RunState::Paused => "paused".into(),
-            RunState::Ended(RunStatus::Finished) => "done".into(),
-            RunState::Ended(RunStatus::Stopped) => "stopped".into(),
-            RunState::Ended(RunStatus::Diverged { step, .. }) => format!("diverged@{step}"),
-            RunState::Ended(RunStatus::Failed(_)) => "failed".into(),
-        }
-    }
-}
-
 /// One training run as the lab shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
+    /// The row's own number (`run-3`).
     pub id: usize,
+    /// The session's run this row follows; `None` for a saved run loaded from disk.
+    pub live: Option<RunId>,
+    /// Its folder's name in saves/, once it has one.
+    pub saved_id: Option<String>,
     pub name: String,
     pub topology: Topology,
     pub config: TrainConfig,
@@ -296,8 +276,6 @@ pub struct App {
     pub runs: Vec<Run>,
     pub selected_run: Option<usize>,
     pub next_run_id: usize,
-    /// How many runs train at once; the rest wait in the queue.
-    pub parallel: usize,
     pub ascii: bool,
     /// Where runs train.
     pub device: crate::device::Device,
@@ -307,6 +285,8 @@ pub struct App {
     pub presets_dir: std::path::PathBuf,
     /// Where runs are saved (`None`: not saved).
     pub saves_dir: Option<std::path::PathBuf>,
+    /// The signal (SIGTERM, SIGHUP, ...) that closed the lab, if one did.
+    pub ended_by_signal: Option<i32>,
 }
 
 fn default_mlp(input: ImageShape, classes: usize) -> Topology {
@@ -337,13 +317,13 @@ impl App {
             runs: Vec::new(),
             selected_run: None,
             next_run_id: 1,
-            parallel: 1,
             ascii: false,
             device: crate::device::Device::Cpu,
             message: None,
             hits: HitMap::default(),
             presets_dir: "presets".into(),
             saves_dir: None,
+            ended_by_signal: None,
         }
     }
 
@@ -556,6 +536,7 @@ impl App {
     /// Adds a finished run read from disk to the runs table (and so to the compare chart).
     pub fn add_saved_run(&mut self, mut run: Run) {
         run.id = self.next_run_id;
+        run.live = None;
         self.next_run_id += 1;
         self.message = Some(format!("loaded {}", run.name));
         self.runs.push(run);
@@ -571,15 +552,9 @@ impl App {
         }
     }
 
+    /// Quitting stops every run (the session records them as stopped).
     fn quit_now(&mut self) -> Vec<Effect> {
-        let mut effects: Vec<Effect> = self
-            .runs
-            .iter()
-            .filter(|r| matches!(r.state, RunState::Running | RunState::Paused))
-            .map(|r| Effect::Send(r.id, Command::Stop))
-            .collect();
-        effects.push(Effect::Quit);
-        effects
+        vec![Effect::Quit]
     }
 
     fn normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -691,6 +666,11 @@ impl App {
         }
         next.apply_skips(&SkipSelection::Edges(keep))
             .expect("edges were checked");
+        // The kept edges add parameters: the size limit applies to the whole network.
+        if let Err(e) = next.validate() {
+            self.message = Some(e.to_string());
+            return;
+        }
         self.topology = next;
         let edges = self.candidate_edges().len();
         if let Selection::Edge(i) = self.selection {
@@ -833,78 +813,50 @@ impl App {
         Vec::new()
     }
 
-    /// Adds a run of the current topology; starts it now if a slot is free.
+    /// Asks the session to train the current topology with `config`.
     pub fn queue_run(&mut self, config: TrainConfig) -> Vec<Effect> {
-        let id = self.next_run_id;
-        self.next_run_id += 1;
-        self.runs.push(Run {
-            id,
-            name: format!("run-{id}"),
-            topology: self.topology.clone(),
-            config,
-            state: RunState::Queued,
-            epochs: Vec::new(),
-            progress: None,
-            test_accuracy: None,
-            skips_enabled_after: None,
-        });
-        self.selected_run = Some(self.runs.len() - 1);
-        self.start_queued()
+        let experiment = Experiment::from_parts(
+            &self.topology,
+            self.dataset,
+            &config,
+            crate::tui::VAL_FRACTION,
+        );
+        vec![Effect::Submit(Box::new(experiment))]
     }
 
-    fn start_queued(&mut self) -> Vec<Effect> {
-        let running = self
-            .runs
-            .iter()
-            .filter(|r| matches!(r.state, RunState::Running | RunState::Paused))
-            .count();
-        let free = self.parallel.saturating_sub(running);
-        let mut effects = Vec::new();
-        for run in self
-            .runs
-            .iter_mut()
-            .filter(|r| r.state == RunState::Queued)
-            .take(free)
-        {
-            run.state = RunState::Running;
-            effects.push(Effect::Start(run.id));
-        }
-        effects
+    /// The session refused a run (too large, bad settings): say why.
+    pub fn submit_failed(&mut self, message: String) {
+        self.message = Some(format!("not started: {message}"));
     }
 
-    fn run_index(&self, id: usize) -> Option<usize> {
-        self.runs.iter().position(|r| r.id == id)
+    fn row(&mut self, live: RunId) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.live == Some(live))
+    }
+
+    fn selected_live(&self) -> Option<(RunId, &RunState)> {
+        let run = self.selected_run()?;
+        Some((run.live?, &run.state))
     }
 
     fn pause_selected(&mut self) -> Vec<Effect> {
-        let Some(run) = self.selected_run.and_then(|i| self.runs.get(i)) else {
-            return Vec::new();
-        };
-        match run.state {
-            RunState::Running => vec![Effect::Send(run.id, Command::Pause)],
-            RunState::Paused => vec![Effect::Send(run.id, Command::Resume)],
+        match self.selected_live() {
+            Some((id, RunState::Running)) => vec![Effect::Send(id, Command::Pause)],
+            Some((id, RunState::Paused)) => vec![Effect::Send(id, Command::Resume)],
             _ => Vec::new(),
         }
     }
 
     fn stop_selected(&mut self) -> Vec<Effect> {
-        let Some(i) = self.selected_run else {
-            return Vec::new();
-        };
-        let run = &mut self.runs[i];
-        match run.state {
-            RunState::Running | RunState::Paused => vec![Effect::Send(run.id, Command::Stop)],
-            RunState::Queued => {
-                run.state = RunState::Ended(RunStatus::Stopped);
-                Vec::new()
-            }
-            RunState::Ended(_) => Vec::new(),
+        match self.selected_live() {
+            Some((id, state)) if state.is_active() => vec![Effect::Send(id, Command::Stop)],
+            _ => Vec::new(),
         }
     }
 
     fn delete_selected(&mut self) -> Vec<Effect> {
+        let effects = self.stop_selected();
         let Some(i) = self.selected_run else {
-            return Vec::new();
+            return effects;
         };
         let run = self.runs.remove(i);
         self.selected_run = if self.runs.is_empty() {
@@ -913,64 +865,72 @@ impl App {
             Some(i.min(self.runs.len() - 1))
         };
         self.message = Some(format!("deleted {}", run.name));
-        let mut effects = Vec::new();
-        if matches!(run.state, RunState::Running | RunState::Paused) {
-            effects.push(Effect::Send(run.id, Command::Stop));
-        }
-        effects.extend(self.start_queued());
         effects
     }
 
-    /// Applies a trainer event for run `id`.
-    pub fn handle_train_event(&mut self, id: usize, event: TrainEvent) -> Vec<Effect> {
-        let Some(i) = self.run_index(id) else {
-            return Vec::new(); // a deleted run's last words
+    /// Applies what the session reports about its runs.
+    pub fn on_session(&mut self, event: SessionEvent) {
+        if let Update::Queued(info) = event.update {
+            let id = self.next_run_id;
+            self.next_run_id += 1;
+            self.runs.push(Run {
+                id,
+                live: Some(event.run),
+                saved_id: None,
+                name: format!("run-{id}"),
+                topology: info.topology,
+                config: info.config,
+                state: RunState::Queued,
+                epochs: Vec::new(),
+                progress: None,
+                test_accuracy: None,
+                skips_enabled_after: None,
+            });
+            self.selected_run = Some(self.runs.len() - 1);
+            return;
+        }
+        let Some(run) = self.row(event.run) else {
+            return; // a deleted run's last words
         };
-        let run = &mut self.runs[i];
-        match event {
-            TrainEvent::Started { .. } => run.state = RunState::Running,
-            TrainEvent::Progress {
-                epoch,
-                step,
-                steps_per_epoch,
-                ..
-            } => run.progress = Some((epoch, step, steps_per_epoch)),
-            TrainEvent::Epoch(m) => {
-                run.progress = None;
-                run.epochs.push(m);
+        match event.update {
+            Update::Queued(_) => {}
+            Update::Starting { saved } => {
+                run.saved_id = saved.map(|s| s.id);
+                run.state = RunState::Preparing;
             }
-            TrainEvent::Paused => run.state = RunState::Paused,
-            TrainEvent::Resumed => run.state = RunState::Running,
-            TrainEvent::SkipsEnabled { after_epoch, .. } => {
-                run.skips_enabled_after = Some(after_epoch)
-            }
-            TrainEvent::Ended {
-                status,
-                test_accuracy,
-                ..
-            } => {
-                run.progress = None;
-                run.test_accuracy = test_accuracy;
-                if let RunStatus::Diverged { step, loss, .. } = &status {
-                    self.message =
-                        Some(format!("{} diverged: loss {loss} at step {step}", run.name));
-                } else if let RunStatus::Failed(m) = &status {
-                    self.message = Some(format!("{} failed: {m}", run.name));
+            Update::Train(event) => match event {
+                TrainEvent::Preparing => run.state = RunState::Preparing,
+                TrainEvent::Started { .. } | TrainEvent::Resumed => run.state = RunState::Running,
+                TrainEvent::Progress {
+                    epoch,
+                    step,
+                    steps_per_epoch,
+                    ..
+                } => run.progress = Some((epoch, step, steps_per_epoch)),
+                TrainEvent::Epoch(m) => {
+                    run.progress = None;
+                    run.epochs.push(m);
                 }
-                run.state = RunState::Ended(status);
-                return self.start_queued();
+                TrainEvent::Paused => run.state = RunState::Paused,
+                TrainEvent::SkipsEnabled { after_epoch, .. } => {
+                    run.skips_enabled_after = Some(after_epoch)
+                }
+                TrainEvent::Ended { .. } => {}
+            },
+            Update::Ended { status, summary } => {
+                run.progress = None;
+                run.test_accuracy = summary.test_accuracy;
+                let name = run.name.clone();
+                run.state = RunState::Ended(status.clone());
+                match status {
+                    RunStatus::Diverged { step, loss, .. } => {
+                        self.message = Some(format!("{name} diverged: loss {loss} at step {step}"))
+                    }
+                    RunStatus::Failed(m) => self.message = Some(format!("{name} failed: {m}")),
+                    _ => {}
+                }
             }
         }
-        Vec::new()
-    }
-
-    /// A run could not start (setup error): mark it failed and say why.
-    pub fn run_failed_to_start(&mut self, id: usize, message: String) -> Vec<Effect> {
-        if let Some(i) = self.run_index(id) {
-            self.runs[i].state = RunState::Ended(RunStatus::Failed(message.clone()));
-            self.message = Some(format!("{} failed: {message}", self.runs[i].name));
-        }
-        self.start_queued()
     }
 
     pub fn handle_mouse(&mut self, mouse: MouseEvent) {
@@ -1067,45 +1027,74 @@ mod tests {
     }
 
     #[test]
-    fn form_queues_runs_and_events_drive_their_state() {
+    fn form_submits_runs_and_session_updates_drive_their_rows() {
+        use crate::session::{RunInfo, SavedAt};
         let mut app = app();
         assert_eq!(app.handle_key(key(KeyCode::Char('t'))), vec![]);
         assert!(matches!(app.mode, Mode::Form(_)));
         app.handle_key(key(KeyCode::Down)); // lr
         app.handle_key(key(KeyCode::Right)); // doubled
         let effects = app.handle_key(key(KeyCode::Enter));
-        assert_eq!(effects, vec![Effect::Start(1)]);
-        assert_eq!(app.runs[0].config.optimizer.lr(), 2e-3);
-        // A second run waits for the first (one at a time).
-        app.handle_key(key(KeyCode::Char('t')));
-        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![]);
-        assert_eq!(app.runs[1].state, RunState::Queued);
+        let [Effect::Submit(experiment)] = &effects[..] else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(experiment.train_config().optimizer.lr(), 2e-3);
+        assert_eq!(experiment.topology().unwrap(), app.topology);
+        assert!(app.runs.is_empty(), "rows come from the session");
+        // The session queues it as its run 7, then starts it: the row follows.
+        let info = RunInfo {
+            experiment: (**experiment).clone(),
+            topology: app.topology.clone(),
+            config: experiment.train_config(),
+        };
+        let update = |update| SessionEvent { run: 7, update };
+        app.on_session(update(Update::Queued(Box::new(info))));
+        assert_eq!(
+            (app.runs[0].name.as_str(), &app.runs[0].state),
+            ("run-1", &RunState::Queued)
+        );
+        let saved = SavedAt {
+            id: "20261202-120000-mlp3-vanilla-s1".into(),
+            dir: "saves/20261202-120000-mlp3-vanilla-s1".into(),
+        };
+        app.on_session(update(Update::Starting { saved: Some(saved) }));
+        assert_eq!(
+            app.runs[0].saved_id.as_deref(),
+            Some("20261202-120000-mlp3-vanilla-s1")
+        );
+        app.on_session(update(Update::Train(TrainEvent::Started {
+            params: 1,
+            steps_per_epoch: 1,
+            train_samples: 1,
+            val_samples: 1,
+            test_samples: 1,
+        })));
+        assert_eq!(app.runs[0].state, RunState::Running);
         // Quitting with active runs asks first.
         app.handle_key(key(KeyCode::Char('q')));
         assert_eq!(app.mode, Mode::ConfirmQuit);
         app.handle_key(key(KeyCode::Char('n')));
         assert_eq!(app.mode, Mode::Normal);
-        // The first run ends: the queued one starts.
-        let end = TrainEvent::Ended {
-            status: RunStatus::Finished,
-            epochs_done: 5,
-            test_accuracy: Some(0.8),
-        };
-        assert_eq!(app.handle_train_event(1, end), vec![Effect::Start(2)]);
-        assert_eq!(app.runs[0].state.label(), "done");
-        // Pause and stop go to the selected (newest) run.
-        app.handle_train_event(2, TrainEvent::Paused);
+        // Pause, resume and stop go to the session's run.
+        app.on_session(update(Update::Train(TrainEvent::Paused)));
         assert_eq!(
             app.handle_key(key(KeyCode::Char('p'))),
-            vec![Effect::Send(2, Command::Resume)]
+            vec![Effect::Send(7, Command::Resume)]
         );
         assert_eq!(
             app.handle_key(key(KeyCode::Char('x'))),
-            vec![Effect::Send(2, Command::Stop)]
+            vec![Effect::Send(7, Command::Stop)]
         );
         let effects = app.handle_key(key(KeyCode::Char('d')));
-        assert_eq!(effects, vec![Effect::Send(2, Command::Stop)]);
-        assert_eq!(app.runs.len(), 1);
+        assert_eq!(effects, vec![Effect::Send(7, Command::Stop)]);
+        assert!(app.runs.is_empty());
+        // A deleted run's last words change nothing.
+        let summary = crate::runs::Summary::new(&app.topology, "cpu");
+        app.on_session(update(Update::Ended {
+            status: RunStatus::Stopped,
+            summary: Box::new(summary),
+        }));
+        assert!(app.runs.is_empty());
         assert_eq!(app.handle_key(key(KeyCode::Char('q'))), vec![Effect::Quit]);
     }
 

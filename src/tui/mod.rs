@@ -8,8 +8,8 @@ pub mod app;
 pub mod diagram;
 pub mod ui;
 
-use std::collections::HashMap;
 use std::io::Stdout;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,13 +23,11 @@ use crossterm::terminal::{
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
-use std::path::PathBuf;
-
 use crate::data::store::write_atomically;
-use crate::data::{Dataset, PreparedData};
+use crate::data::DatasetName;
 use crate::experiment::{list_presets, Experiment};
 use crate::runs;
-use crate::train::{self, RunHandle, TrainEvent};
+use crate::session::{Message, Outlet, RunRequest, Session, Settings, Threads};
 use app::{App, Effect};
 
 /// Shortest time between two redraws (at most 20 frames a second).
@@ -41,10 +39,10 @@ pub const VAL_FRACTION: f64 = 0.1;
 #[derive(Debug)]
 pub enum AppEvent {
     Input(Event),
-    Train {
-        run: usize,
-        event: TrainEvent,
-    },
+    /// A trainer's event for the session, or a signal.
+    Session(Message),
+    /// The saved runs, read off the lab's thread.
+    SavedRuns(Vec<app::SavedItem>),
     /// The input thread could not read the terminal.
     InputFailed(String),
 }
@@ -59,6 +57,9 @@ pub struct LabOptions {
     pub device: crate::device::Device,
     /// Shown at start (e.g. why `auto` chose the CPU).
     pub note: Option<String>,
+    /// What runs train on, and where data sets other than the built-in one are.
+    pub dataset: DatasetName,
+    pub data_dir: PathBuf,
     /// Where presets are listed and saved.
     pub presets_dir: PathBuf,
     /// Where every run is saved; `None` saves nothing.
@@ -92,8 +93,14 @@ fn install_panic_hook() {
     }));
 }
 
-/// Opens the lab on the real terminal, runs it until the user quits, restores the terminal.
-pub fn run(data: Dataset, options: LabOptions) -> Result<()> {
+/// Where the lab's trainers post: into the lab's one channel.
+pub fn outlet(tx: Sender<AppEvent>) -> Outlet {
+    Arc::new(move |m| tx.send(AppEvent::Session(m)).is_ok())
+}
+
+/// Opens the lab on the real terminal, runs it until the user quits (or a signal arrives:
+/// it is returned), restores the terminal.
+pub fn run(options: LabOptions) -> Result<Option<i32>> {
     enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
     install_panic_hook();
     let mut stdout = std::io::stdout();
@@ -107,9 +114,20 @@ pub fn run(data: Dataset, options: LabOptions) -> Result<()> {
         terminal.clear()?;
         let (tx, rx) = mpsc::channel();
         spawn_input_thread(tx.clone());
-        let mut app = App::new(data.shape, data.class_names.len(), &data.name);
+        let signal_tx = tx.clone();
+        crate::session::forward_signals(move |signal| {
+            let _ = signal_tx.send(AppEvent::Session(Message::Signal(signal)));
+        })?;
+        let mut settings = Settings::new(
+            options.device,
+            options.data_dir.clone(),
+            options.saves_dir.clone(),
+        );
+        settings.slots = options.parallel.max(1);
+        let session = Session::new(settings, Box::new(Threads), outlet(tx.clone()))?;
+        let dataset = options.dataset;
+        let mut app = App::new(dataset.input_shape(), dataset.classes(), dataset.as_str());
         app.ascii = options.ascii;
-        app.parallel = options.parallel.max(1);
         app.device = options.device;
         app.presets_dir = options.presets_dir.clone();
         app.saves_dir = options.saves_dir.clone();
@@ -119,7 +137,7 @@ pub fn run(data: Dataset, options: LabOptions) -> Result<()> {
         if options.note.is_some() {
             app.message = options.note.clone();
         }
-        start(&mut terminal, app, Arc::new(data), tx, rx).map(|_| ())
+        start(&mut terminal, app, session, tx, rx).map(|app| app.ended_by_signal)
     })();
     restore_terminal();
     result
@@ -141,52 +159,46 @@ fn spawn_input_thread(tx: Sender<AppEvent>) {
         .expect("spawning the input thread");
 }
 
-/// The lab loop on any backend (tests pass ratatui's `TestBackend`). Returns the final
-/// state when the user quits or every sender is gone.
+/// The lab loop on any backend (tests pass ratatui's `TestBackend`) with a session whose
+/// trainers post into `rx` (see [`outlet`]). Returns the final state when the user quits,
+/// a signal arrives or every sender is gone; every run is stopped and recorded first.
 pub fn start<B: Backend>(
     terminal: &mut Terminal<B>,
     mut app: App,
-    data: Arc<Dataset>,
+    session: Session,
     tx: Sender<AppEvent>,
     rx: Receiver<AppEvent>,
 ) -> Result<App> {
-    let mut lab = Lab {
-        handles: HashMap::new(),
-        prepared: HashMap::new(),
-        data,
-        tx,
-    };
+    let mut lab = Lab { session, tx };
     terminal.draw(|f| ui::draw(f, &mut app))?;
     let mut last_draw = Instant::now();
-    while let Ok(first) = rx.recv() {
-        let mut quit = lab.apply(&mut app, first)?;
-        // Take everything that is already waiting, then wait out the rest of the frame.
-        while !quit {
-            let wait = FRAME.saturating_sub(last_draw.elapsed());
-            match rx.recv_timeout(wait) {
-                Ok(ev) => quit = lab.apply(&mut app, ev)?,
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => break,
+    let result = (|| {
+        while let Ok(first) = rx.recv() {
+            let mut quit = lab.apply(&mut app, first)?;
+            // Take everything that is already waiting, then wait out the rest of the frame.
+            while !quit {
+                let wait = FRAME.saturating_sub(last_draw.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(ev) => quit = lab.apply(&mut app, ev)?,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
             }
+            if quit {
+                break;
+            }
+            terminal.draw(|f| ui::draw(f, &mut app))?;
+            last_draw = Instant::now();
         }
-        if quit {
-            break;
-        }
-        terminal.draw(|f| ui::draw(f, &mut app))?;
-        last_draw = Instant::now();
-    }
-    for handle in lab.handles.into_values() {
-        handle.stop();
-        handle.join();
-    }
-    Ok(app)
+        Ok(())
+    })();
+    lab.session.shutdown();
+    result.map(|()| app)
 }
 
-/// What the loop owns besides the app state: the trainer threads.
+/// What the loop owns besides the app state: the session and a way back into the loop.
 struct Lab {
-    handles: HashMap<usize, RunHandle>,
-    prepared: HashMap<u64, Arc<PreparedData>>,
-    data: Arc<Dataset>,
+    session: Session,
     tx: Sender<AppEvent>,
 }
 
@@ -202,37 +214,43 @@ impl Lab {
                 Vec::new()
             }
             AppEvent::Input(_) => Vec::new(),
-            AppEvent::Train { run, event } => {
-                let ended = matches!(event, TrainEvent::Ended { .. });
-                let effects = app.handle_train_event(run, event);
-                if ended {
-                    if let Some(handle) = self.handles.remove(&run) {
-                        handle.join();
-                    }
+            AppEvent::Session(Message::Run(run, event)) => {
+                for update in self.session.handle(run, event) {
+                    app.on_session(update);
                 }
-                effects
+                Vec::new()
+            }
+            AppEvent::Session(Message::Signal(signal)) => {
+                app.ended_by_signal = Some(signal);
+                return Ok(true);
+            }
+            AppEvent::SavedRuns(items) => {
+                app.show_saved_runs(items);
+                Vec::new()
             }
             AppEvent::InputFailed(message) => anyhow::bail!("cannot read the terminal: {message}"),
         };
-        let mut pending = effects;
-        while let Some(effect) = (!pending.is_empty()).then(|| pending.remove(0)) {
+        for effect in effects {
             match effect {
                 Effect::Quit => return Ok(true),
-                Effect::Send(run, command) => {
-                    if let Some(handle) = self.handles.get(&run) {
-                        handle.send(command);
+                Effect::Submit(experiment) => {
+                    match self.session.submit(RunRequest::new(*experiment)) {
+                        Ok((_, updates)) => updates.into_iter().for_each(|u| app.on_session(u)),
+                        Err(e) => app.submit_failed(e.to_string()),
                     }
                 }
-                Effect::Start(run) => pending.extend(self.start_run(app, run)),
+                Effect::Send(run, command) => {
+                    for update in self.session.command(run, command) {
+                        app.on_session(update);
+                    }
+                }
                 Effect::ListPresets => app.show_presets(
                     list_presets(&app.presets_dir)
                         .into_iter()
                         .map(|p| app::PresetItem {
                             name: p.name,
-                            experiment: p.experiment.map_err(|e| {
-                                // The file is named in the list already; keep line:col.
-                                e.to_string()
-                            }),
+                            // The file is named in the list already; keep line:col.
+                            experiment: p.experiment.map_err(|e| e.to_string()),
                         })
                         .collect(),
                 ),
@@ -241,65 +259,21 @@ impl Lab {
                     app.preset_saved(result);
                 }
                 Effect::ListSavedRuns => {
+                    // Hundreds of runs are read and parsed: not on the thread that draws.
                     let saves = app
                         .saves_dir
                         .clone()
                         .unwrap_or_else(|| PathBuf::from("saves"));
-                    app.show_saved_runs(
-                        runs::list_runs(&saves)
-                            .into_iter()
-                            .map(saved_item)
-                            .collect(),
-                    );
+                    app.message = Some(format!("reading saved runs in {}...", saves.display()));
+                    let tx = self.tx.clone();
+                    std::thread::spawn(move || {
+                        let items = runs::list_runs(&saves).into_iter().map(saved_item);
+                        let _ = tx.send(AppEvent::SavedRuns(items.collect()));
+                    });
                 }
             }
         }
         Ok(false)
-    }
-
-    fn start_run(&mut self, app: &mut App, id: usize) -> Vec<Effect> {
-        let Some(run) = app.runs.iter().find(|r| r.id == id) else {
-            return Vec::new();
-        };
-        let seed = run.config.seed;
-        let data = self
-            .prepared
-            .entry(seed)
-            .or_insert_with(|| Arc::new(PreparedData::prepare(&self.data, VAL_FRACTION, seed)))
-            .clone();
-        let tx = self.tx.clone();
-        let sink = move |event: TrainEvent| tx.send(AppEvent::Train { run: id, event }).is_ok();
-        let (topology, config) = (run.topology.clone(), run.config.clone());
-        let spawned = match &app.saves_dir {
-            Some(saves) => {
-                let experiment =
-                    Experiment::from_parts(&topology, app.dataset, &config, VAL_FRACTION);
-                let recorder = runs::create_run_dir(saves, "lab").and_then(|(_, dir)| {
-                    runs::Recorder::start(
-                        sink.clone(),
-                        dir,
-                        &experiment,
-                        &topology,
-                        &app.device.to_string(),
-                    )
-                });
-                match recorder {
-                    Ok(recorder) => train::spawn(topology, data, config, app.device, recorder),
-                    Err(e) => {
-                        app.message = Some(format!("run-{id} is not saved: {e}"));
-                        train::spawn(topology, data, config, app.device, sink)
-                    }
-                }
-            }
-            None => train::spawn(topology, data, config, app.device, sink),
-        };
-        match spawned {
-            Ok(handle) => {
-                self.handles.insert(id, handle);
-                Vec::new()
-            }
-            Err(e) => app.run_failed_to_start(id, e.to_string()),
-        }
     }
 }
 
@@ -341,24 +315,24 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                     .map_or("invalid topology".into(), |t| t.summary()),
                 saved.summary.status,
             );
-            let run = topology.map_err(|e| e.to_string()).map(|topology| {
-                let status = match saved.summary.status.as_str() {
-                    "finished" => RunStatus::Finished,
-                    "stopped" | "running" => RunStatus::Stopped,
-                    other => RunStatus::Failed(other.to_string()),
-                };
-                app::Run {
+            let run = topology
+                .map_err(|e| e.to_string())
+                .map(|topology| app::Run {
                     id: 0,
+                    live: None,
+                    saved_id: Some(saved.id.clone()),
                     name: saved.id.clone(),
                     topology,
                     config: saved.experiment.train_config(),
-                    state: app::RunState::Ended(status),
+                    // Left `Running` by a killed process: it trains no more.
+                    state: app::RunState::Ended(
+                        saved.summary.status.ended().unwrap_or(RunStatus::Stopped),
+                    ),
                     epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
                     progress: None,
                     test_accuracy: saved.summary.test_accuracy,
                     skips_enabled_after: saved.summary.skips_enabled_after,
-                }
-            });
+                });
             app::SavedItem { label, run }
         }
     }

@@ -13,7 +13,7 @@ use ratatui::Frame;
 
 use super::app::{App, HitMap, Mode, Run, RunState, Selection, FORM_FIELDS};
 use super::diagram::{self, ArcStyle, BOX_ROWS};
-use crate::topology::Topology;
+use crate::topology::{grouped, Topology};
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
@@ -30,19 +30,6 @@ const RUN_COLORS: [Color; 6] = [
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
-}
-
-/// Thousands separators: 345898 -> 345,898.
-fn grouped(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 pub fn draw(frame: &mut Frame, app: &mut App) {
@@ -294,7 +281,16 @@ fn spark_data(values: impl Iterator<Item = f64>, range: (f64, f64)) -> Vec<u64> 
 }
 
 fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
-    let block = Block::default().borders(Borders::ALL).title(" Runs ");
+    // Where the selected run is saved: the id `runs`, `compare` and `export` take.
+    let title = match app.selected_run() {
+        Some(run) if run.saved_id.as_ref().is_some_and(|id| *id != run.name) => format!(
+            " Runs · {} is saves/{} ",
+            run.name,
+            run.saved_id.as_deref().unwrap_or_default()
+        ),
+        _ => " Runs ".to_string(),
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.runs.is_empty() {

@@ -1,6 +1,6 @@
 //! `skiplab data list | fetch | import | verify`: the data directory from the command line.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::outln;
 use skiplab::data::store::{self, FetchEvent, State};
 use skiplab::data::DatasetName;
 
@@ -34,7 +35,12 @@ enum DataCommand {
     },
     /// Install a data set from files you already have: the distributed archive (EMNIST's
     /// gzip.zip, CIFAR-10's cifar-10-binary.tar.gz) or a folder of its files.
-    Import { name: DatasetName, path: PathBuf },
+    Import {
+        /// mnist, fashion-mnist, emnist-letters or cifar10.
+        name: DatasetName,
+        /// The archive, or the folder holding the data set's files.
+        path: PathBuf,
+    },
     /// Re-check installed data sets: checksums against the manifest and the published ones,
     /// and a full load.
     Verify { name: Option<DatasetName> },
@@ -44,14 +50,18 @@ fn size(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
-fn installed(dir: &std::path::Path, name: DatasetName, manifest: &store::Manifest) -> ExitCode {
-    println!(
+fn installed(
+    dir: &std::path::Path,
+    name: DatasetName,
+    manifest: &store::Manifest,
+) -> Result<ExitCode> {
+    outln!(
         "{name}: installed in {} ({} training + {} test images)",
         dir.join(name.as_str()).display(),
         manifest.train,
         manifest.test
     );
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
 fn catalog_names() -> impl Iterator<Item = DatasetName> {
@@ -62,8 +72,8 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
     let dir = &args.data_dir;
     match args.command {
         DataCommand::List => {
-            println!("data directory: {}", dir.display());
-            println!("{:<16} {:>10}  status", "data set", "size");
+            outln!("data directory: {}", dir.display());
+            outln!("{:<16} {:>10}  status", "data set", "size");
             for name in catalog_names() {
                 let status = store::status(dir, name);
                 let state = match &status.state {
@@ -85,9 +95,9 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
                 } else {
                     size(status.bytes)
                 };
-                println!("{:<16} {:>10}  {state}", name.as_str(), shown);
+                outln!("{:<16} {:>10}  {state}", name.as_str(), shown);
                 if status.partial_bytes > 0 {
-                    println!(
+                    outln!(
                         "{:<16} {:>10}  partial download; `skiplab data fetch {name}` resumes it",
                         "",
                         size(status.partial_bytes)
@@ -133,11 +143,11 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
                 }
             };
             let manifest = store::fetch(dir, name, mirror.as_deref(), &mut on_event)?;
-            Ok(installed(dir, name, &manifest))
+            installed(dir, name, &manifest)
         }
         DataCommand::Import { name, path } => {
             let manifest = store::import(dir, name, &path)?;
-            Ok(installed(dir, name, &manifest))
+            installed(dir, name, &manifest)
         }
         DataCommand::Verify { name } => {
             let names: Vec<DatasetName> = match name {
@@ -153,14 +163,14 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
             for name in names {
                 match store::verify(dir, name) {
                     Ok(lines) => {
-                        println!("{name}: OK");
+                        outln!("{name}: OK");
                         for line in lines {
-                            println!("  {line}");
+                            outln!("  {line}");
                         }
                     }
                     Err(e) => {
                         failed += 1;
-                        println!("{name}: FAILED: {e}");
+                        outln!("{name}: FAILED: {e}");
                     }
                 }
             }

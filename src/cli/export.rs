@@ -1,0 +1,131 @@
+//! `skiplab export`: a saved run's metrics as CSV, or runs' accuracy curves as an SVG chart.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use plotters::prelude::*;
+
+use super::runs::{load, model_text};
+use skiplab::data::store::write_atomically;
+use skiplab::runs::{self, SavedRun};
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Run ids (or unique prefixes, or paths); `--svg` draws them all on one chart.
+    #[arg(required = true, num_args = 1..)]
+    runs: Vec<String>,
+    /// The per-epoch metrics as CSV (one run).
+    #[arg(long, conflicts_with = "svg", required_unless_present = "svg")]
+    csv: bool,
+    /// An SVG chart of train and validation accuracy per epoch.
+    #[arg(long)]
+    svg: bool,
+    /// Write here instead of to stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+}
+
+/// The accuracy curves of `runs` as an SVG document: validation solid, train dashed.
+pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let epochs = runs
+            .iter()
+            .map(|r| r.epochs.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let values = runs
+            .iter()
+            .flat_map(|r| r.epochs.iter())
+            .flat_map(|e| [e.val_accuracy, e.train_accuracy]);
+        let low = values.clone().fold(1.0f64, f64::min);
+        let high = values.fold(0.0f64, f64::max);
+        let (low, high) = if low <= high {
+            ((low - 0.02).max(0.0), (high + 0.02).min(1.0))
+        } else {
+            (0.0, 1.0)
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "accuracy per epoch (validation solid, train dashed)",
+                ("sans-serif", 20),
+            )
+            .margin(16)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1f64..epochs.max(2) as f64, low * 100.0..high * 100.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy %")
+            .draw()?;
+        for (i, run) in runs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let val: Vec<(f64, f64)> = run
+                .epochs
+                .iter()
+                .map(|e| (e.epoch as f64, 100.0 * e.val_accuracy))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(val, color.stroke_width(2)))?
+                .label(format!("{} ({})", run.id, model_text(run)))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            let train: Vec<(f64, f64)> = run
+                .epochs
+                .iter()
+                .map(|e| (e.epoch as f64, 100.0 * e.train_accuracy))
+                .collect();
+            chart.draw_series(DashedLineSeries::new(train, 6, 4, color.stroke_width(1)))?;
+            if let Some(after) = run.summary.skips_enabled_after {
+                let x = after as f64 + 0.5;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, low * 100.0), (x, high * 100.0)],
+                    color.stroke_width(1),
+                )))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+pub fn export(args: ExportArgs) -> Result<ExitCode> {
+    let runs: Vec<SavedRun> = args
+        .runs
+        .iter()
+        .map(|k| load(&args.saves, k))
+        .collect::<Result<_>>()?;
+    let bytes = if args.csv {
+        if runs.len() != 1 {
+            bail!("--csv exports one run; give one id");
+        }
+        let path = runs[0].dir.join(runs::METRICS);
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
+    } else {
+        svg_chart(&runs)?.into_bytes()
+    };
+    match &args.out {
+        Some(out) => {
+            write_atomically(out, &bytes)?;
+            eprintln!("wrote {}", out.display());
+        }
+        None => crate::cli::Stdout.write_all(&bytes)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,81 @@
+//! `skiplab` with no command: the lab on this terminal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::cli::DeviceKind;
+use skiplab::data::{self, DatasetName};
+use skiplab::experiment::Experiment;
+use skiplab::tui::{self, LabOptions};
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Draw with ASCII only, for terminals without Unicode.
+    #[arg(long)]
+    ascii: bool,
+    /// Runs the lab trains at the same time (later ones queue).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
+    /// Where the lab's runs train.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
+    /// What the lab's runs train on: builtin, mnist, fashion-mnist, emnist-letters, cifar10.
+    #[arg(long, default_value = "builtin")]
+    dataset: DatasetName,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Open with this preset [default: presets/quick.ron when the lab's data fits it].
+    #[arg(long)]
+    preset: Option<PathBuf>,
+    /// Where presets are listed and saved.
+    #[arg(long, default_value = "presets")]
+    presets_dir: PathBuf,
+    /// Where every run is saved.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    saves: PathBuf,
+    /// Do not save runs.
+    #[arg(long)]
+    no_save: bool,
+}
+
+pub fn lab(args: LabArgs) -> Result<ExitCode> {
+    let (device, note) = skiplab::device::resolve(args.device.into())?;
+    // An explicit preset must load; the default one only where it exists and fits.
+    let preset = match &args.preset {
+        Some(path) => Some(Experiment::load(path)?),
+        None => Experiment::load(&args.presets_dir.join("quick.ron"))
+            .ok()
+            .filter(|e| e.dataset == args.dataset),
+    };
+    let name = args.preset.as_deref().map_or("quick".into(), |p| {
+        p.file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    });
+    // A preset names its data set; without --dataset the lab follows it.
+    let dataset = match (&args.preset, &preset) {
+        (Some(_), Some(e)) if args.dataset == DatasetName::Builtin => e.dataset,
+        _ => args.dataset,
+    };
+    // Only whether it is there: runs load it on their own threads, the screen stays live.
+    if let Some(missing) = data::missing(dataset, &args.data_dir) {
+        return Err(missing.into());
+    }
+    let signal = tui::run(LabOptions {
+        presets_dir: args.presets_dir.clone(),
+        saves_dir: (!args.no_save).then(|| args.saves.clone()),
+        preset: preset.map(|e| (name, e)),
+        ascii: args.ascii,
+        parallel: args.parallel,
+        device,
+        note,
+        dataset,
+        data_dir: args.data_dir.clone(),
+    })?;
+    Ok(signal.map_or(ExitCode::SUCCESS, |s| ExitCode::from((128 + s) as u8)))
+}

@@ -1,0 +1,184 @@
+//! The command line, one file per command. Each is a thin user of the library: anything that
+//! trains goes through a [`Session`], followed by an observer (the table/JSON printer, the
+//! reproduction report).
+
+pub mod bench;
+pub mod compare;
+pub mod data;
+pub mod export;
+pub mod lab;
+pub mod parity;
+pub mod reproduce;
+pub mod resume;
+pub mod runs;
+pub mod train;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use skiplab::device::{self as devices, DeviceChoice};
+use skiplab::session::print::Printer;
+use skiplab::session::{
+    forward_signals, Ending, Message, Observer, RunState, Session, SessionEvent, Settings,
+};
+use skiplab::train::RunStatus;
+
+/// Exit codes, as the README documents them.
+pub mod exit {
+    /// Training stopped (or was refused midway) or failed.
+    pub const STOPPED_OR_FAILED: u8 = 1;
+    pub const BAD_ARGUMENTS: u8 = 2;
+    pub const DIVERGED: u8 = 3;
+    /// The reader of stdout went away (what a tool killed by SIGPIPE reports).
+    pub const BROKEN_PIPE: u8 = 141;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// CUDA when a usable GPU is found (in a `--features cuda` build), else the CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+impl From<DeviceKind> for DeviceChoice {
+    fn from(kind: DeviceKind) -> Self {
+        match kind {
+            DeviceKind::Auto => DeviceChoice::Auto,
+            DeviceKind::Cpu => DeviceChoice::Cpu,
+            DeviceKind::Cuda => DeviceChoice::Cuda,
+        }
+    }
+}
+
+/// Where a run trains, finds its data and is saved (shared by train, resume, reproduce).
+#[derive(Args, Debug)]
+pub struct Place {
+    /// Where to train.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    pub device: DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Where runs are saved, one folder each.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    pub saves: PathBuf,
+}
+
+/// A write to stdout failed; main tells a closed pipe (quiet exit) from other failures.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout: {0}")]
+pub struct OutputError(io::Error);
+
+/// Standard output whose failures say so: `println!` would panic on a closed pipe.
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        io::stdout().write(bytes).map_err(output_error)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        io::stdout().flush().map_err(output_error)
+    }
+}
+
+fn output_error(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), OutputError(e))
+}
+
+/// `writeln!` to stdout, returning from the command on failure.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!($crate::cli::Stdout, $($arg)*)?
+    };
+}
+
+/// What `main` does with a command's error: the exit code, and the message if any.
+pub fn report_error(e: &anyhow::Error) -> (ExitCode, Option<String>) {
+    let output = e.chain().find_map(|c| {
+        c.downcast_ref::<io::Error>()
+            .filter(|io| io.get_ref().is_some_and(|inner| inner.is::<OutputError>()))
+    });
+    match output {
+        Some(io) if io.kind() == io::ErrorKind::BrokenPipe => {
+            (ExitCode::from(exit::BROKEN_PIPE), None)
+        }
+        Some(io) => (
+            ExitCode::from(exit::STOPPED_OR_FAILED),
+            Some(format!("error: {io}")),
+        ),
+        None => (
+            ExitCode::from(exit::BAD_ARGUMENTS),
+            Some(format!("error: {e:#}")),
+        ),
+    }
+}
+
+/// A headless session for `place`: runs are saved in `place.saves` unless `save` is false,
+/// and SIGINT, SIGTERM and SIGHUP stop them.
+pub fn headless(
+    place: &Place,
+    save: bool,
+) -> Result<(Session, std::sync::mpsc::Receiver<Message>)> {
+    let (device, note) = devices::resolve(place.device.into())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    let saves = save.then(|| place.saves.clone());
+    let (session, tx, rx) =
+        Session::headless(Settings::new(device, place.data_dir.clone(), saves))?;
+    forward_signals(move |signal| {
+        let _ = tx.send(Message::Signal(signal));
+    })?;
+    Ok((session, rx))
+}
+
+/// Follows a session's runs (`first`: what submitting them returned) to the end with
+/// `observer`; `Some(signal)` when a signal stopped them. Output that failed (a closed
+/// pipe) is an error, after every run was stopped and recorded.
+pub fn follow(
+    session: &mut Session,
+    inbox: &std::sync::mpsc::Receiver<Message>,
+    first: Vec<SessionEvent>,
+    observer: &mut dyn Observer,
+) -> Result<Option<i32>> {
+    match session.follow(inbox, first, observer) {
+        Ending::OutputFailed(e) => Err(e.into()),
+        Ending::Interrupted(signal) => Ok(Some(signal)),
+        Ending::Finished => Ok(None),
+    }
+}
+
+/// 128 + the signal when interrupted; else 1 if a run stopped or failed, 3 if one diverged,
+/// 0 when all finished.
+pub fn exit_code(session: &Session, signal: Option<i32>) -> ExitCode {
+    if let Some(signal) = signal {
+        return ExitCode::from((128 + signal) as u8);
+    }
+    let code = session
+        .runs()
+        .iter()
+        .fold(0u8, |code, run| match &run.state {
+            RunState::Ended(RunStatus::Finished) => code,
+            RunState::Ended(RunStatus::Diverged { .. }) if code == 0 => exit::DIVERGED,
+            RunState::Ended(RunStatus::Diverged { .. }) => code,
+            _ => exit::STOPPED_OR_FAILED,
+        });
+    ExitCode::from(code)
+}
+
+/// The table printer on stdout (progress bars when stderr is a terminal), or JSON lines.
+pub fn printer(json: bool, announce: bool) -> Printer<Stdout, io::Stderr> {
+    Printer::new(
+        Stdout,
+        io::stderr(),
+        json,
+        io::stderr().is_terminal(),
+        announce,
+    )
+}

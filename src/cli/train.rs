@@ -1,0 +1,250 @@
+//! `skiplab train`: one experiment (flags or a preset), one run per seed, headless.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::cli::{self, Place};
+use crate::outln;
+use skiplab::data::DatasetName;
+use skiplab::experiment::{Experiment, Model, Skips};
+use skiplab::net::optim::OptimizerConfig;
+use skiplab::reproduce::mean_std;
+use skiplab::session::RunRequest;
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+use skiplab::train::TrainConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
+    /// --batch, --device and --data-dir still apply.
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    preset: Option<PathBuf>,
+    /// Network family.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    model: ModelKind,
+    /// Hidden widths of an MLP (`128,256`), or CNN stages separated by `/`
+    /// (`32,32/64,64/128,128`). Defaults to the paper's networks.
+    #[arg(long)]
+    widths: Option<String>,
+    /// Skip edges: `all`, `none`, `paper` (all for an MLP, 1-4,2-5,4-7,5-8 for the CNN) or
+    /// pairs like `0-2,1-3`. MLP layer 0 is the input; CNN layers count convs and pools from 1.
+    #[arg(long, default_value = "none")]
+    skips: String,
+    /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
+    /// from the data directory; see `skiplab data`).
+    #[arg(long, default_value = "builtin")]
+    dataset: DatasetName,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    optimizer: OptimizerKind,
+    /// Learning rate (default 0.01 for SGD, 0.001 for Adam).
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// SGD momentum (0 for plain SGD).
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
+    momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    weight_decay: f64,
+    /// Batch size [default: 64, or the preset's].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Epochs [default: 5, or the preset's].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Seeds initialisation, the validation split and batch order [default: 1, or the
+    /// preset's].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Share of the training set held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    #[command(flatten)]
+    place: Place,
+    /// Do not save this run.
+    #[arg(long)]
+    no_save: bool,
+    /// Print one JSON object per line (saving, epoch, skips_enabled, ended, seeds) instead
+    /// of a table, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Train this many seeds (--seed, --seed + 1, ...) and report mean ± standard deviation.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+}
+
+fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
+    text.split('/')
+        .map(|stage| {
+            stage
+                .split(',')
+                .map(|w| {
+                    w.trim().parse::<usize>().with_context(|| {
+                        format!("--widths: `{}` is not a width in `{text}`", w.trim())
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Builds the topology the flags describe for data of `shape` with `classes` classes.
+fn topology_from_args(args: &TrainArgs, shape: ImageShape, classes: usize) -> Result<Topology> {
+    let mut topology = match args.model {
+        ModelKind::Mlp => {
+            let stages = parse_widths(args.widths.as_deref().unwrap_or("128,256"))?;
+            if stages.len() != 1 {
+                bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
+            }
+            Topology::Mlp(MlpSpec::new(shape.len(), stages.concat(), classes))
+        }
+        ModelKind::Cnn => {
+            let stages = parse_widths(args.widths.as_deref().unwrap_or("32,32/64,64/128,128"))?;
+            Topology::Cnn(CnnSpec::new(shape, stages, classes))
+        }
+    };
+    topology.validate()?;
+    let selection: SkipSelection = args.skips.parse()?;
+    topology.apply_skips(&selection)?;
+    Ok(topology)
+}
+
+fn optimizer_from(
+    kind: OptimizerKind,
+    lr: Option<f64>,
+    momentum: f64,
+    weight_decay: f64,
+) -> Result<OptimizerConfig> {
+    let config = match kind {
+        OptimizerKind::Sgd => OptimizerConfig::sgd(lr.unwrap_or(0.01), momentum, weight_decay),
+        OptimizerKind::Adam => OptimizerConfig::adam(lr.unwrap_or(0.001), weight_decay),
+    };
+    if !(config.lr() > 0.0 && config.lr().is_finite()) {
+        bail!("--lr must be a positive number");
+    }
+    if !(0.0..1.0).contains(&momentum) {
+        bail!("--momentum must be in [0, 1)");
+    }
+    if !(config.weight_decay() >= 0.0 && config.weight_decay().is_finite()) {
+        bail!("--weight-decay must be zero or positive");
+    }
+    Ok(config)
+}
+
+/// The experiment the flags (or the preset) describe, checked.
+fn experiment_from_args(args: &TrainArgs) -> Result<Experiment> {
+    if let Some(path) = &args.preset {
+        let mut experiment = Experiment::load(path)?;
+        if let Some(epochs) = args.epochs {
+            experiment.epochs = epochs;
+        }
+        if let Some(seed) = args.seed {
+            experiment.seed = seed;
+        }
+        if let Some(batch) = args.batch {
+            experiment.batch = batch;
+        }
+        experiment
+            .validate()
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        return Ok(experiment);
+    }
+    if !(args.val_fraction > 0.0 && args.val_fraction < 0.9) {
+        bail!("--val-fraction must be above 0 and below 0.9 (the validation split picks the best epoch)");
+    }
+    if args.epochs == Some(0) {
+        bail!("--epochs must be at least 1");
+    }
+    let shape = args.dataset.input_shape();
+    let topology = topology_from_args(args, shape, args.dataset.classes())?;
+    let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
+    let config = TrainConfig {
+        optimizer,
+        batch_size: args.batch.unwrap_or(64),
+        epochs: args.epochs.unwrap_or(5),
+        seed: args.seed.unwrap_or(1),
+        schedule: None,
+    };
+    let mut experiment =
+        Experiment::from_parts(&topology, args.dataset, &config, args.val_fraction);
+    // Keep the selection as the user wrote it (`all`, `paper`), not as the edges it made.
+    let skips = Skips(args.skips.parse()?);
+    match &mut experiment.model {
+        Model::Mlp { skips: s, .. } | Model::Cnn { skips: s, .. } => *s = skips,
+    }
+    experiment.validate().map_err(|m| anyhow::anyhow!("{m}"))?;
+    Ok(experiment)
+}
+
+pub fn train(args: TrainArgs) -> Result<ExitCode> {
+    let experiment = experiment_from_args(&args)?;
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let first = experiment.seed;
+    let last = first.checked_add(args.seeds as u64 - 1).with_context(|| {
+        format!(
+            "--seed {first} with --seeds {}: the seeds would run past the largest, {}",
+            args.seeds,
+            u64::MAX
+        )
+    })?;
+    // One run each for seeds --seed, --seed + 1, ...
+    let requests = (first..=last)
+        .map(|seed| {
+            RunRequest::new(Experiment {
+                seed,
+                ..experiment.clone()
+            })
+        })
+        .collect();
+    let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
+    let several = args.seeds > 1;
+    let mut printer = cli::printer(args.json, several);
+    let first = session.submit_all(requests)?;
+    let signal = cli::follow(&mut session, &inbox, first, &mut printer)?;
+    if several {
+        let runs = session.runs();
+        let best: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.summary.best_val_accuracy)
+            .collect();
+        let test: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.summary.test_accuracy)
+            .collect();
+        let ((bm, bsd), (tm, tsd)) = (mean_std(&best), mean_std(&test));
+        if args.json {
+            outln!(
+                "{}",
+                serde_json::json!({"event": "seeds", "seeds": args.seeds, "best_val_mean": bm, "best_val_sd": bsd, "test_mean": tm, "test_sd": tsd})
+            );
+        } else {
+            let text = |m: f64, sd: f64, n: usize| {
+                format!("{:.2}% ± {:.2} ({n} runs)", 100.0 * m, 100.0 * sd)
+            };
+            outln!(
+                "over {} seeds: best val {}, test {}",
+                args.seeds,
+                text(bm, bsd, best.len()),
+                text(tm, tsd, test.len())
+            );
+        }
+    }
+    Ok(cli::exit_code(&session, signal))
+}

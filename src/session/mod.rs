@@ -1,0 +1,620 @@
+//! The session: one owner for the life of every run, shared by the lab and the CLI.
+//!
+//! A run goes: request (an experiment, or a saved run to resume) → checked → queued → a
+//! slot frees → its folder is made and its recorder set up → a trainer thread loads its
+//! data (through the session's [`DataCache`]) and trains → the trainer's events come back
+//! through the consumer's channel as [`Message`]s → [`Session::handle`] applies them and
+//! returns [`SessionEvent`]s for the front end → the run ends with its [`Summary`], and the
+//! next queued run starts.
+//!
+//! The session owns no thread and no terminal: the lab calls it from its event loop, the
+//! headless commands through [`Session::follow`] with an [`Observer`] (the table or JSON
+//! printer, the reproduction report). Trainers are started through a [`Spawner`], so tests
+//! drive the session with scripted runs, and runs are written through
+//! [`crate::runs::RunFiles`], so tests can make a disk fill up.
+
+pub mod data;
+pub mod print;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+
+pub use data::DataCache;
+
+use crate::device::Device;
+use crate::experiment::Experiment;
+use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
+use crate::topology::Topology;
+use crate::train::{self, Command, EpochMetrics, EventSink, RunHandle, RunStatus, TrainConfig};
+use crate::train::{TrainEvent, TrainJob};
+
+/// A run's number within its session (1, 2, ...); its saved id is another thing.
+pub type RunId = usize;
+
+/// Where a run is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    Queued,
+    /// Its thread is loading or splitting the data.
+    Preparing,
+    Running,
+    Paused,
+    Ended(RunStatus),
+}
+
+impl RunState {
+    pub fn is_active(&self) -> bool {
+        !matches!(self, RunState::Ended(_))
+    }
+
+    /// One short word for tables.
+    pub fn label(&self) -> String {
+        match self {
+            RunState::Queued => "queued".into(),
+            RunState::Preparing => "loading".into(),
+            RunState::Running => "running".into(),
+            RunState::Paused => "paused".into(),
+            RunState::Ended(RunStatus::Finished) => "done".into(),
+            RunState::Ended(RunStatus::Stopped) => "stopped".into(),
+            RunState::Ended(RunStatus::Diverged { step, .. }) => format!("diverged@{step}"),
+            RunState::Ended(RunStatus::Failed(_)) => "failed".into(),
+        }
+    }
+}
+
+/// How a session runs things.
+#[derive(Clone)]
+pub struct Settings {
+    pub device: Device,
+    /// Where data sets other than the built-in one are read from.
+    pub data_dir: PathBuf,
+    /// Where runs are saved, one folder each; `None` saves nothing.
+    pub saves: Option<PathBuf>,
+    /// Runs that train at once; the rest wait in the queue.
+    pub slots: usize,
+    /// How run folders are written.
+    pub files: Arc<dyn RunFiles>,
+}
+
+impl Settings {
+    pub fn new(device: Device, data_dir: PathBuf, saves: Option<PathBuf>) -> Self {
+        Self {
+            device,
+            data_dir,
+            saves,
+            slots: 1,
+            files: Arc::new(Disk),
+        }
+    }
+}
+
+/// What to run.
+pub struct RunRequest {
+    experiment: Experiment,
+    resume: Option<(SavedRun, Weights)>,
+}
+
+impl RunRequest {
+    pub fn new(experiment: Experiment) -> Self {
+        Self {
+            experiment,
+            resume: None,
+        }
+    }
+
+    /// `saved` for `epochs` more epochs, in its own folder, from its weights (checked to be
+    /// its own first: see [`SavedRun::weights_to_resume`]).
+    pub fn resume(saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
+        let weights = saved.weights_to_resume()?;
+        let mut experiment = saved.experiment.clone();
+        experiment.epochs = epochs;
+        // The saved topology is the one to go on with.
+        experiment.schedule = None;
+        Ok(Self {
+            experiment,
+            resume: Some((saved, weights)),
+        })
+    }
+}
+
+/// A request the session refuses, before anything is allocated or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Saves(#[from] RunError),
+}
+
+/// What a run trains, as the front ends show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunInfo {
+    pub experiment: Experiment,
+    /// The network it starts with (skip*: the one it switches to; resume: the saved one).
+    pub topology: Topology,
+    pub config: TrainConfig,
+}
+
+/// A saved run's id and folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedAt {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+/// One run as the session keeps it.
+pub struct Run {
+    pub id: RunId,
+    pub info: RunInfo,
+    pub state: RunState,
+    pub saved: Option<SavedAt>,
+    /// The same figures `summary.ron` holds, over the whole run (a resumed run's saved epochs
+    /// included).
+    pub summary: Summary,
+    /// Every epoch so far, a resumed run's saved ones first.
+    pub epochs: Vec<EpochMetrics>,
+    handle: Option<RunHandle>,
+    /// What only the start needs.
+    resume: Option<(SavedRun, Weights)>,
+}
+
+/// What happened to a run, for the front ends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Accepted; waits for a slot.
+    Queued(Box<RunInfo>),
+    /// Left the queue: it has its folder (when saved) and its thread.
+    Starting { saved: Option<SavedAt> },
+    /// The trainer's own report (never `Ended`: that arrives as [`Update::Ended`]).
+    Train(TrainEvent),
+    /// The last update of every run.
+    Ended {
+        status: RunStatus,
+        summary: Box<Summary>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionEvent {
+    pub run: RunId,
+    pub update: Update,
+}
+
+/// What arrives in the consumer's channel for the session.
+#[derive(Debug)]
+pub enum Message {
+    /// A trainer's event, to pass to [`Session::handle`].
+    Run(RunId, TrainEvent),
+    /// SIGINT, SIGTERM or SIGHUP: the consumer stops every run.
+    Signal(i32),
+}
+
+/// Where trainer threads post their events. Returning `false` (nobody listens any more)
+/// stops the run.
+pub type Outlet = Arc<dyn Fn(Message) -> bool + Send + Sync>;
+
+/// Starts trainer threads (tests hand in one that scripts them).
+pub trait Spawner: Send {
+    fn spawn(&mut self, job: TrainJob, events: Box<dyn EventSink>) -> RunHandle;
+}
+
+/// The real thing: one thread per run (see [`train::spawn`]).
+pub struct Threads;
+
+impl Spawner for Threads {
+    fn spawn(&mut self, job: TrainJob, events: Box<dyn EventSink>) -> RunHandle {
+        train::spawn(job, events)
+    }
+}
+
+/// A front end that follows a session headless.
+pub trait Observer {
+    /// Sees every update after the session applied it. An error (stdout closed) stops every
+    /// run; the observer is not called again.
+    fn update(&mut self, session: &Session, event: &SessionEvent) -> std::io::Result<()>;
+}
+
+/// Why [`Session::follow`] returned; every run has ended either way.
+#[derive(Debug)]
+pub enum Ending {
+    Finished,
+    /// A signal arrived and every run was stopped.
+    Interrupted(i32),
+    /// The observer could not write (a closed pipe, a full disk) and every run was stopped.
+    OutputFailed(std::io::Error),
+}
+
+pub struct Session {
+    settings: Settings,
+    spawner: Box<dyn Spawner>,
+    outlet: Outlet,
+    data: Arc<DataCache>,
+    runs: Vec<Run>,
+}
+
+impl Session {
+    /// A session whose trainers post to `outlet`. The saves folder is created now, so a
+    /// folder that cannot be written is an error before anything trains.
+    pub fn new(
+        settings: Settings,
+        spawner: Box<dyn Spawner>,
+        outlet: Outlet,
+    ) -> Result<Self, SessionError> {
+        if let Some(saves) = &settings.saves {
+            std::fs::create_dir_all(saves).map_err(|e| RunError {
+                path: saves.clone(),
+                message: format!("cannot create: {e}"),
+            })?;
+        }
+        Ok(Self {
+            data: Arc::new(DataCache::new(settings.data_dir.clone())),
+            settings,
+            spawner,
+            outlet,
+            runs: Vec::new(),
+        })
+    }
+
+    /// A session for a headless command: real trainer threads posting into a channel, whose
+    /// sender is returned too (signal handlers post there).
+    pub fn headless(
+        settings: Settings,
+    ) -> Result<(Self, Sender<Message>, Receiver<Message>), SessionError> {
+        let (tx, rx) = mpsc::channel();
+        let outlet_tx = tx.clone();
+        let outlet: Outlet = Arc::new(move |m| outlet_tx.send(m).is_ok());
+        Ok((Self::new(settings, Box::new(Threads), outlet)?, tx, rx))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn runs(&self) -> &[Run] {
+        &self.runs
+    }
+
+    pub fn run(&self, id: RunId) -> Option<&Run> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    fn index(&self, id: RunId) -> Option<usize> {
+        self.runs.iter().position(|r| r.id == id)
+    }
+
+    /// True when no run is queued or active.
+    pub fn is_idle(&self) -> bool {
+        self.runs.iter().all(|r| !r.state.is_active())
+    }
+
+    /// Checks a request and queues it; it starts at once when a slot is free.
+    pub fn submit(
+        &mut self,
+        request: RunRequest,
+    ) -> Result<(RunId, Vec<SessionEvent>), SessionError> {
+        let events = self.submit_all(vec![request])?;
+        Ok((self.runs.last().expect("just queued").id, events))
+    }
+
+    /// Checks every request, then queues them all in order (none if one is refused).
+    pub fn submit_all(
+        &mut self,
+        requests: Vec<RunRequest>,
+    ) -> Result<Vec<SessionEvent>, SessionError> {
+        let next = self.runs.last().map_or(1, |r| r.id + 1);
+        let admitted = requests
+            .into_iter()
+            .enumerate()
+            .map(|(k, request)| self.admit(next + k, request))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut events = Vec::new();
+        for run in admitted {
+            events.push(SessionEvent {
+                run: run.id,
+                update: Update::Queued(Box::new(run.info.clone())),
+            });
+            self.runs.push(run);
+        }
+        events.extend(self.start_queued());
+        Ok(events)
+    }
+
+    /// A request checked (the experiment, the network's size against this machine) and made
+    /// into a queued run.
+    fn admit(&self, id: RunId, request: RunRequest) -> Result<Run, SessionError> {
+        let RunRequest { experiment, resume } = request;
+        experiment.validate().map_err(SessionError::Refused)?;
+        let topology = match &resume {
+            Some((_, weights)) => weights.topology.clone(),
+            None => experiment
+                .topology()
+                .map_err(|e| SessionError::Refused(e.to_string()))?,
+        };
+        check_memory(&topology, experiment.batch, self.settings.device)?;
+        // Loading waits for the run's thread; a data set that is not there at all is known now.
+        if let Some(missing) = crate::data::missing(experiment.dataset, &self.settings.data_dir) {
+            return Err(SessionError::Refused(missing.to_string()));
+        }
+        let (summary, epochs) = match &resume {
+            Some((saved, _)) => (
+                Summary {
+                    status: runs::Status::Running,
+                    ..saved.summary.clone()
+                },
+                saved.epochs.iter().map(|r| r.to_metrics()).collect(),
+            ),
+            None => (
+                Summary::new(&topology, &self.settings.device.to_string()),
+                Vec::new(),
+            ),
+        };
+        Ok(Run {
+            id,
+            info: RunInfo {
+                config: experiment.train_config(),
+                experiment,
+                topology,
+            },
+            state: RunState::Queued,
+            saved: None,
+            summary,
+            epochs,
+            handle: None,
+            resume,
+        })
+    }
+
+    /// Starts queued runs while slots are free.
+    fn start_queued(&mut self) -> Vec<SessionEvent> {
+        let mut events = Vec::new();
+        loop {
+            let busy = self
+                .runs
+                .iter()
+                .filter(|r| r.state.is_active() && r.state != RunState::Queued)
+                .count();
+            let next = self.runs.iter().position(|r| r.state == RunState::Queued);
+            match next {
+                Some(i) if busy < self.settings.slots.max(1) => events.extend(self.start(i)),
+                _ => return events,
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize) -> Vec<SessionEvent> {
+        let outlet = Arc::clone(&self.outlet);
+        let settings = &self.settings;
+        let run = &mut self.runs[i];
+        let id = run.id;
+        let forward = move |event: TrainEvent| outlet(Message::Run(id, event));
+        let device = settings.device.to_string();
+        let files = Arc::clone(&settings.files);
+        let resume = run.resume.take();
+        let recorder: Result<(Box<dyn EventSink>, Option<SavedAt>), RunError> =
+            match (&resume, &settings.saves) {
+                (Some((saved, _)), _) => Recorder::resume(forward, files, saved).map(|r| {
+                    let at = SavedAt {
+                        id: saved.id.clone(),
+                        dir: saved.dir.clone(),
+                    };
+                    (Box::new(r) as Box<dyn EventSink>, Some(at))
+                }),
+                (None, Some(saves)) => {
+                    runs::create_run_dir(saves, &run.info.experiment.run_label()).and_then(
+                        |(saved_id, dir)| {
+                            let at = SavedAt {
+                                id: saved_id,
+                                dir: dir.clone(),
+                            };
+                            Recorder::start(
+                                forward,
+                                files,
+                                dir,
+                                &run.info.experiment,
+                                &run.info.topology,
+                                &device,
+                            )
+                            .map(|r| (Box::new(r) as Box<dyn EventSink>, Some(at)))
+                        },
+                    )
+                }
+                (None, None) => Ok((Box::new(forward), None)),
+            };
+        let (sink, saved) = match recorder {
+            Ok(r) => r,
+            Err(e) => return self.end(i, RunStatus::Failed(format!("cannot save the run: {e}"))),
+        };
+        run.saved = saved.clone();
+        run.state = RunState::Preparing;
+        let e = &run.info.experiment;
+        let (dataset, val_fraction, seed) = (e.dataset, e.val_fraction, e.seed);
+        let cache = Arc::clone(&self.data);
+        let job = TrainJob {
+            topology: run.info.topology.clone(),
+            config: run.info.config.clone(),
+            device: settings.device,
+            resume: resume.map(|(saved, weights)| train::Resume {
+                params: weights.params,
+                epochs_done: saved.epochs.len(),
+            }),
+            data: Box::new(move || {
+                cache
+                    .prepared(dataset, val_fraction, seed)
+                    .map_err(|e| e.to_string())
+            }),
+        };
+        run.handle = Some(self.spawner.spawn(job, sink));
+        vec![SessionEvent {
+            run: id,
+            update: Update::Starting { saved },
+        }]
+    }
+
+    /// Marks run `i` ended (its thread, if any, is done) and starts what is queued.
+    fn end(&mut self, i: usize, status: RunStatus) -> Vec<SessionEvent> {
+        let run = &mut self.runs[i];
+        if let Some(handle) = run.handle.take() {
+            handle.join();
+        }
+        run.summary.status = status.clone().into();
+        run.state = RunState::Ended(status.clone());
+        let mut events = vec![SessionEvent {
+            run: run.id,
+            update: Update::Ended {
+                status,
+                summary: Box::new(run.summary.clone()),
+            },
+        }];
+        events.extend(self.start_queued());
+        events
+    }
+
+    /// Applies a trainer's event for run `id`.
+    pub fn handle(&mut self, id: RunId, event: TrainEvent) -> Vec<SessionEvent> {
+        let Some(i) = self.index(id) else {
+            return Vec::new();
+        };
+        let run = &mut self.runs[i];
+        run.summary.observe(&event);
+        match &event {
+            TrainEvent::Preparing => run.state = RunState::Preparing,
+            TrainEvent::Started { .. } | TrainEvent::Resumed => run.state = RunState::Running,
+            TrainEvent::Paused => run.state = RunState::Paused,
+            TrainEvent::Epoch(m) => run.epochs.push(m.clone()),
+            TrainEvent::Ended { status, .. } => return self.end(i, status.clone()),
+            TrainEvent::Progress { .. } | TrainEvent::SkipsEnabled { .. } => {}
+        }
+        vec![SessionEvent {
+            run: id,
+            update: Update::Train(event),
+        }]
+    }
+
+    /// Pause, resume or stop run `id`. A queued run that is stopped ends without starting.
+    pub fn command(&mut self, id: RunId, command: Command) -> Vec<SessionEvent> {
+        let Some(i) = self.index(id) else {
+            return Vec::new();
+        };
+        let run = &self.runs[i];
+        match (&run.state, command, &run.handle) {
+            (RunState::Queued, Command::Stop, _) => self.end(i, RunStatus::Stopped),
+            (_, _, Some(handle)) => {
+                handle.send(command);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Stops every run: queued ones end at once (so none starts), active ones at their next
+    /// step, recording `Stopped`.
+    pub fn stop_all(&mut self) -> Vec<SessionEvent> {
+        let queued: Vec<RunId> = self
+            .runs
+            .iter()
+            .filter(|r| r.state == RunState::Queued)
+            .map(|r| r.id)
+            .collect();
+        let mut events = Vec::new();
+        for id in queued {
+            events.extend(self.command(id, Command::Stop));
+        }
+        for run in &self.runs {
+            if let Some(handle) = &run.handle {
+                handle.send(Command::Stop);
+            }
+        }
+        events
+    }
+
+    /// Stops every run and waits for their threads (the lab, quitting). Their recorders
+    /// write `Stopped` before the threads end.
+    pub fn shutdown(&mut self) {
+        self.stop_all();
+        for run in &mut self.runs {
+            if let Some(handle) = run.handle.take() {
+                handle.join();
+            }
+        }
+    }
+
+    /// Follows the session until every run has ended, handing `first` and every later
+    /// update to `observer`. A signal or an observer that cannot write stops every run;
+    /// the ending says which.
+    pub fn follow(
+        &mut self,
+        inbox: &Receiver<Message>,
+        first: Vec<SessionEvent>,
+        observer: &mut dyn Observer,
+    ) -> Ending {
+        let mut ending = Ending::Finished;
+        let mut pending: VecDeque<SessionEvent> = first.into();
+        loop {
+            while let Some(event) = pending.pop_front() {
+                if matches!(ending, Ending::OutputFailed(_)) {
+                    continue;
+                }
+                if let Err(e) = observer.update(self, &event) {
+                    pending.extend(self.stop_all());
+                    ending = Ending::OutputFailed(e);
+                }
+            }
+            if self.is_idle() {
+                return ending;
+            }
+            match inbox.recv() {
+                Ok(Message::Run(id, event)) => pending.extend(self.handle(id, event)),
+                Ok(Message::Signal(signal)) => {
+                    if let Ending::Finished = ending {
+                        ending = Ending::Interrupted(signal);
+                    }
+                    pending.extend(self.stop_all());
+                }
+                // Every sender gone: no run can report any more.
+                Err(_) => return ending,
+            }
+        }
+    }
+}
+
+/// Passes SIGINT, SIGTERM and SIGHUP to `deliver` (on a thread of its own), so a command or
+/// the lab can stop its runs and record them as stopped. A second signal exits at once, with
+/// 128 + its number, for a user who does not want to wait for the current step.
+pub fn forward_signals(deliver: impl Fn(i32) + Send + 'static) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("skiplab-signals".into())
+        .spawn(move || {
+            let mut seen = false;
+            for signal in signals.forever() {
+                if seen {
+                    std::process::exit(128 + signal);
+                }
+                seen = true;
+                deliver(signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// Refuses a network whose training would not fit this machine's memory, before anything
+/// is allocated (an allocation that large aborts the process).
+fn check_memory(topology: &Topology, batch: usize, device: Device) -> Result<(), SessionError> {
+    let (Device::Cpu, Some(memory)) = (device, crate::device::physical_memory()) else {
+        return Ok(());
+    };
+    let needed = topology.training_bytes(batch);
+    if needed > memory {
+        let gb = |b: u64| b as f64 / 1e9;
+        return Err(SessionError::Refused(format!(
+            "training {} at batch {batch} needs about {:.1} GB; this machine has {:.1} GB",
+            topology.summary(),
+            gb(needed),
+            gb(memory)
+        )));
+    }
+    Ok(())
+}
