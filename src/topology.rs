@@ -293,10 +293,10 @@ impl MlpSpec {
                 layers: self.hidden.len(),
             });
         }
-        check_width(|| "the input".into(), self.input, MAX_WIDTH * 16)?;
+        check_width(|| "the input size".into(), self.input, MAX_WIDTH * 16)?;
         check_width(|| "the number of classes".into(), self.classes, MAX_WIDTH)?;
         for (i, &w) in self.hidden.iter().enumerate() {
-            check_width(|| format!("layer {} wide", i + 1), w, MAX_WIDTH)?;
+            check_width(|| format!("layer {}'s width", i + 1), w, MAX_WIDTH)?;
         }
         if self.input == 0 {
             return Err(TopologyError::EmptyInput);
@@ -471,7 +471,7 @@ impl CnnSpec {
         for (s, stage) in self.stages.iter().enumerate() {
             for (i, &w) in stage.iter().enumerate() {
                 check_width(
-                    || format!("stage {} conv {} wide", s + 1, i + 1),
+                    || format!("the width of stage {} conv {}", s + 1, i + 1),
                     w,
                     MAX_WIDTH,
                 )?;

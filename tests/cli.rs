@@ -104,3 +104,43 @@ fn cuda_commands_explain_themselves_in_a_cpu_build() {
         "{err}"
     );
 }
+
+#[test]
+fn absurd_sizes_and_empty_ranges_are_refused_before_anything_is_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let preset = tmp.path().join("huge.ron");
+    std::fs::write(
+        &preset,
+        r#"(dataset: "builtin", model: Mlp(widths: [100000000], skips: "none"), optimizer: Sgd(lr: 0.1), batch: 8, epochs: 1)"#,
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["train", "--preset", preset.to_str().unwrap()],
+            "huge.ron: model: layer 1's width is 100000000; skiplab allows at most 1,048,576",
+        ),
+        (
+            &["train", "--widths", "4294967296"],
+            "layer 1's width is 4294967296; skiplab allows at most 1,048,576",
+        ),
+        (
+            &["train", "--widths", "200000"],
+            "the network has 159,000,010 parameters; skiplab trains at most 100,000,000",
+        ),
+        (
+            &["train", "--seed", "18446744073709551615", "--seeds", "2"],
+            "--seed 18446744073709551615 with --seeds 2: the seeds would run past the largest",
+        ),
+        (
+            &["train", "--val-fraction", "0"],
+            "--val-fraction must be above 0",
+        ),
+        (&["train", "--seeds", "0"], "--seeds must be at least 1"),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = skiplab(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

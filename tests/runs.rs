@@ -495,3 +495,175 @@ fn reproduce_writes_the_tables_beside_the_papers_numbers() {
     assert!(text.contains("noise"), "{text}");
     assert_eq!(runs::list_runs(tmp.path()).len(), 8, "every run saved");
 }
+
+/// Starts a long `train` whose runs are saved in `saves`; returns it once an epoch is saved.
+fn long_training(saves: &Path, stdout: std::process::Stdio) -> (std::process::Child, PathBuf) {
+    let child = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args([
+            "train", "--epochs", "200", "--widths", "64", "--batch", "256",
+        ])
+        .env("SKIPLAB_SAVES_DIR", saves)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no epoch written in time");
+        let dir = std::fs::read_dir(saves)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join(runs::METRICS).exists());
+        if let Some(dir) = dir {
+            return (child, dir);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_run_record_it_stopped_and_exit_128_plus_the_signal() {
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (child, dir) = long_training(tmp.path(), std::process::Stdio::piped());
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{signal}: {stdout}");
+        assert!(
+            stdout.lines().last().unwrap().starts_with("stopped after "),
+            "{stdout}"
+        );
+        let saved = runs::load_run(&dir).unwrap();
+        assert_eq!(saved.summary.status, Status::Stopped, "{signal}");
+        assert!(saved.summary.epochs_done >= 1);
+        assert_eq!(saved.summary.epochs_done, saved.epochs.len());
+        saved.weights_to_resume().unwrap();
+    }
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_quietly_and_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, dir) = long_training(tmp.path(), std::process::Stdio::piped());
+    // The reader goes away (as `skiplab train | head -4` does).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let saved = runs::load_run(&dir).unwrap();
+    assert_eq!(saved.summary.status, Status::Stopped);
+}
+
+#[test]
+fn listing_into_a_closed_pipe_or_a_full_disk_does_not_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .arg("runs")
+        .env("SKIPLAB_SAVES_DIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before skiplab writes a line: every write meets a closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "quiet: {stderr}");
+    if Path::new("/dev/full").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+            .arg("runs")
+            .env("SKIPLAB_SAVES_DIR", tmp.path())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("cannot write to stdout") && stderr.contains("No space left"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_seed_of_a_run_is_exported_by_its_exact_id_and_foreign_weights_do_not_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(
+        &["train", "--epochs", "1", "--widths", "16", "--seeds", "3"],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<String> = runs::list_runs(tmp.path())
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for (id, seed) in ids.iter().zip(1..) {
+        assert!(id.ends_with(&format!("-mlp2-vanilla-s{seed}")), "{id}");
+        let (code, out, err) = skiplab(&["export", id, "--csv"], tmp.path());
+        assert_eq!(code, 0, "{id}: {err}");
+        assert_eq!(out.lines().count(), 2, "{out}");
+    }
+    // A folder whose name prefixes another's is still found by its own id.
+    let prefix = tmp.path().join(&ids[0]);
+    let longer = tmp.path().join(format!("{}-2", ids[0]));
+    copy_dir(&prefix, &longer);
+    let (code, _, err) = skiplab(&["compare", &ids[0]], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    // Another network's weights copied into seed 1's folder: resume refuses them.
+    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let other = runs::list_runs(tmp.path())
+        .into_iter()
+        .map(|r| r.unwrap())
+        .find(|r| r.summary.params != runs::load_run(&prefix).unwrap().summary.params)
+        .unwrap();
+    std::fs::copy(other.dir.join(runs::WEIGHTS), prefix.join(runs::WEIGHTS)).unwrap();
+    let metrics = std::fs::read(prefix.join(runs::METRICS)).unwrap();
+    let (code, _, err) = skiplab(&["resume", &ids[0], "--epochs", "1"], tmp.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("belong to another run"), "{err}");
+    assert_eq!(std::fs::read(prefix.join(runs::METRICS)).unwrap(), metrics);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn stale_temporary_files_go_when_a_run_folder_is_opened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let dir = runs::list_runs(tmp.path())[0].as_ref().unwrap().dir.clone();
+    let old = dir.join(".tmpAbC123");
+    let fresh = dir.join(".tmpXyZ789");
+    std::fs::write(&old, b"half a weights file").unwrap();
+    std::fs::write(&fresh, b"being written right now").unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let (code, out, _) = skiplab(&["runs"], tmp.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(!old.exists(), "a temp file a killed write left is removed");
+    assert!(fresh.exists(), "one that may still be written is kept");
+}

@@ -33,6 +33,11 @@ impl<O: Write, E: Write> Printer<O, E> {
         }
     }
 
+    /// The writers back (tests read what was printed).
+    pub fn into_parts(self) -> (O, E) {
+        (self.out, self.err)
+    }
+
     fn json_line(&mut self, value: serde_json::Value) -> io::Result<()> {
         writeln!(self.out, "{value}")
     }
