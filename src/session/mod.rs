@@ -289,16 +289,8 @@ impl Session {
         self.runs.iter().all(|r| !r.state.is_active())
     }
 
-    /// Checks a request and queues it; it starts at once when a slot is free.
-    pub fn submit(
-        &mut self,
-        request: RunRequest,
-    ) -> Result<(RunId, Vec<SessionEvent>), SessionError> {
-        let events = self.submit_all(vec![request])?;
-        Ok((self.runs.last().expect("just queued").id, events))
-    }
-
-    /// Checks every request, then queues them all in order (none if one is refused).
+    /// Checks every request, then queues them all in order (none if one is refused); they
+    /// start as slots are free.
     pub fn submit_all(
         &mut self,
         requests: Vec<RunRequest>,
@@ -389,40 +381,31 @@ impl Session {
         let run = &mut self.runs[i];
         let id = run.id;
         let forward = move |event: TrainEvent| outlet(Message::Run(id, event));
-        let device = settings.device.to_string();
         let files = Arc::clone(&settings.files);
         let resume = run.resume.take();
-        let recorder: Result<(Box<dyn EventSink>, Option<SavedAt>), RunError> =
-            match (&resume, &settings.saves) {
-                (Some((saved, _)), _) => Recorder::resume(forward, files, saved).map(|r| {
-                    let at = SavedAt {
-                        id: saved.id.clone(),
-                        dir: saved.dir.clone(),
-                    };
-                    (Box::new(r) as Box<dyn EventSink>, Some(at))
-                }),
-                (None, Some(saves)) => {
-                    runs::create_run_dir(saves, &run.info.experiment.run_label()).and_then(
-                        |(saved_id, dir)| {
-                            let at = SavedAt {
-                                id: saved_id,
-                                dir: dir.clone(),
-                            };
-                            Recorder::start(
-                                forward,
-                                files,
-                                dir,
-                                &run.info.experiment,
-                                &run.info.topology,
-                                &device,
-                            )
-                            .map(|r| (Box::new(r) as Box<dyn EventSink>, Some(at)))
-                        },
-                    )
-                }
-                (None, None) => Ok((Box::new(forward), None)),
+        // A resumed run goes on in its folder; a new one gets a folder when runs are saved.
+        let label = run.info.experiment.run_label();
+        let saved = match (&resume, &settings.saves) {
+            (Some((s, _)), _) => Ok(Some((s.id.clone(), s.dir.clone()))),
+            (None, Some(saves)) => runs::create_run_dir(saves, &label).map(Some),
+            (None, None) => Ok(None),
+        };
+        let sink = saved.and_then(|saved| {
+            let sink: Box<dyn EventSink> = match (&resume, &saved) {
+                (Some((s, _)), _) => Box::new(Recorder::resume(forward, files, s)?),
+                (None, Some((_, dir))) => Box::new(Recorder::start(
+                    forward,
+                    files,
+                    dir.clone(),
+                    &run.info.experiment,
+                    &run.info.topology,
+                    &settings.device.to_string(),
+                )?),
+                (None, None) => Box::new(forward),
             };
-        let (sink, saved) = match recorder {
+            Ok((sink, saved.map(|(id, dir)| SavedAt { id, dir })))
+        });
+        let (sink, saved) = match sink {
             Ok(r) => r,
             Err(e) => return self.end(i, RunStatus::Failed(format!("cannot save the run: {e}"))),
         };

@@ -234,8 +234,8 @@ impl Lab {
             match effect {
                 Effect::Quit => return Ok(true),
                 Effect::Submit(experiment) => {
-                    match self.session.submit(RunRequest::new(*experiment)) {
-                        Ok((_, updates)) => updates.into_iter().for_each(|u| app.on_session(u)),
+                    match self.session.submit_all(vec![RunRequest::new(*experiment)]) {
+                        Ok(updates) => updates.into_iter().for_each(|u| app.on_session(u)),
                         Err(e) => app.submit_failed(e.to_string()),
                     }
                 }
