@@ -775,3 +775,93 @@ pub fn find_run(saves: &Path, key: &str) -> Result<PathBuf, RunError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD_SUMMARY: &str = r#"(
+    status: "diverged: loss NaN at epoch 1, step 37",
+    epochs_done: 0,
+    best_val_accuracy: None,
+    best_epoch: None,
+    test_accuracy: None,
+    params: 10,
+    macs_per_sample: 10,
+    mean_epoch_seconds: None,
+    device: "cpu",
+    started: "2026-11-30T10:00:00Z",
+)"#;
+
+    #[test]
+    fn summaries_with_a_text_status_still_read_and_typed_ones_round_trip() {
+        let p = Path::new("saves/x/summary.ron");
+        let old = Summary::from_ron(OLD_SUMMARY, p).unwrap();
+        let Status::Diverged { epoch, step, loss } = old.status else {
+            panic!("{:?}", old.status)
+        };
+        assert_eq!((epoch, step), (1, 37));
+        assert!(loss.is_nan());
+        for (text, status) in [
+            ("finished", Status::Finished),
+            ("running", Status::Running),
+            (
+                "failed: the disk is full",
+                Status::Failed("the disk is full".into()),
+            ),
+        ] {
+            let old = OLD_SUMMARY.replace("diverged: loss NaN at epoch 1, step 37", text);
+            assert_eq!(Summary::from_ron(&old, p).unwrap().status, status);
+        }
+        let mut typed = old.clone();
+        typed.status = Status::Failed("could not save epoch 3: full".into());
+        let text = typed.to_ron();
+        assert!(
+            text.contains(r#"status: Failed("could not save epoch 3: full")"#),
+            "{text}"
+        );
+        assert_eq!(Summary::from_ron(&text, p).unwrap(), typed);
+        let e = Summary::from_ron("(status: Finished,", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("saves/x/summary.ron: line "), "{e}");
+    }
+
+    #[test]
+    fn weights_naming_a_huge_network_are_refused_before_it_is_built() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(WEIGHTS);
+        let huge = r#"{"Mlp":{"input":784,"hidden":[100000000,100000000],"classes":10}}"#;
+        let metadata = HashMap::from([("skiplab.topology".to_string(), huge.to_string())]);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+        std::fs::write(
+            &path,
+            safetensors::serialize(views, Some(metadata)).unwrap(),
+        )
+        .unwrap();
+        let e = read_weights(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("its topology is invalid: layer 1's width is 100000000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_exact_id_wins_over_a_longer_one_it_prefixes() {
+        let tmp = tempfile::tempdir().unwrap();
+        for id in [
+            "20261202-100000-mlp3-skips-s1",
+            "20261202-100000-mlp3-skips-s1-2",
+        ] {
+            std::fs::create_dir(tmp.path().join(id)).unwrap();
+            std::fs::write(tmp.path().join(id).join(EXPERIMENT), "").unwrap();
+        }
+        let found = find_run(tmp.path(), "20261202-100000-mlp3-skips-s1").unwrap();
+        assert!(found.ends_with("20261202-100000-mlp3-skips-s1"));
+        let e = find_run(tmp.path(), "20261202").unwrap_err().to_string();
+        assert!(
+            e.contains("2 saved runs start with that (20261202-100000-mlp3-skips-s1, "),
+            "{e}"
+        );
+    }
+}

@@ -4,7 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use skiplab::runs::Summary;
-use skiplab::session::{RunInfo, SessionEvent, Update};
+use skiplab::session::{RunInfo, SavedAt, SessionEvent, Update};
 use skiplab::topology::{ImageShape, SkipEdge, SkipSelection};
 use skiplab::train::{EpochMetrics, RunStatus, TrainEvent};
 use skiplab::tui::app::{App, Mode};
@@ -150,6 +150,34 @@ fn runs_with_sparklines_side_by_side() {
     let ascii = render(&mut app, 80, 24);
     assert!(ascii.is_ascii(), "--ascii draws ASCII only");
     insta::assert_snapshot!("runs_ascii", ascii);
+    // Each run's saved id: the selected one's in the title at 80 columns, a column of its own
+    // on a wide terminal.
+    app.ascii = false;
+    for (run, id) in [
+        (1, "20261202-121924-mlp3-skips-s1"),
+        (2, "20261202-122301-mlp3-skips-s2"),
+    ] {
+        let saved = Some(SavedAt {
+            id: id.into(),
+            dir: format!("saves/{id}").into(),
+        });
+        app.on_session(SessionEvent {
+            run,
+            update: Update::Starting { saved },
+        });
+    }
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.contains("Runs · run-1 is saves/20261202-121924-mlp3-skips-s1"),
+        "{narrow}"
+    );
+    insta::assert_snapshot!("runs_saved_ids_80x24", narrow);
+    let wide = render(&mut app, 160, 48);
+    assert!(
+        wide.contains("saved as") && wide.contains("20261202-122301-mlp3-skips-s2"),
+        "{wide}"
+    );
+    insta::assert_snapshot!("runs_saved_ids_160x48", wide);
 }
 
 #[test]

@@ -896,7 +896,9 @@ impl App {
             Update::Queued(_) => {}
             Update::Starting { saved } => {
                 run.saved_id = saved.map(|s| s.id);
-                run.state = RunState::Preparing;
+                if run.state == RunState::Queued {
+                    run.state = RunState::Preparing;
+                }
             }
             Update::Train(event) => match event {
                 TrainEvent::Preparing => run.state = RunState::Preparing,

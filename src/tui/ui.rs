@@ -280,14 +280,23 @@ fn spark_data(values: impl Iterator<Item = f64>, range: (f64, f64)) -> Vec<u64> 
         .collect()
 }
 
+/// Room for a saved run's id, `20261202-121924-mlp3-skipstar-s10`.
+const SAVED_ID_WIDTH: usize = 34;
+
 fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
-    // Where the selected run is saved: the id `runs`, `compare` and `export` take.
+    let mut header = format!(
+        "  {:<7} {:<22} {:<10} {:>6} {:>9} {:>8} {:>7}",
+        "run", "topology", "status", "epoch", "best val", "params", "s/epoch"
+    );
+    // Where runs are saved (the ids `runs`, `compare` and `export` take): a column of its
+    // own when it fits, else the selected run's in the title.
+    let id_column =
+        area.width.saturating_sub(2) as usize >= header.chars().count() + 2 + SAVED_ID_WIDTH;
     let title = match app.selected_run() {
-        Some(run) if run.saved_id.as_ref().is_some_and(|id| *id != run.name) => format!(
-            " Runs · {} is saves/{} ",
-            run.name,
-            run.saved_id.as_deref().unwrap_or_default()
-        ),
+        Some(run) if !id_column && run.saved_id.as_ref().is_some_and(|id| *id != run.name) => {
+            let id = run.saved_id.as_deref().unwrap_or_default();
+            format!(" Runs · {} is saves/{id} ", run.name)
+        }
         _ => " Runs ".to_string(),
     };
     let block = Block::default().borders(Borders::ALL).title(title);
@@ -304,10 +313,9 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
         );
         return;
     }
-    let header = format!(
-        "  {:<7} {:<22} {:<10} {:>6} {:>9} {:>8} {:>7}",
-        "run", "topology", "status", "epoch", "best val", "params", "s/epoch"
-    );
+    if id_column {
+        header.push_str("  saved as");
+    }
     frame.render_widget(
         Paragraph::new(Line::from(header).add_modifier(Modifier::BOLD)),
         Rect::new(inner.x, inner.y, inner.width, 1),
@@ -344,6 +352,10 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
             run.mean_epoch_seconds()
                 .map_or("-".into(), |s| format!("{s:.2}")),
         );
+        let line = match (&run.saved_id, id_column) {
+            (Some(id), true) => format!("{line}  {id}"),
+            _ => line,
+        };
         let style = match (&run.state, is_selected) {
             (_, true) => Style::default().add_modifier(Modifier::BOLD),
             (
