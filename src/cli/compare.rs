@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::runs::{load, model_text, pct};
+use super::runs::{load_all, model_text, pct};
 use crate::outln;
 use skiplab::experiment::{Model, Optimizer};
 use skiplab::runs::SavedRun;
@@ -25,11 +25,7 @@ pub struct CompareArgs {
 type Field = Box<dyn Fn(&SavedRun) -> String>;
 
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
-    let runs: Vec<SavedRun> = args
-        .runs
-        .iter()
-        .map(|k| load(&args.saves, k))
-        .collect::<Result<_>>()?;
+    let runs = load_all(&args.saves, &args.runs)?;
     let rows: Vec<(&str, Field)> = vec![
         ("data set", Box::new(|r| r.experiment.dataset.to_string())),
         ("model", Box::new(model_text)),

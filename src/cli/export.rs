@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use plotters::prelude::*;
 
-use super::runs::{load, model_text};
+use super::runs::{load_all, model_text};
 use skiplab::data::store::write_atomically;
 use skiplab::runs::{self, SavedRun};
 
@@ -106,11 +106,7 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
 }
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
-    let runs: Vec<SavedRun> = args
-        .runs
-        .iter()
-        .map(|k| load(&args.saves, k))
-        .collect::<Result<_>>()?;
+    let runs = load_all(&args.saves, &args.runs)?;
     let bytes = if args.csv {
         if runs.len() != 1 {
             bail!("--csv exports one run; give one id");

@@ -77,5 +77,5 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
         dataset,
         data_dir: args.data_dir.clone(),
     })?;
-    Ok(signal.map_or(ExitCode::SUCCESS, |s| ExitCode::from((128 + s) as u8)))
+    Ok(signal.map_or(ExitCode::SUCCESS, crate::cli::signal_exit))
 }

@@ -154,11 +154,16 @@ pub fn follow(
     }
 }
 
+/// What a process stopped by `signal` reports: 128 + its number.
+pub fn signal_exit(signal: i32) -> ExitCode {
+    ExitCode::from((128 + signal) as u8)
+}
+
 /// 128 + the signal when interrupted; else 1 if a run stopped or failed, 3 if one diverged,
 /// 0 when all finished.
 pub fn exit_code(session: &Session, signal: Option<i32>) -> ExitCode {
     if let Some(signal) = signal {
-        return ExitCode::from((128 + signal) as u8);
+        return signal_exit(signal);
     }
     let code = session
         .runs()

@@ -179,5 +179,5 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     outln!("\n{}", report.text);
     outln!("report written to {}", args.report.display());
     // Runs that diverged or failed are in the report, not a failure of the command.
-    Ok(signal.map_or(ExitCode::SUCCESS, |s| ExitCode::from((128 + s) as u8)))
+    Ok(signal.map_or(ExitCode::SUCCESS, cli::signal_exit))
 }

@@ -25,6 +25,11 @@ pub fn load(saves: &Path, key: &str) -> Result<SavedRun> {
     Ok(runs::load_run(&runs::find_run(saves, key)?)?)
 }
 
+/// Every run `keys` names (ids, prefixes or paths), in order.
+pub fn load_all(saves: &Path, keys: &[String]) -> Result<Vec<SavedRun>> {
+    keys.iter().map(|k| load(saves, k)).collect()
+}
+
 pub fn model_text(run: &SavedRun) -> String {
     run.experiment
         .topology()

@@ -49,6 +49,19 @@ impl RunState {
         !matches!(self, RunState::Ended(_))
     }
 
+    /// Where a trainer's event takes a run (`None`: no change of state).
+    pub fn after(event: &TrainEvent) -> Option<RunState> {
+        Some(match event {
+            TrainEvent::Preparing => RunState::Preparing,
+            TrainEvent::Started { .. } | TrainEvent::Resumed => RunState::Running,
+            TrainEvent::Paused => RunState::Paused,
+            TrainEvent::Ended { status, .. } => RunState::Ended(status.clone()),
+            TrainEvent::Progress { .. }
+            | TrainEvent::Epoch(_)
+            | TrainEvent::SkipsEnabled { .. } => return None,
+        })
+    }
+
     /// One short word for tables.
     pub fn label(&self) -> String {
         match self {
@@ -461,13 +474,11 @@ impl Session {
         };
         let run = &mut self.runs[i];
         run.summary.observe(&event);
-        match &event {
-            TrainEvent::Preparing => run.state = RunState::Preparing,
-            TrainEvent::Started { .. } | TrainEvent::Resumed => run.state = RunState::Running,
-            TrainEvent::Paused => run.state = RunState::Paused,
-            TrainEvent::Epoch(m) => run.epochs.push(m.clone()),
-            TrainEvent::Ended { status, .. } => return self.end(i, status.clone()),
-            TrainEvent::Progress { .. } | TrainEvent::SkipsEnabled { .. } => {}
+        match (RunState::after(&event), &event) {
+            (Some(RunState::Ended(status)), _) => return self.end(i, status),
+            (Some(state), _) => run.state = state,
+            (None, TrainEvent::Epoch(m)) => run.epochs.push(m.clone()),
+            (None, _) => {}
         }
         vec![SessionEvent {
             run: id,

@@ -900,25 +900,29 @@ impl App {
                     run.state = RunState::Preparing;
                 }
             }
-            Update::Train(event) => match event {
-                TrainEvent::Preparing => run.state = RunState::Preparing,
-                TrainEvent::Started { .. } | TrainEvent::Resumed => run.state = RunState::Running,
-                TrainEvent::Progress {
-                    epoch,
-                    step,
-                    steps_per_epoch,
-                    ..
-                } => run.progress = Some((epoch, step, steps_per_epoch)),
-                TrainEvent::Epoch(m) => {
-                    run.progress = None;
-                    run.epochs.push(m);
+            Update::Train(event) => {
+                // The end arrives as `Update::Ended`, with the summary.
+                match RunState::after(&event) {
+                    Some(RunState::Ended(_)) | None => {}
+                    Some(state) => run.state = state,
                 }
-                TrainEvent::Paused => run.state = RunState::Paused,
-                TrainEvent::SkipsEnabled { after_epoch, .. } => {
-                    run.skips_enabled_after = Some(after_epoch)
+                match event {
+                    TrainEvent::Progress {
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        ..
+                    } => run.progress = Some((epoch, step, steps_per_epoch)),
+                    TrainEvent::Epoch(m) => {
+                        run.progress = None;
+                        run.epochs.push(m);
+                    }
+                    TrainEvent::SkipsEnabled { after_epoch, .. } => {
+                        run.skips_enabled_after = Some(after_epoch)
+                    }
+                    _ => {}
                 }
-                TrainEvent::Ended { .. } => {}
-            },
+            }
             Update::Ended { status, summary } => {
                 run.progress = None;
                 run.test_accuracy = summary.test_accuracy;
