@@ -8,10 +8,12 @@
 //! - [`train`]: the background trainer that streams events over a channel.
 //! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
 //! - [`runs`]: saved runs on disk (`saves/<run-id>/`), written as training goes.
+//! - [`compare`]: what differs between runs, seed groups, curves, smoothing, Welch's t-test.
 //! - [`session`]: the one owner of every run's life (queue, data, saving, summaries), which
 //!   the lab and the headless commands share.
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod experiment;

@@ -36,11 +36,11 @@ enum Command {
     Reproduce(cli::reproduce::ReproduceArgs),
     /// Train a saved run for more epochs, from its saved weights.
     Resume(cli::resume::ResumeArgs),
-    /// List saved runs.
+    /// List saved runs (sorted, filtered, or as JSON lines).
     Runs(cli::runs::RunsArgs),
     /// Saved runs side by side.
     Compare(cli::compare::CompareArgs),
-    /// A saved run's metrics as CSV, or runs' accuracy curves as an SVG chart.
+    /// Saved runs' metrics as one long-format CSV, or their accuracy curves as an SVG chart.
     Export(cli::export::ExportArgs),
 }
 

@@ -241,20 +241,7 @@ pub struct Outcome {
     pub problem: Option<String>,
 }
 
-/// Mean and sample standard deviation.
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
+use crate::compare::mean_sd;
 
 /// A configuration's result at its chosen L2.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,7 +267,7 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
     grid.dedup();
     let at = |l2: f64| -> Vec<&Outcome> { mine.iter().copied().filter(|o| o.l2 == l2).collect() };
     let best = grid.into_iter().max_by(|a, b| {
-        let m = |l2| mean_std(&at(l2).iter().map(|o| o.val).collect::<Vec<_>>()).0;
+        let m = |l2| mean_sd(&at(l2).iter().map(|o| o.val).collect::<Vec<_>>()).0;
         m(*a).total_cmp(&m(*b))
     })?;
     let runs = at(best);
@@ -288,8 +275,8 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
     let trains: Vec<f64> = runs.iter().map(|o| o.train).collect();
     Some(Cell {
         l2: best,
-        train: mean_std(&trains),
-        val: mean_std(&vals),
+        train: mean_sd(&trains),
+        val: mean_sd(&vals),
         seeds: runs.len(),
         seconds_per_epoch: runs.iter().map(|o| o.seconds_per_epoch).sum::<f64>()
             / runs.len() as f64,
@@ -298,12 +285,26 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
     })
 }
 
-/// Whether two cells differ by more than noise: the difference of means against twice its
-/// standard error (a rough two-sided 95% bound; with 3 seeds it is only a guide).
-pub fn beyond_noise(a: &Cell, b: &Cell) -> bool {
-    let se =
-        (a.val.1.powi(2) / a.seeds.max(1) as f64 + b.val.1.powi(2) / b.seeds.max(1) as f64).sqrt();
-    (a.val.0 - b.val.0).abs() > 2.0 * se.max(1e-9)
+/// The validation accuracies behind a cell: every seed of `config` at the cell's L2.
+fn cell_values(outcomes: &[Outcome], config: Config, cell: &Cell) -> Vec<f64> {
+    outcomes
+        .iter()
+        .filter(|o| o.config == config && o.l2 == cell.l2 && o.problem.is_none())
+        .map(|o| o.val)
+        .collect()
+}
+
+/// Whether two configurations differ by more than seed noise: Welch's t-test on their
+/// seeds' validation accuracies, at 5% (two-sided).
+pub fn noise_verdict(a: &[f64], b: &[f64]) -> String {
+    if a.len() < 2 || b.len() < 2 {
+        return "noise not measured (one seed)".into();
+    }
+    match crate::compare::welch(a, b) {
+        Some(w) if w.p < 0.05 => format!("beyond noise: {w}"),
+        Some(w) => format!("within noise: {w}"),
+        None => "no spread over seeds: no test".into(),
+    }
 }
 
 fn pct(m: (f64, f64)) -> String {
@@ -424,13 +425,10 @@ pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
             continue;
         };
         let diff = 100.0 * (ca.val.0 - cb.val.0);
-        let verdict = if ca.seeds < 2 || cb.seeds < 2 {
-            "noise not measured (one seed)"
-        } else if beyond_noise(&ca, &cb) {
-            "beyond noise"
-        } else {
-            "within noise"
-        };
+        let verdict = noise_verdict(
+            &cell_values(outcomes, a, &ca),
+            &cell_values(outcomes, b, &cb),
+        );
         let mut note = format!(
             "{} vs {}: val {diff:+.2} points, {verdict}",
             a.label(),
@@ -486,12 +484,14 @@ mod tests {
         assert_eq!(cell.l2, 1e-4);
         assert!((cell.val.0 - 0.82).abs() < 1e-12);
         assert!((cell.val.1 - 0.01).abs() < 1e-12);
-        let v = summarise(&o, vanilla).unwrap();
         // 0.82 vs 0.811 with sd 0.01 over 3 seeds: within noise.
-        assert!(!beyond_noise(&cell, &v));
         let notes = comparisons(Table::T1, &o);
         assert_eq!(notes.len(), 1);
-        assert!(notes[0].contains("within noise"), "{notes:?}");
+        assert!(
+            notes[0].contains("val +0.90 points, within noise: p = 0.33")
+                && notes[0].contains("(Welch's t-test, 3 vs 3 seeds)"),
+            "{notes:?}"
+        );
         let report = report(
             &[Table::T1],
             &o,

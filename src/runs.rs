@@ -1,11 +1,12 @@
 //! Saved runs: `saves/<run-id>/` holds
 //! - `experiment.ron`: the experiment (a preset; `skiplab train --preset` reruns it),
 //! - `metrics.csv`: one row per finished epoch,
+//! - `steps.csv`: training loss and accuracy every few steps (of finished epochs),
 //! - `weights.safetensors`: the weights after the latest epoch, the topology and the epoch in
 //!   its metadata,
 //! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing.
 //!
-//! After each epoch the weights, metrics and summary are staged as temporary files and only
+//! After each epoch the weights, metrics, steps and summary are staged as temporary files and only
 //! then renamed into place, so a process killed at any moment, or a write that fails (a full
 //! disk), leaves the last saved epoch readable and the three files in step.
 
@@ -21,10 +22,11 @@ use crate::data::store;
 use crate::experiment::Experiment;
 use crate::net::HostParam;
 use crate::topology::{SkipEdge, SkipSelection, Topology};
-use crate::train::{EpochMetrics, EventSink, RunStatus, TrainEvent};
+use crate::train::{EpochMetrics, EventSink, RunStatus, StepMetrics, TrainEvent};
 
 pub const EXPERIMENT: &str = "experiment.ron";
 pub const METRICS: &str = "metrics.csv";
+pub const STEPS: &str = "steps.csv";
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const SUMMARY: &str = "summary.ron";
 
@@ -67,6 +69,9 @@ pub struct EpochRow {
     pub skips_on: bool,
     /// Mean |w| per enabled skip edge, as `0-2:0.0123;1-3:0.0456` (full precision).
     pub skip_weights: String,
+    /// The global step that ended the epoch (0 in files from before it was recorded).
+    #[serde(default)]
+    pub step: usize,
 }
 
 impl EpochRow {
@@ -86,6 +91,7 @@ impl EpochRow {
             seconds: m.seconds,
             skips_on,
             skip_weights: skip_weights.join(";"),
+            step: m.step,
         }
     }
 
@@ -112,6 +118,7 @@ impl EpochRow {
             samples_per_sec: self.samples_per_sec,
             seconds: self.seconds,
             skip_weights,
+            step: self.step,
         }
     }
 }
@@ -288,6 +295,31 @@ impl Summary {
         }
     }
 
+    /// Makes the per-epoch figures agree with `rows` (metrics.csv is the record they are
+    /// computed from; a process killed between renaming the two leaves the summary an epoch
+    /// behind).
+    pub fn reconcile(&mut self, rows: &[EpochRow]) {
+        let Some(last) = rows.last() else {
+            return;
+        };
+        self.epochs_done = last.epoch;
+        // The first of equal bests, as `observe` keeps it.
+        let best = rows
+            .iter()
+            .reduce(|a, b| {
+                if b.val_accuracy > a.val_accuracy {
+                    b
+                } else {
+                    a
+                }
+            })
+            .expect("not empty");
+        self.best_val_accuracy = Some(best.val_accuracy);
+        self.best_epoch = Some(best.epoch);
+        self.mean_epoch_seconds =
+            Some(rows.iter().map(|r| r.seconds).sum::<f64>() / rows.len() as f64);
+    }
+
     fn to_ron(&self) -> String {
         ron::ser::to_string_pretty(self, Default::default()).expect("summaries serialise")
     }
@@ -391,9 +423,10 @@ pub struct Recorder<S: EventSink> {
     files: Arc<dyn RunFiles>,
     dir: PathBuf,
     rows: Vec<EpochRow>,
+    steps: Vec<StepMetrics>,
     summary: Summary,
-    /// The rows and summary the files hold (as of the last saved epoch).
-    saved: (usize, Summary),
+    /// The rows, steps and summary the files hold (as of the last saved epoch).
+    saved: (usize, usize, Summary),
     skips_on: bool,
 }
 
@@ -417,7 +450,8 @@ impl<S: EventSink> Recorder<S> {
             inner,
             files,
             rows: Vec::new(),
-            saved: (0, summary.clone()),
+            steps: Vec::new(),
+            saved: (0, 0, summary.clone()),
             summary,
             skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
@@ -436,17 +470,19 @@ impl<S: EventSink> Recorder<S> {
             files,
             dir: saved.dir.clone(),
             rows: saved.epochs.clone(),
-            saved: (saved.epochs.len(), summary.clone()),
+            steps: saved.steps.clone(),
+            saved: (saved.epochs.len(), saved.steps.len(), summary.clone()),
             summary,
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
         })
     }
 
-    fn metrics_csv(&self) -> Result<Vec<u8>, RunError> {
-        let path = self.dir.join(METRICS);
+    /// `rows` as the CSV file `name` in the run folder.
+    fn csv<R: Serialize>(&self, name: &str, rows: &[R]) -> Result<Vec<u8>, RunError> {
+        let path = self.dir.join(name);
         let mut writer = csv::Writer::from_writer(Vec::new());
-        for row in &self.rows {
+        for row in rows {
             writer
                 .serialize(row)
                 .map_err(|e| err(&path, e.to_string()))?;
@@ -454,7 +490,7 @@ impl<S: EventSink> Recorder<S> {
         writer.into_inner().map_err(|e| err(&path, e.to_string()))
     }
 
-    /// Saves epoch `epoch`: weights, metrics and summary together, or none of them.
+    /// Saves epoch `epoch`: weights, metrics, steps and summary together, or none of them.
     fn save_epoch(
         &mut self,
         epoch: usize,
@@ -464,7 +500,8 @@ impl<S: EventSink> Recorder<S> {
         let weights = weights_bytes(&self.dir.join(WEIGHTS), topology, params, epoch)?;
         self.files.replace(&[
             (self.dir.join(WEIGHTS), weights),
-            (self.dir.join(METRICS), self.metrics_csv()?),
+            (self.dir.join(METRICS), self.csv(METRICS, &self.rows)?),
+            (self.dir.join(STEPS), self.csv(STEPS, &self.steps)?),
             (self.dir.join(SUMMARY), self.summary.to_ron().into_bytes()),
         ])
     }
@@ -476,6 +513,7 @@ impl<S: EventSink> EventSink for Recorder<S> {
         match &mut event {
             // Kept in memory until the epoch's weights arrive: the three files change together.
             TrainEvent::Epoch(m) => self.rows.push(EpochRow::from_metrics(m, self.skips_on)),
+            TrainEvent::Step(m) => self.steps.push(m.clone()),
             TrainEvent::SkipsEnabled { .. } => self.skips_on = true,
             TrainEvent::Ended { status, .. } => {
                 let path = self.dir.join(SUMMARY);
@@ -504,13 +542,14 @@ impl<S: EventSink> EventSink for Recorder<S> {
     ) -> Result<(), String> {
         match self.save_epoch(epoch, topology, &params) {
             Ok(()) => {
-                self.saved = (self.rows.len(), self.summary.clone());
+                self.saved = (self.rows.len(), self.steps.len(), self.summary.clone());
                 Ok(())
             }
             Err(e) => {
                 // Back to what the files hold, so the final summary agrees with them.
                 self.rows.truncate(self.saved.0);
-                self.summary = self.saved.1.clone();
+                self.steps.truncate(self.saved.1);
+                self.summary = self.saved.2.clone();
                 Err(format!("could not save epoch {epoch}: {e}"))
             }
         }
@@ -617,6 +656,8 @@ pub struct SavedRun {
     pub dir: PathBuf,
     pub experiment: Experiment,
     pub epochs: Vec<EpochRow>,
+    /// Training loss and accuracy every few steps (none in runs saved before they were).
+    pub steps: Vec<StepMetrics>,
     pub summary: Summary,
 }
 
@@ -660,6 +701,17 @@ impl SavedRun {
 }
 
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochRow>, RunError> {
+    read_csv(path)
+}
+
+fn read_csv_if_there<R: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<R>, RunError> {
+    match path.exists() {
+        true => read_csv(path),
+        false => Ok(Vec::new()),
+    }
+}
+
+fn read_csv<R: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<R>, RunError> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| err(path, e.to_string()))?;
     reader
         .deserialize()
@@ -695,13 +747,10 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
     let summary_path = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&summary_path)
         .map_err(|e| err(&summary_path, format!("cannot read: {e}")))?;
-    let summary = Summary::from_ron(&text, &summary_path)?;
-    let metrics_path = dir.join(METRICS);
-    let epochs = if metrics_path.exists() {
-        read_metrics(&metrics_path)?
-    } else {
-        Vec::new()
-    };
+    let mut summary = Summary::from_ron(&text, &summary_path)?;
+    let epochs = read_csv_if_there(&dir.join(METRICS))?;
+    summary.reconcile(&epochs);
+    let steps = read_csv_if_there(&dir.join(STEPS))?;
     Ok(SavedRun {
         id: dir
             .file_name()
@@ -711,6 +760,7 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
         dir: dir.to_path_buf(),
         experiment,
         epochs,
+        steps,
         summary,
     })
 }

@@ -216,3 +216,119 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     tmux(&["kill-session", "-t", &session]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Starts the lab under tmux in `dir` (its presets/ holds quick.ron, its saves/ the runs);
+/// returns the session name and the file its exit status lands in.
+fn lab_in_tmux(dir: &Path, name: &str, size: (u16, u16)) -> (String, std::path::PathBuf) {
+    let session = format!("skiplab-{name}-{}", std::process::id());
+    std::fs::create_dir_all(dir.join("presets")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron"),
+        dir.join("presets/quick.ron"),
+    )
+    .unwrap();
+    let exit_file = dir.join("exit");
+    let command = format!(
+        "cd {} && SKIPLAB_SAVES_DIR=saves {} ; echo $? > {}",
+        dir.display(),
+        env!("CARGO_BIN_EXE_skiplab"),
+        exit_file.display()
+    );
+    tmux(&["kill-session", "-t", &session]);
+    let (w, h) = (size.0.to_string(), size.1.to_string());
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", &session, "-x", &w, "-y", &h])
+        .args(["sh", "-c", &command])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (session, exit_file)
+}
+
+#[test]
+fn real_binary_compares_two_topologies_over_two_seeds_and_exports_them() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping the end-to-end test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (session, exit_file) = lab_in_tmux(dir.path(), "compare", (100, 30));
+    wait_for(&session, "the lab", Duration::from_secs(20), |s| {
+        s.contains("loaded preset quick")
+    });
+    // All skips, 1 epoch, 2 seeds: t, down to epochs, 5 -> 1, down to seeds, 1 -> 2.
+    let form = [
+        "t", "Down", "Down", "Down", "Down", "Down", "Left", "Left", "Left", "Left", "Down",
+        "Down", "Right", "Enter",
+    ];
+    tmux(&[&["send-keys", "-t", &session][..], &form[..]].concat());
+    // The same without skips (the form keeps its values).
+    tmux(&["send-keys", "-t", &session, "n", "t", "Enter"]);
+    wait_for(
+        &session,
+        "four finished runs",
+        Duration::from_secs(180),
+        |s| s.matches(" done ").count() == 4,
+    );
+    tmux(&["send-keys", "-t", &session, "g"]);
+    let grouped = wait_for(&session, "the seed groups", Duration::from_secs(10), |s| {
+        s.matches("×2").count() == 2
+    });
+    assert!(
+        grouped.contains("all 3 skips") && grouped.contains("vanilla") && grouped.contains("±"),
+        "{grouped}"
+    );
+    // The chart against wall-clock time, then its CSV.
+    tmux(&["send-keys", "-t", &session, "c", "x", "x"]);
+    wait_for(
+        &session,
+        "the chart by seconds",
+        Duration::from_secs(10),
+        |s| s.contains("val acc % by seconds") && s.contains("2 seeds: all 3 skips"),
+    );
+    tmux(&["send-keys", "-t", &session, "E"]);
+    let screen = wait_for(&session, "the export", Duration::from_secs(10), |s| {
+        s.contains("wrote skiplab-compare-")
+    });
+    let csv_path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".csv"))
+        .unwrap_or_else(|| panic!("no CSV in {}:\n{screen}", dir.path().display()));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    assert!(
+        csv.starts_with("run,group,epoch,step,seconds,metric,value\n"),
+        "{csv}"
+    );
+    let groups: std::collections::BTreeSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(
+        groups.iter().any(|g| g.starts_with("all 3 skips")),
+        "{groups:?}"
+    );
+    assert!(
+        groups.iter().any(|g| g.starts_with("vanilla")),
+        "{groups:?}"
+    );
+    let runs: std::collections::BTreeSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    tmux(&["send-keys", "-t", &session, "Escape", "q"]);
+    let start = Instant::now();
+    while !exit_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "skiplab did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    tmux(&["kill-session", "-t", &session]);
+}

@@ -129,6 +129,21 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
     assert_eq!(saved.summary.epochs_done, 2);
     let loaded: Vec<EpochMetrics> = saved.epochs.iter().map(|r| r.to_metrics()).collect();
     assert_eq!(loaded, metrics, "metrics survive the CSV exactly");
+    // steps.csv: 20 points an epoch, steps and seconds counted over the whole run.
+    assert_eq!(saved.steps.len(), 40);
+    assert!(saved
+        .steps
+        .windows(2)
+        .all(|w| w[0].step < w[1].step && w[0].seconds <= w[1].seconds));
+    assert_eq!(
+        saved.steps[19].step, metrics[0].step,
+        "the epoch's last point ends it"
+    );
+    assert_eq!(saved.steps.last().unwrap().step, metrics[1].step);
+    assert!(saved
+        .steps
+        .iter()
+        .all(|p| (0.0..=1.0).contains(&p.train_accuracy)));
 
     let runs::Weights {
         topology,
@@ -307,8 +322,27 @@ fn runs_compare_and_export_work_on_saved_runs() {
 
     let (code, out, _) = skiplab(&["runs"], tmp.path());
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(out.starts_with("all runs: builtin · "), "{out}");
     assert!(out.contains(&first) && out.contains("finished"), "{out}");
+    // Sorted by best validation accuracy, best first, as JSON lines; and filtered.
+    let (code, out, _) = skiplab(&["runs", "--sort", "best", "--json"], tmp.path());
+    assert_eq!(code, 0);
+    let listed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    let best = |v: &serde_json::Value| v["best_val_accuracy"].as_f64().unwrap();
+    assert!(best(&listed[0]) >= best(&listed[1]), "{out}");
+    assert_eq!(listed[0]["status"], "finished");
+    let (code, out, _) = skiplab(&["runs", "--filter", "784-32-10"], tmp.path());
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("finished")).count(),
+        1,
+        "{out}"
+    );
     let ids: Vec<String> = runs::list_runs(tmp.path())
         .into_iter()
         .map(|r| r.unwrap().id)
@@ -322,8 +356,30 @@ fn runs_compare_and_export_work_on_saved_runs() {
     assert!(out.contains("  epoch 2"), "{out}");
     let (code, out, _) = skiplab(&["export", &first, "--csv"], tmp.path());
     assert_eq!(code, 0);
-    assert!(out.starts_with("epoch,train_loss"), "{out}");
-    assert_eq!(out.lines().count(), 3);
+    assert!(
+        out.starts_with("run,group,epoch,step,seconds,metric,value\n"),
+        "{out}"
+    );
+    let metric = |name: &str| {
+        out.lines()
+            .filter(|l| l.contains(&format!(",{name},")))
+            .count()
+    };
+    assert_eq!(metric("val_accuracy"), 2, "one per epoch: {out}");
+    assert!(
+        metric("train_loss") >= 2 * 10,
+        "about 20 step points an epoch: {out}"
+    );
+    // Several runs in one file, each row naming its run and configuration.
+    let (code, out, _) = skiplab(&["export", &ids[0], &ids[1], "--csv"], tmp.path());
+    assert_eq!(code, 0);
+    for id in &ids {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{id},"))),
+            "{id}: {out}"
+        );
+    }
+    assert!(out.contains(",all 3 skips · mlp 784-128-256-10"), "{out}");
     let svg = tmp.path().join("chart.svg");
     let (code, _, err) = skiplab(
         &[
@@ -619,7 +675,10 @@ fn every_seed_of_a_run_is_exported_by_its_exact_id_and_foreign_weights_do_not_re
         assert!(id.ends_with(&format!("-mlp2-vanilla-s{seed}")), "{id}");
         let (code, out, err) = skiplab(&["export", id, "--csv"], tmp.path());
         assert_eq!(code, 0, "{id}: {err}");
-        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(
+            out.lines().skip(1).all(|l| l.starts_with(id.as_str())),
+            "{out}"
+        );
     }
     // A folder whose name prefixes another's is still found by its own id.
     let prefix = tmp.path().join(&ids[0]);
@@ -628,8 +687,34 @@ fn every_seed_of_a_run_is_exported_by_its_exact_id_and_foreign_weights_do_not_re
     let (code, _, err) = skiplab(&["compare", &ids[0]], tmp.path());
     assert_eq!(code, 0, "{err}");
     // Another network's weights copied into seed 1's folder: resume refuses them.
-    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
+    let (code, _, err) = skiplab(
+        &["train", "--epochs", "1", "--widths", "8", "--seeds", "2"],
+        tmp.path(),
+    );
     assert_eq!(code, 0, "{err}");
+    // Two configurations over seeds: compare tests them against each other.
+    let copy = format!("{}-2", ids[0]);
+    let all: Vec<String> = runs::list_runs(tmp.path())
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .filter(|id| *id != copy)
+        .collect();
+    let mut args = vec!["compare"];
+    args.extend(all.iter().map(String::as_str));
+    let (code, out, err) = skiplab(&args, tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let test = out.lines().last().unwrap();
+    assert!(
+        test.contains(" vs ") && test.contains("(Welch's t-test, 2 vs 3 seeds)"),
+        "{out}"
+    );
+    args.push("--json");
+    let (code, out, _) = skiplab(&args, tmp.path());
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 5);
+    assert_eq!(v["tests"][0]["seeds"], serde_json::json!([2, 3]));
+    assert!(v["tests"][0]["p"].as_f64().unwrap() <= 1.0);
     let other = runs::list_runs(tmp.path())
         .into_iter()
         .map(|r| r.unwrap())

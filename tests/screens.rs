@@ -54,6 +54,7 @@ fn epoch(epoch: usize, train: f64, val: f64, skips: &[(SkipEdge, f64)]) -> Train
         samples_per_sec: 12_000.0,
         seconds: 0.75,
         skip_weights: skips.to_vec(),
+        step: epoch * 140,
     })
 }
 
@@ -150,7 +151,7 @@ fn runs_with_sparklines_side_by_side() {
     let ascii = render(&mut app, 80, 24);
     assert!(ascii.is_ascii(), "--ascii draws ASCII only");
     insta::assert_snapshot!("runs_ascii", ascii);
-    // Each run's saved id: the selected one's in the title at 80 columns, a column of its own
+    // Each run's saved id: the selected one's under the table at 80 columns, a column of its own
     // on a wide terminal.
     app.ascii = false;
     for (run, id) in [
@@ -168,7 +169,7 @@ fn runs_with_sparklines_side_by_side() {
     }
     let narrow = render(&mut app, 80, 24);
     assert!(
-        narrow.contains("Runs · run-1 is saves/20261202-121924-mlp3-skips-s1"),
+        narrow.contains("└ run-1 is saves/20261202-121924-mlp3-skips-s1 "),
         "{narrow}"
     );
     insta::assert_snapshot!("runs_saved_ids_80x24", narrow);
@@ -273,4 +274,208 @@ fn reinforce_turns_a_skip_network_into_its_vanilla_match() {
         .starts_with("reinforced vanilla"));
     key(&mut app, KeyCode::Char('R'));
     assert!(app.message.as_deref().unwrap().contains("already vanilla"));
+}
+
+/// A finished run of `topology` with `config` as the session reports it: saved id, step
+/// points (four an epoch) and epochs whose accuracy rises by `gain` from `start`.
+fn finished_run(
+    app: &mut App,
+    run: usize,
+    topology: &skiplab::topology::Topology,
+    config: skiplab::train::TrainConfig,
+    start: f64,
+    gain: f64,
+) {
+    let info = RunInfo {
+        experiment: skiplab::experiment::Experiment::from_parts(
+            topology,
+            skiplab::data::DatasetName::Builtin,
+            &config,
+            0.1,
+        ),
+        topology: topology.clone(),
+        config: config.clone(),
+    };
+    let id = format!("20261202-1300{run:02}-{}", info.experiment.run_label());
+    app.on_session(SessionEvent {
+        run,
+        update: Update::Queued(Box::new(info)),
+    });
+    let saved = Some(SavedAt {
+        id: id.clone(),
+        dir: format!("saves/{id}").into(),
+    });
+    app.on_session(SessionEvent {
+        run,
+        update: Update::Starting { saved },
+    });
+    // Seeds move the curve a little.
+    let wobble = 0.004 * (config.seed as f64 - 1.5);
+    let seconds_per_epoch = 0.5 + 0.1 * topology.skips().len() as f64;
+    for e in 1..=config.epochs {
+        for k in 1..=4 {
+            let step = (e - 1) * 140 + k * 35;
+            let t = (e - 1) as f64 + k as f64 / 4.0;
+            let acc = start + gain * (1.0 - (-t / 2.0).exp()) + wobble;
+            app.on_session(train(
+                run,
+                TrainEvent::Step(skiplab::train::StepMetrics {
+                    step,
+                    epoch: e,
+                    seconds: seconds_per_epoch * t,
+                    train_loss: 1.2 - acc,
+                    train_accuracy: acc,
+                }),
+            ));
+        }
+        let t = e as f64;
+        let val = start - 0.01 + gain * (1.0 - (-t / 2.0).exp()) + wobble;
+        let mut event = epoch(e, val + 0.02, val, &[]);
+        if let TrainEvent::Epoch(m) = &mut event {
+            m.seconds = seconds_per_epoch;
+        }
+        app.on_session(train(run, event));
+    }
+    let mut summary = Summary::new(topology, "cpu");
+    summary.test_accuracy = Some(start + gain * 0.9);
+    app.on_session(SessionEvent {
+        run,
+        update: Update::Ended {
+            status: RunStatus::Finished,
+            summary: Box::new(summary),
+        },
+    });
+}
+
+/// Two configurations of a 4-layer MLP (five skips; none) x two seeds, and a third at
+/// another learning rate.
+fn comparison_lab() -> App {
+    let mut app = lab();
+    let mut skips = skiplab::topology::Topology::Mlp(skiplab::topology::MlpSpec::new(
+        784,
+        vec![128, 256, 256],
+        10,
+    ));
+    let vanilla = skips.clone();
+    skips
+        .apply_skips(&"0-2,0-3,0-4,1-3,1-4".parse().unwrap())
+        .unwrap();
+    let config = |seed, lr| skiplab::train::TrainConfig {
+        optimizer: skiplab::net::optim::OptimizerConfig::sgd(lr, 0.9, 0.0),
+        batch_size: 64,
+        epochs: 6,
+        seed,
+        schedule: None,
+    };
+    finished_run(&mut app, 1, &skips, config(1, 0.01), 0.74, 0.13);
+    finished_run(&mut app, 2, &vanilla, config(1, 0.01), 0.72, 0.12);
+    finished_run(&mut app, 3, &skips, config(2, 0.01), 0.74, 0.13);
+    finished_run(&mut app, 4, &vanilla, config(2, 0.01), 0.72, 0.12);
+    finished_run(&mut app, 5, &vanilla, config(1, 0.05), 0.70, 0.10);
+    app.selected_run = Some(0);
+    app
+}
+
+#[test]
+fn runs_table_describes_what_differs_and_groups_seeds() {
+    let mut app = comparison_lab();
+    let plain = render(&mut app, 80, 24);
+    // At 80 columns the skip edges, the thing compared, still show whole.
+    assert!(plain.contains("skips 0-2,0-3,0-4,1-3,1-4"), "{plain}");
+    let wide = render(&mut app, 160, 48);
+    assert!(
+        wide.contains("skips 0-2,0-3,0-4,1-3,1-4 · lr 0.01 · seed 1"),
+        "{wide}"
+    );
+    insta::assert_snapshot!("table_runs_160x48", wide);
+    insta::assert_snapshot!("table_runs_80x24", plain);
+    key(&mut app, KeyCode::Char('g'));
+    let grouped = render(&mut app, 80, 24);
+    assert!(grouped.contains("×2") && grouped.contains("±"), "{grouped}");
+    insta::assert_snapshot!("table_seed_groups_80x24", grouped);
+    insta::assert_snapshot!("table_seed_groups_160x48", render(&mut app, 160, 48));
+}
+
+#[test]
+fn runs_table_filtered_and_sorted() {
+    let mut app = comparison_lab();
+    key(&mut app, KeyCode::Char('/'));
+    for c in "vanilla".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('s')); // by best val, best first
+    let rows = app.rows();
+    assert_eq!(rows.len(), 3, "the three vanilla runs");
+    let bests: Vec<f64> = rows
+        .iter()
+        .map(|r| app.runs[r.members[0]].best_val().unwrap())
+        .collect();
+    assert!(bests.windows(2).all(|w| w[0] >= w[1]), "{bests:?}");
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("by best val ↓") && screen.contains("filter \"vanilla\" 3/5"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("table_filtered_sorted_80x24", screen);
+    key(&mut app, KeyCode::Char('v'));
+    insta::assert_snapshot!(
+        "table_filtered_sorted_reversed_160x48",
+        render(&mut app, 160, 48)
+    );
+    // Esc in the filter prompt clears it.
+    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.rows().len(), 5);
+}
+
+#[test]
+fn compare_chart_on_each_axis_with_smoothing_and_seed_bands() {
+    let mut app = comparison_lab();
+    // Mark the four lr-0.01 runs (Tab to the runs panel; Space marks).
+    key(&mut app, KeyCode::Char('g'));
+    key(&mut app, KeyCode::Tab);
+    app.selected_run = Some(0);
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.runs.iter().filter(|r| r.marked).count(), 4);
+    key(&mut app, KeyCode::Char('c'));
+    key(&mut app, KeyCode::Char(']'));
+    key(&mut app, KeyCode::Char(']'));
+    assert_eq!(app.chart.smoothing, 0.8);
+    for (x, name) in [(0, "epoch"), (1, "step"), (2, "seconds")] {
+        let small = render(&mut app, 80, 24);
+        assert!(
+            small.contains(&format!("val acc % by {name} · smoothed 0.8")),
+            "{small}"
+        );
+        assert!(small.contains("p = 0.009 (Welch, 2 vs 2 seeds)"), "{small}");
+        insta::assert_snapshot!(format!("compare_{name}_80x24"), small);
+        insta::assert_snapshot!(format!("compare_{name}_160x48"), render(&mut app, 160, 48));
+        let _ = x;
+        key(&mut app, KeyCode::Char('x'));
+    }
+    // Train loss per step, and the CSV of what the chart shows.
+    key(&mut app, KeyCode::Char('x'));
+    key(&mut app, KeyCode::Char('y'));
+    key(&mut app, KeyCode::Char('y'));
+    assert!(render(&mut app, 80, 24).contains("train loss by step"));
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('E'), KeyModifiers::NONE));
+    let [skiplab::tui::app::Effect::ExportCsv(csv)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        csv.starts_with("run,group,epoch,step,seconds,metric,value\n"),
+        "{csv}"
+    );
+    for group in ["skips 0-2,0-3,0-4,1-3,1-4", "vanilla"] {
+        assert!(csv.lines().any(|l| l.contains(group)), "{group}: {csv}");
+    }
+    assert!(
+        !csv.contains("lr 0.05") && !csv.contains("-s1-2"),
+        "only the marked runs"
+    );
+    // 4 runs x (6 epochs x 4 metrics + 24 step points x 2).
+    assert_eq!(csv.lines().count(), 1 + 4 * (24 + 48));
 }

@@ -1,4 +1,5 @@
-//! `skiplab compare`: saved runs side by side.
+//! `skiplab compare`: saved runs side by side, with what sets them apart and, where they
+//! form seed groups, Welch's t-test between the groups.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::runs::{load_all, model_text, pct};
+use super::runs::{describe, facets, json, load_all, model_text, pct};
 use crate::outln;
+use skiplab::compare;
 use skiplab::experiment::{Model, Optimizer};
 use skiplab::runs::SavedRun;
 
@@ -19,6 +21,56 @@ pub struct CompareArgs {
     runs: Vec<String>,
     #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
     saves: PathBuf,
+    /// One JSON object: the runs (with their epochs) and the group tests.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs that differ only in their seed, against the first such group: the difference of
+/// their best validation accuracies and Welch's t-test.
+struct GroupTest {
+    first: String,
+    other: String,
+    test: Option<compare::Welch>,
+    n: (usize, usize),
+}
+
+fn group_tests(runs: &[SavedRun]) -> Vec<GroupTest> {
+    let keys: Vec<String> = runs
+        .iter()
+        .map(|r| compare::group_key(&facets(r)))
+        .collect();
+    let groups = compare::groups(&keys);
+    let unseeded: Vec<Vec<compare::Facet>> = runs
+        .iter()
+        .map(|r| {
+            facets(r)
+                .into_iter()
+                .filter(|(n, _)| *n != "seed")
+                .collect()
+        })
+        .collect();
+    let names = compare::describe(&unseeded).each;
+    let bests = |g: &[usize]| -> Vec<f64> {
+        g.iter()
+            .filter_map(|&i| runs[i].summary.best_val_accuracy)
+            .collect()
+    };
+    let Some((first, others)) = groups.split_first() else {
+        return Vec::new();
+    };
+    others
+        .iter()
+        .map(|g| {
+            let (a, b) = (bests(g), bests(first));
+            GroupTest {
+                first: names[first[0]].clone(),
+                other: names[g[0]].clone(),
+                test: compare::welch(&a, &b),
+                n: (a.len(), b.len()),
+            }
+        })
+        .collect()
 }
 
 /// One row of `compare`: how to show a field of a run.
@@ -26,6 +78,38 @@ type Field = Box<dyn Fn(&SavedRun) -> String>;
 
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     let runs = load_all(&args.saves, &args.runs)?;
+    let described = describe(&runs);
+    let tests = group_tests(&runs);
+    if args.json {
+        let runs: Vec<serde_json::Value> = runs
+            .iter()
+            .zip(&described.each)
+            .map(|(r, d)| {
+                let mut v = json(r, d);
+                v["epochs_metrics"] = serde_json::json!(r.epochs);
+                v
+            })
+            .collect();
+        let tests: Vec<serde_json::Value> = tests
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "group": t.other,
+                    "against": t.first,
+                    "seeds": [t.n.0, t.n.1],
+                    "best_val_difference": t.test.map(|w| w.difference),
+                    "t": t.test.map(|w| w.t),
+                    "df": t.test.map(|w| w.df),
+                    "p": t.test.map(|w| w.p),
+                })
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({"common": described.common, "runs": runs, "tests": tests})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows: Vec<(&str, Field)> = vec![
         ("data set", Box::new(|r| r.experiment.dataset.to_string())),
         ("model", Box::new(model_text)),
@@ -88,6 +172,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         .iter()
         .map(|r| r.id.len())
         .chain(runs.iter().map(|r| model_text(r).len()))
+        .chain(described.each.iter().map(|d| d.chars().count()))
         .max()
         .unwrap_or(10)
         .max(12);
@@ -103,6 +188,15 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         }
         outln!();
     }
+    write!(crate::cli::Stdout, "{:<14}", "differs in")?;
+    for d in &described.each {
+        let d = if d.is_empty() { "-" } else { d.as_str() };
+        write!(crate::cli::Stdout, " {d:<width$}")?;
+    }
+    outln!();
+    if !described.common.is_empty() && runs.len() > 1 {
+        outln!("{:<14} {}", "all share", described.common);
+    }
     let epochs = runs.iter().map(|r| r.epochs.len()).max().unwrap_or(0);
     outln!("validation accuracy by epoch:");
     for e in 0..epochs {
@@ -115,6 +209,14 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             )?;
         }
         outln!();
+    }
+    for t in &tests {
+        let verdict = match t.test {
+            Some(w) => format!("best val {:+.2} points, {w}", 100.0 * w.difference),
+            None if t.n.0 < 2 || t.n.1 < 2 => "one seed on a side: no test".into(),
+            None => "no spread over seeds: no test".into(),
+        };
+        outln!("{} vs {}: {verdict}", t.other, t.first);
     }
     Ok(ExitCode::SUCCESS)
 }

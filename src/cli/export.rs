@@ -1,23 +1,26 @@
-//! `skiplab export`: a saved run's metrics as CSV, or runs' accuracy curves as an SVG chart.
+//! `skiplab export`: saved runs' metrics as one long-format CSV, or their accuracy curves as
+//! an SVG chart.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use plotters::prelude::*;
 
-use super::runs::{load_all, model_text};
+use super::runs::{facets, load_all, model_text};
+use skiplab::compare;
 use skiplab::data::store::write_atomically;
-use skiplab::runs::{self, SavedRun};
+use skiplab::runs::SavedRun;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// Run ids (or unique prefixes, or paths); `--svg` draws them all on one chart.
     #[arg(required = true, num_args = 1..)]
     runs: Vec<String>,
-    /// The per-epoch metrics as CSV (one run).
+    /// The runs' metrics as one long-format CSV: run, group, epoch, step, seconds, metric,
+    /// value (validation and per-epoch training figures, and training every few steps).
     #[arg(long, conflicts_with = "svg", required_unless_present = "svg")]
     csv: bool,
     /// An SVG chart of train and validation accuracy per epoch.
@@ -105,14 +108,40 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
     Ok(svg)
 }
 
+/// Every run's epochs and step points in one long table: `run,group,epoch,step,seconds,
+/// metric,value`, the group being what its configuration is against the others (seeds of
+/// one configuration share it).
+fn long_csv(runs: &[SavedRun]) -> String {
+    let unseeded: Vec<Vec<compare::Facet>> = runs
+        .iter()
+        .map(|r| {
+            facets(r)
+                .into_iter()
+                .filter(|(n, _)| *n != "seed")
+                .collect()
+        })
+        .collect();
+    let groups = compare::describe(&unseeded).each;
+    let rows: Vec<compare::LongRow> = runs
+        .iter()
+        .zip(groups)
+        .flat_map(|(r, group)| {
+            let group = if group.is_empty() {
+                "all".into()
+            } else {
+                group
+            };
+            let epochs: Vec<_> = r.epochs.iter().map(|e| e.to_metrics()).collect();
+            compare::long_rows(&r.id, &group, &epochs, &r.steps)
+        })
+        .collect();
+    compare::long_csv(&rows)
+}
+
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let runs = load_all(&args.saves, &args.runs)?;
     let bytes = if args.csv {
-        if runs.len() != 1 {
-            bail!("--csv exports one run; give one id");
-        }
-        let path = runs[0].dir.join(runs::METRICS);
-        std::fs::read(&path).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?
+        long_csv(&runs).into_bytes()
     } else {
         svg_chart(&runs)?.into_bytes()
     };

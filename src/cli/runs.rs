@@ -1,13 +1,15 @@
-//! `skiplab runs`: the saved runs in a table.
+//! `skiplab runs`: the saved runs in a table (or JSON lines), sorted and filtered, each
+//! described by what sets it apart from the others.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::outln;
+use skiplab::compare::{self, Facet};
 use skiplab::runs::{self, SavedRun};
 
 #[derive(Args, Debug)]
@@ -15,6 +17,35 @@ pub struct RunsArgs {
     /// Where runs are saved.
     #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
     saves: PathBuf,
+    /// Sort by this column (best and test: the best first; the others ascending).
+    #[arg(long, value_enum, default_value_t = Column::Run)]
+    sort: Column,
+    /// Reverse the order.
+    #[arg(long)]
+    reverse: bool,
+    /// Only runs whose id, data set, description, network or status contains TEXT (any
+    /// case).
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// One JSON object per run and line, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Column {
+    /// The order runs started in (their ids).
+    Run,
+    Data,
+    Epochs,
+    /// Best validation accuracy.
+    Best,
+    /// Test accuracy.
+    Test,
+    /// Seconds per epoch.
+    Time,
+    Status,
+    Description,
 }
 
 pub fn pct(x: Option<f64>) -> String {
@@ -37,14 +68,112 @@ pub fn model_text(run: &SavedRun) -> String {
         .unwrap_or_else(|e| format!("invalid: {e}"))
 }
 
+/// What a saved run is, facet by facet (see [`compare::facets`]).
+pub fn facets(run: &SavedRun) -> Vec<Facet> {
+    match run.experiment.topology() {
+        Ok(t) => compare::facets(
+            run.experiment.dataset.as_str(),
+            &t,
+            &run.experiment.train_config(),
+        ),
+        Err(e) => vec![("net", format!("invalid: {e}"))],
+    }
+}
+
+/// What the runs share, and what sets each apart.
+pub fn describe(runs: &[SavedRun]) -> compare::Described {
+    compare::describe(&runs.iter().map(facets).collect::<Vec<_>>())
+}
+
+/// A run as a JSON object (what `runs --json` and `compare --json` print).
+pub fn json(run: &SavedRun, description: &str) -> serde_json::Value {
+    let s = &run.summary;
+    serde_json::json!({
+        "id": run.id,
+        "dir": run.dir,
+        "dataset": run.experiment.dataset.as_str(),
+        "description": description,
+        "model": model_text(run),
+        "seed": run.experiment.seed,
+        "epochs": s.epochs_done,
+        "best_val_accuracy": s.best_val_accuracy,
+        "best_epoch": s.best_epoch,
+        "test_accuracy": s.test_accuracy,
+        "mean_epoch_seconds": s.mean_epoch_seconds,
+        "status": s.status.to_string(),
+        "experiment": run.experiment,
+    })
+}
+
 pub fn list(args: RunsArgs) -> Result<ExitCode> {
-    let all = runs::list_runs(&args.saves);
-    if all.is_empty() {
+    let (mut all, mut unreadable) = (Vec::new(), Vec::new());
+    for run in runs::list_runs(&args.saves) {
+        match run {
+            Ok(run) => all.push(run),
+            Err(e) => unreadable.push(e),
+        }
+    }
+    let described = describe(&all);
+    let needle = args.filter.as_deref().unwrap_or_default().to_lowercase();
+    let mut shown: Vec<(&SavedRun, &String)> = all
+        .iter()
+        .zip(&described.each)
+        .filter(|(r, d)| {
+            needle.is_empty()
+                || [
+                    r.id.as_str(),
+                    r.experiment.dataset.as_str(),
+                    d.as_str(),
+                    &model_text(r),
+                    &r.summary.status.to_string(),
+                ]
+                .iter()
+                .any(|t| t.to_lowercase().contains(&needle))
+        })
+        .collect();
+    let best_first = |v: Option<f64>| -v.unwrap_or(f64::NEG_INFINITY);
+    match args.sort {
+        Column::Run => shown.sort_by(|a, b| a.0.id.cmp(&b.0.id)),
+        Column::Data => shown.sort_by_key(|r| r.0.experiment.dataset.as_str()),
+        Column::Epochs => shown.sort_by_key(|r| r.0.summary.epochs_done),
+        Column::Best => shown.sort_by(|a, b| {
+            best_first(a.0.summary.best_val_accuracy)
+                .total_cmp(&best_first(b.0.summary.best_val_accuracy))
+        }),
+        Column::Test => shown.sort_by(|a, b| {
+            best_first(a.0.summary.test_accuracy).total_cmp(&best_first(b.0.summary.test_accuracy))
+        }),
+        Column::Time => shown.sort_by(|a, b| {
+            let t = |r: &SavedRun| r.summary.mean_epoch_seconds.unwrap_or(f64::INFINITY);
+            t(a.0).total_cmp(&t(b.0))
+        }),
+        Column::Status => shown.sort_by_key(|r| r.0.summary.status.word()),
+        Column::Description => shown.sort_by(|a, b| a.1.cmp(b.1)),
+    }
+    if args.reverse {
+        shown.reverse();
+    }
+    if args.json {
+        for (run, description) in &shown {
+            outln!("{}", json(run, description));
+        }
+        for e in &unreadable {
+            outln!(
+                "{}",
+                serde_json::json!({"unreadable": e.path, "error": e.message})
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() && unreadable.is_empty() {
         outln!("no saved runs in {}", args.saves.display());
         return Ok(ExitCode::SUCCESS);
     }
+    if all.len() > 1 && !described.common.is_empty() {
+        outln!("all runs: {}", described.common);
+    }
     outln!(
-        "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} model",
+        "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} description",
         "run",
         "data",
         "epochs",
@@ -53,23 +182,26 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
         "s/epoch",
         "status"
     );
-    for run in all {
-        match run {
-            Ok(r) => outln!(
-                "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} {}",
-                r.id,
-                r.experiment.dataset.as_str(),
-                r.summary.epochs_done,
-                pct(r.summary.best_val_accuracy),
-                pct(r.summary.test_accuracy),
-                r.summary
-                    .mean_epoch_seconds
-                    .map_or("-".into(), |s| format!("{s:.2}")),
-                r.summary.status.word(),
-                model_text(&r)
-            ),
-            Err(e) => outln!("unreadable: {e}"),
-        }
+    for (r, description) in &shown {
+        let description = match description.is_empty() {
+            true => model_text(r),
+            false => description.to_string(),
+        };
+        outln!(
+            "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} {description}",
+            r.id,
+            r.experiment.dataset.as_str(),
+            r.summary.epochs_done,
+            pct(r.summary.best_val_accuracy),
+            pct(r.summary.test_accuracy),
+            r.summary
+                .mean_epoch_seconds
+                .map_or("-".into(), |s| format!("{s:.2}")),
+            r.summary.status.word(),
+        );
+    }
+    for e in &unreadable {
+        outln!("unreadable: {e}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,10 +9,10 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::{self, Place};
 use crate::outln;
+use skiplab::compare::mean_sd;
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Skips};
 use skiplab::net::optim::OptimizerConfig;
-use skiplab::reproduce::mean_std;
 use skiplab::session::RunRequest;
 use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
 use skiplab::train::TrainConfig;
@@ -228,7 +228,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             .iter()
             .filter_map(|r| r.summary.test_accuracy)
             .collect();
-        let ((bm, bsd), (tm, tsd)) = (mean_std(&best), mean_std(&test));
+        let ((bm, bsd), (tm, tsd)) = (mean_sd(&best), mean_sd(&test));
         if args.json {
             outln!(
                 "{}",

@@ -27,7 +27,9 @@ use crate::device::Device;
 use crate::experiment::Experiment;
 use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
 use crate::topology::Topology;
-use crate::train::{self, Command, EpochMetrics, EventSink, RunHandle, RunStatus, TrainConfig};
+use crate::train::{
+    self, Command, EpochMetrics, EventSink, RunHandle, RunStatus, StepMetrics, TrainConfig,
+};
 use crate::train::{TrainEvent, TrainJob};
 
 /// A run's number within its session (1, 2, ...); its saved id is another thing.
@@ -57,6 +59,7 @@ impl RunState {
             TrainEvent::Paused => RunState::Paused,
             TrainEvent::Ended { status, .. } => RunState::Ended(status.clone()),
             TrainEvent::Progress { .. }
+            | TrainEvent::Step(_)
             | TrainEvent::Epoch(_)
             | TrainEvent::SkipsEnabled { .. } => return None,
         })
@@ -168,6 +171,8 @@ pub struct Run {
     pub summary: Summary,
     /// Every epoch so far, a resumed run's saved ones first.
     pub epochs: Vec<EpochMetrics>,
+    /// Every step point so far, likewise.
+    pub steps: Vec<StepMetrics>,
     handle: Option<RunHandle>,
     /// What only the start needs.
     resume: Option<(SavedRun, Weights)>,
@@ -342,16 +347,18 @@ impl Session {
         if let Some(missing) = crate::data::missing(experiment.dataset, &self.settings.data_dir) {
             return Err(SessionError::Refused(missing.to_string()));
         }
-        let (summary, epochs) = match &resume {
+        let (summary, epochs, steps) = match &resume {
             Some((saved, _)) => (
                 Summary {
                     status: runs::Status::Running,
                     ..saved.summary.clone()
                 },
                 saved.epochs.iter().map(|r| r.to_metrics()).collect(),
+                saved.steps.clone(),
             ),
             None => (
                 Summary::new(&topology, &self.settings.device.to_string()),
+                Vec::new(),
                 Vec::new(),
             ),
         };
@@ -366,6 +373,7 @@ impl Session {
             saved: None,
             summary,
             epochs,
+            steps,
             handle: None,
             resume,
         })
@@ -434,6 +442,7 @@ impl Session {
             resume: resume.map(|(saved, weights)| train::Resume {
                 params: weights.params,
                 epochs_done: saved.epochs.len(),
+                seconds_done: saved.epochs.iter().map(|r| r.seconds).sum(),
             }),
             data: Box::new(move || {
                 cache
@@ -478,6 +487,7 @@ impl Session {
             (Some(RunState::Ended(status)), _) => return self.end(i, status),
             (Some(state), _) => run.state = state,
             (None, TrainEvent::Epoch(m)) => run.epochs.push(m.clone()),
+            (None, TrainEvent::Step(m)) => run.steps.push(m.clone()),
             (None, _) => {}
         }
         vec![SessionEvent {

@@ -70,7 +70,26 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Mean |weight| of each enabled skip edge's blocks.
     pub skip_weights: Vec<(SkipEdge, f64)>,
+    /// The global step (counted over the whole run) that ended the epoch.
+    #[serde(default)]
+    pub step: usize,
 }
+
+/// Training loss and accuracy over the last few steps: about [`STEP_POINTS_PER_EPOCH`] an
+/// epoch, so curves show their shape within epochs and around a skip* switch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// The global step (counted over the whole run) that ended the window.
+    pub step: usize,
+    pub epoch: usize,
+    /// Wall-clock seconds of the run so far: earlier epochs' times, then this one's.
+    pub seconds: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+}
+
+/// How many step points an epoch reports (fewer when it has fewer steps).
+pub const STEP_POINTS_PER_EPOCH: usize = 20;
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +123,8 @@ pub enum TrainEvent {
         steps_per_epoch: usize,
         loss: f64,
     },
+    /// Every few steps (see [`StepMetrics`]).
+    Step(StepMetrics),
     Epoch(EpochMetrics),
     Paused,
     Resumed,
@@ -240,6 +261,8 @@ pub struct Trainer<D: NetDevice<f32>> {
     shuffle_rng: rand::rngs::StdRng,
     epochs_done: usize,
     global_step: usize,
+    /// Wall-clock seconds of the epochs done (a resumed run's included).
+    seconds_done: f64,
     skip_star: Option<SkipStarState>,
 }
 
@@ -328,21 +351,25 @@ impl<D: NetDevice<f32>> Trainer<D> {
             buffers: HashMap::new(),
             epochs_done: 0,
             global_step: 0,
+            seconds_done: 0.0,
             skip_star: None,
         }
     }
 
-    /// Continues a saved network after `epochs_done` epochs (batch order drawn afresh for the
-    /// new epochs, momentum from zero).
+    /// Continues a saved network after `resume.epochs_done` epochs (batch order drawn afresh
+    /// for the new epochs, momentum from zero; steps and seconds counted on).
     pub fn resumed(
         net: Network<f32, D>,
         data: Arc<PreparedData>,
         config: TrainConfig,
-        epochs_done: usize,
+        resume: &Resume,
     ) -> Self {
         let seed = config.seed;
+        let epochs_done = resume.epochs_done;
         let mut trainer = Self::from_network(net, data, config);
         trainer.epochs_done = epochs_done;
+        trainer.global_step = epochs_done * trainer.steps_per_epoch();
+        trainer.seconds_done = resume.seconds_done;
         trainer.shuffle_rng =
             rand::rngs::StdRng::seed_from_u64(seed ^ SHUFFLE_STREAM ^ epochs_done as u64);
         trainer
@@ -487,6 +514,8 @@ impl<D: NetDevice<f32>> Trainer<D> {
             let mut train_time = Duration::ZERO;
             order.shuffle(&mut self.shuffle_rng);
             let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+            let log_every = steps.div_ceil(STEP_POINTS_PER_EPOCH).max(1);
+            let (mut window_loss, mut window_hits, mut window_steps) = (0.0f64, 0usize, 0usize);
             let mut last_progress = Instant::now();
             for step in 0..steps {
                 if let Control::Stop = Self::poll(commands, events) {
@@ -509,6 +538,24 @@ impl<D: NetDevice<f32>> Trainer<D> {
                 }
                 loss_sum += loss;
                 hits += step_hits;
+                (window_loss, window_hits, window_steps) = (
+                    window_loss + loss,
+                    window_hits + step_hits,
+                    window_steps + 1,
+                );
+                if window_steps == log_every || step + 1 == steps {
+                    let point = StepMetrics {
+                        step: self.global_step,
+                        epoch,
+                        seconds: self.seconds_done + epoch_start.elapsed().as_secs_f64(),
+                        train_loss: window_loss / window_steps as f64,
+                        train_accuracy: window_hits as f64 / (window_steps * batch) as f64,
+                    };
+                    if !events.emit(TrainEvent::Step(point)) {
+                        return RunStatus::Stopped;
+                    }
+                    (window_loss, window_hits, window_steps) = (0.0, 0, 0);
+                }
                 if last_progress.elapsed() >= PROGRESS_INTERVAL {
                     last_progress = Instant::now();
                     let progress = TrainEvent::Progress {
@@ -534,7 +581,9 @@ impl<D: NetDevice<f32>> Trainer<D> {
                 samples_per_sec: (steps * batch) as f64 / train_time.as_secs_f64().max(1e-9),
                 seconds: epoch_start.elapsed().as_secs_f64(),
                 skip_weights: self.net.skip_weight_magnitudes(),
+                step: self.global_step,
             };
+            self.seconds_done += metrics.seconds;
             if !events.emit(TrainEvent::Epoch(metrics)) {
                 return RunStatus::Stopped;
             }
@@ -652,11 +701,13 @@ impl RunHandle {
     }
 }
 
-/// Where a resumed run continues from: its saved weights and the epochs it has done.
+/// Where a resumed run continues from: its saved weights, the epochs it has done and the
+/// wall-clock seconds they took.
 #[derive(Clone, Debug)]
 pub struct Resume {
     pub params: Vec<HostParam>,
     pub epochs_done: usize,
+    pub seconds_done: f64,
 }
 
 /// Produces a run's data on the run's own thread (loading and splitting can take seconds).
@@ -792,7 +843,7 @@ fn run_on_device(
                     Network::new(topology, &dev, config.seed).map_err(|e| failed(e.to_string()))?;
                 net.import(&resume.params)
                     .map_err(|e| failed(format!("the saved weights do not fit: {e}")))?;
-                Trainer::resumed(net, data, config, resume.epochs_done)
+                Trainer::resumed(net, data, config, &resume)
             }
         };
         Ok(trainer.run(events, commands))

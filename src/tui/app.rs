@@ -10,7 +10,8 @@ use crate::net::optim::OptimizerConfig;
 pub use crate::session::RunState;
 use crate::session::{RunId, SessionEvent, Update};
 use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
-use crate::train::{Command, EpochMetrics, RunStatus, TrainConfig, TrainEvent};
+use crate::train::{Command, EpochMetrics, RunStatus, StepMetrics, TrainConfig, TrainEvent};
+pub use crate::tui::table::{ChartView, Focus, RowView, SortKey};
 
 /// What the event loop must do after the state changed.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +27,8 @@ pub enum Effect {
     SavePreset(String),
     /// List saved runs ([`App::show_saved_runs`]).
     ListSavedRuns,
+    /// Write the compare chart's runs as long-format CSV (answered in [`App::message`]).
+    ExportCsv(String),
     Quit,
 }
 
@@ -96,6 +99,8 @@ pub enum Mode {
     },
     /// "Save as preset": the name typed so far.
     SaveAs(String),
+    /// The runs filter being typed.
+    Filter(String),
     /// Saved runs to load into the runs table.
     SavedRuns {
         items: Vec<SavedItem>,
@@ -113,10 +118,16 @@ pub struct Run {
     /// Its folder's name in saves/, once it has one.
     pub saved_id: Option<String>,
     pub name: String,
+    /// What it trains on (loaded saved runs may differ from the lab's).
+    pub dataset: String,
+    /// Shown in the compare chart (none marked: every run in the table is).
+    pub marked: bool,
     pub topology: Topology,
     pub config: TrainConfig,
     pub state: RunState,
     pub epochs: Vec<EpochMetrics>,
+    /// Training loss and accuracy every few steps.
+    pub steps: Vec<StepMetrics>,
     /// (epoch, step, steps per epoch) of the latest progress report.
     pub progress: Option<(usize, usize, usize)>,
     pub test_accuracy: Option<f64>,
@@ -149,9 +160,11 @@ pub struct TrainForm {
     pub batch: usize,
     pub epochs: usize,
     pub seed: u64,
+    /// Runs to start, with seeds `seed`, `seed + 1`, ... (a seed group).
+    pub seeds: usize,
 }
 
-pub const FORM_FIELDS: [&str; 7] = [
+pub const FORM_FIELDS: [&str; 8] = [
     "optimizer",
     "lr",
     "momentum",
@@ -159,6 +172,7 @@ pub const FORM_FIELDS: [&str; 7] = [
     "batch",
     "epochs",
     "seed",
+    "seeds",
 ];
 
 impl Default for TrainForm {
@@ -172,6 +186,7 @@ impl Default for TrainForm {
             batch: 64,
             epochs: 5,
             seed: 1,
+            seeds: 1,
         }
     }
 }
@@ -185,7 +200,8 @@ impl TrainForm {
             3 => format!("{}", self.weight_decay),
             4 => self.batch.to_string(),
             5 => self.epochs.to_string(),
-            _ => self.seed.to_string(),
+            6 => self.seed.to_string(),
+            _ => self.seeds.to_string(),
         }
     }
 
@@ -228,11 +244,18 @@ impl TrainForm {
                     self.epochs.saturating_sub(1).max(1)
                 }
             }
-            _ => {
+            6 => {
                 self.seed = if up {
-                    self.seed + 1
+                    self.seed.saturating_add(1)
                 } else {
                     self.seed.saturating_sub(1)
+                }
+            }
+            _ => {
+                self.seeds = if up {
+                    (self.seeds + 1).min(20)
+                } else {
+                    self.seeds.saturating_sub(1).max(1)
                 }
             }
         }
@@ -287,6 +310,14 @@ pub struct App {
     pub saves_dir: Option<std::path::PathBuf>,
     /// The signal (SIGTERM, SIGHUP, ...) that closed the lab, if one did.
     pub ended_by_signal: Option<i32>,
+    /// Which panel the arrows and Space act on.
+    pub focus: Focus,
+    /// The runs table's order (and whether it is reversed), filter and seed grouping.
+    pub sort: (SortKey, bool),
+    pub filter: String,
+    pub grouped: bool,
+    /// What the compare chart shows.
+    pub chart: ChartView,
 }
 
 fn default_mlp(input: ImageShape, classes: usize) -> Topology {
@@ -324,6 +355,11 @@ impl App {
             presets_dir: "presets".into(),
             saves_dir: None,
             ended_by_signal: None,
+            focus: Focus::Topology,
+            sort: (SortKey::Run, false),
+            filter: String::new(),
+            grouped: false,
+            chart: ChartView::default(),
         }
     }
 
@@ -362,13 +398,8 @@ impl App {
                 self.mode = Mode::Normal;
                 Vec::new()
             }
-            Mode::Compare => {
-                if matches!(key.code, KeyCode::Char('q')) {
-                    return self.request_quit();
-                }
-                self.mode = Mode::Normal;
-                Vec::new()
-            }
+            Mode::Compare => self.compare_key(key),
+            Mode::Filter(_) => self.filter_key(key),
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
                 _ => {
@@ -564,11 +595,27 @@ impl App {
             KeyCode::Char('q') | KeyCode::Esc => return self.request_quit(),
             KeyCode::Char('?') => self.mode = Mode::Help,
             KeyCode::Char('c') => self.mode = Mode::Compare,
-            KeyCode::Right | KeyCode::Char('l') | KeyCode::Tab => self.step_edge(1, edges),
-            KeyCode::Left | KeyCode::Char('h') | KeyCode::BackTab => self.step_edge(-1, edges),
+            KeyCode::Tab | KeyCode::BackTab => {
+                self.focus = match self.focus {
+                    Focus::Topology => Focus::Runs,
+                    Focus::Runs => Focus::Topology,
+                };
+                if self.focus == Focus::Runs && self.selected_run.is_none() {
+                    self.step_run(0);
+                }
+            }
+            KeyCode::Right | KeyCode::Char('l') => self.step_edge(1, edges),
+            KeyCode::Left | KeyCode::Char('h') => self.step_edge(-1, edges),
+            KeyCode::Down | KeyCode::Char('j') if self.focus == Focus::Runs => self.step_run(1),
+            KeyCode::Up | KeyCode::Char('k') if self.focus == Focus::Runs => self.step_run(-1),
+            KeyCode::Char(' ') if self.focus == Focus::Runs => self.mark_selected(),
             KeyCode::Down | KeyCode::Char('j') => self.step_layer(1),
             KeyCode::Up | KeyCode::Char('k') => self.step_layer(-1),
             KeyCode::Char(' ') => self.toggle_selected(),
+            KeyCode::Char('/') => self.mode = Mode::Filter(self.filter.clone()),
+            KeyCode::Char('s') => self.sort = (self.sort.0.next(), false),
+            KeyCode::Char('v') => self.sort.1 = !self.sort.1,
+            KeyCode::Char('g') => self.grouped = !self.grouped,
             KeyCode::Char('a') => self.select_all(SkipSelection::All),
             KeyCode::Char('n') => self.select_all(SkipSelection::None),
             KeyCode::Char('+') | KeyCode::Char('=') => self.resize_layer(true),
@@ -592,6 +639,7 @@ impl App {
     }
 
     fn step_edge(&mut self, delta: isize, edges: usize) {
+        self.focus = Focus::Topology;
         if edges == 0 {
             self.message = Some("this topology has no candidate skip edges".into());
             return;
@@ -616,15 +664,95 @@ impl App {
         });
     }
 
+    /// Moves the selection to the next (or previous) row of the runs table as shown.
     fn step_run(&mut self, delta: isize) {
-        if self.runs.is_empty() {
+        let rows = self.rows();
+        if rows.is_empty() {
             return;
         }
-        let n = self.runs.len() as isize;
-        self.selected_run = Some(match self.selected_run {
-            Some(i) => (i as isize + delta).clamp(0, n - 1) as usize,
+        let at = self
+            .selected_run
+            .and_then(|i| rows.iter().position(|r| r.members.contains(&i)));
+        let next = match at {
+            Some(k) => (k as isize + delta).clamp(0, rows.len() as isize - 1) as usize,
             None => 0,
+        };
+        self.selected_run = Some(rows[next].members[0]);
+    }
+
+    /// The runs table's rows: filtered, grouped by configuration when asked, sorted.
+    pub fn rows(&self) -> Vec<RowView> {
+        crate::tui::table::rows(self)
+    }
+
+    /// Space in the runs panel: the selected row (every run of a group) in or out of the
+    /// chart.
+    fn mark_selected(&mut self) {
+        let Some(i) = self.selected_run else {
+            return;
+        };
+        let members = self
+            .rows()
+            .into_iter()
+            .find(|r| r.members.contains(&i))
+            .map_or(vec![i], |r| r.members);
+        let on = !self.runs[i].marked;
+        for m in members {
+            self.runs[m].marked = on;
+        }
+        let marked = self.runs.iter().filter(|r| r.marked).count();
+        self.message = Some(match marked {
+            0 => "no run marked: the chart shows every run in the table".into(),
+            n => format!("{n} run(s) marked for the chart (c)"),
         });
+    }
+
+    fn filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Filter(text) = &mut self.mode else {
+            return Vec::new();
+        };
+        match key.code {
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Enter => self.mode = Mode::Normal,
+            KeyCode::Backspace => {
+                text.pop();
+                self.filter = text.clone();
+            }
+            KeyCode::Char(c) if text.len() < 60 => {
+                text.push(c);
+                self.filter = text.clone();
+            }
+            _ => {}
+        }
+        // The selection follows the filter: a hidden run is not the one keys act on.
+        let rows = self.rows();
+        let visible = |i: usize| rows.iter().any(|r| r.members.contains(&i));
+        if self.selected_run.is_some_and(|i| !visible(i)) {
+            self.selected_run = rows.first().map(|r| r.members[0]);
+        }
+        Vec::new()
+    }
+
+    fn compare_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        self.message = None;
+        let chart = &mut self.chart;
+        match key.code {
+            KeyCode::Char('q') => return self.request_quit(),
+            KeyCode::Char('x') => chart.x = chart.x.next(),
+            KeyCode::Char('y') => chart.metric = chart.metric.next(),
+            KeyCode::Char(']') => chart.smoother(true),
+            KeyCode::Char('[') => chart.smoother(false),
+            KeyCode::Char('g') => self.grouped = !self.grouped,
+            KeyCode::Char('E') => {
+                return vec![Effect::ExportCsv(crate::tui::table::chart_csv(self))];
+            }
+            KeyCode::Esc | KeyCode::Char('c') => self.mode = Mode::Normal,
+            _ => {}
+        }
+        Vec::new()
     }
 
     pub fn toggle_selected(&mut self) {
@@ -806,22 +934,32 @@ impl App {
                 let form = form.clone();
                 self.form = form.clone();
                 self.mode = Mode::Normal;
-                return self.queue_run(form.config());
+                return self.queue_run(form.config(), form.seeds);
             }
             _ => {}
         }
         Vec::new()
     }
 
-    /// Asks the session to train the current topology with `config`.
-    pub fn queue_run(&mut self, config: TrainConfig) -> Vec<Effect> {
-        let experiment = Experiment::from_parts(
-            &self.topology,
-            self.dataset,
-            &config,
-            crate::tui::VAL_FRACTION,
-        );
-        vec![Effect::Submit(Box::new(experiment))]
+    /// Asks the session to train the current topology with `config`, once per seed of
+    /// `seed, seed + 1, ...` (`seeds` runs).
+    pub fn queue_run(&mut self, config: TrainConfig, seeds: usize) -> Vec<Effect> {
+        (0..seeds.max(1) as u64)
+            .map_while(|k| config.seed.checked_add(k))
+            .map(|seed| {
+                let config = TrainConfig {
+                    seed,
+                    ..config.clone()
+                };
+                let experiment = Experiment::from_parts(
+                    &self.topology,
+                    self.dataset,
+                    &config,
+                    crate::tui::VAL_FRACTION,
+                );
+                Effect::Submit(Box::new(experiment))
+            })
+            .collect()
     }
 
     /// The session refused a run (too large, bad settings): say why.
@@ -878,10 +1016,13 @@ impl App {
                 live: Some(event.run),
                 saved_id: None,
                 name: format!("run-{id}"),
+                dataset: info.experiment.dataset.to_string(),
+                marked: false,
                 topology: info.topology,
                 config: info.config,
                 state: RunState::Queued,
                 epochs: Vec::new(),
+                steps: Vec::new(),
                 progress: None,
                 test_accuracy: None,
                 skips_enabled_after: None,
@@ -917,6 +1058,7 @@ impl App {
                         run.progress = None;
                         run.epochs.push(m);
                     }
+                    TrainEvent::Step(m) => run.steps.push(m),
                     TrainEvent::SkipsEnabled { after_epoch, .. } => {
                         run.skips_enabled_after = Some(after_epoch)
                     }
@@ -950,6 +1092,7 @@ impl App {
             self.selection = Selection::Layer(l);
         } else if let Some(&(_, i)) = self.hits.runs.iter().find(|(r, _)| r.contains(at)) {
             self.selected_run = Some(i);
+            self.focus = Focus::Runs;
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod diagram;
+pub mod table;
 pub mod ui;
 
 use std::io::Stdout;
@@ -258,6 +259,16 @@ impl Lab {
                     let result = save_preset(&app.presets_dir, &name, &app.experiment());
                     app.preset_saved(result);
                 }
+                Effect::ExportCsv(csv) => {
+                    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                        .to_string()
+                        .replace(':', "");
+                    let path = PathBuf::from(format!("skiplab-compare-{}.csv", &stamp[..17]));
+                    app.message = Some(match write_atomically(&path, csv.as_bytes()) {
+                        Ok(()) => format!("wrote {}", path.display()),
+                        Err(e) => format!("not exported: {e}"),
+                    });
+                }
                 Effect::ListSavedRuns => {
                     // Hundreds of runs are read and parsed: not on the thread that draws.
                     let saves = app
@@ -322,6 +333,8 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                     live: None,
                     saved_id: Some(saved.id.clone()),
                     name: saved.id.clone(),
+                    dataset: saved.experiment.dataset.to_string(),
+                    marked: false,
                     topology,
                     config: saved.experiment.train_config(),
                     // Left `Running` by a killed process: it trains no more.
@@ -329,6 +342,7 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                         saved.summary.status.ended().unwrap_or(RunStatus::Stopped),
                     ),
                     epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
+                    steps: saved.steps.clone(),
                     progress: None,
                     test_accuracy: saved.summary.test_accuracy,
                     skips_enabled_after: saved.summary.skips_enabled_after,

@@ -7,13 +7,18 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Block, Borders, Chart, Clear, Dataset, GraphType, Paragraph, Sparkline, Wrap,
+    Axis, Block, Borders, Chart, Clear, Dataset, GraphType, Paragraph, Sparkline, SparklineBar,
+    Wrap,
 };
 use ratatui::Frame;
 
-use super::app::{App, HitMap, Mode, Run, RunState, Selection, FORM_FIELDS};
+use super::app::{
+    App, Focus, HitMap, Mode, RowView, Run, RunState, Selection, SortKey, FORM_FIELDS,
+};
 use super::diagram::{self, ArcStyle, BOX_ROWS};
+use super::table;
 use crate::topology::{grouped, Topology};
+use crate::train::EpochMetrics;
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
@@ -90,7 +95,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 );
             }
             Mode::SaveAs(name) => draw_save_as(frame, area, name),
-            Mode::Normal | Mode::Compare => {}
+            Mode::Normal | Mode::Compare | Mode::Filter(_) => {}
         }
     }
     if app.ascii {
@@ -151,9 +156,12 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
     frame.render_widget(Paragraph::new(header), title);
 
     // Topology panel.
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .title(format!(" Topology: {} ", app.topology.summary()));
+    if app.focus == Focus::Topology && !app.runs.is_empty() {
+        block = block.border_style(Style::default().fg(Color::Yellow));
+    }
     let inner = block.inner(top);
     frame.render_widget(block, top);
     let diagram_area = Rect::new(
@@ -258,24 +266,30 @@ fn layer_info(t: &Topology, layer: usize) -> String {
     }
 }
 
-/// Shared accuracy scale for all sparklines, so runs compare at a glance.
-fn accuracy_range(runs: &[Run]) -> (f64, f64) {
-    let all = runs.iter().flat_map(|r| {
-        r.epochs
-            .iter()
-            .flat_map(|m| [m.train_accuracy, m.val_accuracy])
-    });
-    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+/// The range of `values` with a little room, for one column of sparklines.
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         (0.0, 1.0)
     } else {
-        ((lo - 0.02).max(0.0), (hi + 0.005).min(1.0))
+        let pad = ((hi - lo) * 0.05).max(0.002);
+        ((lo - pad).max(0.0), (hi + pad).min(1.0))
     }
 }
 
-fn spark_data(values: impl Iterator<Item = f64>, range: (f64, f64)) -> Vec<u64> {
+/// A row's curve of `pick` per epoch: its run's, or its group's mean epoch by epoch.
+fn row_curve(app: &App, row: &RowView, pick: fn(&EpochMetrics) -> f64) -> Vec<f64> {
+    let runs: Vec<&Run> = row.members.iter().map(|&i| &app.runs[i]).collect();
+    let len = runs.iter().map(|r| r.epochs.len()).min().unwrap_or(0);
+    (0..len)
+        .map(|e| runs.iter().map(|r| pick(&r.epochs[e])).sum::<f64>() / runs.len() as f64)
+        .collect()
+}
+
+fn spark_data(values: &[f64], range: (f64, f64)) -> Vec<u64> {
     let (lo, hi) = range;
     values
+        .iter()
         .map(|v| (1.0 + 99.0 * ((v - lo) / (hi - lo).max(1e-9)).clamp(0.0, 1.0)) as u64)
         .collect()
 }
@@ -283,23 +297,62 @@ fn spark_data(values: impl Iterator<Item = f64>, range: (f64, f64)) -> Vec<u64> 
 /// Room for a saved run's id, `20261202-121924-mlp3-skipstar-s10`.
 const SAVED_ID_WIDTH: usize = 34;
 
+/// Cuts `text` to `width` characters, marking the cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
-    let mut header = format!(
-        "  {:<7} {:<22} {:<10} {:>6} {:>9} {:>8} {:>7}",
-        "run", "topology", "status", "epoch", "best val", "params", "s/epoch"
-    );
-    // Where runs are saved (the ids `runs`, `compare` and `export` take): a column of its
-    // own when it fits, else the selected run's in the title.
-    let id_column =
-        area.width.saturating_sub(2) as usize >= header.chars().count() + 2 + SAVED_ID_WIDTH;
-    let title = match app.selected_run() {
-        Some(run) if !id_column && run.saved_id.as_ref().is_some_and(|id| *id != run.name) => {
-            let id = run.saved_id.as_deref().unwrap_or_default();
-            format!(" Runs · {} is saves/{id} ", run.name)
+    let inner_width = area.width.saturating_sub(2) as usize;
+    // Fixed columns: marker, chart mark, run, status, epoch, best val, s/epoch.
+    let fixed = 2 + 2 + 6 + 1 + 1 + 9 + 1 + 6 + 1 + 9 + 1 + 7;
+    let params_column = inner_width >= fixed + 10 + 30;
+    let id_column = inner_width >= fixed + 10 + 2 + SAVED_ID_WIDTH + 30;
+    let described = inner_width
+        - fixed.min(inner_width)
+        - if params_column { 10 } else { 0 }
+        - if id_column { 2 + SAVED_ID_WIDTH } else { 0 };
+    let rows = app.rows();
+    let mut title = String::from(" Runs");
+    let (key, reversed) = app.sort;
+    if key != SortKey::Run || reversed {
+        let arrow = if reversed { "↑" } else { "↓" };
+        title.push_str(&format!(" · by {} {arrow}", key.name()));
+    }
+    if !app.filter.is_empty() {
+        let shown: usize = rows.iter().map(|r| r.members.len()).sum();
+        let all = app.runs.len();
+        title.push_str(&format!(" · filter \"{}\" {shown}/{all}", app.filter));
+    }
+    if app.grouped {
+        title.push_str(" · seeds grouped");
+    }
+    // What every run shares, last: the line may be cut.
+    let common = table::common(app);
+    if !common.is_empty() && app.runs.len() > 1 {
+        title.push_str(&format!(" · {common}"));
+    }
+    title.push(' ');
+    let mut block = Block::default()
+        .borders(Borders::ALL)
+        .title(fit(&title, inner_width));
+    if app.focus == Focus::Runs {
+        block = block.border_style(Style::default().fg(Color::Yellow));
+    }
+    // The selected run's saved id (the id `runs`, `compare` and `export` take), where there
+    // is no column for it.
+    if let Some(run) = app.selected_run() {
+        if let (Some(id), false) = (&run.saved_id, id_column) {
+            if *id != run.name {
+                block = block.title_bottom(format!(" {} is saves/{id} ", run.name));
+            }
         }
-        _ => " Runs ".to_string(),
-    };
-    let block = Block::default().borders(Borders::ALL).title(title);
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.runs.is_empty() {
@@ -313,6 +366,13 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
         );
         return;
     }
+    let mut header = format!(
+        "    {:<6} {:<described$} {:<9} {:>6} {:>9} {:>7}",
+        "run", "description", "status", "epoch", "best val", "s/epoch"
+    );
+    if params_column {
+        header.push_str(&format!(" {:>9}", "params"));
+    }
     if id_column {
         header.push_str("  saved as");
     }
@@ -320,94 +380,153 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
         Paragraph::new(Line::from(header).add_modifier(Modifier::BOLD)),
         Rect::new(inner.x, inner.y, inner.width, 1),
     );
-    let range = accuracy_range(&app.runs);
-    let rows_fit = (inner.height.saturating_sub(1) / 2) as usize;
-    let selected = app.selected_run.unwrap_or(0);
-    // Keep the selected run visible.
-    let first = selected.saturating_sub(rows_fit.saturating_sub(1));
-    for (slot, (i, run)) in app
-        .runs
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(rows_fit)
-        .enumerate()
-    {
-        let y = inner.y + 1 + slot as u16 * 2;
-        let is_selected = app.selected_run == Some(i);
-        let marker = if is_selected { "▸ " } else { "  " };
-        let epoch = match run.progress {
-            Some((e, step, steps)) => format!("{e}:{}%", step * 100 / steps.max(1)),
-            None => format!("{}/{}", run.epochs.len(), run.config.epochs),
-        };
-        let summary: String = run.topology.summary().chars().take(22).collect();
-        let line = format!(
-            "{marker}{:<7} {:<22} {:<10} {:>6} {:>9} {:>8} {:>7}",
-            run.name,
-            summary,
-            run.state.label(),
-            epoch,
-            run.best_val().map_or("-".into(), pct),
-            grouped(run.topology.param_count()),
-            run.mean_epoch_seconds()
-                .map_or("-".into(), |s| format!("{s:.2}")),
+    if rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new(format!(
+                "No run matches \"{}\" (/ to change, Esc clears).",
+                app.filter
+            ))
+            .style(Style::default().fg(Color::DarkGray)),
+            Rect::new(inner.x, inner.y + 1, inner.width, 1),
         );
-        let line = match (&run.saved_id, id_column) {
-            (Some(id), true) => format!("{line}  {id}"),
-            _ => line,
+        return;
+    }
+    // Each sparkline column on its own scale, over the rows shown.
+    let train_range = value_range(
+        rows.iter()
+            .flat_map(|r| row_curve(app, r, |m| m.train_accuracy)),
+    );
+    let val_range = value_range(
+        rows.iter()
+            .flat_map(|r| row_curve(app, r, |m| m.val_accuracy)),
+    );
+    let rows_fit = (inner.height.saturating_sub(1) / 2) as usize;
+    let selected = app
+        .selected_run
+        .and_then(|i| rows.iter().position(|r| r.members.contains(&i)));
+    // Keep the selected row visible.
+    let first = selected
+        .unwrap_or(0)
+        .saturating_sub(rows_fit.saturating_sub(1));
+    for (slot, row) in rows.iter().enumerate().skip(first).take(rows_fit) {
+        let y = inner.y + 1 + (slot - first) as u16 * 2;
+        let lead = &app.runs[row.members[0]];
+        let is_selected = selected == Some(slot);
+        let marker = if is_selected { "▸ " } else { "  " };
+        let marked = if row.members.iter().any(|&i| app.runs[i].marked) {
+            "● "
+        } else {
+            "  "
         };
-        let style = match (&run.state, is_selected) {
-            (_, true) => Style::default().add_modifier(Modifier::BOLD),
-            (
+        let name = if row.is_group() {
+            format!("×{}", row.members.len())
+        } else {
+            lead.name.clone()
+        };
+        let epoch = match (lead.progress, row.is_group()) {
+            (Some((e, step, steps)), false) => format!("{e}:{}%", step * 100 / steps.max(1)),
+            _ => {
+                let done = row.members.iter().map(|&i| app.runs[i].epochs.len()).min();
+                format!("{}/{}", done.unwrap_or(0), lead.config.epochs)
+            }
+        };
+        let bests = table::best_vals(app, row);
+        let best = match (bests.len(), row.is_group()) {
+            (0, _) => "-".to_string(),
+            (_, false) => pct(bests[0]),
+            (_, true) => {
+                let (m, sd) = crate::compare::mean_sd(&bests);
+                format!("{:.1}±{:.1}", 100.0 * m, 100.0 * sd)
+            }
+        };
+        let seconds: Vec<f64> = row
+            .members
+            .iter()
+            .filter_map(|&i| app.runs[i].mean_epoch_seconds())
+            .collect();
+        let seconds = match seconds.is_empty() {
+            true => "-".to_string(),
+            false => format!("{:.2}", crate::compare::mean_sd(&seconds).0),
+        };
+        let mut line = format!(
+            "{marker}{marked}{:<6} {:<described$} {:<9} {:>6} {:>9} {:>7}",
+            fit(&name, 6),
+            fit(&row.description, described),
+            fit(&table::status_label(app, row), 9),
+            epoch,
+            best,
+            seconds,
+        );
+        if params_column {
+            line.push_str(&format!(" {:>9}", grouped(lead.topology.param_count())));
+        }
+        if id_column && !row.is_group() {
+            line.push_str(&format!("  {}", lead.saved_id.as_deref().unwrap_or("-")));
+        }
+        let failed = row.members.iter().any(|&i| {
+            matches!(
+                app.runs[i].state,
                 RunState::Ended(
-                    crate::train::RunStatus::Diverged { .. } | crate::train::RunStatus::Failed(_),
-                ),
-                _,
-            ) => Style::default().fg(Color::Red),
+                    crate::train::RunStatus::Diverged { .. } | crate::train::RunStatus::Failed(_)
+                )
+            )
+        });
+        let style = match (failed, is_selected) {
+            (_, true) => Style::default().add_modifier(Modifier::BOLD),
+            (true, _) => Style::default().fg(Color::Red),
             _ => Style::default(),
         };
         let row_area = Rect::new(inner.x, y, inner.width, 1);
         frame.render_widget(Paragraph::new(Line::from(line)).style(style), row_area);
         app.hits
             .runs
-            .push((Rect::new(inner.x, y, inner.width, 2), i));
+            .push((Rect::new(inner.x, y, inner.width, 2), row.members[0]));
+        let curves = [
+            (
+                "train",
+                row_curve(app, row, |m| m.train_accuracy),
+                train_range,
+                Color::Green,
+            ),
+            (
+                "val",
+                row_curve(app, row, |m| m.val_accuracy),
+                val_range,
+                Color::Cyan,
+            ),
+        ];
         draw_sparklines(
             frame,
             Rect::new(inner.x + 4, y + 1, inner.width.saturating_sub(4), 1),
-            run,
-            range,
+            &curves,
         );
     }
 }
 
-/// Train and validation sparklines of one run, side by side, with their latest values.
-fn draw_sparklines(frame: &mut Frame, area: Rect, run: &Run, range: (f64, f64)) {
+/// Train and validation sparklines of one row, side by side, each on its column's scale:
+/// the latest value after it, the best epoch's bar highlighted and (validation) its value.
+/// One sparkline column: its label, values, the scale they share with the column, colour.
+type SparkColumn<'a> = (&'a str, Vec<f64>, (f64, f64), Color);
+
+fn draw_sparklines(frame: &mut Frame, area: Rect, curves: &[SparkColumn]) {
     let half = area.width / 2;
-    let parts = [
-        (
-            "train",
-            run.epochs
-                .iter()
-                .map(|m| m.train_accuracy)
-                .collect::<Vec<_>>(),
-            Color::Green,
-        ),
-        (
-            "val",
-            run.epochs
-                .iter()
-                .map(|m| m.val_accuracy)
-                .collect::<Vec<_>>(),
-            Color::Cyan,
-        ),
-    ];
-    for (k, (label, values, color)) in parts.into_iter().enumerate() {
+    for (k, (label, values, range, color)) in curves.iter().enumerate() {
         let x = area.x + k as u16 * half;
         let latest = values
             .last()
             .map_or("  -   ".to_string(), |v| format!("{:>6}", pct(*v)));
+        let best_at = values
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i);
+        let best = match (best_at, *label == "val") {
+            (Some(i), true) => format!(" ↑{:.1}", 100.0 * values[i]),
+            _ => String::new(),
+        };
         let label_text = format!("{label:<5} ");
-        let spark_width = half.saturating_sub(label_text.len() as u16 + latest.len() as u16 + 2);
+        let text_width = (latest.len() + best.chars().count()) as u16;
+        let spark_width = half.saturating_sub(label_text.len() as u16 + text_width + 2);
         frame.render_widget(
             Paragraph::new(Span::styled(
                 label_text.clone(),
@@ -415,50 +534,81 @@ fn draw_sparklines(frame: &mut Frame, area: Rect, run: &Run, range: (f64, f64)) 
             )),
             Rect::new(x, area.y, label_text.len() as u16, 1),
         );
-        let data = spark_data(values.iter().copied(), range);
-        let shown: Vec<u64> = data
+        let data = spark_data(values, *range);
+        let skip = data.len().saturating_sub(spark_width as usize);
+        let bars: Vec<SparklineBar> = data
             .iter()
-            .rev()
-            .take(spark_width as usize)
-            .rev()
-            .copied()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, &v)| {
+                let bar = SparklineBar::from(v);
+                match best_at == Some(i) {
+                    true => bar.style(Style::default().fg(Color::Yellow)),
+                    false => bar,
+                }
+            })
             .collect();
         let spark_x = x + label_text.len() as u16;
         frame.render_widget(
             Sparkline::default()
-                .data(&shown)
+                .data(bars)
                 .max(100)
-                .style(Style::default().fg(color)),
+                .style(Style::default().fg(*color)),
             Rect::new(spark_x, area.y, spark_width, 1),
         );
         frame.render_widget(
-            Paragraph::new(Span::styled(
-                latest.clone(),
-                Style::default().fg(color).bold(),
-            )),
-            Rect::new(spark_x + spark_width + 1, area.y, latest.len() as u16, 1),
+            Paragraph::new(Line::from(vec![
+                Span::styled(latest.clone(), Style::default().fg(*color).bold()),
+                Span::styled(best.clone(), Style::default().fg(Color::Yellow)),
+            ])),
+            Rect::new(spark_x + spark_width + 1, area.y, text_width, 1),
         );
     }
 }
 
 fn hint_line(app: &App) -> Line<'static> {
-    let hints: &[(&str, &str)] = match app.mode {
-        Mode::Form(_) => &[
+    if let Mode::Filter(text) = &app.mode {
+        return Line::from(vec![
+            Span::styled(" filter: ", Style::default().fg(Color::Yellow)),
+            Span::raw(format!("{text}▏")),
+            Span::styled("  Enter", Style::default().fg(Color::Yellow)),
+            Span::raw(" keep"),
+            Span::styled("  Esc", Style::default().fg(Color::Yellow)),
+            Span::raw(" clear"),
+        ]);
+    }
+    let hints: &[(&str, &str)] = match (&app.mode, app.focus) {
+        (Mode::Form(_), _) => &[
             ("↑↓", "field"),
             ("←→", "change"),
             ("Enter", "start"),
             ("Esc", "cancel"),
         ],
-        Mode::SaveAs(_) => &[("Enter", "save"), ("Esc", "cancel")],
-        Mode::Presets { .. } | Mode::SavedRuns { .. } => {
+        (Mode::SaveAs(_), _) => &[("Enter", "save"), ("Esc", "cancel")],
+        (Mode::Presets { .. } | Mode::SavedRuns { .. }, _) => {
             &[("↑↓", "select"), ("Enter", "load"), ("Esc", "close")]
         }
+        (_, Focus::Runs) => &[
+            ("↑↓", "run"),
+            ("␣", "mark for chart"),
+            ("c", "compare"),
+            ("/", "filter"),
+            ("s/v", "sort/reverse"),
+            ("g", "group seeds"),
+            ("Tab", "topology"),
+            ("p", "pause"),
+            ("x", "stop"),
+            ("d", "delete"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
         // Most used first: a narrow terminal cuts the end of the line.
         _ => &[
             ("←→", "edge"),
             ("␣", "toggle"),
             ("t", "train"),
             ("c", "compare"),
+            ("Tab", "runs"),
             ("?", "help"),
             ("q", "quit"),
             ("a/n", "all/none"),
@@ -466,7 +616,6 @@ fn hint_line(app: &App) -> Line<'static> {
             ("+-", "width"),
             ("o/S", "preset"),
             ("L", "saved"),
-            ("J/K", "run"),
             ("p", "pause"),
             ("x", "stop"),
         ],
@@ -494,41 +643,56 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub const HELP: [(&str, &str); 25] = [
-    ("← → h l Tab", "select the previous / next skip edge"),
-    ("Space", "toggle the selected edge"),
-    ("a / n", "all edges on / off"),
-    ("↑ ↓ j k", "select a layer"),
-    ("+ / -", "widen / narrow the selected layer"),
-    ("i", "insert a layer after the selected one"),
-    ("r", "remove the selected layer"),
-    ("m", "switch between MLP and CNN"),
+    ("← → h l", "select the previous / next skip edge"),
     (
-        "R",
-        "reinforce: the vanilla network as wide (CNN) or as big (MLP) as this one",
+        "Space",
+        "toggle the selected edge (runs panel: mark the run)",
     ),
-    ("t / Enter", "train this topology (opens the run form)"),
+    ("a / n", "all edges on / off"),
+    ("↑ ↓ j k", "select a layer (runs panel: a run)"),
+    ("+ / -", "widen / narrow the selected layer"),
+    ("i / r", "insert a layer after the selected one / remove it"),
+    ("m", "switch between MLP and CNN"),
+    ("R", "reinforce: the vanilla net as wide (CNN) or big (MLP)"),
+    (
+        "t / Enter",
+        "train this topology (the form: several seeds too)",
+    ),
+    ("Tab", "switch between the topology and the runs panel"),
     ("J K PgDn PgUp", "select a run"),
-    ("p", "pause / resume the selected run"),
-    ("x", "stop the selected run"),
-    ("d", "delete the selected run"),
-    ("c", "compare runs on one chart"),
-    ("o", "open a preset (topology and run form)"),
-    ("S", "save the topology and run form as a preset"),
+    (
+        "p / x / d",
+        "pause or resume / stop / delete the selected run",
+    ),
+    ("/", "filter the runs (name, id, description); Esc clears"),
+    ("s / v", "sort the runs by the next column / reverse"),
+    ("g", "group runs that differ only in their seed (mean ± sd)"),
+    ("c", "compare the marked runs (or all) on one chart:"),
+    (
+        "",
+        "x axis epoch/step/seconds, y metric, [ ] smoothing, E CSV",
+    ),
+    ("o / S", "open a preset / save the topology and form as one"),
     ("L", "load a saved run into the runs (and the chart)"),
     ("mouse click", "select an edge, a layer or a run"),
-    ("?", "this help"),
-    ("q Esc Ctrl-C", "quit (asks while runs are active)"),
+    (
+        "q Esc Ctrl-C",
+        "quit (asks while runs are active); ? this help",
+    ),
     (
         "Diagram",
-        "bright arcs are on, dim ones off, yellow is selected",
+        "bright arcs are on, dim ones off, yellow is selected;",
     ),
-    ("", "MLP layers: 0 = input; CNN: convs and pools numbered"),
-    ("", "from 1 as in the paper; boxes show widened channels"),
-    ("Runs", "train | val sparklines share one accuracy scale"),
+    (
+        "",
+        "MLP layer 0 is the input; CNN convs and pools count from 1",
+    ),
+    ("Runs", "train | val sparklines, each on its own scale;"),
+    ("", "yellow bar: the best epoch, ↑ its accuracy"),
 ];
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let popup = centered(area, 70, HELP.len() as u16 + 4);
+    let popup = centered(area, 76, HELP.len() as u16 + 2);
     frame.render_widget(Clear, popup);
     let lines: Vec<Line> = HELP
         .iter()
@@ -670,82 +834,112 @@ fn draw_confirm(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+/// `v` as a tick label: no decimals for large steps, a few for small ones.
+fn tick_label(v: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil() as usize
+    };
+    format!("{v:.decimals$}")
+}
+
+/// Axis bounds on round ticks and their labels (ratatui spreads labels evenly).
+fn axis(lo: f64, hi: f64, count: usize) -> ([f64; 2], Vec<Span<'static>>) {
+    let ticks = crate::compare::ticks(lo, hi, count);
+    let step = if ticks.len() > 1 {
+        ticks[1] - ticks[0]
+    } else {
+        1.0
+    };
+    let bounds = [ticks[0], *ticks.last().unwrap_or(&hi)];
+    let labels = ticks
+        .iter()
+        .map(|&t| Span::raw(tick_label(t, step)))
+        .collect();
+    (bounds, labels)
+}
+
 fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
     let [chart_area, hints] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-    type Points = Vec<(f64, f64)>;
-    let series: Vec<(String, Points, Points)> = app
-        .runs
-        .iter()
-        .map(|r| {
-            let val = r
-                .epochs
-                .iter()
-                .map(|m| (m.epoch as f64, 100.0 * m.val_accuracy))
-                .collect();
-            let train = r
-                .epochs
-                .iter()
-                .map(|m| (m.epoch as f64, 100.0 * m.train_accuracy))
-                .collect();
-            (r.name.clone(), val, train)
-        })
-        .collect();
-    let max_epoch = app
-        .runs
-        .iter()
-        .map(|r| r.epochs.len())
-        .max()
-        .unwrap_or(0)
-        .max(2) as f64;
-    let (lo, hi) = accuracy_range(&app.runs);
-    let (lo, hi) = (
-        (lo * 100.0).floor(),
-        (hi * 100.0).ceil().max(lo * 100.0 + 1.0),
-    );
+    let view = app.chart;
+    let curves = table::curves(app);
+    let label_width = (area.width as usize / 2).max(20);
     let mut datasets = Vec::new();
-    for (i, (name, val, train)) in series.iter().enumerate() {
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for (i, curve) in curves.iter().enumerate() {
         let color = RUN_COLORS[i % RUN_COLORS.len()];
         datasets.push(
             Dataset::default()
-                .name(format!("{name} val"))
+                .name(fit(&curve.label, label_width))
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::default().fg(color))
-                .data(val),
+                .data(&curve.points),
         );
-        datasets.push(
-            Dataset::default()
-                .name(format!("{name} train"))
-                .marker(Marker::Dot)
-                .graph_type(GraphType::Scatter)
-                .style(Style::default().fg(color))
-                .data(train),
-        );
+        xs.extend(curve.points.iter().map(|p| p.0));
+        ys.extend(curve.points.iter().map(|p| p.1));
+        if let Some((low, high)) = &curve.band {
+            // The seed group's mean ± 1 sd, as dim dots around its line.
+            for edge in [low, high] {
+                datasets.push(
+                    Dataset::default()
+                        .marker(Marker::Dot)
+                        .graph_type(GraphType::Scatter)
+                        .style(Style::default().fg(color).add_modifier(Modifier::DIM))
+                        .data(edge),
+                );
+                ys.extend(edge.iter().map(|p| p.1));
+            }
+        }
+    }
+    let fold = |v: &[f64]| {
+        v.iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    };
+    let (x_lo, x_hi) = fold(&xs);
+    let (y_lo, y_hi) = fold(&ys);
+    let (x_bounds, x_labels) = axis(x_lo.min(x_hi - 1.0), x_hi, 5);
+    let (y_bounds, y_labels) = axis(y_lo, y_hi.max(y_lo + 1e-3), 4);
+    let unit = if view.metric.is_accuracy() { " %" } else { "" };
+    let smoothing = match view.smoothing {
+        0.0 => String::new(),
+        w => format!(" · smoothed {w}"),
+    };
+    let grouping = if app.grouped {
+        " · seed groups: mean ± sd"
+    } else {
+        ""
+    };
+    let title = format!(
+        " Compare: {}{unit} by {}{smoothing}{grouping} ",
+        view.metric.name(),
+        view.x.name()
+    );
+    let mut block = Block::default().borders(Borders::ALL).title(title);
+    if let Some(test) = table::two_group_test(app, &curves) {
+        block = block.title_bottom(format!(" {test} "));
     }
     let chart = Chart::new(datasets)
-        .block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" Compare: accuracy per epoch (line = val, dots = train) "),
-        )
+        .block(block)
         .x_axis(
             Axis::default()
-                .title("epoch")
-                .bounds([1.0, max_epoch])
-                .labels(vec![
-                    Span::raw("1"),
-                    Span::raw(format!("{}", max_epoch as usize)),
-                ]),
+                .title(view.x.name())
+                .bounds(x_bounds)
+                .labels(x_labels),
         )
-        .y_axis(Axis::default().title("acc %").bounds([lo, hi]).labels(vec![
-            Span::raw(format!("{lo:.0}")),
-            Span::raw(format!("{hi:.0}")),
-        ]))
-        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
-    if app.runs.iter().all(|r| r.epochs.is_empty()) {
+        .y_axis(
+            Axis::default()
+                .title(format!("{}{unit}", view.metric.name()))
+                .bounds(y_bounds)
+                .labels(y_labels),
+        )
+        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
+        .hidden_legend_constraints((Constraint::Ratio(3, 4), Constraint::Ratio(2, 3)));
+    if xs.is_empty() {
         frame.render_widget(
-            Paragraph::new("No finished epochs to compare yet.")
+            Paragraph::new("Nothing to compare yet: no run in the table has a finished epoch.")
                 .alignment(Alignment::Center)
                 .block(Block::default().borders(Borders::ALL).title(" Compare ")),
             chart_area,
@@ -753,13 +947,29 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         frame.render_widget(chart, chart_area);
     }
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            " any key".fg(Color::Yellow),
-            " back to the lab".into(),
-        ])),
-        hints,
-    );
+    let keys: [(&str, String); 6] = [
+        ("x", format!("axis: {}", view.x.name())),
+        ("y", view.metric.name().to_string()),
+        ("[ ]", "smoothing".into()),
+        ("g", "seed groups".into()),
+        ("E", "export CSV".into()),
+        ("Esc", "back".into()),
+    ];
+    let mut spans = Vec::new();
+    for (key, what) in keys {
+        spans.push(Span::styled(
+            format!(" {key}"),
+            Style::default().fg(Color::Yellow),
+        ));
+        spans.push(Span::raw(format!(" {what}")));
+    }
+    if let Some(message) = &app.message {
+        spans.push(Span::styled(
+            format!("  {message}"),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), hints);
 }
 
 /// Replaces every non-ASCII symbol with an ASCII stand-in, for terminals without Unicode.

@@ -1,0 +1,542 @@
+//! Comparing runs, with no terminal and no files: what tells runs apart (the rest is common),
+//! which runs differ only in their seed (a group), curves on an epoch, step or wall-clock
+//! axis, TensorBoard's debiased smoothing, and Welch's t-test between two groups.
+
+use std::fmt;
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::topology::Topology;
+use crate::train::{EpochMetrics, StepMetrics, TrainConfig};
+
+/// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
+pub type Facet = (&'static str, String);
+
+/// What a run is, aspect by aspect, in the order a description reads: the skip edges first
+/// (the thing being compared), then the network, the optimiser, and the seed last.
+pub fn facets(dataset: &str, topology: &Topology, config: &TrainConfig) -> Vec<Facet> {
+    let skips = topology.skips();
+    let edges: Vec<String> = skips.iter().map(|e| e.to_string()).collect();
+    let skip_text = if skips.is_empty() {
+        "vanilla".to_string()
+    } else if skips.len() == topology.candidate_edges().len() && skips.len() > 1 {
+        format!("all {} skips", skips.len())
+    } else {
+        format!("skips {}", edges.join(","))
+    };
+    let net = topology.summary();
+    let net = net.split(", ").next().unwrap_or(&net).to_string();
+    let opt = &config.optimizer;
+    let optimizer = match opt {
+        crate::net::optim::OptimizerConfig::Sgd { momentum, .. } => format!("sgd m {momentum}"),
+        crate::net::optim::OptimizerConfig::Adam { .. } => "adam".to_string(),
+    };
+    let schedule = match config.schedule {
+        Some(_) => "skip*".to_string(),
+        None => String::new(),
+    };
+    vec![
+        ("skips", skip_text),
+        ("schedule", schedule),
+        ("net", net),
+        ("data", dataset.to_string()),
+        ("optimizer", optimizer),
+        ("lr", format!("lr {}", opt.lr())),
+        ("wd", format!("wd {}", opt.weight_decay())),
+        ("batch", format!("batch {}", config.batch_size)),
+        ("epochs", format!("{} epochs", config.epochs)),
+        ("seed", format!("seed {}", config.seed)),
+    ]
+}
+
+/// Runs described against each other.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Described {
+    /// What every run shares (for a title).
+    pub common: String,
+    /// What sets each run apart; empty where nothing does.
+    pub each: Vec<String>,
+}
+
+fn join(parts: impl Iterator<Item = String>) -> String {
+    parts
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The facets every run shares go into `common`; each run's others into its description.
+pub fn describe(runs: &[Vec<Facet>]) -> Described {
+    let Some(first) = runs.first() else {
+        return Described {
+            common: String::new(),
+            each: Vec::new(),
+        };
+    };
+    let shared = |k: usize| runs.iter().all(|r| r.get(k) == first.get(k));
+    let common = join(
+        (0..first.len())
+            .filter(|&k| shared(k))
+            .map(|k| first[k].1.clone()),
+    );
+    let each = runs
+        .iter()
+        .map(|r| join((0..r.len()).filter(|&k| !shared(k)).map(|k| r[k].1.clone())))
+        .collect();
+    Described { common, each }
+}
+
+/// What runs of one configuration share: every facet but the seed.
+pub fn group_key(facets: &[Facet]) -> String {
+    join(
+        facets
+            .iter()
+            .filter(|(name, _)| *name != "seed")
+            .map(|(_, v)| v.clone()),
+    )
+}
+
+/// Groups of indices into `keys` with equal keys, in order of first appearance.
+pub fn groups(keys: &[String]) -> Vec<Vec<usize>> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some((_, members)) => members.push(i),
+            None => out.push((key.clone(), vec![i])),
+        }
+    }
+    out.into_iter().map(|(_, members)| members).collect()
+}
+
+/// Mean and sample standard deviation (0 for one value, NaN for none).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Welch's t-test of two samples' means (unequal variances).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Welch {
+    /// Mean of `a` minus mean of `b`.
+    pub difference: f64,
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p: f64,
+    pub n: (usize, usize),
+}
+
+/// `None` with fewer than two values on a side, or no spread on both (no test is possible).
+pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let ((ma, sa), (mb, sb)) = (mean_sd(a), mean_sd(b));
+    let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
+    if va + vb == 0.0 {
+        return None;
+    }
+    let t = (ma - mb) / (va + vb).sqrt();
+    let df =
+        (va + vb).powi(2) / (va * va / (a.len() as f64 - 1.0) + vb * vb / (b.len() as f64 - 1.0));
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some(Welch {
+        difference: ma - mb,
+        t,
+        df,
+        p: 2.0 * (1.0 - dist.cdf(t.abs())),
+        n: (a.len(), b.len()),
+    })
+}
+
+impl fmt::Display for Welch {
+    /// `p = 0.130 (Welch's t-test, 3 vs 3 seeds)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = if self.p < 0.001 {
+            "p < 0.001".to_string()
+        } else {
+            format!("p = {:.3}", self.p)
+        };
+        write!(
+            f,
+            "{p} (Welch's t-test, {} vs {} seeds)",
+            self.n.0, self.n.1
+        )
+    }
+}
+
+/// TensorBoard's smoothing: an exponential moving average with weight `w` in [0, 1),
+/// debiased so the first points are not pulled towards zero.
+pub fn smooth(values: &[f64], w: f64) -> Vec<f64> {
+    let mut last = 0.0;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            last = last * w + (1.0 - w) * v;
+            let debias = 1.0 - w.powi(i as i32 + 1);
+            if debias > 0.0 {
+                last / debias
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+/// The horizontal axis of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum XAxis {
+    #[default]
+    Epoch,
+    Step,
+    /// Wall-clock seconds since the run started: accuracy against training time.
+    Seconds,
+}
+
+impl XAxis {
+    pub fn next(self) -> Self {
+        match self {
+            XAxis::Epoch => XAxis::Step,
+            XAxis::Step => XAxis::Seconds,
+            XAxis::Seconds => XAxis::Epoch,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            XAxis::Epoch => "epoch",
+            XAxis::Step => "step",
+            XAxis::Seconds => "seconds",
+        }
+    }
+}
+
+/// The curve a comparison shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Metric {
+    #[default]
+    ValAccuracy,
+    TrainAccuracy,
+    TrainLoss,
+    ValLoss,
+}
+
+impl Metric {
+    pub fn next(self) -> Self {
+        match self {
+            Metric::ValAccuracy => Metric::TrainAccuracy,
+            Metric::TrainAccuracy => Metric::TrainLoss,
+            Metric::TrainLoss => Metric::ValLoss,
+            Metric::ValLoss => Metric::ValAccuracy,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::ValAccuracy => "val acc",
+            Metric::TrainAccuracy => "train acc",
+            Metric::TrainLoss => "train loss",
+            Metric::ValLoss => "val loss",
+        }
+    }
+    pub fn is_accuracy(self) -> bool {
+        matches!(self, Metric::ValAccuracy | Metric::TrainAccuracy)
+    }
+    /// Whether higher is better (accuracies) or lower (losses).
+    pub fn higher_is_better(self) -> bool {
+        self.is_accuracy()
+    }
+}
+
+/// One run's `metric` against `x`. Validation figures exist per epoch, at the step and time
+/// the epoch ended; training figures come every few steps (per epoch on the epoch axis, or
+/// where a run has no step points).
+pub fn series(
+    epochs: &[EpochMetrics],
+    steps: &[StepMetrics],
+    x: XAxis,
+    metric: Metric,
+) -> Vec<(f64, f64)> {
+    let per_step = matches!(metric, Metric::TrainAccuracy | Metric::TrainLoss)
+        && x != XAxis::Epoch
+        && !steps.is_empty();
+    if per_step {
+        return steps
+            .iter()
+            .map(|s| {
+                let at = if x == XAxis::Step {
+                    s.step as f64
+                } else {
+                    s.seconds
+                };
+                let y = match metric {
+                    Metric::TrainAccuracy => s.train_accuracy,
+                    _ => s.train_loss,
+                };
+                (at, y)
+            })
+            .collect();
+    }
+    let mut elapsed = 0.0;
+    epochs
+        .iter()
+        // Files from before steps were recorded have none: no point on the step axis.
+        .filter(|m| x != XAxis::Step || m.step > 0)
+        .map(|m| {
+            elapsed += m.seconds;
+            let at = match x {
+                XAxis::Epoch => m.epoch as f64,
+                XAxis::Step => m.step as f64,
+                XAxis::Seconds => elapsed,
+            };
+            let y = match metric {
+                Metric::ValAccuracy => m.val_accuracy,
+                Metric::TrainAccuracy => m.train_accuracy,
+                Metric::TrainLoss => m.train_loss,
+                Metric::ValLoss => m.val_loss,
+            };
+            (at, y)
+        })
+        .collect()
+}
+
+/// A seed group's curves as one: point by point (up to the shortest), the mean x, the mean y
+/// and the standard deviation of y.
+pub fn band(curves: &[Vec<(f64, f64)>]) -> Vec<(f64, f64, f64)> {
+    let len = curves.iter().map(Vec::len).min().unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let xs: Vec<f64> = curves.iter().map(|c| c[i].0).collect();
+            let ys: Vec<f64> = curves.iter().map(|c| c[i].1).collect();
+            let (y, sd) = mean_sd(&ys);
+            (mean_sd(&xs).0, y, sd)
+        })
+        .collect()
+}
+
+/// Round tick values (1, 2 or 5 times a power of ten apart, about `count` steps) from the
+/// last one at or below `lo` to the first one at or above `hi`: evenly spaced, so they can
+/// be the bounds of an axis whose labels are spread evenly.
+pub fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
+        || !lo.is_finite()
+        || !hi.is_finite()
+    {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / count.max(1) as f64;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * magnitude);
+    let (first, last) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// One value of one run in long format, for spreadsheets and plotting scripts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LongRow {
+    pub run: String,
+    /// What the run's configuration is, against the others exported with it.
+    pub group: String,
+    pub epoch: usize,
+    pub step: usize,
+    /// Wall-clock seconds of the run at that point.
+    pub seconds: f64,
+    /// `val_accuracy`, `val_loss`, `epoch_train_accuracy`, `epoch_train_loss` (per epoch),
+    /// or `train_accuracy`, `train_loss` (every few steps).
+    pub metric: &'static str,
+    pub value: f64,
+}
+
+/// A run's epochs and step points as long rows.
+pub fn long_rows(
+    run: &str,
+    group: &str,
+    epochs: &[EpochMetrics],
+    steps: &[StepMetrics],
+) -> Vec<LongRow> {
+    let row = |epoch, step, seconds, metric, value| LongRow {
+        run: run.to_string(),
+        group: group.to_string(),
+        epoch,
+        step,
+        seconds,
+        metric,
+        value,
+    };
+    let mut elapsed = 0.0;
+    let mut rows = Vec::new();
+    for m in epochs {
+        elapsed += m.seconds;
+        for (metric, value) in [
+            ("val_accuracy", m.val_accuracy),
+            ("val_loss", m.val_loss),
+            ("epoch_train_accuracy", m.train_accuracy),
+            ("epoch_train_loss", m.train_loss),
+        ] {
+            rows.push(row(m.epoch, m.step, elapsed, metric, value));
+        }
+    }
+    for s in steps {
+        rows.push(row(
+            s.epoch,
+            s.step,
+            s.seconds,
+            "train_accuracy",
+            s.train_accuracy,
+        ));
+        rows.push(row(s.epoch, s.step, s.seconds, "train_loss", s.train_loss));
+    }
+    rows
+}
+
+/// Long rows as CSV text with a header.
+pub fn long_csv(rows: &[LongRow]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        writer
+            .write_record([
+                "run", "group", "epoch", "step", "seconds", "metric", "value",
+            ])
+            .expect("writing to memory");
+    }
+    for row in rows {
+        writer.serialize(row).expect("writing to memory");
+    }
+    String::from_utf8(writer.into_inner().expect("writing to memory")).expect("UTF-8 fields")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::optim::OptimizerConfig;
+    use crate::topology::{MlpSpec, SkipSelection};
+
+    fn config(lr: f64, seed: u64) -> TrainConfig {
+        TrainConfig {
+            optimizer: OptimizerConfig::sgd(lr, 0.9, 0.0),
+            batch_size: 64,
+            epochs: 5,
+            seed,
+            schedule: None,
+        }
+    }
+
+    fn mlp(skips: &str) -> Topology {
+        let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
+        t.apply_skips(&skips.parse::<SkipSelection>().unwrap())
+            .unwrap();
+        t
+    }
+
+    #[test]
+    fn descriptions_say_what_differs_and_groups_ignore_the_seed() {
+        let runs = vec![
+            facets("builtin", &mlp("0-2,1-3"), &config(0.01, 1)),
+            facets("builtin", &mlp("0-2,1-3"), &config(0.01, 2)),
+            facets("builtin", &mlp("none"), &config(0.05, 1)),
+            facets("builtin", &mlp("all"), &config(0.05, 1)),
+        ];
+        let d = describe(&runs);
+        assert_eq!(
+            d.common,
+            "mlp 784-128-256-10 · builtin · sgd m 0.9 · wd 0 · batch 64 · 5 epochs"
+        );
+        assert_eq!(
+            d.each,
+            [
+                "skips 0-2,1-3 · lr 0.01 · seed 1",
+                "skips 0-2,1-3 · lr 0.01 · seed 2",
+                "vanilla · lr 0.05 · seed 1",
+                "all 3 skips · lr 0.05 · seed 1",
+            ]
+        );
+        let keys: Vec<String> = runs.iter().map(|f| group_key(f)).collect();
+        assert_eq!(groups(&keys), [vec![0, 1], vec![2], vec![3]]);
+        // Nothing differs: empty descriptions, everything common.
+        let same = describe(&runs[..1]);
+        assert_eq!(same.each, [""]);
+    }
+
+    #[test]
+    fn welch_matches_a_reference_computation() {
+        // scipy.stats.ttest_ind([0.80, 0.82, 0.81], [0.78, 0.79, 0.785], equal_var=False):
+        // t = 3.87298, df = 2.94118, two-sided p = 0.031562.
+        let w = welch(&[0.80, 0.82, 0.81], &[0.78, 0.79, 0.785]).unwrap();
+        assert!((w.t - 3.872983).abs() < 1e-5, "{w:?}");
+        assert!((w.df - 2.941176).abs() < 1e-5, "{w:?}");
+        assert!((w.p - 0.031562).abs() < 1e-5, "{w:?}");
+        assert_eq!(w.n, (3, 3));
+        assert_eq!(w.to_string(), "p = 0.032 (Welch's t-test, 3 vs 3 seeds)");
+        assert!(welch(&[0.8], &[0.7, 0.71]).is_none());
+        assert!(welch(&[0.8, 0.8], &[0.7, 0.7]).is_none());
+        // Where a two-standard-error rule says "beyond noise", the test says p = 0.106
+        // (scipy: t = 2.08207, df = 4).
+        let a = [0.820, 0.810, 0.830];
+        let b = a.map(|v| v - 0.017);
+        let w = welch(&a, &b).unwrap();
+        assert!((w.p - 0.105775).abs() < 1e-5, "{w:?}");
+    }
+
+    #[test]
+    fn smoothing_is_tensorboards_debiased_ema() {
+        assert_eq!(smooth(&[1.0, 1.0, 1.0], 0.9), [1.0, 1.0, 1.0]);
+        let s = smooth(&[0.0, 1.0], 0.5);
+        // last: 0, then 0.5; debiased by 1 - 0.5 and 1 - 0.25.
+        assert_eq!(s, [0.0, 0.5 / 0.75]);
+        assert_eq!(smooth(&[3.0, 5.0], 0.0), [3.0, 5.0]);
+    }
+
+    #[test]
+    fn curves_on_each_axis_and_bands_and_ticks() {
+        let epoch = |e: usize, val: f64| EpochMetrics {
+            epoch: e,
+            train_loss: 1.0,
+            train_accuracy: 0.5,
+            val_loss: 1.0,
+            val_accuracy: val,
+            samples_per_sec: 1.0,
+            seconds: 2.0,
+            skip_weights: Vec::new(),
+            step: e * 100,
+        };
+        let epochs = vec![epoch(1, 0.8), epoch(2, 0.85)];
+        let steps = vec![StepMetrics {
+            step: 50,
+            epoch: 1,
+            seconds: 1.0,
+            train_loss: 1.5,
+            train_accuracy: 0.4,
+        }];
+        let val = |x| series(&epochs, &steps, x, Metric::ValAccuracy);
+        assert_eq!(val(XAxis::Epoch), [(1.0, 0.8), (2.0, 0.85)]);
+        assert_eq!(val(XAxis::Step), [(100.0, 0.8), (200.0, 0.85)]);
+        assert_eq!(val(XAxis::Seconds), [(2.0, 0.8), (4.0, 0.85)]);
+        assert_eq!(
+            series(&epochs, &steps, XAxis::Seconds, Metric::TrainLoss),
+            [(1.0, 1.5)]
+        );
+        assert_eq!(
+            series(&epochs, &steps, XAxis::Epoch, Metric::TrainLoss),
+            [(1.0, 1.0), (2.0, 1.0)]
+        );
+        let b = band(&[vec![(1.0, 0.8), (2.0, 0.9)], vec![(3.0, 0.6)]]);
+        assert_eq!(b.len(), 1);
+        assert!((b[0].0 - 2.0).abs() < 1e-12 && (b[0].1 - 0.7).abs() < 1e-12);
+        assert_eq!(ticks(0.0, 10.0, 5), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(ticks(81.3, 86.9, 4), [80.0, 82.0, 84.0, 86.0, 88.0]);
+        assert_eq!(ticks(0.5, 0.5, 4), [0.5]);
+    }
+}
