@@ -399,6 +399,30 @@ fn runs_table_describes_what_differs_and_groups_seeds() {
 #[test]
 fn runs_table_filtered_and_sorted() {
     let mut app = comparison_lab();
+    // --ascii covers every new symbol (groups, marks, ±, cut descriptions).
+    key(&mut app, KeyCode::Char('g'));
+    app.runs[0].marked = true;
+    for mode in [
+        skiplab::tui::app::Mode::Normal,
+        skiplab::tui::app::Mode::Compare,
+    ] {
+        app.mode = mode;
+        app.ascii = false;
+        let unicode = render(&mut app, 80, 24);
+        app.ascii = true;
+        let ascii = render(&mut app, 80, 24);
+        // No symbol falls back to `?`.
+        assert!(ascii.is_ascii(), "{ascii}");
+        assert_eq!(
+            ascii.matches('?').count(),
+            unicode.matches('?').count(),
+            "{ascii}"
+        );
+    }
+    app.mode = skiplab::tui::app::Mode::Normal;
+    app.ascii = false;
+    app.runs[0].marked = false;
+    key(&mut app, KeyCode::Char('g'));
     key(&mut app, KeyCode::Char('/'));
     for c in "vanilla".chars() {
         key(&mut app, KeyCode::Char(c));

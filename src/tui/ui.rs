@@ -290,7 +290,8 @@ fn spark_data(values: &[f64], range: (f64, f64)) -> Vec<u64> {
     let (lo, hi) = range;
     values
         .iter()
-        .map(|v| (1.0 + 99.0 * ((v - lo) / (hi - lo).max(1e-9)).clamp(0.0, 1.0)) as u64)
+        // The lowest value still draws its lowest bar (1/8 of the height).
+        .map(|v| (12.5 + 87.5 * ((v - lo) / (hi - lo).max(1e-9)).clamp(0.0, 1.0)) as u64)
         .collect()
 }
 
@@ -1006,6 +1007,11 @@ pub fn asciify(buf: &mut Buffer) {
                 "␣" => "_",
                 "‹" => "<",
                 "›" => ">",
+                "●" => "o",
+                "×" => "x",
+                "±" => "~",
+                "…" => "~",
+                "−" => "-",
                 s if s.chars().all(|c| ('\u{2800}'..='\u{28ff}').contains(&c)) => {
                     if s == "\u{2800}" {
                         " "
