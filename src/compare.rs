@@ -86,6 +86,16 @@ pub fn describe(runs: &[Vec<Facet>]) -> Described {
     Described { common, each }
 }
 
+/// [`describe`] without the seeds: what each run's configuration is against the others
+/// (the seeds of one configuration get the same description).
+pub fn describe_configurations(runs: &[Vec<Facet>]) -> Described {
+    let unseeded: Vec<Vec<Facet>> = runs
+        .iter()
+        .map(|f| f.iter().filter(|(n, _)| *n != "seed").cloned().collect())
+        .collect();
+    describe(&unseeded)
+}
+
 /// What runs of one configuration share: every facet but the seed.
 pub fn group_key(facets: &[Facet]) -> String {
     join(

@@ -41,16 +41,7 @@ fn group_tests(runs: &[SavedRun]) -> Vec<GroupTest> {
         .map(|r| compare::group_key(&facets(r)))
         .collect();
     let groups = compare::groups(&keys);
-    let unseeded: Vec<Vec<compare::Facet>> = runs
-        .iter()
-        .map(|r| {
-            facets(r)
-                .into_iter()
-                .filter(|(n, _)| *n != "seed")
-                .collect()
-        })
-        .collect();
-    let names = compare::describe(&unseeded).each;
+    let names = compare::describe_configurations(&runs.iter().map(facets).collect::<Vec<_>>()).each;
     let bests = |g: &[usize]| -> Vec<f64> {
         g.iter()
             .filter_map(|&i| runs[i].summary.best_val_accuracy)

@@ -112,16 +112,8 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
 /// metric,value`, the group being what its configuration is against the others (seeds of
 /// one configuration share it).
 fn long_csv(runs: &[SavedRun]) -> String {
-    let unseeded: Vec<Vec<compare::Facet>> = runs
-        .iter()
-        .map(|r| {
-            facets(r)
-                .into_iter()
-                .filter(|(n, _)| *n != "seed")
-                .collect()
-        })
-        .collect();
-    let groups = compare::describe(&unseeded).each;
+    let groups =
+        compare::describe_configurations(&runs.iter().map(facets).collect::<Vec<_>>()).each;
     let rows: Vec<compare::LongRow> = runs
         .iter()
         .zip(groups)

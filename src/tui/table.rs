@@ -132,11 +132,7 @@ pub fn rows(app: &App) -> Vec<RowView> {
     let facets: Vec<Vec<Facet>> = app.runs.iter().map(run_facets).collect();
     let each = compare::describe(&facets).each;
     // Groups are described without their seeds.
-    let unseeded: Vec<Vec<Facet>> = facets
-        .iter()
-        .map(|f| f.iter().filter(|(n, _)| *n != "seed").cloned().collect())
-        .collect();
-    let group_each = compare::describe(&unseeded).each;
+    let group_each = compare::describe_configurations(&facets).each;
     let needle = app.filter.to_lowercase();
     let visible: Vec<usize> = (0..app.runs.len())
         .filter(|&i| {
