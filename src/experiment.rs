@@ -23,7 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetName;
 use crate::net::optim::OptimizerConfig;
-use crate::topology::{CnnSpec, MlpSpec, SkipEdge, SkipSelection, Topology};
+use crate::topology::{
+    Activation, CnnSpec, InitScheme, MlpSpec, SkipEdge, SkipSelection, Topology,
+};
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
 use crate::train::{Schedule, TrainConfig};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,8 +65,16 @@ fn default_val_fraction() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Model {
-    /// Hidden widths; the input and output follow from the data set.
-    Mlp { widths: Vec<usize>, skips: Skips },
+    /// Hidden widths; the input and output follow from the data set. Skips may be
+    /// residual (`res:...`); the activation and the initialisation default to ReLU and He.
+    Mlp {
+        widths: Vec<usize>,
+        skips: Skips,
+        #[serde(default, skip_serializing_if = "is_default")]
+        activation: Activation,
+        #[serde(default, skip_serializing_if = "is_default")]
+        init: InitScheme,
+    },
     /// Stages of convolution widths, each followed by a 2x2 max-pool.
     Cnn {
         stages: Vec<Vec<usize>>,
@@ -81,6 +95,18 @@ pub enum Optimizer {
     },
 }
 
+impl Model {
+    /// An MLP with these hidden widths and skips, ReLU and He initialisation.
+    pub fn mlp(widths: Vec<usize>, skips: Skips) -> Self {
+        Model::Mlp {
+            widths,
+            skips,
+            activation: Activation::default(),
+            init: InitScheme::default(),
+        }
+    }
+}
+
 /// A skip selection written as a string: `"all"`, `"none"`, `"paper"` or `"0-2,1-3"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skips(pub SkipSelection);
@@ -93,6 +119,10 @@ impl fmt::Display for Skips {
             SkipSelection::Paper => f.write_str("paper"),
             SkipSelection::Edges(edges) => {
                 let list: Vec<String> = edges.iter().map(SkipEdge::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+            SkipSelection::Terms(terms) => {
+                let list: Vec<String> = terms.iter().map(|t| t.to_string()).collect();
                 f.write_str(&list.join(","))
             }
         }
@@ -208,10 +238,17 @@ impl Experiment {
     pub fn topology(&self) -> Result<Topology, crate::topology::TopologyError> {
         let (shape, classes) = (self.dataset.input_shape(), self.dataset.classes());
         let (mut topology, skips) = match &self.model {
-            Model::Mlp { widths, skips } => (
-                Topology::Mlp(MlpSpec::new(shape.len(), widths.clone(), classes)),
+            Model::Mlp {
+                widths,
                 skips,
-            ),
+                activation,
+                init,
+            } => {
+                let mut mlp = MlpSpec::new(shape.len(), widths.clone(), classes);
+                mlp.activation = *activation;
+                mlp.init = *init;
+                (Topology::Mlp(mlp), skips)
+            }
             Model::Cnn { stages, skips } => (
                 Topology::Cnn(CnnSpec::new(shape, stages.clone(), classes)),
                 skips,
@@ -227,7 +264,7 @@ impl Experiment {
     /// convolutions).
     pub fn run_label(&self) -> String {
         let (net, skips) = match &self.model {
-            Model::Mlp { widths, skips } => (format!("mlp{}", widths.len() + 1), skips),
+            Model::Mlp { widths, skips, .. } => (format!("mlp{}", widths.len() + 1), skips),
             Model::Cnn { stages, skips } => (
                 format!("cnn{}", stages.iter().map(Vec::len).sum::<usize>()),
                 skips,
@@ -235,10 +272,12 @@ impl Experiment {
         };
         let vanilla = matches!(&skips.0, SkipSelection::None)
             || matches!(&skips.0, SkipSelection::Edges(e) if e.is_empty());
-        let kind = match (self.schedule, vanilla) {
-            (_, true) => "vanilla",
-            (Some(_), false) => "skipstar",
-            (None, false) => "skips",
+        let residual = skips.0.terms().iter().any(|t| t.residual);
+        let kind = match (self.schedule, vanilla, residual) {
+            (_, true, _) => "vanilla",
+            (Some(_), false, _) => "skipstar",
+            (None, false, true) => "res",
+            (None, false, false) => "skips",
         };
         format!("{net}-{kind}-s{}", self.seed)
     }
@@ -266,13 +305,13 @@ impl Experiment {
         config: &TrainConfig,
         val_fraction: f64,
     ) -> Self {
-        let skips = Skips(SkipSelection::Edges(
-            topology.skips().iter().copied().collect(),
-        ));
+        let skips = Skips(topology.selection());
         let model = match topology {
             Topology::Mlp(m) => Model::Mlp {
                 widths: m.hidden.clone(),
                 skips,
+                activation: m.activation,
+                init: m.init,
             },
             Topology::Cnn(c) => Model::Cnn {
                 stages: c.stages.clone(),
@@ -369,10 +408,7 @@ mod tests {
         assert_eq!(Experiment::from_ron(&text, Path::new("y.ron")).unwrap(), e);
         // Explicit edges survive as text.
         let mut edges = e.clone();
-        edges.model = Model::Mlp {
-            widths: vec![128, 256],
-            skips: "0-2,1-3".parse().map(Skips).unwrap(),
-        };
+        edges.model = Model::mlp(vec![128, 256], "0-2,1-3".parse().map(Skips).unwrap());
         assert!(
             edges.to_ron().contains(r#"skips: "0-2,1-3""#),
             "{}",

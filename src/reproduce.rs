@@ -165,6 +165,8 @@ impl Config {
                     Model::Mlp {
                         widths,
                         skips: skips(selection),
+                        activation: Default::default(),
+                        init: Default::default(),
                     },
                     64,
                     schedule,

@@ -113,14 +113,106 @@ fn check_width(
     Ok(())
 }
 
-/// A multi-layer perceptron: input, hidden layers, output; ReLU after every hidden layer.
+/// What a skip edge does with its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum EdgeKind {
+    /// The source joins the target's inputs through a weight block of its own (concatenated
+    /// onto them); a new block starts at zero, so enabling it keeps the function.
+    #[default]
+    Concat,
+    /// MLP only: the source's output is added to the target's pre-activation, as it is
+    /// where the widths match (identity: no weights, and enabling it changes the function),
+    /// else through a learned projection that starts at zero.
+    Residual,
+}
+
+/// The nonlinearity after each hidden layer of an MLP (the output stays linear).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+    Sigmoid,
+    /// None: the network is linear.
+    Linear,
+    /// GELU in its tanh form (PyTorch's `approximate="tanh"`): dfdx 0.13's exact one has a
+    /// wrong gradient.
+    Gelu,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 5] = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Linear,
+        Activation::Gelu,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Linear => "linear",
+            Activation::Gelu => "gelu",
+        }
+    }
+}
+
+/// How an MLP's weights start (uniform distributions; `fan_in` counts every source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitScheme {
+    /// He-uniform `U(±sqrt(6/fan_in))` for hidden layers, LeCun for the output; zero biases.
+    #[default]
+    He,
+    /// LeCun-uniform `U(±sqrt(3/fan_in))` everywhere; zero biases.
+    Lecun,
+    /// Glorot (Xavier) uniform `U(±sqrt(6/(fan_in + fan_out)))`; zero biases.
+    Xavier,
+    /// PyTorch's `nn.Linear` default: weights and biases `U(±1/sqrt(fan_in))`.
+    Torch,
+}
+
+impl InitScheme {
+    pub const ALL: [InitScheme; 4] = [
+        InitScheme::He,
+        InitScheme::Lecun,
+        InitScheme::Xavier,
+        InitScheme::Torch,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            InitScheme::He => "he",
+            InitScheme::Lecun => "lecun",
+            InitScheme::Xavier => "xavier",
+            InitScheme::Torch => "torch",
+        }
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// A multi-layer perceptron: input, hidden layers, output; an activation (ReLU unless said)
+/// after every hidden layer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MlpSpec {
     pub input: usize,
     pub hidden: Vec<usize>,
     pub classes: usize,
+    /// Every enabled edge, of either kind.
     #[serde(default)]
     pub skips: BTreeSet<SkipEdge>,
+    /// The enabled edges that are residual (a subset of `skips`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub residual: BTreeSet<SkipEdge>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub activation: Activation,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub init: InitScheme,
 }
 
 /// Channels, height and width of an image input.
@@ -232,7 +324,19 @@ impl MlpSpec {
             hidden,
             classes,
             skips: BTreeSet::new(),
+            residual: BTreeSet::new(),
+            activation: Activation::default(),
+            init: InitScheme::default(),
         }
+    }
+
+    /// Residual edges into `layer` with their sources: identity where the widths match.
+    pub fn residuals_into(&self, layer: usize) -> Vec<(usize, bool)> {
+        self.residual
+            .iter()
+            .filter(|e| e.to == layer)
+            .map(|e| (e.from, self.width(e.from) == self.width(layer)))
+            .collect()
     }
 
     /// Number of layers including the input and the output.
@@ -265,10 +369,16 @@ impl MlpSpec {
         edges
     }
 
-    /// The layers feeding `layer`: its predecessor first, then skip sources in order.
+    /// The layers whose weight blocks feed `layer` (what `fan_in` counts): its predecessor
+    /// first, then concatenating skip sources in order. Residual edges add to it apart.
     pub fn sources(&self, layer: usize) -> Vec<usize> {
         let mut sources = vec![layer - 1];
-        sources.extend(self.skips.iter().filter(|e| e.to == layer).map(|e| e.from));
+        sources.extend(
+            self.skips
+                .iter()
+                .filter(|e| e.to == layer && !self.residual.contains(e))
+                .map(|e| e.from),
+        );
         sources
     }
 
@@ -307,6 +417,12 @@ impl MlpSpec {
         if let Some(i) = self.hidden.iter().position(|&w| w == 0) {
             return Err(TopologyError::ZeroWidth { layer: i + 1 });
         }
+        if let Some(e) = self.residual.iter().find(|e| !self.skips.contains(e)) {
+            return Err(TopologyError::InvalidEdge {
+                edge: *e,
+                reason: "a residual edge must also be enabled".into(),
+            });
+        }
         self.skips.iter().try_for_each(|&e| self.check_edge(e))
     }
 
@@ -332,12 +448,19 @@ impl MlpSpec {
             } else {
                 format!("fc{layer}")
             };
+            // Residual projections are blocks too; identity residuals cost nothing.
+            let projected = self
+                .residuals_into(layer)
+                .iter()
+                .filter(|(_, identity)| !identity)
+                .fold(0usize, |n, (from, _)| n.saturating_add(self.width(*from)));
+            let weights = fan_in.saturating_add(projected).saturating_mul(width);
             rows.push(LayerSummary {
                 name,
                 shape: width.to_string(),
                 fan_in,
-                params: fan_in.saturating_mul(width).saturating_add(width),
-                macs: fan_in.saturating_mul(width),
+                params: weights.saturating_add(width),
+                macs: weights,
             });
         }
         rows
@@ -658,11 +781,17 @@ impl Topology {
         }
     }
 
-    /// Turns one edge on or off. Invalid edges are an error and leave the topology as it was.
+    /// Turns one edge on or off (an edge turned on keeps its kind; a new one concatenates).
+    /// Invalid edges are an error and leave the topology as it was.
     pub fn set_skip(&mut self, edge: SkipEdge, on: bool) -> Result<(), TopologyError> {
         self.check_edge(edge)?;
         let skips = match self {
-            Topology::Mlp(m) => &mut m.skips,
+            Topology::Mlp(m) => {
+                if !on {
+                    m.residual.remove(&edge);
+                }
+                &mut m.skips
+            }
             Topology::Cnn(c) => &mut c.skips,
         };
         if on {
@@ -673,23 +802,107 @@ impl Topology {
         Ok(())
     }
 
+    /// The kind of an enabled edge (`None` when it is off).
+    pub fn edge_kind(&self, edge: SkipEdge) -> Option<EdgeKind> {
+        if !self.skips().contains(&edge) {
+            return None;
+        }
+        Some(match self {
+            Topology::Mlp(m) if m.residual.contains(&edge) => EdgeKind::Residual,
+            _ => EdgeKind::Concat,
+        })
+    }
+
+    /// Enables `edge` as `kind`. Residual edges are for MLPs.
+    pub fn set_edge_kind(&mut self, edge: SkipEdge, kind: EdgeKind) -> Result<(), TopologyError> {
+        self.check_edge(edge)?;
+        match (self, kind) {
+            (Topology::Mlp(m), kind) => {
+                m.skips.insert(edge);
+                if kind == EdgeKind::Residual {
+                    m.residual.insert(edge);
+                } else {
+                    m.residual.remove(&edge);
+                }
+                Ok(())
+            }
+            (Topology::Cnn(c), EdgeKind::Concat) => {
+                c.skips.insert(edge);
+                Ok(())
+            }
+            (Topology::Cnn(_), EdgeKind::Residual) => Err(TopologyError::InvalidEdge {
+                edge,
+                reason: "a CNN's skips concatenate; residual edges are for MLPs".into(),
+            }),
+        }
+    }
+
+    /// The edges a pattern stands for here.
+    fn pattern_edges(&self, pattern: &Pattern) -> BTreeSet<SkipEdge> {
+        let candidates = self.candidate_edges();
+        let pick =
+            |keep: &dyn Fn(&SkipEdge) -> bool| candidates.iter().copied().filter(keep).collect();
+        match *pattern {
+            Pattern::All => pick(&|_| true),
+            Pattern::Paper => match self {
+                Topology::Cnn(_) => CnnSpec::paper_skips(),
+                Topology::Mlp(_) => pick(&|_| true),
+            },
+            Pattern::Edge(e) => [e].into_iter().collect(),
+            Pattern::Every(k) => pick(&|e| e.from % k == 0 && e.to % k == 0),
+            Pattern::Next(k) => pick(&|e| e.to - e.from <= k + 1),
+            Pattern::Chain(k) => pick(&|e| e.to - e.from == k && e.from % k == 0),
+        }
+    }
+
     /// Replaces the enabled edges with a selection; every edge is checked first.
     pub fn apply_skips(&mut self, selection: &SkipSelection) -> Result<(), TopologyError> {
-        let edges: BTreeSet<SkipEdge> = match selection {
-            SkipSelection::All => self.candidate_edges().into_iter().collect(),
-            SkipSelection::None => BTreeSet::new(),
-            SkipSelection::Paper => match self {
-                Topology::Cnn(_) => CnnSpec::paper_skips(),
-                Topology::Mlp(m) => m.candidate_edges().into_iter().collect(),
-            },
-            SkipSelection::Edges(list) => list.iter().copied().collect(),
-        };
+        let terms = selection.terms();
+        let (mut edges, mut residual) = (BTreeSet::new(), BTreeSet::new());
+        for term in &terms {
+            let found = self.pattern_edges(&term.pattern);
+            if term.residual {
+                residual.extend(found.iter().copied());
+            }
+            edges.extend(found);
+        }
         edges.iter().try_for_each(|&e| self.check_edge(e))?;
         match self {
-            Topology::Mlp(m) => m.skips = edges,
-            Topology::Cnn(c) => c.skips = edges,
+            Topology::Mlp(m) => {
+                m.skips = edges;
+                m.residual = residual;
+            }
+            Topology::Cnn(c) => {
+                if let Some(&edge) = residual.iter().next() {
+                    return Err(TopologyError::InvalidEdge {
+                        edge,
+                        reason: "a CNN's skips concatenate; residual edges are for MLPs".into(),
+                    });
+                }
+                c.skips = edges;
+            }
         }
         Ok(())
+    }
+
+    /// The enabled edges as a selection that rebuilds them, kinds included.
+    pub fn selection(&self) -> SkipSelection {
+        let residual = match self {
+            Topology::Mlp(m) => m.residual.clone(),
+            Topology::Cnn(_) => BTreeSet::new(),
+        };
+        if residual.is_empty() {
+            return SkipSelection::Edges(self.skips().iter().copied().collect());
+        }
+        SkipSelection::Terms(
+            self.skips()
+                .iter()
+                .map(|&e| SkipTerm {
+                    residual: residual.contains(&e),
+                    pattern: Pattern::Edge(e),
+                })
+                .collect(),
+        )
     }
 
     pub fn layer_summaries(&self) -> Vec<LayerSummary> {
@@ -829,7 +1042,11 @@ impl Topology {
     }
 }
 
-/// Which skip edges to enable, as users write it: `all`, `none`, `paper`, or `0-2,1-3`.
+/// Which skip edges to enable, as users write it: `all`, `none`, `paper`, `0-2,1-3`, or
+/// terms joined by commas, each a pattern optionally marked residual (`res:`):
+/// `i-j`, `all`, `paper`, `every:k` (edges between layers numbered by multiples of k),
+/// `next:k` (each layer to the k layers after its neighbour), `chain:k` (i to i+k for
+/// i = 0, k, 2k, ...: `res:chain:2` is ResNet's two-layer blocks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SkipSelection {
     All,
@@ -837,6 +1054,60 @@ pub enum SkipSelection {
     /// The paper's choice: all edges for an MLP, 1-4, 2-5, 4-7, 5-8 for the CNN.
     Paper,
     Edges(Vec<SkipEdge>),
+    Terms(Vec<SkipTerm>),
+}
+
+/// Edges a term stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    All,
+    Paper,
+    Edge(SkipEdge),
+    Every(usize),
+    Next(usize),
+    Chain(usize),
+}
+
+/// A pattern, and whether its edges are residual.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkipTerm {
+    pub residual: bool,
+    pub pattern: Pattern,
+}
+
+impl SkipSelection {
+    /// The selection as terms.
+    pub fn terms(&self) -> Vec<SkipTerm> {
+        let concat = |pattern| SkipTerm {
+            residual: false,
+            pattern,
+        };
+        match self {
+            SkipSelection::All => vec![concat(Pattern::All)],
+            SkipSelection::None => Vec::new(),
+            SkipSelection::Paper => vec![concat(Pattern::Paper)],
+            SkipSelection::Edges(edges) => {
+                edges.iter().map(|&e| concat(Pattern::Edge(e))).collect()
+            }
+            SkipSelection::Terms(terms) => terms.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SkipTerm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.residual {
+            f.write_str("res:")?;
+        }
+        match self.pattern {
+            Pattern::All => f.write_str("all"),
+            Pattern::Paper => f.write_str("paper"),
+            Pattern::Edge(e) => write!(f, "{e}"),
+            Pattern::Every(k) => write!(f, "every:{k}"),
+            Pattern::Next(k) => write!(f, "next:{k}"),
+            Pattern::Chain(k) => write!(f, "chain:{k}"),
+        }
+    }
 }
 
 impl std::str::FromStr for SkipSelection {
@@ -853,19 +1124,62 @@ impl std::str::FromStr for SkipSelection {
             "paper" => return Ok(SkipSelection::Paper),
             _ => {}
         }
-        let mut edges = Vec::new();
+        let mut terms = Vec::new();
         for item in input.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (a, b) = item
-                .split_once(['-', '>'])
-                .ok_or_else(|| bad(format!("`{item}` is not a pair like 0-2")))?;
-            let parse = |s: &str| {
-                s.trim()
-                    .parse::<usize>()
-                    .map_err(|_| bad(format!("`{s}` in `{item}` is not a layer number")))
+            let (residual, rest) = match item.strip_prefix("res:") {
+                Some(rest) => (true, rest.trim()),
+                None => (false, item),
             };
-            edges.push(SkipEdge::new(parse(a)?, parse(b)?));
+            let count = |k: &str| match k.trim().parse::<usize>() {
+                Ok(k) if k >= 1 => Ok(k),
+                _ => Err(bad(format!(
+                    "`{k}` in `{item}` is not a count of 1 or more"
+                ))),
+            };
+            let pattern = if rest == "all" {
+                Pattern::All
+            } else if rest == "paper" {
+                Pattern::Paper
+            } else if let Some(k) = rest.strip_prefix("every:") {
+                Pattern::Every(count(k)?)
+            } else if let Some(k) = rest.strip_prefix("next:") {
+                Pattern::Next(count(k)?)
+            } else if let Some(k) = rest.strip_prefix("chain:") {
+                match count(k)? {
+                    1 => {
+                        return Err(bad(format!(
+                            "`{item}`: a chain skips at least one layer (chain:2 or more)"
+                        )))
+                    }
+                    k => Pattern::Chain(k),
+                }
+            } else {
+                let (a, b) = rest.split_once(['-', '>']).ok_or_else(|| {
+                    bad(format!(
+                        "`{item}` is not a pair like 0-2 or a pattern (every:k, next:k, chain:k)"
+                    ))
+                })?;
+                let parse = |s: &str| {
+                    s.trim()
+                        .parse::<usize>()
+                        .map_err(|_| bad(format!("`{s}` in `{item}` is not a layer number")))
+                };
+                Pattern::Edge(SkipEdge::new(parse(a)?, parse(b)?))
+            };
+            terms.push(SkipTerm { residual, pattern });
         }
-        Ok(SkipSelection::Edges(edges))
+        // Plain pairs stay the simple form (and print as they did).
+        if terms
+            .iter()
+            .all(|t| !t.residual && matches!(t.pattern, Pattern::Edge(_)))
+        {
+            let edges = terms.iter().map(|t| match t.pattern {
+                Pattern::Edge(e) => e,
+                _ => unreachable!("checked"),
+            });
+            return Ok(SkipSelection::Edges(edges.collect()));
+        }
+        Ok(SkipSelection::Terms(terms))
     }
 }
 

@@ -7,7 +7,9 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use skiplab::net::ops::{conv3x3, im2col_index, maxpool2, Images};
 use skiplab::net::{Network, Param};
-use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+use skiplab::topology::{
+    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, SkipEdge, SkipSelection, Topology,
+};
 
 type Dev = Cpu;
 const STEP: f64 = 1e-6;
@@ -458,4 +460,92 @@ fn cpu_sgd_step_equals_dfdx_sgd_kernel() {
             );
         }
     }
+}
+
+/// An MLP with every edge kind: identity residuals (equal widths, from the input too), a
+/// projected residual (widths differ, into the output as well) and a concatenation.
+fn mixed_mlp(activation: Activation, init: InitScheme) -> Topology {
+    let mut mlp = MlpSpec::new(4, vec![4, 4, 4, 5], 3);
+    mlp.activation = activation;
+    mlp.init = init;
+    let mut topo = Topology::Mlp(mlp);
+    topo.apply_skips(
+        &"res:0-2,res:1-3,res:2-4,0-3,res:1-5,res:3-5"
+            .parse()
+            .unwrap(),
+    )
+    .unwrap();
+    topo
+}
+
+#[test]
+fn residual_edges_and_every_activation_match_finite_differences() {
+    for activation in Activation::ALL {
+        for init in [InitScheme::He, InitScheme::Torch] {
+            let topo = mixed_mlp(activation, init);
+            let Topology::Mlp(m) = &topo else {
+                unreachable!()
+            };
+            // 0-2 and 1-3 are identities (4 -> 4); 2-4 (4 -> 5), 1-5 and 3-5 (-> 3) project.
+            assert_eq!(m.residuals_into(3), [(1, true)]);
+            assert_eq!(m.residuals_into(4), [(2, false)]);
+            assert_eq!(m.residuals_into(5), [(1, false), (3, false)]);
+            check_network(topo, 3, 1000);
+        }
+    }
+}
+
+#[test]
+fn a_projected_residual_starts_at_zero_and_an_identity_one_changes_the_function() {
+    let dev = Dev::seed_from_u64(0);
+    let x = dev.tensor_from_vec(random(3 * 4, 5), (3usize, 4usize));
+    let base = mixed_mlp(Activation::Tanh, InitScheme::He);
+    let net = Network::<f64, Dev>::new(base.clone(), &dev, 1).unwrap();
+    let before = net.forward::<NoneTape>(x.clone()).as_vec();
+    // 2-4 is a projection: switching it on (set_topology) adds a zero block and keeps the
+    // function.
+    let mut without = base.clone();
+    without.set_skip(SkipEdge::new(2, 4), false).unwrap();
+    let mut net2 = Network::<f64, Dev>::new(without.clone(), &dev, 1).unwrap();
+    let off = net2.forward::<NoneTape>(x.clone()).as_vec();
+    net2.set_topology(base.clone(), 1).unwrap();
+    assert_eq!(
+        net2.forward::<NoneTape>(x.clone()).as_vec(),
+        off,
+        "projection starts at zero"
+    );
+    // An identity residual has no weights: turning it on changes the function at once.
+    let mut identity_off = base.clone();
+    identity_off.set_skip(SkipEdge::new(1, 3), false).unwrap();
+    let mut net3 = Network::<f64, Dev>::new(identity_off, &dev, 1).unwrap();
+    let off = net3.forward::<NoneTape>(x.clone()).as_vec();
+    net3.set_topology(base, 1).unwrap();
+    assert_ne!(net3.forward::<NoneTape>(x).as_vec(), off);
+    assert_eq!(before.len(), 9);
+    assert_eq!(net.param_count(), net.topology().param_count());
+}
+
+/// dfdx 0.13's exact GELU (`accurate_gelu`) has a wrong gradient (at x = -0.5: 0.0596 where
+/// the derivative is 0.1325); its tanh approximation is right, and is what skiplab uses.
+#[test]
+fn dfdx_exact_gelu_gradient_is_wrong_and_the_tanh_one_is_right() {
+    let dev = Dev::seed_from_u64(0);
+    let x0 = -0.5f64;
+    let x = dev.tensor([x0]);
+    let numeric = |f: &dyn Fn(f64) -> f64| (f(x0 + STEP) - f(x0 - STEP)) / (2.0 * STEP);
+    let exact = x
+        .leaky_trace()
+        .accurate_gelu()
+        .sum()
+        .backward()
+        .get(&x)
+        .array()[0];
+    let n = numeric(&|v| dev.tensor([v]).accurate_gelu().array()[0]);
+    assert!(
+        !close(exact, n),
+        "if dfdx fixed it, use accurate_gelu again"
+    );
+    let tanh = x.leaky_trace().fast_gelu().sum().backward().get(&x).array()[0];
+    let n = numeric(&|v| dev.tensor([v]).fast_gelu().array()[0]);
+    assert!(close(tanh, n), "{tanh} vs {n}");
 }

@@ -84,10 +84,10 @@ fn quick(epochs: usize, schedule: Option<Schedule>) -> (Experiment, Arc<Prepared
     let mut e = Experiment::load(&presets_dir().join("quick.ron")).unwrap();
     e.epochs = epochs;
     e.schedule = schedule;
-    e.model = skiplab::experiment::Model::Mlp {
-        widths: vec![32, 32],
-        skips: "all".parse().map(skiplab::experiment::Skips).unwrap(),
-    };
+    e.model = skiplab::experiment::Model::mlp(
+        vec![32, 32],
+        "all".parse().map(skiplab::experiment::Skips).unwrap(),
+    );
     let data = PreparedData::prepare(&data::builtin(), e.val_fraction, e.seed);
     (e, Arc::new(data))
 }

@@ -21,10 +21,7 @@ use skiplab::train::{Command, EventSink, RunHandle, RunStatus, TrainEvent, Train
 fn small(epochs: usize, seed: u64) -> Experiment {
     let quick = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron");
     let mut e = Experiment::load(&quick).unwrap();
-    e.model = Model::Mlp {
-        widths: vec![16],
-        skips: Skips("all".parse().unwrap()),
-    };
+    e.model = Model::mlp(vec![16], Skips("all".parse().unwrap()));
     e.batch = 256;
     e.epochs = epochs;
     e.seed = seed;
@@ -164,23 +161,14 @@ fn bad_requests_are_refused_before_anything_is_queued() {
     let settings = Settings::new(Device::Cpu, tmp.path().into(), None);
     let mut session = Session::new(settings, Box::new(spawner.clone()), outlet).unwrap();
     let mut huge = small(1, 1);
-    huge.model = Model::Mlp {
-        widths: vec![100_000_000],
-        skips: Skips("none".parse().unwrap()),
-    };
+    huge.model = Model::mlp(vec![100_000_000], Skips("none".parse().unwrap()));
     let mut wide = small(1, 5);
-    wide.model = Model::Mlp {
-        widths: vec![200_000],
-        skips: Skips("none".parse().unwrap()),
-    };
+    wide.model = Model::mlp(vec![200_000], Skips("none".parse().unwrap()));
     let mut no_val = small(1, 2);
     no_val.val_fraction = 0.0;
     let mut missing = small(1, 3);
     missing.dataset = skiplab::data::DatasetName::Cifar10;
-    missing.model = Model::Mlp {
-        widths: vec![8],
-        skips: Skips("none".parse().unwrap()),
-    };
+    missing.model = Model::mlp(vec![8], Skips("none".parse().unwrap()));
     let mut cases = vec![
         (
             huge,
@@ -312,10 +300,7 @@ fn runs_share_one_data_split_per_seed_and_save_under_ids_that_say_what_they_are(
     let settings = Settings::new(Device::Cpu, "data".into(), Some(tmp.path().into()));
     let (mut session, _tx, rx) = Session::headless(settings).unwrap();
     let mut vanilla = small(1, 2);
-    vanilla.model = Model::Mlp {
-        widths: vec![8, 8],
-        skips: Skips("none".parse().unwrap()),
-    };
+    vanilla.model = Model::mlp(vec![8, 8], Skips("none".parse().unwrap()));
     let requests = vec![
         RunRequest::new(small(1, 1)),
         RunRequest::new(small(1, 1)),
@@ -367,10 +352,7 @@ fn a_resumed_run_continues_its_summary_and_refuses_another_runs_weights() {
         session
     };
     let mut other = small(1, 1);
-    other.model = Model::Mlp {
-        widths: vec![8],
-        skips: Skips("none".parse().unwrap()),
-    };
+    other.model = Model::mlp(vec![8], Skips("none".parse().unwrap()));
     let first = run_in(vec![RunRequest::new(small(2, 1)), RunRequest::new(other)]);
     let dir = |i: usize| first.runs()[i].saved.as_ref().unwrap().dir.clone();
     let saved = runs::load_run(&dir(0)).unwrap();

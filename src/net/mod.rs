@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, HashMap};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use crate::topology::{ChannelGroup, CnnLayerKind, CnnSpec, MlpSpec, Topology, TopologyError};
+use crate::topology::{
+    Activation, ChannelGroup, CnnLayerKind, CnnSpec, InitScheme, MlpSpec, Topology, TopologyError,
+};
 use ops::{DenseInput, HostMirror, Images};
 
 /// MLP activations by layer.
@@ -92,6 +94,11 @@ pub fn mlp_weight_name(from: usize, to: usize) -> String {
     format!("fc{to}.w{from}")
 }
 
+/// Name of the projection of a residual edge `from -> to` whose widths differ.
+pub fn mlp_residual_name(from: usize, to: usize) -> String {
+    format!("fc{to}.r{from}")
+}
+
 /// Name of the weight block of CNN layer `layer` (a conv number, or `out` for the classifier)
 /// reading channel group `group`.
 pub fn cnn_weight_name(layer: &str, group: &ChannelGroup) -> String {
@@ -103,7 +110,20 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
     let out = mlp.output_layer();
     for to in 1..mlp.num_layers() {
         let fan_in = mlp.fan_in(to);
-        let init = if to == out { lecun(fan_in) } else { he(fan_in) };
+        let fan_out = mlp.width(to);
+        let (init, bias) = match mlp.init {
+            InitScheme::He if to == out => (lecun(fan_in), Init::Zero),
+            InitScheme::He => (he(fan_in), Init::Zero),
+            InitScheme::Lecun => (lecun(fan_in), Init::Zero),
+            InitScheme::Xavier => (
+                Init::Uniform((6.0 / (fan_in + fan_out).max(1) as f64).sqrt()),
+                Init::Zero,
+            ),
+            InitScheme::Torch => {
+                let bound = Init::Uniform(1.0 / (fan_in.max(1) as f64).sqrt());
+                (bound, bound)
+            }
+        };
         for from in mlp.sources(to) {
             specs.push(ParamSpec {
                 name: mlp_weight_name(from, to),
@@ -111,10 +131,20 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
                 init,
             });
         }
+        // A residual's projection starts at zero: the edge adds nothing until it learns to.
+        for (from, identity) in mlp.residuals_into(to) {
+            if !identity {
+                specs.push(ParamSpec {
+                    name: mlp_residual_name(from, to),
+                    dims: vec![mlp.width(from), mlp.width(to)],
+                    init: Init::Zero,
+                });
+            }
+        }
         specs.push(ParamSpec {
             name: format!("fc{to}.b"),
             dims: vec![mlp.width(to)],
-            init: Init::Zero,
+            init: bias,
         });
     }
     specs
@@ -427,16 +457,49 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                     DenseInput::new(p, w(from)).with_host_weight(host(from))
                 }
             }];
-            for edge in mlp.skips.iter().filter(|e| e.to == to) {
-                let input = if edge.from == 0 {
-                    DenseInput::network_input(x.clone(), w(0))
+            let source = |from: usize, w: Tensor<(usize, usize), E, D, T>| {
+                if from == 0 {
+                    DenseInput::network_input(x.clone(), w)
                 } else {
-                    DenseInput::new(kept[&edge.from].with_empty_tape(), w(edge.from))
-                };
-                inputs.push(input.with_host_weight(host(edge.from)));
+                    DenseInput::new(kept[&from].with_empty_tape(), w)
+                }
+            };
+            for from in mlp.sources(to).into_iter().skip(1) {
+                inputs.push(source(from, w(from)).with_host_weight(host(from)));
+            }
+            let residuals = mlp.residuals_into(to);
+            for &(from, identity) in &residuals {
+                if !identity {
+                    let name = mlp_residual_name(from, to);
+                    let input = source(from, self.matrix::<T>(&name));
+                    inputs.push(input.with_host_weight(self.host_weight(&name)));
+                }
             }
             let bias = self.vector::<T>(&format!("fc{to}.b"));
-            prev = Some(D::dense(inputs, Some(bias), to != mlp.output_layer()));
+            let hidden = to != mlp.output_layer();
+            let identities: Vec<usize> = residuals
+                .iter()
+                .filter(|(_, identity)| *identity)
+                .map(|(from, _)| *from)
+                .collect();
+            // ReLU without identity residuals stays fused into the layer's kernel.
+            if identities.is_empty() && (!hidden || mlp.activation == Activation::Relu) {
+                prev = Some(D::dense(inputs, Some(bias), hidden));
+                continue;
+            }
+            let mut z = D::dense(inputs, Some(bias), false);
+            for from in identities {
+                z = if from == 0 {
+                    z + x.clone()
+                } else {
+                    z + kept[&from].with_empty_tape()
+                };
+            }
+            prev = Some(if hidden {
+                activate(z, mlp.activation)
+            } else {
+                z
+            });
         }
         prev.expect("an MLP has an output layer")
     }
@@ -533,7 +596,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
     }
 
     /// Mean |w| of each skip edge's weight blocks, in edge order (the paper checks that skip
-    /// weights are not negligible).
+    /// weights are not negligible). Identity residuals have no weights and are left out.
     pub fn skip_weight_magnitudes(&self) -> Vec<(crate::topology::SkipEdge, f64)> {
         let mean_abs = |names: &[String]| {
             let (mut sum, mut n) = (0.0f64, 0usize);
@@ -553,11 +616,19 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 sum / n as f64
             }
         };
+        let identity = |edge: &crate::topology::SkipEdge| match &self.topology {
+            Topology::Mlp(m) => m.residual.contains(edge) && m.width(edge.from) == m.width(edge.to),
+            Topology::Cnn(_) => false,
+        };
         self.topology
             .skips()
             .iter()
+            .filter(|e| !identity(e))
             .map(|&edge| {
                 let names: Vec<String> = match &self.topology {
+                    Topology::Mlp(m) if m.residual.contains(&edge) => {
+                        vec![mlp_residual_name(edge.from, edge.to)]
+                    }
                     Topology::Mlp(_) => vec![mlp_weight_name(edge.from, edge.to)],
                     // The blocks that read what this edge concatenated: groups whose path
                     // ends with the hop `from>to` (longer paths belong to later edges).
@@ -577,5 +648,25 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 (edge, mean_abs(&names))
             })
             .collect()
+    }
+}
+
+/// `z` through `activation`, on any device (dfdx's own ops, so CUDA runs them too).
+fn activate<E, D, T>(
+    z: Tensor<(usize, usize), E, D, T>,
+    activation: Activation,
+) -> Tensor<(usize, usize), E, D, T>
+where
+    E: Dtype,
+    D: ops::NetDevice<E>,
+    T: Tape<E, D>,
+{
+    match activation {
+        Activation::Relu => z.relu(),
+        Activation::Tanh => z.tanh(),
+        Activation::Sigmoid => z.sigmoid(),
+        // dfdx 0.13's exact GELU has a wrong gradient (tests/gradients.rs shows it).
+        Activation::Gelu => z.fast_gelu(),
+        Activation::Linear => z,
     }
 }
