@@ -7,7 +7,7 @@ use std::fmt;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::topology::Topology;
-use crate::train::{EpochMetrics, StepMetrics, TrainConfig};
+use crate::train::{EpochMetrics, FlowPoint, StepMetrics, TrainConfig};
 
 /// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
 pub type Facet = (&'static str, String);
@@ -239,6 +239,8 @@ pub enum Metric {
     TrainAccuracy,
     TrainLoss,
     ValLoss,
+    /// log10 of the first layer's gradient norm: where a vanishing gradient shows.
+    FirstLayerGradient,
 }
 
 impl Metric {
@@ -247,7 +249,8 @@ impl Metric {
             Metric::ValAccuracy => Metric::TrainAccuracy,
             Metric::TrainAccuracy => Metric::TrainLoss,
             Metric::TrainLoss => Metric::ValLoss,
-            Metric::ValLoss => Metric::ValAccuracy,
+            Metric::ValLoss => Metric::FirstLayerGradient,
+            Metric::FirstLayerGradient => Metric::ValAccuracy,
         }
     }
     pub fn name(self) -> &'static str {
@@ -256,6 +259,7 @@ impl Metric {
             Metric::TrainAccuracy => "train acc",
             Metric::TrainLoss => "train loss",
             Metric::ValLoss => "val loss",
+            Metric::FirstLayerGradient => "log10 layer-1 |grad|",
         }
     }
     pub fn is_accuracy(self) -> bool {
@@ -273,9 +277,30 @@ impl Metric {
 pub fn series(
     epochs: &[EpochMetrics],
     steps: &[StepMetrics],
+    flows: &[FlowPoint],
     x: XAxis,
     metric: Metric,
 ) -> Vec<(f64, f64)> {
+    if metric == Metric::FirstLayerGradient {
+        // Flow points come with step points: the same step, at the same time.
+        return flows
+            .iter()
+            .filter_map(|f| {
+                let layer = f.layers.first()?;
+                let at = match x {
+                    XAxis::Step => f.step as f64,
+                    XAxis::Epoch => {
+                        // Within its epoch, by step (the epoch's end step is epoch * its steps).
+                        let end = epochs.iter().find(|m| m.epoch == f.epoch).map(|m| m.step);
+                        let per_epoch = end.filter(|&e| e > 0).map(|e| e as f64 / f.epoch as f64);
+                        per_epoch.map_or(f.epoch as f64, |n| f.step as f64 / n)
+                    }
+                    XAxis::Seconds => steps.iter().find(|s| s.step == f.step)?.seconds,
+                };
+                Some((at, layer.grad_norm.max(1e-30).log10()))
+            })
+            .collect();
+    }
     let per_step = matches!(metric, Metric::TrainAccuracy | Metric::TrainLoss)
         && x != XAxis::Epoch
         && !steps.is_empty();
@@ -312,7 +337,7 @@ pub fn series(
                 Metric::ValAccuracy => m.val_accuracy,
                 Metric::TrainAccuracy => m.train_accuracy,
                 Metric::TrainLoss => m.train_loss,
-                Metric::ValLoss => m.val_loss,
+                Metric::ValLoss | Metric::FirstLayerGradient => m.val_loss,
             };
             (at, y)
         })
@@ -530,16 +555,16 @@ mod tests {
             train_loss: 1.5,
             train_accuracy: 0.4,
         }];
-        let val = |x| series(&epochs, &steps, x, Metric::ValAccuracy);
+        let val = |x| series(&epochs, &steps, &[], x, Metric::ValAccuracy);
         assert_eq!(val(XAxis::Epoch), [(1.0, 0.8), (2.0, 0.85)]);
         assert_eq!(val(XAxis::Step), [(100.0, 0.8), (200.0, 0.85)]);
         assert_eq!(val(XAxis::Seconds), [(2.0, 0.8), (4.0, 0.85)]);
         assert_eq!(
-            series(&epochs, &steps, XAxis::Seconds, Metric::TrainLoss),
+            series(&epochs, &steps, &[], XAxis::Seconds, Metric::TrainLoss),
             [(1.0, 1.5)]
         );
         assert_eq!(
-            series(&epochs, &steps, XAxis::Epoch, Metric::TrainLoss),
+            series(&epochs, &steps, &[], XAxis::Epoch, Metric::TrainLoss),
             [(1.0, 1.0), (2.0, 1.0)]
         );
         let b = band(&[vec![(1.0, 0.8), (2.0, 0.9)], vec![(3.0, 0.6)]]);

@@ -1,6 +1,8 @@
 //! The paper's Tables 1-5: which experiments stand behind each, how results are summarised
 //! over seeds and a small L2 grid, and the published numbers to print beside ours.
 
+pub mod gradient;
+
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};

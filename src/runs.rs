@@ -2,6 +2,7 @@
 //! - `experiment.ron`: the experiment (a preset; `skiplab train --preset` reruns it),
 //! - `metrics.csv`: one row per finished epoch,
 //! - `steps.csv`: training loss and accuracy every few steps (of finished epochs),
+//! - `gradflow.csv`: each layer's gradient norm and update ratio at the same steps,
 //! - `weights.safetensors`: the weights after the latest epoch, the topology and the epoch in
 //!   its metadata,
 //! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing.
@@ -22,11 +23,14 @@ use crate::data::store;
 use crate::experiment::Experiment;
 use crate::net::HostParam;
 use crate::topology::{SkipEdge, SkipSelection, Topology};
-use crate::train::{EpochMetrics, EventSink, RunStatus, StepMetrics, TrainEvent};
+use crate::train::{
+    EpochMetrics, EventSink, FlowPoint, LayerFlow, RunStatus, StepMetrics, TrainEvent,
+};
 
 pub const EXPERIMENT: &str = "experiment.ron";
 pub const METRICS: &str = "metrics.csv";
 pub const STEPS: &str = "steps.csv";
+pub const FLOW: &str = "gradflow.csv";
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const SUMMARY: &str = "summary.ron";
 
@@ -121,6 +125,51 @@ impl EpochRow {
             step: self.step,
         }
     }
+}
+
+/// One row of `gradflow.csv`: a layer at a step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowRow {
+    pub step: usize,
+    pub epoch: usize,
+    pub layer: String,
+    pub grad_norm: f64,
+    pub update_ratio: f64,
+}
+
+fn flow_rows(points: &[FlowPoint]) -> Vec<FlowRow> {
+    points
+        .iter()
+        .flat_map(|p| {
+            p.layers.iter().map(|l| FlowRow {
+                step: p.step,
+                epoch: p.epoch,
+                layer: l.layer.clone(),
+                grad_norm: l.grad_norm,
+                update_ratio: l.update_ratio,
+            })
+        })
+        .collect()
+}
+
+fn flow_points(rows: Vec<FlowRow>) -> Vec<FlowPoint> {
+    let mut points: Vec<FlowPoint> = Vec::new();
+    for row in rows {
+        let layer = LayerFlow {
+            layer: row.layer,
+            grad_norm: row.grad_norm,
+            update_ratio: row.update_ratio,
+        };
+        match points.last_mut() {
+            Some(p) if p.step == row.step => p.layers.push(layer),
+            _ => points.push(FlowPoint {
+                step: row.step,
+                epoch: row.epoch,
+                layers: vec![layer],
+            }),
+        }
+    }
+    points
 }
 
 /// Where a saved run stands: `Running` while a process trains it (or if that process was
@@ -424,9 +473,10 @@ pub struct Recorder<S: EventSink> {
     dir: PathBuf,
     rows: Vec<EpochRow>,
     steps: Vec<StepMetrics>,
+    flows: Vec<FlowPoint>,
     summary: Summary,
-    /// The rows, steps and summary the files hold (as of the last saved epoch).
-    saved: (usize, usize, Summary),
+    /// The rows, steps, flow points and summary the files hold (as of the last saved epoch).
+    saved: (usize, usize, usize, Summary),
     skips_on: bool,
 }
 
@@ -451,7 +501,8 @@ impl<S: EventSink> Recorder<S> {
             files,
             rows: Vec::new(),
             steps: Vec::new(),
-            saved: (0, 0, summary.clone()),
+            flows: Vec::new(),
+            saved: (0, 0, 0, summary.clone()),
             summary,
             skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
@@ -471,7 +522,13 @@ impl<S: EventSink> Recorder<S> {
             dir: saved.dir.clone(),
             rows: saved.epochs.clone(),
             steps: saved.steps.clone(),
-            saved: (saved.epochs.len(), saved.steps.len(), summary.clone()),
+            flows: saved.flows.clone(),
+            saved: (
+                saved.epochs.len(),
+                saved.steps.len(),
+                saved.flows.len(),
+                summary.clone(),
+            ),
             summary,
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
@@ -502,6 +559,10 @@ impl<S: EventSink> Recorder<S> {
             (self.dir.join(WEIGHTS), weights),
             (self.dir.join(METRICS), self.csv(METRICS, &self.rows)?),
             (self.dir.join(STEPS), self.csv(STEPS, &self.steps)?),
+            (
+                self.dir.join(FLOW),
+                self.csv(FLOW, &flow_rows(&self.flows))?,
+            ),
             (self.dir.join(SUMMARY), self.summary.to_ron().into_bytes()),
         ])
     }
@@ -514,6 +575,7 @@ impl<S: EventSink> EventSink for Recorder<S> {
             // Kept in memory until the epoch's weights arrive: the three files change together.
             TrainEvent::Epoch(m) => self.rows.push(EpochRow::from_metrics(m, self.skips_on)),
             TrainEvent::Step(m) => self.steps.push(m.clone()),
+            TrainEvent::Flow(f) => self.flows.push(f.clone()),
             TrainEvent::SkipsEnabled { .. } => self.skips_on = true,
             TrainEvent::Ended { status, .. } => {
                 let path = self.dir.join(SUMMARY);
@@ -542,14 +604,20 @@ impl<S: EventSink> EventSink for Recorder<S> {
     ) -> Result<(), String> {
         match self.save_epoch(epoch, topology, &params) {
             Ok(()) => {
-                self.saved = (self.rows.len(), self.steps.len(), self.summary.clone());
+                self.saved = (
+                    self.rows.len(),
+                    self.steps.len(),
+                    self.flows.len(),
+                    self.summary.clone(),
+                );
                 Ok(())
             }
             Err(e) => {
                 // Back to what the files hold, so the final summary agrees with them.
                 self.rows.truncate(self.saved.0);
                 self.steps.truncate(self.saved.1);
-                self.summary = self.saved.2.clone();
+                self.flows.truncate(self.saved.2);
+                self.summary = self.saved.3.clone();
                 Err(format!("could not save epoch {epoch}: {e}"))
             }
         }
@@ -658,6 +726,8 @@ pub struct SavedRun {
     pub epochs: Vec<EpochRow>,
     /// Training loss and accuracy every few steps (none in runs saved before they were).
     pub steps: Vec<StepMetrics>,
+    /// Gradient flow at the same steps (likewise).
+    pub flows: Vec<FlowPoint>,
     pub summary: Summary,
 }
 
@@ -751,6 +821,7 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
     let epochs = read_csv_if_there(&dir.join(METRICS))?;
     summary.reconcile(&epochs);
     let steps = read_csv_if_there(&dir.join(STEPS))?;
+    let flows = flow_points(read_csv_if_there(&dir.join(FLOW))?);
     Ok(SavedRun {
         id: dir
             .file_name()
@@ -761,6 +832,7 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
         experiment,
         epochs,
         steps,
+        flows,
         summary,
     })
 }

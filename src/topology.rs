@@ -1015,10 +1015,30 @@ impl Topology {
         let on = self.skips().len();
         match self {
             Topology::Mlp(m) => {
-                let widths: Vec<String> = (0..m.num_layers())
-                    .map(|l| m.width(l).to_string())
-                    .collect();
-                format!("mlp {}, {on}/{total} skips", widths.join("-"))
+                // Runs of three or more equal widths read `64x20`.
+                let mut widths: Vec<String> = Vec::new();
+                let all: Vec<usize> = (0..m.num_layers()).map(|l| m.width(l)).collect();
+                let mut i = 0;
+                while i < all.len() {
+                    let run = all[i..].iter().take_while(|&&w| w == all[i]).count();
+                    if run >= 3 {
+                        widths.push(format!("{}x{run}", all[i]));
+                    } else {
+                        widths.extend(all[i..i + run].iter().map(|w| w.to_string()));
+                    }
+                    i += run;
+                }
+                let mut net = format!("mlp {}", widths.join("-"));
+                match (m.activation, m.init) {
+                    (Activation::Relu, InitScheme::He) => {}
+                    (a, InitScheme::He) => net.push_str(&format!(" {}", a.name())),
+                    (a, i) => net.push_str(&format!(" {}/{}", a.name(), i.name())),
+                }
+                let residual = match m.residual.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} residual)"),
+                };
+                format!("{net}, {on}/{total} skips{residual}")
             }
             Topology::Cnn(c) => {
                 let stages: Vec<String> = c

@@ -113,10 +113,11 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
         Trainer::new(topology, Arc::clone(&data), experiment.train_config(), &dev).unwrap();
     let (_commands_tx, commands) = mpsc::channel();
     assert_eq!(trainer.run(&mut recorder, &commands), RunStatus::Finished);
-    let metrics: Vec<EpochMetrics> = rx
-        .try_iter()
+    let events: Vec<TrainEvent> = rx.try_iter().collect();
+    let metrics: Vec<EpochMetrics> = events
+        .iter()
         .filter_map(|e| match e {
-            TrainEvent::Epoch(m) => Some(m),
+            TrainEvent::Epoch(m) => Some(m.clone()),
             _ => None,
         })
         .collect();
@@ -144,6 +145,20 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
         .steps
         .iter()
         .all(|p| (0.0..=1.0).contains(&p.train_accuracy)));
+    // gradflow.csv: every layer at every step point.
+    assert_eq!(
+        saved.flows.iter().map(|p| p.step).collect::<Vec<_>>(),
+        saved.steps.iter().map(|p| p.step).collect::<Vec<_>>(),
+        "one flow point with each step point"
+    );
+    let flow_events: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Flow(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(saved.flows, flow_events, "flow survives the CSV exactly");
 
     let runs::Weights {
         topology,
@@ -550,6 +565,49 @@ fn reproduce_writes_the_tables_beside_the_papers_numbers() {
     assert!(text.contains("mlp3 skip vs mlp3 vanilla: val"), "{text}");
     assert!(text.contains("noise"), "{text}");
     assert_eq!(runs::list_runs(tmp.path()).len(), 8, "every run saved");
+}
+
+#[test]
+fn reproduce_gradient_tabulates_every_wiring_with_its_gradient_norms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("gradient.md");
+    let (code, out, err) = skiplab(
+        &[
+            "reproduce",
+            "gradient",
+            "--depths",
+            "10",
+            "--width",
+            "16",
+            "--seeds",
+            "1",
+            "--epochs",
+            "1",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| 10 |")).collect();
+    assert_eq!(rows.len(), 9, "3 activations x 3 wirings:\n{text}");
+    for activation in ["sigmoid", "tanh", "relu"] {
+        for wiring in ["vanilla", "residual", "dense"] {
+            assert!(
+                rows.iter()
+                    .any(|r| r.starts_with(&format!("| 10 | {activation} | {wiring}"))),
+                "{activation} {wiring}:\n{text}"
+            );
+        }
+    }
+    // Every row has a measured layer-1 gradient norm, in scientific notation.
+    assert!(
+        rows.iter()
+            .all(|r| r.split('|').nth(7).unwrap().contains('e')),
+        "{text}"
+    );
+    assert_eq!(runs::list_runs(tmp.path()).len(), 9, "every run saved");
 }
 
 /// Starts a long `train` whose runs are saved in `saves`; returns it once an epoch is saved.

@@ -503,3 +503,82 @@ fn compare_chart_on_each_axis_with_smoothing_and_seed_bands() {
     // 4 runs x (6 epochs x 4 metrics + 24 step points x 2).
     assert_eq!(csv.lines().count(), 1 + 4 * (24 + 48));
 }
+
+#[test]
+fn a_deep_mlp_scrolls_and_shows_residual_edges() {
+    let mut app = lab();
+    let mut mlp = skiplab::topology::MlpSpec::new(784, vec![64; 50], 10);
+    mlp.activation = skiplab::topology::Activation::Sigmoid;
+    app.topology = skiplab::topology::Topology::Mlp(mlp);
+    app.topology
+        .apply_skips(&"res:chain:2".parse().unwrap())
+        .unwrap();
+    assert!(app.topology.candidate_edges().len() > 1200);
+    let first = render(&mut app, 80, 24);
+    assert!(first.contains("layers 0-11 of 52 (↑↓)"), "{first}");
+    assert!(
+        first.contains("r0-2") && first.contains("mlp 784-64x50-10 sigmoid"),
+        "{first}"
+    );
+    insta::assert_snapshot!("deep_mlp_80x24", first);
+    // Selecting a layer further in scrolls the window with it.
+    app.selection = skiplab::tui::app::Selection::Layer(30);
+    let scrolled = render(&mut app, 80, 24);
+    assert!(scrolled.contains("layers 24-35 of 52"), "{scrolled}");
+    insta::assert_snapshot!("deep_mlp_scrolled_80x24", scrolled);
+    // The edge kind key: an identity residual says it changes the function.
+    app.selection = skiplab::tui::app::Selection::Edge(0);
+    assert_eq!(app.selected_edge(), Some(SkipEdge::new(0, 2)));
+    key(&mut app, KeyCode::Char('e'));
+    assert!(
+        app.message.as_deref().unwrap().contains("concatenates"),
+        "{:?}",
+        app.message
+    );
+    key(&mut app, KeyCode::Right); // 0-3
+    key(&mut app, KeyCode::Right); // 0-4
+    key(&mut app, KeyCode::Char('e'));
+    assert!(
+        app.message.as_deref().unwrap().contains("projection"),
+        "{:?}",
+        app.message
+    );
+}
+
+#[test]
+fn gradient_flow_view_shows_a_vanishing_gradient() {
+    let mut app = lab();
+    let mut mlp = skiplab::topology::MlpSpec::new(784, vec![64; 20], 10);
+    mlp.activation = skiplab::topology::Activation::Sigmoid;
+    app.topology = skiplab::topology::Topology::Mlp(mlp);
+    let config = app.form.config();
+    let topology = app.topology.clone();
+    finished_run(&mut app, 1, &topology, config, 0.1, 0.0);
+    // Twenty points: each layer's gradient a factor of 4 smaller than the next one's.
+    for k in 1..=20 {
+        let layers = (1..=21)
+            .map(|l| skiplab::train::LayerFlow {
+                layer: format!("fc{l}"),
+                grad_norm: 0.25f64.powi(21 - l) * (1.0 + 0.01 * k as f64),
+                update_ratio: 1e-3 * 0.25f64.powi(21 - l),
+            })
+            .collect();
+        app.on_session(train(
+            1,
+            TrainEvent::Flow(skiplab::train::FlowPoint {
+                step: k * 7,
+                epoch: 1 + k / 10,
+                layers,
+            }),
+        ));
+    }
+    app.selected_run = Some(0);
+    key(&mut app, KeyCode::Char('f'));
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("Gradient flow: run-1"), "{screen}");
+    assert!(screen.contains("(vanishing)"), "{screen}");
+    insta::assert_snapshot!("gradient_flow_80x24", screen);
+    insta::assert_snapshot!("gradient_flow_160x48", render(&mut app, 160, 48));
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}

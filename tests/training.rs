@@ -267,3 +267,104 @@ fn host_weight_copies_stay_equal_to_the_parameters() {
         assert_eq!(cached, fresh, "after a topology change");
     }
 }
+
+#[test]
+fn a_50_layer_residual_mlp_trains_a_step_saves_and_reloads_to_the_same_predictions() {
+    let mut mlp = MlpSpec::new(784, vec![32; 50], 10);
+    mlp.activation = skiplab::topology::Activation::Tanh;
+    mlp.init = skiplab::topology::InitScheme::Xavier;
+    let mut topology = Topology::Mlp(mlp);
+    topology
+        .apply_skips(&"res:chain:2,next:1".parse().unwrap())
+        .unwrap();
+    assert_eq!(topology.layer_summaries().len(), 52);
+    let Topology::Mlp(m) = &topology else {
+        unreachable!()
+    };
+    assert_eq!(m.residual.len(), 25, "0-2, 2-4, ..., 48-50");
+    let cfg = config(OptimizerConfig::sgd(0.01, 0.9, 0.0), 1, 1);
+    let dev = Cpu::default();
+    let mut trainer = Trainer::new(topology.clone(), builtin(1), cfg, &dev).unwrap();
+    let batch: Vec<usize> = (0..64).collect();
+    let (loss, _, flow) = trainer.step(&batch, true).unwrap();
+    assert!(loss.is_finite());
+    let flow = flow.unwrap();
+    assert_eq!(flow.len(), 51, "every weight layer's gradient flow");
+    assert!(flow
+        .iter()
+        .all(|l| l.grad_norm > 0.0 && l.update_ratio > 0.0));
+    let net = trainer.network();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("weights.safetensors");
+    let bytes = skiplab::runs::weights_bytes(&path, net.topology(), &net.export(), 1).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let saved = skiplab::runs::read_weights(&path).unwrap();
+    assert_eq!(&saved.topology, net.topology());
+    let mut back = Network::<f32, Cpu>::new(saved.topology, &dev, 99).unwrap();
+    back.import(&saved.params).unwrap();
+    let x = dev.tensor_from_vec(
+        builtin(1).test.images[..784 * 20].to_vec(),
+        (20usize, 784usize),
+    );
+    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    assert_eq!(
+        bits(net.forward::<NoneTape>(x.clone()).as_vec()),
+        bits(back.forward::<NoneTape>(x).as_vec()),
+        "bit-identical predictions"
+    );
+}
+
+/// Plain SGD moves each weight by lr * gradient, so a layer's update ratio is
+/// lr * |grad| / |w|: checks both numbers the flow view shows against each other.
+#[test]
+fn gradient_flow_agrees_with_plain_sgd_and_shows_a_deep_sigmoid_net_vanishing() {
+    let deep = |skips: &str| {
+        let mut mlp = MlpSpec::new(784, vec![32; 20], 10);
+        mlp.activation = skiplab::topology::Activation::Sigmoid;
+        mlp.init = skiplab::topology::InitScheme::Xavier;
+        let mut t = Topology::Mlp(mlp);
+        t.apply_skips(&skips.parse().unwrap()).unwrap();
+        t
+    };
+    let lr = 0.05;
+    let first_over_last = |topology: Topology| {
+        let cfg = config(OptimizerConfig::sgd(lr, 0.0, 0.0), 1, 3);
+        let dev = Cpu::default();
+        let mut trainer = Trainer::new(topology, builtin(3), cfg, &dev).unwrap();
+        let before: std::collections::HashMap<String, Vec<f32>> = trainer
+            .network()
+            .export()
+            .into_iter()
+            .map(|p| (p.name, p.values))
+            .collect();
+        let layers = trainer.network().layer_weights();
+        let batch: Vec<usize> = (0..64).collect();
+        let flow = trainer.step(&batch, true).unwrap().2.unwrap();
+        assert_eq!(flow.len(), layers.len());
+        let mut checked = 0;
+        for (f, (layer, names)) in flow.iter().zip(&layers) {
+            assert_eq!(&f.layer, layer);
+            let size: f64 = names
+                .iter()
+                .flat_map(|n| before[n].iter())
+                .map(|&w| (w as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            // f32 weights round away changes below ~1e-7 of their size (a vanishing layer's
+            // update can be exactly 0), hence the absolute term.
+            let expected = lr * f.grad_norm / size;
+            checked += usize::from(expected > 1e-4);
+            assert!(
+                (f.update_ratio - expected).abs() <= 1e-3 * expected + 1e-7,
+                "{layer}: update ratio {} vs lr*|g|/|w| {expected}",
+                f.update_ratio
+            );
+        }
+        assert!(checked >= 2, "some layers move by more than rounding");
+        flow[0].grad_norm / flow[flow.len() - 1].grad_norm
+    };
+    let vanilla = first_over_last(deep("none"));
+    let dense = first_over_last(deep("all"));
+    assert!(vanilla < 1e-4, "vanilla sigmoid vanishes: {vanilla:e}");
+    assert!(dense > 1e-2, "dense skips carry the gradient: {dense:e}");
+}

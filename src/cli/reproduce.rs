@@ -13,15 +13,24 @@ use crate::cli::{self, Place, Stdout};
 use crate::outln;
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
+use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
 use skiplab::session::{Observer, RunId, RunRequest, Session, SessionEvent, Update};
 use skiplab::train::RunStatus;
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
-    /// Which tables: table1..table5, comma-separated, or all.
+    /// Which tables: table1..table5, comma-separated, or all; or `gradient`, the deep-MLP
+    /// study of skips as a gradient shortcut (--depths, --width; the built-in data unless
+    /// --dataset).
     #[arg(default_value = "all")]
     tables: String,
+    /// `gradient`: the hidden-layer counts to study.
+    #[arg(long, default_value = "20,50", value_delimiter = ',')]
+    depths: Vec<usize>,
+    /// `gradient`: the width of every hidden layer.
+    #[arg(long, default_value_t = 64)]
+    width: usize,
     /// Run every table on this data set instead of the paper's (EMNIST letters, CIFAR-10);
     /// the report marks it as a substitute.
     #[arg(long)]
@@ -113,7 +122,108 @@ impl Observer for Report<'_> {
     }
 }
 
+/// Turns each ended run of the gradient study into an outcome and rewrites the report.
+struct DeepReport<'a> {
+    args: &'a ReproduceArgs,
+    dataset: DatasetName,
+    plan: HashMap<RunId, DeepConfig>,
+    outcomes: Vec<DeepOutcome>,
+    text: String,
+}
+
+impl Observer for DeepReport<'_> {
+    fn update(&mut self, session: &Session, event: &SessionEvent) -> io::Result<()> {
+        let (Update::Ended { status, summary }, Some(run)) =
+            (&event.update, session.run(event.run))
+        else {
+            return Ok(());
+        };
+        let config = self.plan[&event.run];
+        let problem = (*status != RunStatus::Finished).then(|| summary.status.to_string());
+        let outcome = DeepOutcome::new(
+            config,
+            &run.epochs,
+            &run.flows,
+            summary.mean_epoch_seconds,
+            problem,
+        );
+        writeln!(
+            Stdout,
+            "[{}/{}] {}: final val {}, layer-1 |grad| {}{}",
+            self.outcomes.len() + 1,
+            self.plan.len(),
+            config.label(),
+            outcome
+                .final_val
+                .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+            outcome
+                .first_layer_gradient
+                .map_or("-".into(), |g| format!("{g:.1e}")),
+            outcome
+                .problem
+                .as_deref()
+                .map_or(String::new(), |p| format!(" ({p})"))
+        )?;
+        self.outcomes.push(outcome);
+        self.text = gradient::report(
+            &self.outcomes,
+            self.dataset,
+            self.args.width,
+            self.args.epochs,
+        );
+        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+    }
+}
+
+fn reproduce_gradient(args: &ReproduceArgs) -> Result<ExitCode> {
+    if args.depths.is_empty() || args.depths.contains(&0) || args.width == 0 {
+        bail!("--depths takes hidden-layer counts like 20,50 and --width a positive width");
+    }
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let grid = DeepConfig::grid(&args.depths);
+    let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
+    let seeds = 1..=args.seeds as u64;
+    let plan: Vec<(DeepConfig, u64)> = grid
+        .iter()
+        .flat_map(|&c| seeds.clone().map(move |s| (c, s)))
+        .collect();
+    outln!(
+        "gradient study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, {}",
+        grid.len(),
+        args.seeds,
+        plan.len(),
+        args.epochs,
+        session.settings().device
+    );
+    let requests = plan
+        .iter()
+        .map(|&(c, seed)| RunRequest::new(c.experiment(dataset, args.width, args.epochs, seed)))
+        .collect();
+    let first = session.submit_all(requests)?;
+    let ids = first.iter().filter_map(|e| match e.update {
+        Update::Queued(_) => Some(e.run),
+        _ => None,
+    });
+    let mut report = DeepReport {
+        args,
+        dataset,
+        plan: ids.zip(plan.iter().map(|p| p.0)).collect(),
+        outcomes: Vec::new(),
+        text: String::new(),
+    };
+    let signal = cli::follow(&mut session, &inbox, first, &mut report)?;
+    outln!("\n{}", report.text);
+    outln!("report written to {}", args.report.display());
+    Ok(signal.map_or(ExitCode::SUCCESS, cli::signal_exit))
+}
+
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    if args.tables.trim() == "gradient" {
+        if args.epochs == 0 || args.seeds == 0 {
+            bail!("--seeds and --epochs must be at least 1");
+        }
+        return reproduce_gradient(&args);
+    }
     let tables = Table::parse_list(&args.tables).map_err(anyhow::Error::msg)?;
     if args.seeds == 0 || args.epochs < 2 {
         bail!("--seeds must be at least 1 and --epochs at least 2");

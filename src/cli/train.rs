@@ -14,13 +14,33 @@ use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Skips};
 use skiplab::net::optim::OptimizerConfig;
 use skiplab::session::RunRequest;
-use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+use skiplab::topology::{
+    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, SkipSelection, Topology,
+};
 use skiplab::train::TrainConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
     Mlp,
     Cnn,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActivationKind {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Linear,
+    /// The tanh form of GELU.
+    Gelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitKind {
+    He,
+    Lecun,
+    Xavier,
+    Torch,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -33,19 +53,28 @@ pub enum OptimizerKind {
 pub struct TrainArgs {
     /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
     /// --batch, --device and --data-dir still apply.
-    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
     preset: Option<PathBuf>,
     /// Network family.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     model: ModelKind,
-    /// Hidden widths of an MLP (`128,256`), or CNN stages separated by `/`
-    /// (`32,32/64,64/128,128`). Defaults to the paper's networks.
+    /// Hidden widths of an MLP (`128,256`; `64x20` is twenty layers of 64), or CNN stages
+    /// separated by `/` (`32,32/64,64/128,128`). Defaults to the paper's networks.
     #[arg(long)]
     widths: Option<String>,
-    /// Skip edges: `all`, `none`, `paper` (all for an MLP, 1-4,2-5,4-7,5-8 for the CNN) or
-    /// pairs like `0-2,1-3`. MLP layer 0 is the input; CNN layers count convs and pools from 1.
+    /// Skip edges: `all`, `none`, `paper` (all for an MLP, 1-4,2-5,4-7,5-8 for the CNN),
+    /// pairs like `0-2,1-3`, or patterns: `every:k`, `next:k`, `chain:k`; `res:` before any
+    /// term makes its edges residual (MLP), e.g. `res:chain:2`. MLP layer 0 is the input;
+    /// CNN layers count convs and pools from 1.
     #[arg(long, default_value = "none")]
     skips: String,
+    /// The MLP's activation after every hidden layer.
+    #[arg(long, value_enum, default_value_t = ActivationKind::Relu)]
+    activation: ActivationKind,
+    /// How the MLP's weights start: he (hidden; LeCun for the output), lecun, xavier, or
+    /// torch (PyTorch's nn.Linear default, biases too).
+    #[arg(long, value_enum, default_value_t = InitKind::He)]
+    init: InitKind,
     /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
@@ -89,16 +118,30 @@ pub struct TrainArgs {
 }
 
 fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
+    let width = |w: &str| {
+        w.trim()
+            .parse::<usize>()
+            .with_context(|| format!("--widths: `{}` is not a width in `{text}`", w.trim()))
+    };
     text.split('/')
         .map(|stage| {
-            stage
-                .split(',')
-                .map(|w| {
-                    w.trim().parse::<usize>().with_context(|| {
-                        format!("--widths: `{}` is not a width in `{text}`", w.trim())
-                    })
-                })
-                .collect()
+            let mut widths = Vec::new();
+            for item in stage.split(',') {
+                // `64x20`: twenty layers of 64.
+                match item.trim().split_once('x') {
+                    Some((w, n)) => {
+                        let n = n.trim().parse::<usize>().ok().filter(|&n| n <= 1024);
+                        let n = n.with_context(|| {
+                            format!(
+                                "--widths: `{item}` repeats a width 1 to 1024 times, like `64x20`"
+                            )
+                        })?;
+                        widths.extend(std::iter::repeat_n(width(w)?, n));
+                    }
+                    None => widths.push(width(item)?),
+                }
+            }
+            Ok(widths)
         })
         .collect()
 }
@@ -111,9 +154,26 @@ fn topology_from_args(args: &TrainArgs, shape: ImageShape, classes: usize) -> Re
             if stages.len() != 1 {
                 bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
             }
-            Topology::Mlp(MlpSpec::new(shape.len(), stages.concat(), classes))
+            let mut mlp = MlpSpec::new(shape.len(), stages.concat(), classes);
+            mlp.activation = match args.activation {
+                ActivationKind::Relu => Activation::Relu,
+                ActivationKind::Tanh => Activation::Tanh,
+                ActivationKind::Sigmoid => Activation::Sigmoid,
+                ActivationKind::Linear => Activation::Linear,
+                ActivationKind::Gelu => Activation::Gelu,
+            };
+            mlp.init = match args.init {
+                InitKind::He => InitScheme::He,
+                InitKind::Lecun => InitScheme::Lecun,
+                InitKind::Xavier => InitScheme::Xavier,
+                InitKind::Torch => InitScheme::Torch,
+            };
+            Topology::Mlp(mlp)
         }
         ModelKind::Cnn => {
+            if args.activation != ActivationKind::Relu || args.init != InitKind::He {
+                bail!("--activation and --init are for MLPs; a CNN uses ReLU and He-uniform");
+            }
             let stages = parse_widths(args.widths.as_deref().unwrap_or("32,32/64,64/128,128"))?;
             Topology::Cnn(CnnSpec::new(shape, stages, classes))
         }

@@ -595,6 +595,29 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         D::dense(inputs, Some(self.vector::<T>("out.b")), false)
     }
 
+    /// The weight matrices of each layer, in layer order: `fc1`, `fc2`, ... (an MLP's last is
+    /// its output), or `conv1`, ..., `out` (a CNN). Biases are left out.
+    pub fn layer_weights(&self) -> Vec<(String, Vec<String>)> {
+        let mut layers: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, param) in &self.params {
+            if !matches!(param, Param::Matrix(_)) {
+                continue;
+            }
+            let layer = name.split('.').next().unwrap_or(name).to_string();
+            match layers.iter_mut().find(|(l, _)| *l == layer) {
+                Some((_, names)) => names.push(name.clone()),
+                None => layers.push((layer, vec![name.clone()])),
+            }
+        }
+        // By number, `out` last (names sort as text: fc10 before fc2).
+        let order = |layer: &str| {
+            let digits: String = layer.chars().filter(char::is_ascii_digit).collect();
+            digits.parse::<usize>().unwrap_or(usize::MAX)
+        };
+        layers.sort_by_key(|(layer, _)| order(layer));
+        layers
+    }
+
     /// Mean |w| of each skip edge's weight blocks, in edge order (the paper checks that skip
     /// weights are not negligible). Identity residuals have no weights and are left out.
     pub fn skip_weight_magnitudes(&self) -> Vec<(crate::topology::SkipEdge, f64)> {

@@ -28,7 +28,8 @@ use crate::experiment::Experiment;
 use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
 use crate::topology::Topology;
 use crate::train::{
-    self, Command, EpochMetrics, EventSink, RunHandle, RunStatus, StepMetrics, TrainConfig,
+    self, Command, EpochMetrics, EventSink, FlowPoint, RunHandle, RunStatus, StepMetrics,
+    TrainConfig,
 };
 use crate::train::{TrainEvent, TrainJob};
 
@@ -60,6 +61,7 @@ impl RunState {
             TrainEvent::Ended { status, .. } => RunState::Ended(status.clone()),
             TrainEvent::Progress { .. }
             | TrainEvent::Step(_)
+            | TrainEvent::Flow(_)
             | TrainEvent::Epoch(_)
             | TrainEvent::SkipsEnabled { .. } => return None,
         })
@@ -173,6 +175,8 @@ pub struct Run {
     pub epochs: Vec<EpochMetrics>,
     /// Every step point so far, likewise.
     pub steps: Vec<StepMetrics>,
+    /// Every gradient-flow point so far, likewise.
+    pub flows: Vec<FlowPoint>,
     handle: Option<RunHandle>,
     /// What only the start needs.
     resume: Option<(SavedRun, Weights)>,
@@ -347,7 +351,7 @@ impl Session {
         if let Some(missing) = crate::data::missing(experiment.dataset, &self.settings.data_dir) {
             return Err(SessionError::Refused(missing.to_string()));
         }
-        let (summary, epochs, steps) = match &resume {
+        let (summary, epochs, steps, flows) = match &resume {
             Some((saved, _)) => (
                 Summary {
                     status: runs::Status::Running,
@@ -355,9 +359,11 @@ impl Session {
                 },
                 saved.epochs.iter().map(|r| r.to_metrics()).collect(),
                 saved.steps.clone(),
+                saved.flows.clone(),
             ),
             None => (
                 Summary::new(&topology, &self.settings.device.to_string()),
+                Vec::new(),
                 Vec::new(),
                 Vec::new(),
             ),
@@ -374,6 +380,7 @@ impl Session {
             summary,
             epochs,
             steps,
+            flows,
             handle: None,
             resume,
         })
@@ -488,6 +495,7 @@ impl Session {
             (Some(state), _) => run.state = state,
             (None, TrainEvent::Epoch(m)) => run.epochs.push(m.clone()),
             (None, TrainEvent::Step(m)) => run.steps.push(m.clone()),
+            (None, TrainEvent::Flow(f)) => run.flows.push(f.clone()),
             (None, _) => {}
         }
         vec![SessionEvent {

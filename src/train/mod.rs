@@ -88,6 +88,26 @@ pub struct StepMetrics {
     pub train_accuracy: f64,
 }
 
+/// One layer's gradient flow at a step: how large its weights' gradient is, and how much the
+/// step changed them relative to their size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerFlow {
+    /// `fc1`, ... (an MLP's last is its output), or `conv1`, ..., `out`.
+    pub layer: String,
+    /// L2 norm of the gradient of the layer's weights.
+    pub grad_norm: f64,
+    /// ||weights after the step - before|| / ||weights before||.
+    pub update_ratio: f64,
+}
+
+/// Every layer's gradient flow at one step (taken with the step points).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowPoint {
+    pub step: usize,
+    pub epoch: usize,
+    pub layers: Vec<LayerFlow>,
+}
+
 /// How many step points an epoch reports (fewer when it has fewer steps).
 pub const STEP_POINTS_PER_EPOCH: usize = 20;
 
@@ -125,6 +145,8 @@ pub enum TrainEvent {
     },
     /// Every few steps (see [`StepMetrics`]).
     Step(StepMetrics),
+    /// With every step point: per-layer gradient norms and update ratios.
+    Flow(FlowPoint),
     Epoch(EpochMetrics),
     Paused,
     Resumed,
@@ -250,6 +272,9 @@ fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> 
         })
         .count()
 }
+
+/// What one step gave: loss, correct predictions, and (when asked) each layer's flow.
+pub type StepOutcome = (f64, usize, Option<Vec<LayerFlow>>);
 
 /// Trains one network on one data set; drive it with [`Trainer::run`].
 pub struct Trainer<D: NetDevice<f32>> {
@@ -397,6 +422,12 @@ impl<D: NetDevice<f32>> Trainer<D> {
 
     /// One optimiser step on the samples at `indices`; returns (loss, correct predictions).
     pub fn train_step(&mut self, indices: &[usize]) -> Result<(f64, usize), D::Err> {
+        self.step(indices, false)
+            .map(|(loss, hits, _)| (loss, hits))
+    }
+
+    /// [`Trainer::train_step`], measuring every layer's gradient flow when `flow` is set.
+    pub fn step(&mut self, indices: &[usize], flow: bool) -> Result<StepOutcome, D::Err> {
         let classes = self.data.classes();
         let data = Arc::clone(&self.data);
         let buffers = self.buffers(indices.len());
@@ -411,11 +442,63 @@ impl<D: NetDevice<f32>> Trainer<D> {
         let loss = cross_entropy_with_logits_loss(logits, y);
         let loss_value = loss.as_vec()[0] as f64;
         if !loss_value.is_finite() {
-            return Ok((loss_value, hits));
+            return Ok((loss_value, hits, None));
         }
         let mut grads = loss.backward();
+        let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        // Before the step: each layer's gradient norm and weights.
+        let before: Vec<(String, f64, Vec<Vec<f32>>)> = if flow {
+            self.net
+                .layer_weights()
+                .into_iter()
+                .map(|(layer, names)| {
+                    let (mut grad, mut weights) = (0.0, Vec::new());
+                    for name in &names {
+                        if let Some(crate::net::Param::Matrix(t)) = self.net.params().get(name) {
+                            grad += norm(&grads.get(t).as_vec()).powi(2);
+                            weights.push(t.as_vec());
+                        }
+                    }
+                    (layer, grad.sqrt(), weights)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.optimizer.step(&mut self.net, &mut grads)?;
-        Ok((loss_value, hits))
+        if !flow {
+            return Ok((loss_value, hits, None));
+        }
+        let layers = self.net.layer_weights();
+        let flows = before
+            .into_iter()
+            .zip(layers)
+            .map(|((layer, grad_norm, old), (_, names))| {
+                let (mut change, mut size) = (0.0, 0.0);
+                for (name, old) in names.iter().zip(&old) {
+                    if let Some(crate::net::Param::Matrix(t)) = self.net.params().get(name) {
+                        let new = t.as_vec();
+                        change += new
+                            .iter()
+                            .zip(old)
+                            .map(|(a, b)| ((a - b) as f64).powi(2))
+                            .sum::<f64>();
+                        size += norm(old).powi(2);
+                    }
+                }
+                let update_ratio = if size > 0.0 {
+                    (change / size).sqrt()
+                } else {
+                    0.0
+                };
+                LayerFlow {
+                    layer,
+                    grad_norm,
+                    update_ratio,
+                }
+            })
+            .collect();
+        Ok((loss_value, hits, Some(flows)))
     }
 
     /// Mean loss and accuracy over a whole split, in batches, without a tape.
@@ -522,8 +605,10 @@ impl<D: NetDevice<f32>> Trainer<D> {
                     return RunStatus::Stopped;
                 }
                 let t0 = Instant::now();
-                let (loss, step_hits) =
-                    match self.train_step(&order[step * batch..(step + 1) * batch]) {
+                // The step that ends a step point also measures the gradient flow.
+                let logged = window_steps + 1 == log_every || step + 1 == steps;
+                let (loss, step_hits, flow) =
+                    match self.step(&order[step * batch..(step + 1) * batch], logged) {
                         Ok(r) => r,
                         Err(e) => return RunStatus::Failed(format!("device error: {e:?}")),
                     };
@@ -553,6 +638,16 @@ impl<D: NetDevice<f32>> Trainer<D> {
                     };
                     if !events.emit(TrainEvent::Step(point)) {
                         return RunStatus::Stopped;
+                    }
+                    if let Some(layers) = flow {
+                        let point = FlowPoint {
+                            step: self.global_step,
+                            epoch,
+                            layers,
+                        };
+                        if !events.emit(TrainEvent::Flow(point)) {
+                            return RunStatus::Stopped;
+                        }
                     }
                     (window_loss, window_hits, window_steps) = (0.0, 0, 0);
                 }

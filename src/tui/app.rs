@@ -9,8 +9,13 @@ use crate::experiment::{Experiment, Optimizer};
 use crate::net::optim::OptimizerConfig;
 pub use crate::session::RunState;
 use crate::session::{RunId, SessionEvent, Update};
-use crate::topology::{CnnSpec, ImageShape, MlpSpec, SkipEdge, SkipSelection, Topology};
-use crate::train::{Command, EpochMetrics, RunStatus, StepMetrics, TrainConfig, TrainEvent};
+use crate::topology::{
+    Activation, CnnSpec, EdgeKind, ImageShape, InitScheme, MlpSpec, SkipEdge, SkipSelection,
+    Topology,
+};
+use crate::train::{
+    Command, EpochMetrics, FlowPoint, RunStatus, StepMetrics, TrainConfig, TrainEvent,
+};
 pub use crate::tui::table::{ChartView, Focus, RowView, SortKey};
 
 /// What the event loop must do after the state changed.
@@ -101,6 +106,8 @@ pub enum Mode {
     SaveAs(String),
     /// The runs filter being typed.
     Filter(String),
+    /// The selected run's gradient flow: layers by time.
+    Flow,
     /// Saved runs to load into the runs table.
     SavedRuns {
         items: Vec<SavedItem>,
@@ -128,6 +135,8 @@ pub struct Run {
     pub epochs: Vec<EpochMetrics>,
     /// Training loss and accuracy every few steps.
     pub steps: Vec<StepMetrics>,
+    /// Each layer's gradient norm and update ratio at the same steps.
+    pub flows: Vec<FlowPoint>,
     /// (epoch, step, steps per epoch) of the latest progress report.
     pub progress: Option<(usize, usize, usize)>,
     pub test_accuracy: Option<f64>,
@@ -318,6 +327,8 @@ pub struct App {
     pub grouped: bool,
     /// What the compare chart shows.
     pub chart: ChartView,
+    /// The last skip pattern `P` applied.
+    pub pattern: usize,
 }
 
 fn default_mlp(input: ImageShape, classes: usize) -> Topology {
@@ -360,6 +371,7 @@ impl App {
             filter: String::new(),
             grouped: false,
             chart: ChartView::default(),
+            pattern: 0,
         }
     }
 
@@ -400,6 +412,15 @@ impl App {
             }
             Mode::Compare => self.compare_key(key),
             Mode::Filter(_) => self.filter_key(key),
+            Mode::Flow => {
+                match key.code {
+                    KeyCode::Char('q') => return self.request_quit(),
+                    KeyCode::Char('J') | KeyCode::PageDown => self.step_run(1),
+                    KeyCode::Char('K') | KeyCode::PageUp => self.step_run(-1),
+                    _ => self.mode = Mode::Normal,
+                }
+                Vec::new()
+            }
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
                 _ => {
@@ -616,6 +637,11 @@ impl App {
             KeyCode::Char('s') => self.sort = (self.sort.0.next(), false),
             KeyCode::Char('v') => self.sort.1 = !self.sort.1,
             KeyCode::Char('g') => self.grouped = !self.grouped,
+            KeyCode::Char('e') => self.cycle_edge_kind(),
+            KeyCode::Char('P') => self.next_pattern(),
+            KeyCode::Char('A') => self.next_activation(),
+            KeyCode::Char('I') => self.next_init(),
+            KeyCode::Char('f') => self.mode = Mode::Flow,
             KeyCode::Char('a') => self.select_all(SkipSelection::All),
             KeyCode::Char('n') => self.select_all(SkipSelection::None),
             KeyCode::Char('+') | KeyCode::Char('=') => self.resize_layer(true),
@@ -765,6 +791,81 @@ impl App {
             Ok(()) => self.message = Some(format!("skip {edge} {}", if on { "on" } else { "off" })),
             Err(e) => self.message = Some(e.to_string()),
         }
+    }
+
+    /// `e`: the selected edge becomes residual, or concatenating again (an edge that was off
+    /// is switched on as residual).
+    fn cycle_edge_kind(&mut self) {
+        let Some(edge) = self.selected_edge() else {
+            self.message = Some("select an edge first (left/right)".into());
+            return;
+        };
+        let kind = match self.topology.edge_kind(edge) {
+            Some(EdgeKind::Residual) => EdgeKind::Concat,
+            _ => EdgeKind::Residual,
+        };
+        if let Err(e) = self.topology.set_edge_kind(edge, kind) {
+            self.message = Some(e.to_string());
+            return;
+        }
+        self.message = Some(match (kind, &self.topology) {
+            (EdgeKind::Concat, _) => format!("skip {edge} concatenates (its block starts at zero)"),
+            (EdgeKind::Residual, Topology::Mlp(m)) if m.width(edge.from) == m.width(edge.to) => {
+                format!("skip {edge} is residual: identity (no weights; switching it on changes the function)")
+            }
+            (EdgeKind::Residual, _) => {
+                format!("skip {edge} is residual through a projection (starts at zero)")
+            }
+        });
+    }
+
+    /// `P`: the MLP's skips through a few patterns that stay readable at 50 layers.
+    fn next_pattern(&mut self) {
+        const PATTERNS: [&str; 5] = ["none", "res:chain:2", "next:1", "every:2", "all"];
+        if matches!(self.topology, Topology::Cnn(_)) {
+            self.message = Some("patterns are for MLPs (a/n: all/none)".into());
+            return;
+        }
+        self.pattern = (self.pattern + 1) % PATTERNS.len();
+        let pattern = PATTERNS[self.pattern];
+        match self
+            .topology
+            .apply_skips(&pattern.parse().expect("valid patterns"))
+        {
+            Ok(()) => {
+                self.message = Some(format!(
+                    "skips: {pattern} ({} edges)",
+                    self.topology.skips().len()
+                ))
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
+    fn next_activation(&mut self) {
+        let Topology::Mlp(m) = &mut self.topology else {
+            self.message = Some("a CNN's activation is ReLU".into());
+            return;
+        };
+        let at = Activation::ALL
+            .iter()
+            .position(|&a| a == m.activation)
+            .unwrap_or(0);
+        m.activation = Activation::ALL[(at + 1) % Activation::ALL.len()];
+        self.message = Some(format!("activation {}", m.activation.name()));
+    }
+
+    fn next_init(&mut self) {
+        let Topology::Mlp(m) = &mut self.topology else {
+            self.message = Some("a CNN starts He-uniform".into());
+            return;
+        };
+        let at = InitScheme::ALL
+            .iter()
+            .position(|&i| i == m.init)
+            .unwrap_or(0);
+        m.init = InitScheme::ALL[(at + 1) % InitScheme::ALL.len()];
+        self.message = Some(format!("initialisation {}", m.init.name()));
     }
 
     fn select_all(&mut self, selection: SkipSelection) {
@@ -1023,6 +1124,7 @@ impl App {
                 state: RunState::Queued,
                 epochs: Vec::new(),
                 steps: Vec::new(),
+                flows: Vec::new(),
                 progress: None,
                 test_accuracy: None,
                 skips_enabled_after: None,
@@ -1059,6 +1161,7 @@ impl App {
                         run.epochs.push(m);
                     }
                     TrainEvent::Step(m) => run.steps.push(m),
+                    TrainEvent::Flow(f) => run.flows.push(f),
                     TrainEvent::SkipsEnabled { after_epoch, .. } => {
                         run.skips_enabled_after = Some(after_epoch)
                     }

@@ -40,7 +40,14 @@ pub struct Diagram {
     pub lanes: u16,
     /// Candidate edges left out for lack of room (disabled, unselected ones first).
     pub hidden: usize,
+    /// Where a network with more layers than fit is shown: (first box, boxes shown, all
+    /// boxes). Edges reaching outside the window are not drawn.
+    pub window: Option<(usize, usize, usize)>,
 }
+
+/// The narrowest a box's slot gets (the paper's CNN fits 80 columns); deeper networks
+/// scroll.
+const MIN_SLOT: u16 = 6;
 
 /// A box's contents: layer number, name, detail (width or channels), spatial size.
 type Node = (usize, String, String, Option<(usize, usize)>);
@@ -87,9 +94,24 @@ fn nodes(topology: &Topology) -> Vec<Node> {
     }
 }
 
-/// Lays out the diagram in `width` columns with at most `max_lanes` rows of arcs.
-pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<usize>) -> Diagram {
-    let nodes = nodes(topology);
+/// Lays out the diagram in `width` columns with at most `max_lanes` rows of arcs. A network
+/// with more layers than fit shows a window of them around layer `focus`.
+pub fn plan(
+    topology: &Topology,
+    width: u16,
+    max_lanes: u16,
+    selected: Option<usize>,
+    focus: usize,
+) -> Diagram {
+    let mut nodes = nodes(topology);
+    let fit = (width / MIN_SLOT).max(2) as usize;
+    let total = nodes.len();
+    let window = (total > fit).then(|| {
+        let at = nodes.iter().position(|n| n.0 >= focus).unwrap_or(0);
+        let first = at.saturating_sub(fit / 2).min(total - fit);
+        nodes = nodes[first..first + fit].to_vec();
+        (first, fit, total)
+    });
     let n = nodes.len().max(1) as u16;
     let slot = (width / n).max(3);
     let gap = if slot >= 9 { 2 } else { 1 };
@@ -108,8 +130,17 @@ pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<us
         .collect();
     let candidates = topology.candidate_edges();
     let enabled = topology.skips();
+    let shown = |layer: usize| boxes.iter().any(|b| b.layer == layer);
     // What to draw, most important first when room runs out.
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    let mut order: Vec<usize> = (0..candidates.len())
+        .filter(|&i| shown(candidates[i].from) && shown(candidates[i].to))
+        .collect();
+    let in_view: Vec<SkipEdge> = order.iter().map(|&i| candidates[i]).collect();
+    let attach: std::collections::HashMap<usize, (u16, u16)> = order
+        .iter()
+        .copied()
+        .zip(attach_points(&boxes, &in_view))
+        .collect();
     order.sort_by_key(|&i| {
         let rank = if Some(i) == selected {
             0
@@ -120,12 +151,11 @@ pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<us
         };
         (rank, i)
     });
-    let attach = attach_points(&boxes, &candidates);
     let mut lanes: Vec<Vec<(u16, u16)>> = Vec::new();
     let mut arcs = Vec::new();
     let mut hidden = 0;
     for i in order {
-        let (from_x, to_x) = attach[i];
+        let (from_x, to_x) = attach[&i];
         let free = lanes
             .iter()
             .position(|taken| taken.iter().all(|&(a, b)| to_x + 1 < a || from_x > b + 1));
@@ -155,6 +185,7 @@ pub fn plan(topology: &Topology, width: u16, max_lanes: u16, selected: Option<us
         arcs,
         lanes: lanes.len() as u16,
         hidden,
+        window,
     }
 }
 
@@ -205,6 +236,8 @@ fn attach_points(boxes: &[LayerBox], edges: &[SkipEdge]) -> Vec<(u16, u16)> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArcStyle {
     pub on: Style,
+    /// An enabled residual edge (labelled `r0-2`).
+    pub residual: Style,
     pub off: Style,
     pub selected: Style,
 }
@@ -213,6 +246,7 @@ impl Default for ArcStyle {
     fn default() -> Self {
         Self {
             on: Style::default().fg(Color::Cyan),
+            residual: Style::default().fg(Color::Magenta),
             off: Style::default().fg(Color::DarkGray),
             selected: Style::default()
                 .fg(Color::Yellow)
@@ -246,9 +280,12 @@ pub fn render(
             buf[(x, y)].set_symbol(s).set_style(st);
         }
     };
+    let residual = |e: SkipEdge| topology.edge_kind(e) == Some(crate::topology::EdgeKind::Residual);
     let arc_style = |a: &ArcPlan| {
         if Some(a.index) == selected_edge {
             style.selected
+        } else if residual(a.edge) {
+            style.residual
         } else if enabled.contains(&a.edge) {
             style.on
         } else {
@@ -294,15 +331,19 @@ pub fn render(
             }
         }
         let weight = weights.iter().find(|(e, _)| *e == a.edge).map(|(_, w)| *w);
+        let name = match residual(a.edge) {
+            true => format!("r{}", a.edge),
+            false => a.edge.to_string(),
+        };
         let label = match weight {
-            Some(w) => format!("{} |w|{w:.3}", a.edge),
-            None => a.edge.to_string(),
+            Some(w) => format!("{name} |w|{w:.3}"),
+            None => name.clone(),
         };
         let span = a.to_x.saturating_sub(a.from_x + 1);
         let label = if label.len() as u16 + 2 <= span {
             label
         } else {
-            a.edge.to_string()
+            name
         };
         // Centre the label on a stretch of plain line, never over a crossing.
         let len = label.chars().count() as u16;
@@ -362,7 +403,12 @@ pub fn render(
             put(buf, x1, y, "│", st);
         }
         let inner = b.width.saturating_sub(2) as usize;
-        for (row, text) in [(box_top + 1, &b.name), (box_top + 2, &b.detail)] {
+        // A narrow box shows an MLP layer by its number alone (`30` for `fc30`).
+        let name = match b.name.strip_prefix("fc") {
+            Some(number) if b.name.len() > inner => number.to_string(),
+            _ => b.name.clone(),
+        };
+        for (row, text) in [(box_top + 1, &name), (box_top + 2, &b.detail)] {
             let text: String = text.chars().take(inner).collect();
             let start = x0 + 1 + ((inner - text.len()) / 2) as u16;
             for (k, ch) in text.chars().enumerate() {
@@ -399,7 +445,7 @@ mod tests {
     fn lanes_pack_without_overlap_and_hide_only_when_out_of_room() {
         let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
         t.apply_skips(&SkipSelection::All).unwrap();
-        let d = plan(&t, 76, 10, Some(0));
+        let d = plan(&t, 76, 10, Some(0), 0);
         assert_eq!(d.arcs.len(), 6);
         assert_eq!(d.hidden, 0);
         for a in &d.arcs {
@@ -412,7 +458,7 @@ mod tests {
                 }
             }
         }
-        let tight = plan(&t, 76, 2, Some(5));
+        let tight = plan(&t, 76, 2, Some(5), 0);
         assert!(tight.hidden > 0);
         assert!(
             tight.arcs.iter().any(|a| a.index == 5),
@@ -424,7 +470,7 @@ mod tests {
     fn cnn_boxes_show_widened_channels() {
         let mut t = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
         t.apply_skips(&SkipSelection::Paper).unwrap();
-        let d = plan(&t, 78, 12, None);
+        let d = plan(&t, 78, 12, None, 0);
         let c8 = d.boxes.iter().find(|b| b.name == "c8").unwrap();
         assert_eq!(c8.detail, "224");
         assert_eq!(d.boxes.len(), 11);

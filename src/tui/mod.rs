@@ -343,6 +343,7 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                     ),
                     epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
                     steps: saved.steps.clone(),
+                    flows: saved.flows.clone(),
                     progress: None,
                     test_accuracy: saved.summary.test_accuracy,
                     skips_enabled_after: saved.summary.skips_enabled_after,

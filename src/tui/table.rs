@@ -283,7 +283,7 @@ pub fn curves(app: &App) -> Vec<Curve> {
                 .iter()
                 .map(|&i| {
                     let run = &app.runs[i];
-                    compare::series(&run.epochs, &run.steps, view.x, view.metric)
+                    compare::series(&run.epochs, &run.steps, &run.flows, view.x, view.metric)
                 })
                 .collect();
             let bests = raw

@@ -44,6 +44,8 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         draw_too_small(frame, area);
     } else if app.mode == Mode::Compare {
         draw_compare(frame, area, app);
+    } else if app.mode == Mode::Flow {
+        draw_flow(frame, area, app);
     } else {
         draw_lab(frame, area, app);
         match &app.mode {
@@ -95,7 +97,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                 );
             }
             Mode::SaveAs(name) => draw_save_as(frame, area, name),
-            Mode::Normal | Mode::Compare | Mode::Filter(_) => {}
+            Mode::Normal | Mode::Compare | Mode::Flow | Mode::Filter(_) => {}
         }
     }
     if app.ascii {
@@ -135,7 +137,12 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
         Selection::Edge(i) => Some(i),
         Selection::Layer(_) => None,
     };
-    let plan = diagram::plan(&app.topology, inner_width, max_lanes, selected_edge);
+    // A network too deep to fit scrolls with the selection.
+    let focus = match app.selection {
+        Selection::Layer(l) => l,
+        Selection::Edge(_) => app.selected_edge().map_or(0, |e| (e.from + e.to) / 2),
+    };
+    let plan = diagram::plan(&app.topology, inner_width, max_lanes, selected_edge, focus);
     let topology_height = plan.lanes + BOX_ROWS + 4;
     let [title, top, runs, hints] = Layout::vertical([
         Constraint::Length(1),
@@ -196,7 +203,7 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
         inner.width.saturating_sub(1),
         2,
     );
-    frame.render_widget(Paragraph::new(topology_info(app, plan.hidden)), info_area);
+    frame.render_widget(Paragraph::new(topology_info(app, &plan)), info_area);
 
     draw_runs(frame, runs, app);
     frame.render_widget(
@@ -205,20 +212,37 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
     );
 }
 
-fn topology_info(app: &App, hidden: usize) -> Vec<Line<'static>> {
+fn topology_info(app: &App, plan: &diagram::Diagram) -> Vec<Line<'static>> {
     let t = &app.topology;
-    let stats = format!(
-        "params {}  ·  MACs/sample {}  ·  {}/{} skips on",
-        grouped(t.param_count()),
-        grouped(t.macs_per_sample()),
-        t.skips().len(),
-        t.candidate_edges().len()
-    );
+    let skips = format!("{}/{} skips on", t.skips().len(), t.candidate_edges().len());
+    let stats = match plan.window {
+        // A deep network: which layers show comes first (MACs make room for it).
+        Some((first, shown, total)) => format!(
+            "layers {first}-{} of {total} (↑↓)  ·  params {}  ·  {skips}",
+            first + shown - 1,
+            grouped(t.param_count()),
+        ),
+        None => format!(
+            "params {}  ·  MACs/sample {}  ·  {skips}",
+            grouped(t.param_count()),
+            grouped(t.macs_per_sample()),
+        ),
+    };
+    let hidden = plan.hidden;
     let selected = match app.selection {
         Selection::Edge(_) => match app.selected_edge() {
             Some(e) => {
-                let on = t.skips().contains(&e);
-                let mut s = format!("edge {e} is {}", if on { "ON" } else { "off" });
+                let kind = match t.edge_kind(e) {
+                    None => "off".to_string(),
+                    Some(crate::topology::EdgeKind::Concat) => "ON".to_string(),
+                    Some(crate::topology::EdgeKind::Residual) => match t {
+                        Topology::Mlp(m) if m.width(e.from) == m.width(e.to) => {
+                            "ON, residual (identity)".to_string()
+                        }
+                        _ => "ON, residual (projection)".to_string(),
+                    },
+                };
+                let mut s = format!("edge {e} is {kind}");
                 if let Some((_, w)) = app
                     .selected_run()
                     .and_then(|r| r.skip_weights().iter().find(|(x, _)| *x == e).copied())
@@ -234,7 +258,7 @@ fn topology_info(app: &App, hidden: usize) -> Vec<Line<'static>> {
     let mut second = vec![Span::styled(selected, Style::default().fg(Color::Yellow))];
     if hidden > 0 {
         second.push(Span::styled(
-            format!("  (+{hidden} disabled edges not drawn; ←/→ still reach them)"),
+            format!("  (+{hidden} edges not drawn; ←/→ reach them)"),
             Style::default().fg(Color::DarkGray),
         ));
     }
@@ -643,7 +667,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-pub const HELP: [(&str, &str); 25] = [
+pub const HELP: [(&str, &str); 27] = [
     ("← → h l", "select the previous / next skip edge"),
     (
         "Space",
@@ -672,6 +696,14 @@ pub const HELP: [(&str, &str); 25] = [
     (
         "",
         "x axis epoch/step/seconds, y metric, [ ] smoothing, E CSV",
+    ),
+    (
+        "e / P",
+        "residual or concatenating edge / skip patterns (deep MLPs)",
+    ),
+    (
+        "A / I / f",
+        "activation / initialisation (MLP) / gradient flow view",
     ),
     ("o / S", "open a preset / save the topology and form as one"),
     ("L", "load a saved run into the runs (and the chart)"),
@@ -973,6 +1005,168 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), hints);
 }
 
+/// Shades from small to large gradients (with colours from blue to red).
+const FLOW_SHADES: [(&str, Color); 5] = [
+    ("░", Color::Blue),
+    ("▒", Color::Cyan),
+    ("▓", Color::Green),
+    ("█", Color::Yellow),
+    ("█", Color::Red),
+];
+
+/// A gradient norm in three significant digits: `3.21e-5`.
+fn sci(v: f64) -> String {
+    format!("{v:.2e}")
+}
+
+/// The selected run's gradient flow: one row per layer (first at the top), one column per
+/// time slice, each cell the layer's gradient norm on a log scale over the whole run; the
+/// latest norm and update ratio at the right. A vanishing gradient is a dark top.
+fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
+    let [body, hints] = Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    let Some(run) = app.selected_run() else {
+        frame.render_widget(
+            Paragraph::new("No run selected (J/K select one; t trains one).").block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" Gradient flow "),
+            ),
+            body,
+        );
+        return;
+    };
+    let title = format!(
+        " Gradient flow: {} · {} · gradient norm per layer, log scale ",
+        run.name,
+        run.topology.summary()
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(fit(&title, area.width as usize - 2));
+    let inner = block.inner(body);
+    frame.render_widget(block, body);
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            " J/K".fg(Color::Yellow),
+            " run".into(),
+            " any key".fg(Color::Yellow),
+            " back".into(),
+        ])),
+        hints,
+    );
+    let Some(last) = run.flows.last() else {
+        frame.render_widget(
+            Paragraph::new(
+                "No gradient flow yet: it is measured with the step points (about 20 an epoch).",
+            )
+            .style(Style::default().fg(Color::DarkGray)),
+            inner,
+        );
+        return;
+    };
+    let layers: Vec<&str> = last.layers.iter().map(|l| l.layer.as_str()).collect();
+    // Rows: every layer, or evenly spaced ones (the first and the last among them) where
+    // there are more layers than rows.
+    let rows = inner.height.saturating_sub(2).max(1) as usize;
+    let n = layers.len();
+    let mut shown: Vec<usize> = if n <= rows {
+        (0..n).collect()
+    } else {
+        (0..rows).map(|k| k * (n - 1) / (rows - 1).max(1)).collect()
+    };
+    shown.dedup();
+    let label_width = 7usize;
+    let values_width = 22usize;
+    let columns = (inner.width as usize)
+        .saturating_sub(label_width + values_width + 2)
+        .max(1);
+    // Columns: the run's points in time slices, each the mean of its log norms.
+    let log = |v: f64| v.max(1e-30).log10();
+    let all: Vec<f64> = run
+        .flows
+        .iter()
+        .flat_map(|p| p.layers.iter().map(|l| log(l.grad_norm)))
+        .collect();
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let slices = run.flows.len().min(columns);
+    let slice = |k: usize| {
+        let n = run.flows.len();
+        &run.flows[k * n / slices..((k + 1) * n / slices).max(k * n / slices + 1)]
+    };
+    let header = format!(
+        "{:<label_width$} {:<columns$}  {:>10} {:>10}",
+        "layer",
+        format!("steps {}..{}", run.flows[0].step, last.step),
+        "|grad|",
+        "upd/w"
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(header).bold()),
+        Rect::new(inner.x, inner.y, inner.width, 1),
+    );
+    for (row, &li) in shown.iter().enumerate() {
+        let y = inner.y + 1 + row as u16;
+        if y >= inner.bottom().saturating_sub(1) {
+            break;
+        }
+        let mut spans = vec![Span::raw(format!("{:<label_width$} ", layers[li]))];
+        for k in 0..slices {
+            let points = slice(k);
+            let values: Vec<f64> = points
+                .iter()
+                .filter_map(|p| p.layers.get(li))
+                .map(|l| log(l.grad_norm))
+                .collect();
+            let v = values.iter().sum::<f64>() / values.len().max(1) as f64;
+            let level = (((v - lo) / (hi - lo).max(1e-9)) * (FLOW_SHADES.len() - 1) as f64)
+                .round()
+                .clamp(0.0, (FLOW_SHADES.len() - 1) as f64) as usize;
+            let (shade, color) = FLOW_SHADES[level];
+            spans.push(Span::styled(shade, Style::default().fg(color)));
+        }
+        spans.push(Span::raw(" ".repeat(columns - slices + 2)));
+        let latest = &last.layers[li];
+        spans.push(Span::raw(format!(
+            "{:>10} {:>10}",
+            sci(latest.grad_norm),
+            sci(latest.update_ratio)
+        )));
+        frame.render_widget(
+            Paragraph::new(Line::from(spans)),
+            Rect::new(inner.x, y, inner.width, 1),
+        );
+    }
+    // The verdict: how the first layer's gradient compares with the last's.
+    let (first, end) = (&last.layers[0], &last.layers[last.layers.len() - 1]);
+    let ratio = first.grad_norm / end.grad_norm.max(1e-30);
+    let verdict = if ratio < 1e-3 {
+        " (vanishing)"
+    } else if ratio > 1e3 {
+        " (exploding)"
+    } else {
+        ""
+    };
+    // The shade scale is logarithmic, from the run's smallest norm to its largest.
+    let text = Style::default().fg(Color::Yellow);
+    let (lightest, darkest) = (FLOW_SHADES[0], FLOW_SHADES[FLOW_SHADES.len() - 1]);
+    let line = Line::from(vec![
+        Span::styled(
+            format!("first/last layer |grad|: {}{verdict}   ", sci(ratio)),
+            text,
+        ),
+        Span::styled(lightest.0, Style::default().fg(lightest.1)),
+        Span::styled(format!(" {} .. ", sci(10f64.powf(lo))), text),
+        Span::styled(darkest.0, Style::default().fg(darkest.1)),
+        Span::styled(format!(" {} (log scale)", sci(10f64.powf(hi))), text),
+    ]);
+    frame.render_widget(
+        Paragraph::new(line),
+        Rect::new(inner.x, inner.bottom() - 1, inner.width, 1),
+    );
+}
+
 /// Replaces every non-ASCII symbol with an ASCII stand-in, for terminals without Unicode.
 pub fn asciify(buf: &mut Buffer) {
     let area = buf.area;
@@ -1008,6 +1202,9 @@ pub fn asciify(buf: &mut Buffer) {
                 "‹" => "<",
                 "›" => ">",
                 "●" => "o",
+                "░" => ".",
+                "▒" => ":",
+                "▓" => "%",
                 "×" => "x",
                 "±" => "~",
                 "…" => "~",
