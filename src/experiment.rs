@@ -424,6 +424,20 @@ mod tests {
             Experiment::from_parts(&e.topology().unwrap(), e.dataset, &config, e.val_fraction);
         assert_eq!(back.topology().unwrap(), e.topology().unwrap());
         assert_eq!(back.train_config(), config);
+        // Edge kinds, the activation and the initialisation survive a save as a preset.
+        let mut deep = crate::topology::MlpSpec::new(784, vec![64; 6], 10);
+        deep.activation = crate::topology::Activation::Tanh;
+        deep.init = crate::topology::InitScheme::Xavier;
+        let mut deep = Topology::Mlp(deep);
+        deep.apply_skips(&"res:chain:2,0-3,1-7".parse().unwrap())
+            .unwrap();
+        let text = Experiment::from_parts(&deep, e.dataset, &config, e.val_fraction).to_ron();
+        assert!(
+            text.contains("activation: tanh") && text.contains("res:"),
+            "{text}"
+        );
+        let back = Experiment::from_ron(&text, Path::new("deep.ron")).unwrap();
+        assert_eq!(back.topology().unwrap(), deep, "{text}");
     }
 
     #[test]

@@ -156,9 +156,7 @@ impl Observer for DeepReport<'_> {
             outcome
                 .final_val
                 .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
-            outcome
-                .first_layer_gradient
-                .map_or("-".into(), |g| format!("{g:.1e}")),
+            gradient::norm_text(outcome.first_layer_gradient),
             outcome
                 .problem
                 .as_deref()

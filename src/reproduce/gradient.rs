@@ -163,6 +163,16 @@ impl DeepOutcome {
     }
 }
 
+/// A gradient norm in two digits; one that underflowed f32 to zero shows as 0 (the mean
+/// floors norms at 1e-30 to take their logarithm).
+pub fn norm_text(norm: Option<f64>) -> String {
+    match norm {
+        None => "-".into(),
+        Some(v) if v <= 1e-29 => "0".into(),
+        Some(v) => format!("{v:.1e}"),
+    }
+}
+
 /// The study as a Markdown table, a row per configuration, in the order given.
 pub fn report(
     outcomes: &[DeepOutcome],
@@ -182,12 +192,7 @@ pub fn report(
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", 100.0 * v));
-    // Norms that underflowed f32 to zero show as 0.
-    let sci = |v: Option<f64>| match v {
-        None => "-".into(),
-        Some(v) if v <= 1e-29 => "0".into(),
-        Some(v) => format!("{v:.1e}"),
-    };
+    let sci = norm_text;
     for o in outcomes {
         let c = o.config;
         let ratio = o.first_layer_gradient.zip(o.output_gradient).map(|(a, b)| {

@@ -1016,12 +1016,17 @@ const FLOW_SHADES: [(&str, Color); 5] = [
 
 /// A gradient norm in three significant digits: `3.21e-5`.
 fn sci(v: f64) -> String {
-    format!("{v:.2e}")
+    // An update f32 rounded away entirely is exactly 0: say so plainly.
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 /// The selected run's gradient flow: one row per layer (first at the top), one column per
 /// time slice, each cell the layer's gradient norm on a log scale over the whole run; the
-/// latest norm and update ratio at the right. A vanishing gradient is a dark top.
+/// latest norm and update ratio at the right. A vanishing gradient is a dark (blue) top.
 fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
     let [body, hints] = Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
     let Some(run) = app.selected_run() else {
