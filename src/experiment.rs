@@ -144,6 +144,34 @@ impl<'de> Deserialize<'de> for Skips {
     }
 }
 
+/// Widths as users write them: `128,256`, `64x20` (twenty layers of 64), CNN stages
+/// separated by `/` (`32,32/64,64/128,128`).
+pub fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>, String> {
+    let width = |w: &str| {
+        w.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{}` is not a width in `{text}`", w.trim()))
+    };
+    text.split('/')
+        .map(|stage| {
+            let mut widths = Vec::new();
+            for item in stage.split(',') {
+                match item.trim().split_once('x') {
+                    Some((w, n)) => {
+                        let n = n.trim().parse::<usize>().ok().filter(|&n| n <= 1024);
+                        let n = n.ok_or_else(|| {
+                            format!("`{item}` repeats a width 1 to 1024 times, like `64x20`")
+                        })?;
+                        widths.extend(std::iter::repeat_n(width(w)?, n));
+                    }
+                    None => widths.push(width(item)?),
+                }
+            }
+            Ok(widths)
+        })
+        .collect()
+}
+
 /// A preset that cannot be used, naming the file and where.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{}{}: {message}", path.display(), at.map_or(String::new(), |(l, c)| format!(":{l}:{c}")))]

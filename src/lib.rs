@@ -22,6 +22,7 @@ pub mod parity;
 pub mod reproduce;
 pub mod runs;
 pub mod session;
+pub mod sweep;
 pub mod topology;
 pub mod train;
 pub mod tui;

@@ -42,6 +42,8 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     /// Saved runs' metrics as one long-format CSV, or their accuracy curves as an SVG chart.
     Export(cli::export::ExportArgs),
+    /// Grids of runs from a sweep file: plan, run here, emit for Slurm or GNU parallel, report.
+    Sweep(cli::sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Some(Command::Runs(a)) => cli::runs::list(a),
         Some(Command::Compare(a)) => cli::compare::compare(a),
         Some(Command::Export(a)) => cli::export::export(a),
+        Some(Command::Sweep(a)) => cli::sweep::sweep(a),
         None => cli::lab::lab(args.lab),
     };
     result.unwrap_or_else(|e| {

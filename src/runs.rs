@@ -405,6 +405,29 @@ impl Summary {
     }
 }
 
+/// `saves/<id>` for a run whose id is fixed in advance (a sweep's), empty: what an earlier,
+/// unfinished attempt left there is removed first. The caller decides that the folder may go
+/// (and holds its lock); ids are plain names (letters, digits, `.`, `_`, `+`, `-`).
+pub fn create_named_run_dir(saves: &Path, id: &str) -> Result<(String, PathBuf), RunError> {
+    let plain = !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    if !plain {
+        return Err(err(&saves.join(id), "not a plain run id"));
+    }
+    std::fs::create_dir_all(saves).map_err(|e| err(saves, format!("cannot create: {e}")))?;
+    let dir = saves.join(id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(&dir, format!("cannot clear an earlier attempt: {e}"))),
+    }
+    std::fs::create_dir(&dir).map_err(|e| err(&dir, format!("cannot create: {e}")))?;
+    Ok((id.to_string(), dir))
+}
+
 /// A fresh `saves/<id>/`: the id is the UTC start time and `label` (what the run is, e.g.
 /// `mlp3-skips-s2`), with `-2`, `-3` ... only if that folder exists already. An id given
 /// whole always finds its own run (see [`find_run`]).
@@ -839,38 +862,72 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
 
 /// Every saved run in `saves`, oldest first; unreadable ones with their error.
 pub fn list_runs(saves: &Path) -> Vec<Result<SavedRun, RunError>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(saves)
+    list_runs_in(&[saves.to_path_buf()]).0
+}
+
+/// The runs of several saves folders merged (`--saves A --saves B`, machines' folders copied
+/// side by side): a run id found in more than one folder is taken from the first, and the
+/// folders it shadows are returned beside the runs.
+pub fn list_runs_in(folders: &[PathBuf]) -> (Vec<Result<SavedRun, RunError>>, Vec<PathBuf>) {
+    let mut seen = std::collections::HashSet::new();
+    let (mut runs, mut shadowed) = (Vec::new(), Vec::new());
+    for folder in folders {
+        let mut dirs: Vec<PathBuf> = run_dirs(folder).collect();
+        dirs.sort();
+        for dir in dirs {
+            let id = dir.file_name().unwrap_or_default().to_owned();
+            if seen.insert(id) {
+                runs.push(load_run(&dir));
+            } else {
+                shadowed.push(dir);
+            }
+        }
+    }
+    (runs, shadowed)
+}
+
+fn run_dirs(folder: &Path) -> impl Iterator<Item = PathBuf> {
+    std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir() && p.join(EXPERIMENT).exists())
-        .collect();
-    dirs.sort();
-    dirs.iter().map(|d| load_run(d)).collect()
 }
 
 /// Finds a run by its id (an exact id always wins), by a path to its folder, or by a prefix
 /// of the id that only one run has.
 pub fn find_run(saves: &Path, key: &str) -> Result<PathBuf, RunError> {
-    let exact = saves.join(key);
-    if !key.is_empty() && exact.join(EXPERIMENT).exists() {
-        return Ok(exact);
+    find_run_in(&[saves.to_path_buf()], key)
+}
+
+/// [`find_run`] over several saves folders: an exact id in any folder (the first that has
+/// it) wins over a prefix, which must be one run's across all of them.
+pub fn find_run_in(folders: &[PathBuf], key: &str) -> Result<PathBuf, RunError> {
+    let saves = folders.first().map_or(Path::new("saves"), |f| f.as_path());
+    for folder in folders {
+        let exact = folder.join(key);
+        if !key.is_empty() && exact.join(EXPERIMENT).exists() {
+            return Ok(exact);
+        }
     }
     let as_path = Path::new(key);
     if as_path.join(EXPERIMENT).exists() {
         return Ok(as_path.to_path_buf());
     }
-    let mut matches: Vec<PathBuf> = std::fs::read_dir(saves)
-        .map_err(|e| err(saves, format!("cannot list: {e}")))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.join(EXPERIMENT).exists()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(key))
-        })
-        .collect();
+    let mut matches: Vec<PathBuf> = Vec::new();
+    for folder in folders {
+        std::fs::read_dir(folder).map_err(|e| err(folder, format!("cannot list: {e}")))?;
+        for dir in run_dirs(folder) {
+            let name = dir.file_name().unwrap_or_default().to_owned();
+            let taken = matches
+                .iter()
+                .any(|m| m.file_name() == Some(name.as_os_str()));
+            if name.to_string_lossy().starts_with(key) && !taken {
+                matches.push(dir);
+            }
+        }
+    }
     matches.sort();
     match matches.len() {
         1 => Ok(matches.remove(0)),

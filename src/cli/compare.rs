@@ -2,7 +2,6 @@
 //! form seed groups, Welch's t-test between the groups.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -19,8 +18,8 @@ pub struct CompareArgs {
     /// Run ids (or unique prefixes, or paths to run folders).
     #[arg(required = true, num_args = 1..)]
     runs: Vec<String>,
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
     /// One JSON object: the runs (with their epochs) and the group tests.
     #[arg(long)]
     json: bool,

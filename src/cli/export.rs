@@ -29,8 +29,8 @@ pub struct ExportArgs {
     /// Write here instead of to stdout.
     #[arg(long, short)]
     out: Option<PathBuf>,
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
 }
 
 /// The accuracy curves of `runs` as an SVG document: validation solid, train dashed.

@@ -34,9 +34,10 @@ pub struct LabArgs {
     /// Where presets are listed and saved.
     #[arg(long, default_value = "presets")]
     presets_dir: PathBuf,
-    /// Where every run is saved.
+    /// Where every run is saved; repeated (or a glob), the further folders are read too when
+    /// `L` loads saved runs.
     #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    saves: Vec<PathBuf>,
     /// Do not save runs.
     #[arg(long)]
     no_save: bool,
@@ -66,9 +67,14 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
     if let Some(missing) = data::missing(dataset, &args.data_dir) {
         return Err(missing.into());
     }
+    let read_saves = crate::cli::Saves {
+        saves: args.saves.clone(),
+    }
+    .folders()?;
     let signal = tui::run(LabOptions {
         presets_dir: args.presets_dir.clone(),
-        saves_dir: (!args.no_save).then(|| args.saves.clone()),
+        saves_dir: (!args.no_save).then(|| read_saves[0].clone()),
+        read_saves,
         preset: preset.map(|e| (name, e)),
         ascii: args.ascii,
         parallel: args.parallel,

@@ -11,13 +11,14 @@ pub mod parity;
 pub mod reproduce;
 pub mod resume;
 pub mod runs;
+pub mod sweep;
 pub mod train;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use skiplab::device::{self as devices, DeviceChoice};
@@ -67,6 +68,39 @@ pub struct Place {
     /// Where runs are saved, one folder each.
     #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
     pub saves: PathBuf,
+}
+
+/// Saves folders a command reads: `--saves A --saves B`, or a glob (`'cluster/*/saves'`)
+/// for folders copied from several machines; a run id in two folders is read from the first.
+#[derive(Args, Debug)]
+pub struct Saves {
+    /// Where saved runs are read from: repeat for several folders, or give a glob.
+    #[arg(long = "saves", env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    pub saves: Vec<PathBuf>,
+}
+
+impl Saves {
+    /// The folders, globs expanded (one that matches nothing is an error naming it).
+    pub fn folders(&self) -> Result<Vec<PathBuf>> {
+        let mut folders = Vec::new();
+        for pattern in &self.saves {
+            let text = pattern.to_string_lossy();
+            if !text.contains(['*', '?', '[']) {
+                folders.push(pattern.clone());
+                continue;
+            }
+            let matched: Vec<PathBuf> = glob::glob(&text)
+                .with_context(|| format!("--saves {text}: not a valid pattern"))?
+                .flatten()
+                .filter(|p| p.is_dir())
+                .collect();
+            if matched.is_empty() {
+                anyhow::bail!("--saves {text}: no folder matches");
+            }
+            folders.extend(matched);
+        }
+        Ok(folders)
+    }
 }
 
 /// A write to stdout failed; main tells a closed pipe (quiet exit) from other failures.
@@ -125,13 +159,25 @@ pub fn headless(
     place: &Place,
     save: bool,
 ) -> Result<(Session, std::sync::mpsc::Receiver<Message>)> {
+    headless_with_slots(place, save, 1)
+}
+
+/// [`headless`] training `slots` runs at once.
+pub fn headless_with_slots(
+    place: &Place,
+    save: bool,
+    slots: usize,
+) -> Result<(Session, std::sync::mpsc::Receiver<Message>)> {
     let (device, note) = devices::resolve(place.device.into())?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
     let saves = save.then(|| place.saves.clone());
-    let (session, tx, rx) =
-        Session::headless(Settings::new(device, place.data_dir.clone(), saves))?;
+    let settings = Settings {
+        slots,
+        ..Settings::new(device, place.data_dir.clone(), saves)
+    };
+    let (session, tx, rx) = Session::headless(settings)?;
     forward_signals(move |signal| {
         let _ = tx.send(Message::Signal(signal));
     })?;

@@ -2,7 +2,6 @@
 //! described by what sets it apart from the others.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -14,9 +13,8 @@ use skiplab::runs::{self, SavedRun};
 
 #[derive(Args, Debug)]
 pub struct RunsArgs {
-    /// Where runs are saved.
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
-    saves: PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
     /// Sort by this column (best and test: the best first; the others ascending).
     #[arg(long, value_enum, default_value_t = Column::Run)]
     sort: Column,
@@ -52,13 +50,12 @@ pub fn pct(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
 }
 
-pub fn load(saves: &Path, key: &str) -> Result<SavedRun> {
-    Ok(runs::load_run(&runs::find_run(saves, key)?)?)
-}
-
-/// Every run `keys` names (ids, prefixes or paths), in order.
-pub fn load_all(saves: &Path, keys: &[String]) -> Result<Vec<SavedRun>> {
-    keys.iter().map(|k| load(saves, k)).collect()
+/// Every run `keys` names (ids, prefixes or paths), in order, from any of the folders.
+pub fn load_all(saves: &super::Saves, keys: &[String]) -> Result<Vec<SavedRun>> {
+    let folders = saves.folders()?;
+    keys.iter()
+        .map(|k| Ok(runs::load_run(&runs::find_run_in(&folders, k)?)?))
+        .collect()
 }
 
 pub fn model_text(run: &SavedRun) -> String {
@@ -107,7 +104,15 @@ pub fn json(run: &SavedRun, description: &str) -> serde_json::Value {
 
 pub fn list(args: RunsArgs) -> Result<ExitCode> {
     let (mut all, mut unreadable) = (Vec::new(), Vec::new());
-    for run in runs::list_runs(&args.saves) {
+    let folders = args.saves.folders()?;
+    let (found, shadowed) = runs::list_runs_in(&folders);
+    for dir in shadowed {
+        eprintln!(
+            "note: {} is also in an earlier --saves folder; that one is listed",
+            dir.display()
+        );
+    }
+    for run in found {
         match run {
             Ok(run) => all.push(run),
             Err(e) => unreadable.push(e),
@@ -166,7 +171,8 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if all.is_empty() && unreadable.is_empty() {
-        outln!("no saved runs in {}", args.saves.display());
+        let names: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+        outln!("no saved runs in {}", names.join(", "));
         return Ok(ExitCode::SUCCESS);
     }
     if all.len() > 1 && !described.common.is_empty() {

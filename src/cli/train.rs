@@ -118,32 +118,7 @@ pub struct TrainArgs {
 }
 
 fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
-    let width = |w: &str| {
-        w.trim()
-            .parse::<usize>()
-            .with_context(|| format!("--widths: `{}` is not a width in `{text}`", w.trim()))
-    };
-    text.split('/')
-        .map(|stage| {
-            let mut widths = Vec::new();
-            for item in stage.split(',') {
-                // `64x20`: twenty layers of 64.
-                match item.trim().split_once('x') {
-                    Some((w, n)) => {
-                        let n = n.trim().parse::<usize>().ok().filter(|&n| n <= 1024);
-                        let n = n.with_context(|| {
-                            format!(
-                                "--widths: `{item}` repeats a width 1 to 1024 times, like `64x20`"
-                            )
-                        })?;
-                        widths.extend(std::iter::repeat_n(width(w)?, n));
-                    }
-                    None => widths.push(width(item)?),
-                }
-            }
-            Ok(widths)
-        })
-        .collect()
+    skiplab::experiment::parse_widths(text).map_err(|e| anyhow::anyhow!("--widths: {e}"))
 }
 
 /// Builds the topology the flags describe for data of `shape` with `classes` classes.

@@ -112,6 +112,8 @@ impl Settings {
 pub struct RunRequest {
     experiment: Experiment,
     resume: Option<(SavedRun, Weights)>,
+    /// A fixed run id (a sweep's) instead of one made from the time.
+    folder: Option<String>,
 }
 
 impl RunRequest {
@@ -119,6 +121,16 @@ impl RunRequest {
         Self {
             experiment,
             resume: None,
+            folder: None,
+        }
+    }
+
+    /// Saved as `saves/<id>` (see [`runs::create_named_run_dir`]: an unfinished attempt
+    /// there is replaced).
+    pub fn in_folder(self, id: impl Into<String>) -> Self {
+        Self {
+            folder: Some(id.into()),
+            ..self
         }
     }
 
@@ -133,6 +145,7 @@ impl RunRequest {
         Ok(Self {
             experiment,
             resume: Some((saved, weights)),
+            folder: None,
         })
     }
 }
@@ -180,6 +193,7 @@ pub struct Run {
     handle: Option<RunHandle>,
     /// What only the start needs.
     resume: Option<(SavedRun, Weights)>,
+    folder: Option<String>,
 }
 
 /// What happened to a run, for the front ends.
@@ -338,7 +352,11 @@ impl Session {
     /// A request checked (the experiment, the network's size against this machine) and made
     /// into a queued run.
     fn admit(&self, id: RunId, request: RunRequest) -> Result<Run, SessionError> {
-        let RunRequest { experiment, resume } = request;
+        let RunRequest {
+            experiment,
+            resume,
+            folder,
+        } = request;
         experiment.validate().map_err(SessionError::Refused)?;
         let topology = match &resume {
             Some((_, weights)) => weights.topology.clone(),
@@ -383,6 +401,7 @@ impl Session {
             flows,
             handle: None,
             resume,
+            folder,
         })
     }
 
@@ -415,7 +434,10 @@ impl Session {
         let label = run.info.experiment.run_label();
         let saved = match (&resume, &settings.saves) {
             (Some((s, _)), _) => Ok(Some((s.id.clone(), s.dir.clone()))),
-            (None, Some(saves)) => runs::create_run_dir(saves, &label).map(Some),
+            (None, Some(saves)) => match &run.folder {
+                Some(id) => runs::create_named_run_dir(saves, id).map(Some),
+                None => runs::create_run_dir(saves, &label).map(Some),
+            },
             (None, None) => Ok(None),
         };
         let sink = saved.and_then(|saved| {

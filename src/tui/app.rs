@@ -317,6 +317,8 @@ pub struct App {
     pub presets_dir: std::path::PathBuf,
     /// Where runs are saved (`None`: not saved).
     pub saves_dir: Option<std::path::PathBuf>,
+    /// Where `L` reads saved runs (see [`crate::tui::LabOptions::read_saves`]).
+    pub read_saves: Vec<std::path::PathBuf>,
     /// The signal (SIGTERM, SIGHUP, ...) that closed the lab, if one did.
     pub ended_by_signal: Option<i32>,
     /// Which panel the arrows and Space act on.
@@ -365,6 +367,7 @@ impl App {
             hits: HitMap::default(),
             presets_dir: "presets".into(),
             saves_dir: None,
+            read_saves: Vec::new(),
             ended_by_signal: None,
             focus: Focus::Topology,
             sort: (SortKey::Run, false),

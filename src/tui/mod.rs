@@ -65,6 +65,8 @@ pub struct LabOptions {
     pub presets_dir: PathBuf,
     /// Where every run is saved; `None` saves nothing.
     pub saves_dir: Option<PathBuf>,
+    /// Where `L` reads saved runs (the saves folder first; empty: `saves`).
+    pub read_saves: Vec<PathBuf>,
     /// The preset the lab opens with (its name and experiment).
     pub preset: Option<(String, Experiment)>,
 }
@@ -132,6 +134,7 @@ pub fn run(options: LabOptions) -> Result<Option<i32>> {
         app.device = options.device;
         app.presets_dir = options.presets_dir.clone();
         app.saves_dir = options.saves_dir.clone();
+        app.read_saves = options.read_saves.clone();
         if let Some((name, experiment)) = &options.preset {
             app.load_experiment(name, experiment);
         }
@@ -271,14 +274,17 @@ impl Lab {
                 }
                 Effect::ListSavedRuns => {
                     // Hundreds of runs are read and parsed: not on the thread that draws.
-                    let saves = app
-                        .saves_dir
-                        .clone()
-                        .unwrap_or_else(|| PathBuf::from("saves"));
-                    app.message = Some(format!("reading saved runs in {}...", saves.display()));
+                    let folders = match (&app.saves_dir, app.read_saves.is_empty()) {
+                        (_, false) => app.read_saves.clone(),
+                        (Some(saves), true) => vec![saves.clone()],
+                        (None, true) => vec![PathBuf::from("saves")],
+                    };
+                    let names: Vec<String> =
+                        folders.iter().map(|f| f.display().to_string()).collect();
+                    app.message = Some(format!("reading saved runs in {}...", names.join(", ")));
                     let tx = self.tx.clone();
                     std::thread::spawn(move || {
-                        let items = runs::list_runs(&saves).into_iter().map(saved_item);
+                        let items = runs::list_runs_in(&folders).0.into_iter().map(saved_item);
                         let _ = tx.send(AppEvent::SavedRuns(items.collect()));
                     });
                 }
