@@ -7,7 +7,7 @@
 //! (
 //!     name: "l2-lr",                 // default: the file's stem
 //!     base: "../presets/quick.ron",  // relative to this file
-//!     epochs: Some(5),               // optional: overrides the base's
+//!     epochs: 5,                     // optional: overrides the base's
 //!     seeds: [1, 2, 3],
 //!     lr: [0.01, 0.05],
 //!     weight_decay: [0.0, 0.0001],
@@ -16,12 +16,15 @@
 //!     widths: ["128,256", "128,256,256"],
 //! )
 //! ```
+//!
+//! A sweep can also list its runs one by one (`runs: [(id: "...", experiment: (...)), ...]`,
+//! no base or axes): `skiplab reproduce --emit-sweep` writes the paper's grid that way.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::compare::{mean_sd, welch};
 use crate::experiment::{parse_widths, Experiment, Model, Optimizer, PresetError, Skips};
@@ -33,7 +36,8 @@ use crate::runs::{self, SavedRun, Status};
 struct SweepFile {
     #[serde(default)]
     name: Option<String>,
-    base: PathBuf,
+    #[serde(default)]
+    base: Option<PathBuf>,
     #[serde(default)]
     epochs: Option<usize>,
     #[serde(default)]
@@ -48,6 +52,35 @@ struct SweepFile {
     skips: Vec<String>,
     #[serde(default)]
     widths: Vec<String>,
+    /// Runs listed one by one instead of a base and axes.
+    #[serde(default)]
+    runs: Vec<ListedRun>,
+}
+
+/// A run of a sweep that lists its runs.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedRun {
+    pub id: String,
+    /// Runs that differ only in their seed share it [default: the id without `-s<seed>`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub experiment: Experiment,
+}
+
+/// What a sweep that lists its runs writes.
+#[derive(Serialize)]
+struct ListedSweep<'a> {
+    name: &'a str,
+    runs: &'a [ListedRun],
+}
+
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
 }
 
 /// One value of one axis.
@@ -150,25 +183,29 @@ pub struct PlannedRun {
     pub index: usize,
     /// `<sweep>-<value>-...-s<seed>`: the folder in `saves/`.
     pub id: String,
-    /// The axis values that made it, in axis order (seed last).
+    /// The axis values that made it, in axis order (seed last); none for a listed run.
     pub values: Vec<AxisValue>,
     pub experiment: Experiment,
+    /// What the run is but for its seed: runs that differ only in the seed share it.
+    pub group: String,
 }
 
 impl PlannedRun {
-    /// What the run is but for its seed: runs that differ only in the seed share it.
     pub fn configuration(&self) -> String {
-        let parts: Vec<String> = self
-            .values
-            .iter()
-            .filter(|v| !matches!(v, AxisValue::Seed(_)))
-            .map(|v| format!("{} {}", v.axis(), v.value()))
-            .collect();
-        if parts.is_empty() {
-            "base".into()
-        } else {
-            parts.join(" · ")
-        }
+        self.group.clone()
+    }
+}
+
+fn group_of(values: &[AxisValue]) -> String {
+    let parts: Vec<String> = values
+        .iter()
+        .filter(|v| !matches!(v, AxisValue::Seed(_)))
+        .map(|v| format!("{} {}", v.axis(), v.value()))
+        .collect();
+    if parts.is_empty() {
+        "base".into()
+    } else {
+        parts.join(" · ")
     }
 }
 
@@ -237,7 +274,10 @@ impl Sweep {
 
     /// Parses a sweep file's text; `path` names it in errors and anchors `base`.
     pub fn from_ron(text: &str, path: &Path) -> Result<Self, PresetError> {
-        let file: SweepFile = ron::from_str(text).map_err(|e| PresetError {
+        // `epochs: 5` as well as `epochs: Some(5)`.
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let file: SweepFile = options.from_str(text).map_err(|e| PresetError {
             path: path.to_path_buf(),
             at: Some((e.span.start.line, e.span.start.col)),
             message: e.code.to_string(),
@@ -249,18 +289,22 @@ impl Sweep {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "sweep".into()),
         };
-        let plain = !name.is_empty()
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
-        if !plain {
+        if !plain_id(&name) {
             return Err(bad(
                 path,
                 format!("name `{name}`: use letters, digits, `.`, `_`, `+` and `-` (it starts every run id)"),
             ));
         }
-        let base_path = path.parent().unwrap_or(Path::new(".")).join(&file.base);
+        if !file.runs.is_empty() {
+            return Self::listed(name, path, file);
+        }
+        let Some(base) = &file.base else {
+            return Err(bad(
+                path,
+                "needs a `base` preset (and axes) or a list of `runs`",
+            ));
+        };
+        let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
         let mut base = Experiment::load(&base_path).map_err(|e| bad(path, format!("base: {e}")))?;
         if let Some(epochs) = file.epochs {
             base.epochs = epochs;
@@ -326,6 +370,7 @@ impl Sweep {
             runs.push(PlannedRun {
                 index,
                 id,
+                group: group_of(&values),
                 values,
                 experiment,
             });
@@ -338,6 +383,95 @@ impl Sweep {
             axes,
             runs,
         })
+    }
+
+    /// A sweep of runs listed one by one (each experiment checked, ids plain and distinct).
+    fn listed(name: String, path: &Path, file: SweepFile) -> Result<Self, PresetError> {
+        let axes = !(file.seeds.is_empty()
+            && file.lr.is_empty()
+            && file.weight_decay.is_empty()
+            && file.batch.is_empty()
+            && file.skips.is_empty()
+            && file.widths.is_empty()
+            && file.base.is_none()
+            && file.epochs.is_none());
+        if axes {
+            return Err(bad(
+                path,
+                "a sweep lists `runs` or has a base and axes, not both",
+            ));
+        }
+        Self::from_runs(name, path, file.runs)
+    }
+
+    /// A sweep of these runs, `path` naming it (for errors and the report).
+    pub fn from_runs(
+        name: String,
+        path: &Path,
+        listed: Vec<ListedRun>,
+    ) -> Result<Self, PresetError> {
+        let mut seen = HashSet::new();
+        let mut runs = Vec::with_capacity(listed.len());
+        for (index, run) in listed.into_iter().enumerate() {
+            if !plain_id(&run.id) {
+                return Err(bad(
+                    path,
+                    format!("run {index}: id `{}` is not a plain name", run.id),
+                ));
+            }
+            if !seen.insert(run.id.clone()) {
+                return Err(bad(
+                    path,
+                    format!("run {index}: id `{}` is listed twice", run.id),
+                ));
+            }
+            run.experiment
+                .validate()
+                .map_err(|e| bad(path, format!("run {index} ({}): {e}", run.id)))?;
+            let group = run.group.clone().unwrap_or_else(|| {
+                let seedless = run.id.rsplit_once("-s").filter(|(_, seed)| {
+                    !seed.is_empty() && seed.chars().all(|c| c.is_ascii_digit())
+                });
+                seedless.map_or(run.id.clone(), |(group, _)| group.to_string())
+            });
+            runs.push(PlannedRun {
+                index,
+                id: run.id,
+                values: Vec::new(),
+                experiment: run.experiment,
+                group,
+            });
+        }
+        let Some(first) = runs.first() else {
+            return Err(bad(path, "lists no runs"));
+        };
+        Ok(Sweep {
+            name,
+            path: path.to_path_buf(),
+            base: first.experiment.clone(),
+            base_path: path.to_path_buf(),
+            axes: Vec::new(),
+            runs,
+        })
+    }
+
+    /// The sweep as a file that lists its runs (what [`Sweep::load`] reads back).
+    pub fn to_listed_ron(&self) -> String {
+        let runs: Vec<ListedRun> = self
+            .runs
+            .iter()
+            .map(|r| ListedRun {
+                id: r.id.clone(),
+                group: Some(r.group.clone()),
+                experiment: r.experiment.clone(),
+            })
+            .collect();
+        let sweep = ListedSweep {
+            name: &self.name,
+            runs: &runs,
+        };
+        let config = ron::ser::PrettyConfig::new().struct_names(false);
+        ron::ser::to_string_pretty(&sweep, config).expect("a sweep serialises")
     }
 
     /// Where each run stands in `saves` (where the sweep's runs are written).
@@ -678,6 +812,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("name `a b`"), "{e}");
+    }
+
+    #[test]
+    fn a_listed_sweep_round_trips_through_its_file() {
+        let skipstar = Experiment::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/presets/fashion-mlp3-skipstar.ron"
+        )))
+        .unwrap();
+        assert!(skipstar.schedule.is_some());
+        let runs = (1..=2)
+            .map(|seed| ListedRun {
+                id: format!("paper-x-s{seed}"),
+                group: None,
+                experiment: Experiment {
+                    seed,
+                    ..skipstar.clone()
+                },
+            })
+            .collect();
+        let path = Path::new("listed.ron");
+        let sweep = Sweep::from_runs("listed".into(), path, runs).unwrap();
+        assert_eq!(sweep.runs[1].group, "paper-x", "the id without its seed");
+        let back = Sweep::from_ron(&sweep.to_listed_ron(), path).unwrap();
+        assert_eq!(back.runs, sweep.runs);
+        assert_eq!(back.name, "listed");
+        let e = Sweep::from_ron(r#"(name: "x", runs: [], lr: [0.1])"#, path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a `base`"), "{e}");
     }
 
     #[test]

@@ -608,6 +608,59 @@ fn reproduce_gradient_tabulates_every_wiring_with_its_gradient_norms() {
         "{text}"
     );
     assert_eq!(runs::list_runs(tmp.path()).len(), 9, "every run saved");
+
+    // Run again: a sweep of stable ids, so every run is found saved and none trains.
+    let args = [
+        "reproduce",
+        "gradient",
+        "--depths",
+        "10",
+        "--width",
+        "16",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (code, out, err) = skiplab(&args, tmp.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("(saved earlier)").count(), 9, "{out}");
+    assert_eq!(runs::list_runs(tmp.path()).len(), 9, "no new folder");
+    assert_eq!(
+        std::fs::read_to_string(&report).unwrap(),
+        text,
+        "the same report"
+    );
+
+    // Or hand the runs to a sweep: --emit-sweep writes them, `sweep run` trains them (here a
+    // new depth), and reproduce then reports from the saves.
+    let sweep_file = tmp.path().join("gradient-sweep.ron");
+    let mut deeper = args.to_vec();
+    deeper[3] = "12";
+    let mut emit = deeper.clone();
+    emit.extend(["--emit-sweep", sweep_file.to_str().unwrap()]);
+    let (code, out, err) = skiplab(&emit, tmp.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("(9 runs)"), "{out}");
+    assert_eq!(runs::list_runs(tmp.path()).len(), 9, "nothing trained");
+    let (code, out, err) = skiplab(
+        &[
+            "sweep",
+            "run",
+            sweep_file.to_str().unwrap(),
+            "--parallel",
+            "2",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("0 done, 9 to train here"), "{out}");
+    let (code, out, err) = skiplab(&deeper, tmp.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("(saved earlier)").count(), 9, "{out}");
+    assert!(out.contains("| 12 | relu | dense"), "{out}");
 }
 
 /// Starts a long `train` whose runs are saved in `saves`; returns it once an epoch is saved.

@@ -591,3 +591,12 @@ fn a_single_node_slurm_runs_the_sweep_as_a_job_array() {
     assert!(out.contains("8 runs planned, 8 done."), "{out}");
     drop(cluster);
 }
+
+#[test]
+fn the_shipped_sweep_plans_its_24_runs() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/l2-lr.ron");
+    let sweep = skiplab::sweep::Sweep::load(&file).unwrap();
+    assert_eq!(sweep.runs.len(), 24);
+    assert_eq!(sweep.runs[0].id, "l2-lr-lr0.01-wd0-sknone-s1");
+    assert!(sweep.runs.iter().all(|r| r.experiment.epochs == 5));
+}

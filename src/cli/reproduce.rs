@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
@@ -13,10 +13,13 @@ use crate::cli::{self, Place, Stdout};
 use crate::outln;
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
+use skiplab::experiment::Experiment;
 use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
+use skiplab::runs::{self, Summary};
 use skiplab::session::{Observer, RunId, RunRequest, Session, SessionEvent, Update};
-use skiplab::train::RunStatus;
+use skiplab::sweep::{ListedRun, Progress, RunLock, Sweep};
+use skiplab::train::{EpochMetrics, FlowPoint, RunStatus};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
@@ -46,20 +49,182 @@ pub struct ReproduceArgs {
     l2: Vec<f64>,
     #[command(flatten)]
     place: Place,
+    /// Train every run again and save none (saved runs are not looked at either).
     #[arg(long)]
     no_save: bool,
+    /// Write the runs as a sweep file (for `skiplab sweep emit --slurm` or `--parallel`)
+    /// instead of training them; run this command again afterwards for the report.
+    #[arg(long, conflicts_with = "no_save")]
+    emit_sweep: Option<PathBuf>,
     /// The Markdown report.
     #[arg(long, default_value = "reproduce.md")]
     report: PathBuf,
 }
 
-/// Turns each ended run into an outcome, prints its line and rewrites the report: an
-/// interrupted reproduction keeps what it has.
+/// One ended run (or one already saved): what a study makes an outcome of.
+struct Ended<'a> {
+    epochs: &'a [EpochMetrics],
+    flows: &'a [FlowPoint],
+    summary: &'a Summary,
+    status: RunStatus,
+    /// Found finished in the saves folder rather than trained now.
+    saved: bool,
+}
+
+/// A reproduction's report: it takes every run's result as it comes, prints its line and
+/// rewrites the Markdown file, so an interrupted reproduction keeps what it has.
+trait Study {
+    /// What a run of the plan stands for.
+    type Entry: Copy;
+    fn add(
+        &mut self,
+        entry: Self::Entry,
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()>;
+    fn text(&self) -> &str;
+}
+
+/// Passes every ended run of the session to its study.
+struct Driver<'s, S: Study> {
+    study: &'s mut S,
+    plan: HashMap<RunId, S::Entry>,
+    done: usize,
+    total: usize,
+}
+
+impl<S: Study> Observer for Driver<'_, S> {
+    fn update(&mut self, session: &Session, event: &SessionEvent) -> io::Result<()> {
+        let (Update::Ended { status, summary }, Some(run)) =
+            (&event.update, session.run(event.run))
+        else {
+            return Ok(());
+        };
+        self.done += 1;
+        let ended = Ended {
+            epochs: &run.epochs,
+            flows: &run.flows,
+            summary,
+            status: status.clone(),
+            saved: false,
+        };
+        self.study
+            .add(self.plan[&event.run], ended, self.done, self.total)
+    }
+}
+
+/// A run id part: `mlp3 skipstar` -> `mlp3-skipstar`.
+fn id_part(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Runs the plan as a sweep: with saving on, each run has a stable id in the saves folder,
+/// runs found finished there are reported, not trained again, and the rest train (an
+/// unfinished attempt from the start); `--emit-sweep` writes the plan as a sweep file instead
+/// (for `skiplab sweep emit --slurm` or `--parallel`), after which this command reports.
+fn execute<S: Study>(
+    args: &ReproduceArgs,
+    name: &str,
+    plan: Vec<(S::Entry, String, String, Experiment)>,
+    study: &mut S,
+) -> Result<ExitCode> {
+    let total = plan.len();
+    let listed = plan
+        .iter()
+        .map(|(_, id, group, experiment)| ListedRun {
+            id: id.clone(),
+            group: Some(group.clone()),
+            experiment: experiment.clone(),
+        })
+        .collect();
+    let sweep = Sweep::from_runs(name.to_string(), Path::new(name), listed)?;
+    if let Some(path) = &args.emit_sweep {
+        write_atomically(path, sweep.to_listed_ron().as_bytes())?;
+        let shown = path.display();
+        outln!("wrote {shown} ({total} runs)");
+        outln!(
+            "train them with `skiplab sweep run {shown}` or `skiplab sweep emit {shown} --slurm` (or --parallel), then run this command again for the report"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let saves = &args.place.saves;
+    let progress = if args.no_save {
+        vec![Progress::Missing; total]
+    } else {
+        sweep.progress(saves)
+    };
+    let (mut requests, mut entries, mut locks) = (Vec::new(), Vec::new(), Vec::new());
+    let mut done = 0;
+    for ((entry, id, _, experiment), progress) in plan.into_iter().zip(progress) {
+        match progress {
+            Progress::Conflict(why) => bail!("{why}"),
+            Progress::Done(_) => {
+                let saved = runs::load_run(&saves.join(&id))?;
+                let epochs: Vec<EpochMetrics> =
+                    saved.epochs.iter().map(|r| r.to_metrics()).collect();
+                done += 1;
+                let ended = Ended {
+                    epochs: &epochs,
+                    flows: &saved.flows,
+                    summary: &saved.summary,
+                    status: saved.summary.status.ended().unwrap_or(RunStatus::Finished),
+                    saved: true,
+                };
+                study.add(entry, ended, done, total)?;
+            }
+            Progress::Missing | Progress::Unfinished { .. } if args.no_save => {
+                requests.push(RunRequest::new(experiment));
+                entries.push(entry);
+            }
+            Progress::Missing | Progress::Unfinished { .. } => {
+                match RunLock::try_take(saves, &id)? {
+                    Some(lock) => locks.push(lock),
+                    None => {
+                        outln!("{id}: another process is training it; left to it");
+                        continue;
+                    }
+                }
+                requests.push(RunRequest::new(experiment).in_folder(id));
+                entries.push(entry);
+            }
+        }
+    }
+    let mut signal = None;
+    if !requests.is_empty() {
+        let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
+        let first = session.submit_all(requests)?;
+        let ids = first.iter().filter_map(|e| match e.update {
+            Update::Queued(_) => Some(e.run),
+            _ => None,
+        });
+        let mut driver = Driver {
+            plan: ids.zip(entries).collect(),
+            study: &mut *study,
+            done,
+            total,
+        };
+        signal = cli::follow(&mut session, &inbox, first, &mut driver)?;
+    }
+    drop(locks);
+    outln!("\n{}", study.text());
+    outln!("report written to {}", args.report.display());
+    // Runs that diverged or failed are in the report, not a failure of the command.
+    Ok(signal.map_or(ExitCode::SUCCESS, cli::signal_exit))
+}
+
+/// The paper's tables: each run's best epoch, summarised per configuration and L2.
 struct Report<'a> {
     args: &'a ReproduceArgs,
     tables: Vec<Table>,
-    /// What each run stands for.
-    plan: HashMap<RunId, (Config, DatasetName, f64, u64)>,
     outcomes: Vec<Outcome>,
     text: String,
 }
@@ -70,19 +235,22 @@ impl Report<'_> {
     }
 }
 
-impl Observer for Report<'_> {
-    fn update(&mut self, session: &Session, event: &SessionEvent) -> io::Result<()> {
-        let (Update::Ended { status, summary }, Some(run)) =
-            (&event.update, session.run(event.run))
-        else {
-            return Ok(());
-        };
-        let (config, dataset, l2, seed) = self.plan[&event.run];
+impl Study for Report<'_> {
+    type Entry = (Config, DatasetName, f64, u64);
+
+    fn add(
+        &mut self,
+        (config, dataset, l2, seed): Self::Entry,
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let summary = run.summary;
         let best = run
             .epochs
             .iter()
             .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
-        let problem = match status {
+        let problem = match run.status {
             RunStatus::Finished if best.is_none() => Some("no epoch finished".to_string()),
             RunStatus::Finished => None,
             _ => Some(summary.status.to_string()),
@@ -100,14 +268,13 @@ impl Observer for Report<'_> {
         };
         writeln!(
             Stdout,
-            "[{}/{}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}",
-            self.outcomes.len() + 1,
-            self.plan.len(),
+            "[{done}/{total}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}{}",
             config.label(),
             100.0 * outcome.val,
             100.0 * outcome.train,
             outcome.seconds_per_epoch,
-            outcome.problem.as_deref().map_or(String::new(), |p| format!(" ({p})"))
+            outcome.problem.as_deref().map_or(String::new(), |p| format!(" ({p})")),
+            if run.saved { " (saved earlier)" } else { "" }
         )?;
         self.outcomes.push(outcome);
         self.text = rep::report(
@@ -120,38 +287,41 @@ impl Observer for Report<'_> {
         );
         write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
     }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
 }
 
-/// Turns each ended run of the gradient study into an outcome and rewrites the report.
+/// The gradient study's table.
 struct DeepReport<'a> {
     args: &'a ReproduceArgs,
     dataset: DatasetName,
-    plan: HashMap<RunId, DeepConfig>,
     outcomes: Vec<DeepOutcome>,
     text: String,
 }
 
-impl Observer for DeepReport<'_> {
-    fn update(&mut self, session: &Session, event: &SessionEvent) -> io::Result<()> {
-        let (Update::Ended { status, summary }, Some(run)) =
-            (&event.update, session.run(event.run))
-        else {
-            return Ok(());
-        };
-        let config = self.plan[&event.run];
-        let problem = (*status != RunStatus::Finished).then(|| summary.status.to_string());
+impl Study for DeepReport<'_> {
+    type Entry = DeepConfig;
+
+    fn add(
+        &mut self,
+        config: DeepConfig,
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let problem = (run.status != RunStatus::Finished).then(|| run.summary.status.to_string());
         let outcome = DeepOutcome::new(
             config,
-            &run.epochs,
-            &run.flows,
-            summary.mean_epoch_seconds,
+            run.epochs,
+            run.flows,
+            run.summary.mean_epoch_seconds,
             problem,
         );
         writeln!(
             Stdout,
-            "[{}/{}] {}: final val {}, layer-1 |grad| {}{}",
-            self.outcomes.len() + 1,
-            self.plan.len(),
+            "[{done}/{total}] {}: final val {}, layer-1 |grad| {}{}{}",
             config.label(),
             outcome
                 .final_val
@@ -160,7 +330,8 @@ impl Observer for DeepReport<'_> {
             outcome
                 .problem
                 .as_deref()
-                .map_or(String::new(), |p| format!(" ({p})"))
+                .map_or(String::new(), |p| format!(" ({p})")),
+            if run.saved { " (saved earlier)" } else { "" }
         )?;
         self.outcomes.push(outcome);
         self.text = gradient::report(
@@ -171,6 +342,10 @@ impl Observer for DeepReport<'_> {
         );
         write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
     }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 fn reproduce_gradient(args: &ReproduceArgs) -> Result<ExitCode> {
@@ -179,40 +354,34 @@ fn reproduce_gradient(args: &ReproduceArgs) -> Result<ExitCode> {
     }
     let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
     let grid = DeepConfig::grid(&args.depths);
-    let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
-    let seeds = 1..=args.seeds as u64;
-    let plan: Vec<(DeepConfig, u64)> = grid
-        .iter()
-        .flat_map(|&c| seeds.clone().map(move |s| (c, s)))
-        .collect();
+    let mut plan = Vec::new();
+    for &c in &grid {
+        for seed in 1..=args.seeds as u64 {
+            let group = format!(
+                "gradient-{dataset}-w{}-e{}-{}",
+                args.width,
+                args.epochs,
+                id_part(&c.label())
+            );
+            let id = format!("{group}-s{seed}");
+            let experiment = c.experiment(dataset, args.width, args.epochs, seed);
+            plan.push((c, id, group, experiment));
+        }
+    }
     outln!(
-        "gradient study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, {}",
+        "gradient study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}",
         grid.len(),
         args.seeds,
         plan.len(),
         args.epochs,
-        session.settings().device
     );
-    let requests = plan
-        .iter()
-        .map(|&(c, seed)| RunRequest::new(c.experiment(dataset, args.width, args.epochs, seed)))
-        .collect();
-    let first = session.submit_all(requests)?;
-    let ids = first.iter().filter_map(|e| match e.update {
-        Update::Queued(_) => Some(e.run),
-        _ => None,
-    });
     let mut report = DeepReport {
         args,
         dataset,
-        plan: ids.zip(plan.iter().map(|p| p.0)).collect(),
         outcomes: Vec::new(),
         text: String::new(),
     };
-    let signal = cli::follow(&mut session, &inbox, first, &mut report)?;
-    outln!("\n{}", report.text);
-    outln!("report written to {}", args.report.display());
-    Ok(signal.map_or(ExitCode::SUCCESS, cli::signal_exit))
+    execute(args, "reproduce-gradient", plan, &mut report)
 }
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
@@ -254,38 +423,33 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
             }
         }
     }
-    let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
     outln!(
-        "reproducing {}: {} configurations x {} L2 values x {} seeds = {} runs of {} epochs on {}",
+        "reproducing {}: {} configurations x {} L2 values x {} seeds = {} runs of {} epochs",
         args.tables,
         jobs.len(),
         args.l2.len(),
         args.seeds,
         plan.len(),
         args.epochs,
-        session.settings().device
     );
-    let requests = plan
-        .iter()
-        .map(|&(config, dataset, l2, seed)| {
-            RunRequest::new(config.experiment(dataset, args.epochs, seed, l2))
+    let plan = plan
+        .into_iter()
+        .map(|(config, dataset, l2, seed)| {
+            let group = format!(
+                "paper-{dataset}-{}-e{}-wd{l2}",
+                id_part(&config.label()),
+                args.epochs
+            );
+            let id = format!("{group}-s{seed}");
+            let experiment = config.experiment(dataset, args.epochs, seed, l2);
+            ((config, dataset, l2, seed), id, group, experiment)
         })
         .collect();
-    let first = session.submit_all(requests)?;
-    let ids = first.iter().filter_map(|e| match e.update {
-        Update::Queued(_) => Some(e.run),
-        _ => None,
-    });
     let mut report = Report {
         args: &args,
         tables,
-        plan: ids.zip(plan).collect(),
         outcomes: Vec::new(),
         text: String::new(),
     };
-    let signal = cli::follow(&mut session, &inbox, first, &mut report)?;
-    outln!("\n{}", report.text);
-    outln!("report written to {}", args.report.display());
-    // Runs that diverged or failed are in the report, not a failure of the command.
-    Ok(signal.map_or(ExitCode::SUCCESS, cli::signal_exit))
+    execute(&args, "reproduce", plan, &mut report)
 }
