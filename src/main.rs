@@ -7,6 +7,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
+use std::io::Write as _;
 
 mod cli;
 
@@ -44,6 +45,54 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Grids of runs from a sweep file: plan, run here, emit for Slurm or GNU parallel, report.
     Sweep(cli::sweep::SweepArgs),
+    /// Print a shell completion script: `skiplab completions bash > ~/.local/share/bash-completion/completions/skiplab`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a folder.
+    Man {
+        /// Write skiplab.1, skiplab-train.1, ... here instead of printing skiplab.1.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+}
+
+/// `skiplab completions SHELL`: the script, generated from the clap definitions.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Args::command(), "skiplab", &mut out);
+    std::io::Write::write_all(&mut cli::Stdout, &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `skiplab man [--dir DIR]`: roff pages from the clap definitions.
+fn man(dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    let command = Args::command();
+    let Some(dir) = dir else {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(command).render(&mut out)?;
+        std::io::Write::write_all(&mut cli::Stdout, &out)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fn pages(command: &clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+        let page = command.clone().name(name.to_string());
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page).render(&mut out)?;
+        let path = dir.join(format!("{name}.1"));
+        skiplab::data::store::write_atomically(&path, &out)?;
+        for sub in command.get_subcommands() {
+            pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    pages(&command, "skiplab", &dir)?;
+    writeln!(cli::Stdout, "man pages written to {}", dir.display())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -59,6 +108,8 @@ fn main() -> ExitCode {
         Some(Command::Compare(a)) => cli::compare::compare(a),
         Some(Command::Export(a)) => cli::export::export(a),
         Some(Command::Sweep(a)) => cli::sweep::sweep(a),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Man { dir }) => man(dir),
         None => cli::lab::lab(args.lab),
     };
     result.unwrap_or_else(|e| {
@@ -68,4 +119,42 @@ fn main() -> ExitCode {
         }
         code
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is.
+    #[test]
+    fn every_argument_has_a_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                match arg.get_help().map(|h| h.to_string()) {
+                    None => missing.push(format!("{path} {id}: no help")),
+                    Some(h) if h.trim().is_empty() => missing.push(format!("{path} {id}: empty")),
+                    Some(h) if h.contains("Data set. Data set") => {
+                        missing.push(format!("{path} {id}: repeats itself"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {}: no about", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let command = Args::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "skiplab", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
 }

@@ -144,3 +144,91 @@ fn absurd_sizes_and_empty_ranges_are_refused_before_anything_is_allocated() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// 2 for a wrong request, 4 for what is not there, 5 for a write that fails; the lab wants
+/// a terminal.
+#[test]
+fn exit_codes_tell_bad_arguments_from_missing_files_and_failed_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--lr", "-1"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = skiplab(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 4, "missing data set: {err}");
+    assert!(err.contains("skiplab data fetch mnist"), "{err}");
+    let (code, _, err) = skiplab(&["train", "--preset", "/nonexistent/x.ron"]);
+    assert_eq!(code, 4, "missing preset: {err}");
+    let (code, _, err) = skiplab(&["export", "no-such-run", "--csv"]);
+    assert_eq!(code, 4, "missing run: {err}");
+    // A saves folder that cannot be created: a file stands where it should be.
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let (code, _, err) = common::skiplab(
+        &["train", "--epochs", "1", "--widths", "8"],
+        &[("SKIPLAB_SAVES_DIR", &blocker.join("saves"))],
+    );
+    assert_eq!(code, 5, "failed write: {err}");
+    // The lab, from a pipe.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the lab needs a terminal"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, script, err) = skiplab(&["completions", "bash"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        script.contains("sweep") && script.contains("--weight-decay"),
+        "{script}"
+    );
+    let path = tmp.path().join("skiplab.bash");
+    std::fs::write(&path, &script).unwrap();
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(check.success(), "bash -n on the completion script");
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = skiplab(&["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(script.contains("skiplab"), "{shell}");
+    }
+    let (code, page, _) = skiplab(&["man"]);
+    assert_eq!(code, 0);
+    assert!(
+        page.contains(".TH skiplab 1") && page.contains("sweep"),
+        "{page}"
+    );
+    let dir = tmp.path().join("man");
+    let (code, _, err) = skiplab(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let emit = std::fs::read_to_string(dir.join("skiplab-sweep-emit.1")).unwrap();
+    assert!(emit.contains("\\-\\-max\\-parallel"), "{emit}");
+    // Rendered by man itself where it is installed.
+    if let Ok(out) = std::process::Command::new("man")
+        .arg("-l")
+        .arg(dir.join("skiplab-train.1"))
+        .env("MANWIDTH", "80")
+        .output()
+    {
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("--weight-decay"), "{text}");
+        }
+    }
+}

@@ -803,7 +803,7 @@ fn the_data_command_imports_lists_verifies_and_trains() {
         "--mirror",
         &nowhere,
     ]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 4, "a download that is not there is missing data");
     assert!(
         err.contains("HTTP 404") && err.contains(&server.base),
         "{err}"

@@ -740,16 +740,17 @@ fn listing_into_a_closed_pipe_or_a_full_disk_does_not_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
     assert_eq!(code, 0, "{err}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+    // A pipe whose reader is gone before skiplab starts: every write meets a closed pipe
+    // (closing it after the spawn raced with a fast first write).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
         .arg("runs")
         .env("SKIPLAB_SAVES_DIR", tmp.path())
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Closed before skiplab writes a line: every write meets a closed pipe.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(stderr.is_empty(), "quiet: {stderr}");

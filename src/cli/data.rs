@@ -43,7 +43,10 @@ enum DataCommand {
     },
     /// Re-check installed data sets: checksums against the manifest and the published ones,
     /// and a full load.
-    Verify { name: Option<DatasetName> },
+    Verify {
+        /// One data set to check [default: every installed one].
+        name: Option<DatasetName>,
+    },
 }
 
 fn size(bytes: u64) -> String {

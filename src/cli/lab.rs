@@ -44,6 +44,13 @@ pub struct LabArgs {
 }
 
 pub fn lab(args: LabArgs) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the lab needs a terminal on stdin and stdout (here one is a pipe or a file); \
+             for scripts, `skiplab train`, `skiplab sweep` and `skiplab runs` work without one"
+        );
+    }
     let (device, note) = skiplab::device::resolve(args.device.into())?;
     // An explicit preset must load; the default one only where it exists and fits.
     let preset = match &args.preset {

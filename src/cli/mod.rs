@@ -34,6 +34,10 @@ pub mod exit {
     pub const STOPPED_OR_FAILED: u8 = 1;
     pub const BAD_ARGUMENTS: u8 = 2;
     pub const DIVERGED: u8 = 3;
+    /// A data set, preset, run or file that is not there (or data that does not load).
+    pub const MISSING: u8 = 4;
+    /// Reading or writing failed (a full disk, no permission).
+    pub const IO_FAILURE: u8 = 5;
     /// The reader of stdout went away (what a tool killed by SIGPIPE reports).
     pub const BROKEN_PIPE: u8 = 141;
 }
@@ -147,10 +151,68 @@ pub fn report_error(e: &anyhow::Error) -> (ExitCode, Option<String>) {
             Some(format!("error: {io}")),
         ),
         None => (
-            ExitCode::from(exit::BAD_ARGUMENTS),
+            ExitCode::from(failure_code(e)),
             Some(format!("error: {e:#}")),
         ),
     }
+}
+
+/// 4 for what is not there (a data set, a preset file, a saved run) or data that does not
+/// load, 5 for a read or write that failed, else 2 (the request itself is wrong).
+fn failure_code(e: &anyhow::Error) -> u8 {
+    use skiplab::data::DataError;
+    use skiplab::experiment::PresetError;
+    use skiplab::runs::RunError;
+    use skiplab::session::SessionError;
+    let written = |message: &str| {
+        [
+            "cannot create",
+            "cannot write",
+            "cannot save",
+            "cannot rename",
+            "cannot clear",
+        ]
+        .iter()
+        .any(|w| message.contains(w))
+    };
+    for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::NotFound => exit::MISSING,
+                _ => exit::IO_FAILURE,
+            };
+        }
+        // Transparent variants hide their inner error from the chain: look inside.
+        let session = cause.downcast_ref::<SessionError>();
+        if let Some(SessionError::MissingData(_)) = session {
+            return exit::MISSING;
+        }
+        let run = match session {
+            Some(SessionError::Saves(r)) => Some(r),
+            _ => cause.downcast_ref::<RunError>(),
+        };
+        if let Some(r) = run {
+            if written(&r.message) {
+                return exit::IO_FAILURE;
+            }
+            if !r.path.exists() {
+                return exit::MISSING;
+            }
+        }
+        if let Some(d) = cause.downcast_ref::<DataError>() {
+            return if written(&d.message) {
+                exit::IO_FAILURE
+            } else {
+                exit::MISSING
+            };
+        }
+        if let Some(p) = cause.downcast_ref::<PresetError>() {
+            if p.at.is_none() && !p.path.exists() {
+                return exit::MISSING;
+            }
+        }
+    }
+    exit::BAD_ARGUMENTS
 }
 
 /// A headless session for `place`: runs are saved in `place.saves` unless `save` is false,

@@ -79,6 +79,7 @@ pub struct TrainArgs {
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
     dataset: DatasetName,
+    /// Optimiser: SGD (with --momentum) or Adam (beta1 0.9, beta2 0.999).
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     optimizer: OptimizerKind,
     /// Learning rate (default 0.01 for SGD, 0.001 for Adam).

@@ -155,6 +155,9 @@ impl RunRequest {
 pub enum SessionError {
     #[error("{0}")]
     Refused(String),
+    /// The data set is not in the data folder.
+    #[error(transparent)]
+    MissingData(#[from] crate::data::DataError),
     #[error(transparent)]
     Saves(#[from] RunError),
 }
@@ -367,7 +370,7 @@ impl Session {
         check_memory(&topology, experiment.batch, self.settings.device)?;
         // Loading waits for the run's thread; a data set that is not there at all is known now.
         if let Some(missing) = crate::data::missing(experiment.dataset, &self.settings.data_dir) {
-            return Err(SessionError::Refused(missing.to_string()));
+            return Err(SessionError::MissingData(missing));
         }
         let (summary, epochs, steps, flows) = match &resume {
             Some((saved, _)) => (
