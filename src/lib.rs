@@ -17,6 +17,7 @@ pub mod compare;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub mod folders;
 pub mod net;
 pub mod parity;
 pub mod reproduce;

@@ -45,6 +45,8 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Grids of runs from a sweep file: plan, run here, emit for Slurm or GNU parallel, report.
     Sweep(cli::sweep::SweepArgs),
+    /// The settings file (`config init` writes one) and the folders in effect.
+    Config(cli::config::ConfigArgs),
     /// Print a shell completion script: `skiplab completions bash > ~/.local/share/bash-completion/completions/skiplab`.
     Completions {
         /// The shell to complete for.
@@ -97,7 +99,17 @@ fn man(dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // A broken config file is named before anything else runs (`config` itself still runs,
+    // so `config init --force` can replace it).
+    if let (Err(e), false) = (
+        skiplab::folders::config(),
+        matches!(args.command, Some(Command::Config(_))),
+    ) {
+        eprintln!("error: {e}");
+        return ExitCode::from(cli::exit::BAD_ARGUMENTS);
+    }
     let result = match args.command {
+        Some(Command::Config(a)) => cli::config::config(a),
         Some(Command::Train(a)) => cli::train::train(a),
         Some(Command::Bench(a)) => cli::bench::bench(a),
         Some(Command::Parity) => cli::parity::parity(),

@@ -304,8 +304,18 @@ impl Sweep {
                 "needs a `base` preset (and axes) or a list of `runs`",
             ));
         };
-        let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
-        let mut base = Experiment::load(&base_path).map_err(|e| bad(path, format!("base: {e}")))?;
+        // A file beside the sweep, else a preset name (`base: "quick"`).
+        let mut base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+        let mut base = if base_path.is_file() {
+            Experiment::load(&base_path)
+        } else {
+            let presets = crate::folders::default_presets_dir();
+            crate::folders::resolve_preset(base, &presets).map(|(name, e)| {
+                base_path = PathBuf::from(format!("preset {name}"));
+                e
+            })
+        }
+        .map_err(|e| bad(path, format!("base: {e}")))?;
         if let Some(epochs) = file.epochs {
             base.epochs = epochs;
         }

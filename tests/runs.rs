@@ -430,7 +430,7 @@ fn runs_compare_and_export_work_on_saved_runs() {
         ],
         tmp.path(),
     );
-    assert_eq!(code, 2);
+    assert_eq!(code, 5, "an I/O failure");
     assert!(err.contains("cannot create"), "{err}");
 }
 

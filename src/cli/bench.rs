@@ -56,7 +56,7 @@ pub struct BenchArgs {
     #[arg(long)]
     data: bool,
     /// Where `--data` finds fashion-mnist/ (e.g. ../shared/data).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
     data_dir: PathBuf,
     /// Internal: measure one model in this process and print one JSON line.
     #[arg(long, hide = true)]

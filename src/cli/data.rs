@@ -15,7 +15,7 @@ use skiplab::data::DatasetName;
 #[derive(Args, Debug)]
 pub struct DataArgs {
     /// Folder holding one folder per data set.
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data", global = true)]
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir(), global = true)]
     data_dir: PathBuf,
     #[command(subcommand)]
     command: DataCommand,
@@ -77,6 +77,13 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
         DataCommand::List => {
             outln!("data directory: {}", dir.display());
             outln!("{:<16} {:>10}  status", "data set", "size");
+            // Compiled in: always there, whatever the folder holds.
+            let bytes = skiplab::data::BUILTIN_BYTES;
+            outln!(
+                "{:<16} {:>10}  built in: 10,000 + 2,000 Fashion-MNIST images (the default)",
+                "builtin",
+                size(bytes as u64)
+            );
             for name in catalog_names() {
                 let status = store::status(dir, name);
                 let state = match &status.state {

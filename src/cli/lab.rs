@@ -1,6 +1,6 @@
 //! `skiplab` with no command: the lab on this terminal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -8,7 +8,6 @@ use clap::Args;
 
 use crate::cli::DeviceKind;
 use skiplab::data::{self, DatasetName};
-use skiplab::experiment::Experiment;
 use skiplab::tui::{self, LabOptions};
 
 #[derive(Args, Debug)]
@@ -20,23 +19,23 @@ pub struct LabArgs {
     #[arg(long, default_value_t = 1)]
     parallel: usize,
     /// Where the lab's runs train.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    #[arg(long, value_enum, default_value_t = DeviceKind::configured())]
     device: DeviceKind,
     /// What the lab's runs train on: builtin, mnist, fashion-mnist, emnist-letters, cifar10.
     #[arg(long, default_value = "builtin")]
     dataset: DatasetName,
     /// Folder holding one folder per data set (see `skiplab data`).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
     data_dir: PathBuf,
     /// Open with this preset [default: presets/quick.ron when the lab's data fits it].
     #[arg(long)]
     preset: Option<PathBuf>,
     /// Where presets are listed and saved.
-    #[arg(long, default_value = "presets")]
+    #[arg(long, default_value_os_t = skiplab::folders::default_presets_dir())]
     presets_dir: PathBuf,
     /// Where every run is saved; repeated (or a glob), the further folders are read too when
     /// `L` loads saved runs.
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_values_os_t = vec![skiplab::folders::default_saves()])]
     saves: Vec<PathBuf>,
     /// Do not save runs.
     #[arg(long)]
@@ -53,18 +52,18 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
     }
     let (device, note) = skiplab::device::resolve(args.device.into())?;
     // An explicit preset must load; the default one only where it exists and fits.
-    let preset = match &args.preset {
-        Some(path) => Some(Experiment::load(path)?),
-        None => Experiment::load(&args.presets_dir.join("quick.ron"))
-            .ok()
-            .filter(|e| e.dataset == args.dataset),
+    // Names resolve in the presets folder, then among the compiled-in presets.
+    let (name, preset) = match &args.preset {
+        Some(path) => {
+            let (name, e) = skiplab::folders::resolve_preset(path, &args.presets_dir)?;
+            (name, Some(e))
+        }
+        None => {
+            let quick = skiplab::folders::resolve_preset(Path::new("quick"), &args.presets_dir);
+            let fits = quick.ok().filter(|(_, e)| e.dataset == args.dataset);
+            ("quick".to_string(), fits.map(|(_, e)| e))
+        }
     };
-    let name = args.preset.as_deref().map_or("quick".into(), |p| {
-        p.file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    });
     // A preset names its data set; without --dataset the lab follows it.
     let dataset = match (&args.preset, &preset) {
         (Some(_), Some(e)) if args.dataset == DatasetName::Builtin => e.dataset,

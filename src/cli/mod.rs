@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod config;
 pub mod data;
 pub mod export;
 pub mod lab;
@@ -50,6 +51,13 @@ pub enum DeviceKind {
     Cuda,
 }
 
+impl DeviceKind {
+    /// The config file's device, else `auto` (a bad value is reported at start-up).
+    pub fn configured() -> Self {
+        DeviceKind::from_str(&skiplab::folders::default_device(), true).unwrap_or(DeviceKind::Auto)
+    }
+}
+
 impl From<DeviceKind> for DeviceChoice {
     fn from(kind: DeviceKind) -> Self {
         match kind {
@@ -64,13 +72,15 @@ impl From<DeviceKind> for DeviceChoice {
 #[derive(Args, Debug)]
 pub struct Place {
     /// Where to train.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    #[arg(long, value_enum, default_value_t = DeviceKind::configured())]
     pub device: DeviceKind,
-    /// Folder holding one folder per data set (see `skiplab data`).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value = "data")]
+    /// Folder holding one folder per data set (see `skiplab data`): ./data when the current
+    /// folder has one, else the config file's data_dir, else the platform's.
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
     pub data_dir: PathBuf,
-    /// Where runs are saved, one folder each.
-    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    /// Where runs are saved, one folder each: ./saves when the current folder has one,
+    /// else the config file's saves_dir, else the platform's.
+    #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value_os_t = skiplab::folders::default_saves())]
     pub saves: PathBuf,
 }
 
@@ -79,7 +89,7 @@ pub struct Place {
 #[derive(Args, Debug)]
 pub struct Saves {
     /// Where saved runs are read from: repeat for several folders, or give a glob.
-    #[arg(long = "saves", env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+    #[arg(long = "saves", env = "SKIPLAB_SAVES_DIR", default_values_os_t = vec![skiplab::folders::default_saves()])]
     pub saves: Vec<PathBuf>,
 }
 

@@ -31,7 +31,7 @@ enum SweepCommand {
         /// The sweep file (RON: a base preset and axes; see the README).
         file: PathBuf,
         /// The folder the sweep's runs are saved in.
-        #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value = "saves")]
+        #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value_os_t = skiplab::folders::default_saves())]
         saves: PathBuf,
     },
     /// Train every run not finished yet, N at a time, then print the report.

@@ -185,7 +185,8 @@ fn optimizer_from(
 /// The experiment the flags (or the preset) describe, checked.
 fn experiment_from_args(args: &TrainArgs) -> Result<Experiment> {
     if let Some(path) = &args.preset {
-        let mut experiment = Experiment::load(path)?;
+        let presets = skiplab::folders::default_presets_dir();
+        let (_, mut experiment) = skiplab::folders::resolve_preset(path, &presets)?;
         if let Some(epochs) = args.epochs {
             experiment.epochs = epochs;
         }

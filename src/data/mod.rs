@@ -95,6 +95,11 @@ const BUILTIN_TRAIN_IMAGES: &[u8] = include_bytes!("../../data/builtin/train-ima
 const BUILTIN_TRAIN_LABELS: &[u8] = include_bytes!("../../data/builtin/train-labels-idx1-ubyte.gz");
 const BUILTIN_TEST_IMAGES: &[u8] = include_bytes!("../../data/builtin/t10k-images-idx3-ubyte.gz");
 const BUILTIN_TEST_LABELS: &[u8] = include_bytes!("../../data/builtin/t10k-labels-idx1-ubyte.gz");
+/// Compressed size of the compiled-in data set.
+pub const BUILTIN_BYTES: usize = BUILTIN_TRAIN_IMAGES.len()
+    + BUILTIN_TRAIN_LABELS.len()
+    + BUILTIN_TEST_IMAGES.len()
+    + BUILTIN_TEST_LABELS.len();
 
 /// Decodes an images file and a labels file into [`Samples`], checking they agree.
 pub fn samples_from_idx(

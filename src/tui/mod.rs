@@ -26,7 +26,7 @@ use ratatui::Terminal;
 
 use crate::data::store::write_atomically;
 use crate::data::DatasetName;
-use crate::experiment::{list_presets, Experiment};
+use crate::experiment::Experiment;
 use crate::runs;
 use crate::session::{Message, Outlet, RunRequest, Session, Settings, Threads};
 use app::{App, Effect};
@@ -249,7 +249,7 @@ impl Lab {
                     }
                 }
                 Effect::ListPresets => app.show_presets(
-                    list_presets(&app.presets_dir)
+                    crate::folders::list_all_presets(&app.presets_dir)
                         .into_iter()
                         .map(|p| app::PresetItem {
                             name: p.name,
