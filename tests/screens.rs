@@ -582,3 +582,56 @@ fn gradient_flow_view_shows_a_vanishing_gradient() {
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
 }
+
+/// A binding from the config file drives the handler, the hint bar and the help alike; a
+/// light theme and NO_COLOR recolour the same screen.
+#[test]
+fn bindings_and_themes_reach_every_part_of_the_screen() {
+    let mut app = lab();
+    let bindings = [("train".to_string(), "T".to_string())]
+        .into_iter()
+        .collect();
+    app.keys = skiplab::tui::keys::KeyTable::with_bindings(&bindings).unwrap();
+    let screen = render(&mut app, 80, 24);
+    let hints = screen.lines().last().unwrap();
+    assert!(hints.contains(" T train"), "{hints}");
+    key(&mut app, KeyCode::Char('t'));
+    assert_eq!(app.mode, Mode::Normal, "t is unbound now");
+    key(&mut app, KeyCode::Char('T'));
+    assert!(matches!(app.mode, Mode::Form(_)));
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    let help = render(&mut app, 80, 30);
+    assert!(
+        help.contains("│ T                 train this topology"),
+        "{help}"
+    );
+    key(&mut app, KeyCode::Esc);
+
+    let colours = |app: &mut App| {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| ui::draw(f, app)).unwrap();
+        let buffer = terminal.backend().buffer().clone();
+        buffer
+            .content()
+            .iter()
+            .flat_map(|c| [c.fg, c.bg])
+            .collect::<std::collections::HashSet<_>>()
+    };
+    use ratatui::style::Color;
+    let dark = colours(&mut app);
+    assert!(dark.contains(&Color::Yellow), "the selection is yellow");
+    app.colours = skiplab::tui::app::Colours::Light;
+    let light = colours(&mut app);
+    assert!(
+        !light.contains(&Color::Yellow) && light.contains(&Color::Blue),
+        "{light:?}"
+    );
+    app.colours = skiplab::tui::app::Colours::None;
+    let none = colours(&mut app);
+    assert_eq!(
+        none,
+        [Color::Reset].into_iter().collect(),
+        "no colour at all"
+    );
+}

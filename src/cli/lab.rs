@@ -77,7 +77,13 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
         saves: args.saves.clone(),
     }
     .folders()?;
+    // The config file was checked at start-up; its key bindings are checked here.
+    let config = skiplab::folders::config().clone().unwrap_or_default();
+    let keys = tui::keys::KeyTable::with_bindings(&config.keys)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", skiplab::folders::config_path().display()))?;
     let signal = tui::run(LabOptions {
+        colours: tui::app::Colours::from_env(config.theme),
+        keys,
         presets_dir: args.presets_dir.clone(),
         saves_dir: (!args.no_save).then(|| read_saves[0].clone()),
         read_saves,

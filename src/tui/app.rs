@@ -16,7 +16,33 @@ use crate::topology::{
 use crate::train::{
     Command, EpochMetrics, FlowPoint, RunStatus, StepMetrics, TrainConfig, TrainEvent,
 };
+use crate::tui::keys::Action;
 pub use crate::tui::table::{ChartView, Focus, RowView, SortKey};
+
+/// How the screen is coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Colours {
+    /// As drawn: for a dark background.
+    #[default]
+    Dark,
+    /// Yellow, white and grey swapped for colours that read on a light background.
+    Light,
+    /// No colour at all (`NO_COLOR`); bold, reverse and underline still mark selections.
+    None,
+}
+
+impl Colours {
+    /// The config file's theme, unless `NO_COLOR` is set (to anything but empty).
+    pub fn from_env(theme: crate::folders::Theme) -> Self {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            return Colours::None;
+        }
+        match theme {
+            crate::folders::Theme::Dark => Colours::Dark,
+            crate::folders::Theme::Light => Colours::Light,
+        }
+    }
+}
 
 /// What the event loop must do after the state changed.
 #[derive(Clone, Debug, PartialEq)]
@@ -309,6 +335,8 @@ pub struct App {
     pub selected_run: Option<usize>,
     pub next_run_id: usize,
     pub ascii: bool,
+    /// Colours for the terminal's background, or none (`NO_COLOR`).
+    pub colours: Colours,
     /// Where runs train.
     pub device: crate::device::Device,
     pub message: Option<String>,
@@ -331,6 +359,8 @@ pub struct App {
     pub chart: ChartView,
     /// The last skip pattern `P` applied.
     pub pattern: usize,
+    /// What each key does (the defaults, or the config file's bindings).
+    pub keys: crate::tui::keys::KeyTable,
 }
 
 fn default_mlp(input: ImageShape, classes: usize) -> Topology {
@@ -375,6 +405,8 @@ impl App {
             grouped: false,
             chart: ChartView::default(),
             pattern: 0,
+            keys: Default::default(),
+            colours: Colours::Dark,
         }
     }
 
@@ -416,10 +448,10 @@ impl App {
             Mode::Compare => self.compare_key(key),
             Mode::Filter(_) => self.filter_key(key),
             Mode::Flow => {
-                match key.code {
-                    KeyCode::Char('q') => return self.request_quit(),
-                    KeyCode::Char('J') | KeyCode::PageDown => self.step_run(1),
-                    KeyCode::Char('K') | KeyCode::PageUp => self.step_run(-1),
+                match self.keys.action(key.code) {
+                    Some(Action::Quit) if key.code != KeyCode::Esc => return self.request_quit(),
+                    Some(Action::NextRun) => self.step_run(1),
+                    Some(Action::PrevRun) => self.step_run(-1),
                     _ => self.mode = Mode::Normal,
                 }
                 Vec::new()
@@ -615,11 +647,15 @@ impl App {
     fn normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let edges = self.candidate_edges().len();
         self.message = None;
-        match key.code {
-            KeyCode::Char('q') | KeyCode::Esc => return self.request_quit(),
-            KeyCode::Char('?') => self.mode = Mode::Help,
-            KeyCode::Char('c') => self.mode = Mode::Compare,
-            KeyCode::Tab | KeyCode::BackTab => {
+        let Some(action) = self.keys.action(key.code) else {
+            return Vec::new();
+        };
+        let runs = self.focus == Focus::Runs;
+        match action {
+            Action::Quit => return self.request_quit(),
+            Action::Help => self.mode = Mode::Help,
+            Action::Compare => self.mode = Mode::Compare,
+            Action::SwitchPanel => {
                 self.focus = match self.focus {
                     Focus::Topology => Focus::Runs,
                     Focus::Runs => Focus::Topology,
@@ -628,41 +664,46 @@ impl App {
                     self.step_run(0);
                 }
             }
-            KeyCode::Right | KeyCode::Char('l') => self.step_edge(1, edges),
-            KeyCode::Left | KeyCode::Char('h') => self.step_edge(-1, edges),
-            KeyCode::Down | KeyCode::Char('j') if self.focus == Focus::Runs => self.step_run(1),
-            KeyCode::Up | KeyCode::Char('k') if self.focus == Focus::Runs => self.step_run(-1),
-            KeyCode::Char(' ') if self.focus == Focus::Runs => self.mark_selected(),
-            KeyCode::Down | KeyCode::Char('j') => self.step_layer(1),
-            KeyCode::Up | KeyCode::Char('k') => self.step_layer(-1),
-            KeyCode::Char(' ') => self.toggle_selected(),
-            KeyCode::Char('/') => self.mode = Mode::Filter(self.filter.clone()),
-            KeyCode::Char('s') => self.sort = (self.sort.0.next(), false),
-            KeyCode::Char('v') => self.sort.1 = !self.sort.1,
-            KeyCode::Char('g') => self.grouped = !self.grouped,
-            KeyCode::Char('e') => self.cycle_edge_kind(),
-            KeyCode::Char('P') => self.next_pattern(),
-            KeyCode::Char('A') => self.next_activation(),
-            KeyCode::Char('I') => self.next_init(),
-            KeyCode::Char('f') => self.mode = Mode::Flow,
-            KeyCode::Char('a') => self.select_all(SkipSelection::All),
-            KeyCode::Char('n') => self.select_all(SkipSelection::None),
-            KeyCode::Char('+') | KeyCode::Char('=') => self.resize_layer(true),
-            KeyCode::Char('-') => self.resize_layer(false),
-            KeyCode::Char('i') => self.insert_layer(),
-            KeyCode::Char('r') => self.remove_layer(),
-            KeyCode::Char('m') => self.switch_model(),
-            KeyCode::Char('t') | KeyCode::Enter => self.mode = Mode::Form(self.form.clone()),
-            KeyCode::Char('J') | KeyCode::PageDown => self.step_run(1),
-            KeyCode::Char('K') | KeyCode::PageUp => self.step_run(-1),
-            KeyCode::Char('p') => return self.pause_selected(),
-            KeyCode::Char('x') => return self.stop_selected(),
-            KeyCode::Char('d') => return self.delete_selected(),
-            KeyCode::Char('o') => return vec![Effect::ListPresets],
-            KeyCode::Char('S') => self.mode = Mode::SaveAs(String::new()),
-            KeyCode::Char('L') => return vec![Effect::ListSavedRuns],
-            KeyCode::Char('R') => self.reinforce(),
-            _ => {}
+            Action::NextEdge => self.step_edge(1, edges),
+            Action::PrevEdge => self.step_edge(-1, edges),
+            Action::Down if runs => self.step_run(1),
+            Action::Up if runs => self.step_run(-1),
+            Action::Toggle if runs => self.mark_selected(),
+            Action::Down => self.step_layer(1),
+            Action::Up => self.step_layer(-1),
+            Action::Toggle => self.toggle_selected(),
+            Action::Filter => self.mode = Mode::Filter(self.filter.clone()),
+            Action::Sort => self.sort = (self.sort.0.next(), false),
+            Action::Reverse => self.sort.1 = !self.sort.1,
+            Action::Group => self.grouped = !self.grouped,
+            Action::EdgeKind => self.cycle_edge_kind(),
+            Action::Patterns => self.next_pattern(),
+            Action::Activation => self.next_activation(),
+            Action::Init => self.next_init(),
+            Action::Flow => self.mode = Mode::Flow,
+            Action::AllOn => self.select_all(SkipSelection::All),
+            Action::AllOff => self.select_all(SkipSelection::None),
+            Action::Widen => self.resize_layer(true),
+            Action::Narrow => self.resize_layer(false),
+            Action::InsertLayer => self.insert_layer(),
+            Action::RemoveLayer => self.remove_layer(),
+            Action::SwitchModel => self.switch_model(),
+            Action::Train => self.mode = Mode::Form(self.form.clone()),
+            Action::NextRun => self.step_run(1),
+            Action::PrevRun => self.step_run(-1),
+            Action::Pause => return self.pause_selected(),
+            Action::Stop => return self.stop_selected(),
+            Action::Delete => return self.delete_selected(),
+            Action::OpenPreset => return vec![Effect::ListPresets],
+            Action::SavePreset => self.mode = Mode::SaveAs(String::new()),
+            Action::LoadSaved => return vec![Effect::ListSavedRuns],
+            Action::Reinforce => self.reinforce(),
+            // The chart's own keys mean nothing here.
+            Action::ChartX
+            | Action::ChartMetric
+            | Action::Smoother
+            | Action::Rougher
+            | Action::ExportCsv => {}
         }
         Vec::new()
     }
@@ -767,18 +808,21 @@ impl App {
 
     fn compare_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         self.message = None;
+        if key.code == KeyCode::Esc || self.keys.keys(Action::Compare).contains(&key.code) {
+            self.mode = Mode::Normal;
+            return Vec::new();
+        }
         let chart = &mut self.chart;
-        match key.code {
-            KeyCode::Char('q') => return self.request_quit(),
-            KeyCode::Char('x') => chart.x = chart.x.next(),
-            KeyCode::Char('y') => chart.metric = chart.metric.next(),
-            KeyCode::Char(']') => chart.smoother(true),
-            KeyCode::Char('[') => chart.smoother(false),
-            KeyCode::Char('g') => self.grouped = !self.grouped,
-            KeyCode::Char('E') => {
+        match self.keys.chart_action(key.code) {
+            Some(Action::Quit) => return self.request_quit(),
+            Some(Action::ChartX) => chart.x = chart.x.next(),
+            Some(Action::ChartMetric) => chart.metric = chart.metric.next(),
+            Some(Action::Smoother) => chart.smoother(true),
+            Some(Action::Rougher) => chart.smoother(false),
+            Some(Action::Group) => self.grouped = !self.grouped,
+            Some(Action::ExportCsv) => {
                 return vec![Effect::ExportCsv(crate::tui::table::chart_csv(self))];
             }
-            KeyCode::Esc | KeyCode::Char('c') => self.mode = Mode::Normal,
             _ => {}
         }
         Vec::new()

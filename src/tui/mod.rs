@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod diagram;
+pub mod keys;
 pub mod table;
 pub mod ui;
 
@@ -52,6 +53,10 @@ pub enum AppEvent {
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     pub ascii: bool,
+    /// Colours (the theme, or none under NO_COLOR).
+    pub colours: app::Colours,
+    /// The keys (the config file's bindings over the defaults).
+    pub keys: keys::KeyTable,
     /// Runs trained at the same time; later ones queue.
     pub parallel: usize,
     /// Where runs train.
@@ -131,6 +136,8 @@ pub fn run(options: LabOptions) -> Result<Option<i32>> {
         let dataset = options.dataset;
         let mut app = App::new(dataset.input_shape(), dataset.classes(), dataset.as_str());
         app.ascii = options.ascii;
+        app.colours = options.colours;
+        app.keys = options.keys.clone();
         app.device = options.device;
         app.presets_dir = options.presets_dir.clone();
         app.saves_dir = options.saves_dir.clone();

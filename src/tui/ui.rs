@@ -13,9 +13,10 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{
-    App, Focus, HitMap, Mode, RowView, Run, RunState, Selection, SortKey, FORM_FIELDS,
+    App, Colours, Focus, HitMap, Mode, RowView, Run, RunState, Selection, SortKey, FORM_FIELDS,
 };
 use super::diagram::{self, ArcStyle, BOX_ROWS};
+use super::keys;
 use super::table;
 use crate::topology::{grouped, Topology};
 use crate::train::EpochMetrics;
@@ -49,7 +50,7 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     } else {
         draw_lab(frame, area, app);
         match &app.mode {
-            Mode::Help => draw_help(frame, area),
+            Mode::Help => draw_help(frame, area, app),
             Mode::Form(_) => draw_form(frame, area, app),
             Mode::ConfirmQuit => draw_confirm(frame, area, app),
             Mode::Presets { items, selected } => {
@@ -100,8 +101,52 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
             Mode::Normal | Mode::Compare | Mode::Flow | Mode::Filter(_) => {}
         }
     }
+    recolour(frame.buffer_mut(), app.colours);
     if app.ascii {
         asciify(frame.buffer_mut());
+    }
+}
+
+/// The screen for a light background, or without colour: the widgets draw for a dark one,
+/// and one pass over the cells keeps the themes from spreading through every widget.
+pub fn recolour(buf: &mut Buffer, colours: Colours) {
+    let light = |c: Color| match c {
+        Color::Yellow => Color::Blue,
+        Color::LightYellow => Color::LightBlue,
+        Color::White => Color::Black,
+        Color::Gray => Color::DarkGray,
+        Color::DarkGray => Color::Gray,
+        Color::Cyan => Color::Magenta,
+        Color::Green => Color::Rgb(0, 110, 0),
+        other => other,
+    };
+    if colours == Colours::Dark {
+        return;
+    }
+    let area = buf.area;
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            let cell = &mut buf[(x, y)];
+            match colours {
+                Colours::None => {
+                    // A highlighted cell (yellow, the selection) stays visible as bold.
+                    if cell.fg == Color::Yellow {
+                        cell.modifier.insert(Modifier::BOLD);
+                    }
+                    // A coloured background (a highlighted row) becomes reverse video.
+                    if cell.bg != Color::Reset {
+                        cell.modifier.insert(Modifier::REVERSED);
+                    }
+                    cell.fg = Color::Reset;
+                    cell.bg = Color::Reset;
+                }
+                Colours::Light => {
+                    cell.fg = light(cell.fg);
+                    cell.bg = light(cell.bg);
+                }
+                Colours::Dark => {}
+            }
+        }
     }
 }
 
@@ -602,51 +647,32 @@ fn hint_line(app: &App) -> Line<'static> {
             Span::raw(" clear"),
         ]);
     }
-    let hints: &[(&str, &str)] = match (&app.mode, app.focus) {
-        (Mode::Form(_), _) => &[
+    let fixed: &[(&str, &str)] = match &app.mode {
+        Mode::Form(_) => &[
             ("↑↓", "field"),
             ("←→", "change"),
             ("Enter", "start"),
             ("Esc", "cancel"),
         ],
-        (Mode::SaveAs(_), _) => &[("Enter", "save"), ("Esc", "cancel")],
-        (Mode::Presets { .. } | Mode::SavedRuns { .. }, _) => {
+        Mode::SaveAs(_) => &[("Enter", "save"), ("Esc", "cancel")],
+        Mode::Presets { .. } | Mode::SavedRuns { .. } => {
             &[("↑↓", "select"), ("Enter", "load"), ("Esc", "close")]
         }
-        (_, Focus::Runs) => &[
-            ("↑↓", "run"),
-            ("␣", "mark for chart"),
-            ("c", "compare"),
-            ("/", "filter"),
-            ("s/v", "sort/reverse"),
-            ("g", "group seeds"),
-            ("Tab", "topology"),
-            ("p", "pause"),
-            ("x", "stop"),
-            ("d", "delete"),
-            ("?", "help"),
-            ("q", "quit"),
-        ],
-        // Most used first: a narrow terminal cuts the end of the line.
-        _ => &[
-            ("←→", "edge"),
-            ("␣", "toggle"),
-            ("t", "train"),
-            ("c", "compare"),
-            ("Tab", "runs"),
-            ("?", "help"),
-            ("q", "quit"),
-            ("a/n", "all/none"),
-            ("↑↓", "layer"),
-            ("+-", "width"),
-            ("o/S", "preset"),
-            ("L", "saved"),
-            ("p", "pause"),
-            ("x", "stop"),
-        ],
+        _ => &[],
     };
+    let mut entries: Vec<(String, &str)> = fixed.iter().map(|(k, w)| (k.to_string(), *w)).collect();
+    if entries.is_empty() {
+        let table = match app.focus {
+            Focus::Runs => keys::RUNS_HINTS,
+            Focus::Topology => keys::TOPOLOGY_HINTS,
+        };
+        entries = table
+            .iter()
+            .map(|(actions, joiner, what)| (app.keys.hint_label(actions, joiner), *what))
+            .collect();
+    }
     let mut spans = Vec::new();
-    for (key, what) in hints {
+    for (key, what) in entries {
         spans.push(Span::styled(
             format!(" {key}"),
             Style::default().fg(Color::Yellow),
@@ -667,51 +693,9 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-pub const HELP: [(&str, &str); 27] = [
-    ("← → h l", "select the previous / next skip edge"),
-    (
-        "Space",
-        "toggle the selected edge (runs panel: mark the run)",
-    ),
-    ("a / n", "all edges on / off"),
-    ("↑ ↓ j k", "select a layer (runs panel: a run)"),
-    ("+ / -", "widen / narrow the selected layer"),
-    ("i / r", "insert a layer after the selected one / remove it"),
-    ("m", "switch between MLP and CNN"),
-    ("R", "reinforce: the vanilla net as wide (CNN) or big (MLP)"),
-    (
-        "t / Enter",
-        "train this topology (the form: several seeds too)",
-    ),
-    ("Tab", "switch between the topology and the runs panel"),
-    ("J K PgDn PgUp", "select a run"),
-    (
-        "p / x / d",
-        "pause or resume / stop / delete the selected run",
-    ),
-    ("/", "filter the runs (name, id, description); Esc clears"),
-    ("s / v", "sort the runs by the next column / reverse"),
-    ("g", "group runs that differ only in their seed (mean ± sd)"),
-    ("c", "compare the marked runs (or all) on one chart:"),
-    (
-        "",
-        "x axis epoch/step/seconds, y metric, [ ] smoothing, E CSV",
-    ),
-    (
-        "e / P",
-        "residual or concatenating edge / skip patterns (deep MLPs)",
-    ),
-    (
-        "A / I / f",
-        "activation / initialisation (MLP) / gradient flow view",
-    ),
-    ("o / S", "open a preset / save the topology and form as one"),
-    ("L", "load a saved run into the runs (and the chart)"),
+/// What the help says beyond the keys (from the key table).
+const LEGEND: [(&str, &str); 5] = [
     ("mouse click", "select an edge, a layer or a run"),
-    (
-        "q Esc Ctrl-C",
-        "quit (asks while runs are active); ? this help",
-    ),
     (
         "Diagram",
         "bright arcs are on, dim ones off, yellow is selected;",
@@ -724,15 +708,39 @@ pub const HELP: [(&str, &str); 27] = [
     ("", "yellow bar: the best epoch, ↑ its accuracy"),
 ];
 
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let popup = centered(area, 76, HELP.len() as u16 + 2);
-    frame.render_widget(Clear, popup);
-    let lines: Vec<Line> = HELP
+fn draw_help(frame: &mut Frame, area: Rect, app: &App) {
+    let rows: Vec<(String, &str)> = keys::HELP
         .iter()
+        .map(|(actions, what)| (app.keys.help_label(actions), *what))
+        .chain(LEGEND.iter().map(|(k, v)| (k.to_string(), *v)))
+        .collect();
+    // The key column is as wide as the longest label (bindings change them), plus a space.
+    let keys_width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let text_width = rows
+        .iter()
+        .map(|(_, v)| v.chars().count())
+        .max()
+        .unwrap_or(0);
+    let popup = centered(
+        area,
+        (keys_width + text_width + 3) as u16,
+        rows.len() as u16 + 2,
+    );
+    frame.render_widget(Clear, popup);
+    let lines: Vec<Line> = rows
+        .into_iter()
         .map(|(k, v)| {
             Line::from(vec![
-                Span::styled(format!(" {k:<15}"), Style::default().fg(Color::Yellow)),
-                Span::raw(*v),
+                Span::styled(
+                    format!(" {k:<keys_width$}"),
+                    Style::default().fg(Color::Yellow),
+                ),
+                Span::raw(v),
             ])
         })
         .collect();
@@ -980,13 +988,23 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         frame.render_widget(chart, chart_area);
     }
-    let keys: [(&str, String); 6] = [
-        ("x", format!("axis: {}", view.x.name())),
-        ("y", view.metric.name().to_string()),
-        ("[ ]", "smoothing".into()),
-        ("g", "seed groups".into()),
-        ("E", "export CSV".into()),
-        ("Esc", "back".into()),
+    let label = |actions: &[keys::Action], joiner| app.keys.hint_label(actions, joiner);
+    let keys: [(String, String); 6] = [
+        (
+            label(&[keys::Action::ChartX], ""),
+            format!("axis: {}", view.x.name()),
+        ),
+        (
+            label(&[keys::Action::ChartMetric], ""),
+            view.metric.name().to_string(),
+        ),
+        (
+            label(&[keys::Action::Rougher, keys::Action::Smoother], " "),
+            "smoothing".into(),
+        ),
+        (label(&[keys::Action::Group], ""), "seed groups".into()),
+        (label(&[keys::Action::ExportCsv], ""), "export CSV".into()),
+        ("Esc".into(), "back".into()),
     ];
     let mut spans = Vec::new();
     for (key, what) in keys {
