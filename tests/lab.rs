@@ -332,3 +332,115 @@ fn real_binary_compares_two_topologies_over_two_seeds_and_exports_them() {
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
     tmux(&["kill-session", "-t", &session]);
 }
+
+/// Installed outside the checkout: the binary copied into a prefix, started from an empty
+/// folder with a fresh HOME and no SKIPLAB_* or XDG_* settings. It opens with the compiled-in
+/// quick preset, trains, saves the run in the platform's saves folder and logs there too.
+#[test]
+fn an_installed_binary_works_from_an_empty_folder_with_a_fresh_home() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping the end-to-end test");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (prefix, home, empty) = (
+        tmp.path().join("prefix"),
+        tmp.path().join("home"),
+        tmp.path().join("empty"),
+    );
+    for dir in [prefix.join("bin"), home.clone(), empty.clone()] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let installed = prefix.join("bin/skiplab");
+    let status = Command::new("install")
+        .args(["-m", "755", env!("CARGO_BIN_EXE_skiplab")])
+        .arg(&installed)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install(1) into the prefix");
+    let session = format!("skiplab-install-{}", std::process::id());
+    let exit_file = tmp.path().join("exit");
+    let command = format!(
+        "cd {} && env -i HOME={} PATH={}:/usr/bin:/bin TERM=xterm-256color skiplab; echo $? > {}",
+        empty.display(),
+        home.display(),
+        prefix.join("bin").display(),
+        exit_file.display()
+    );
+    tmux(&["kill-session", "-t", &session]);
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &command,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(
+        &session,
+        "the lab with the quick preset",
+        Duration::from_secs(20),
+        |s| {
+            s.contains("Topology: mlp 784-128-256-10, 3/3 skips")
+                && s.contains("loaded preset quick")
+        },
+    );
+    tmux(&["send-keys", "-t", &session, "t"]);
+    wait_for(&session, "the form", Duration::from_secs(10), |s| {
+        s.contains("Train this topology")
+    });
+    // Two epochs are enough: down to "epochs", 5 -> 2.
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "Down",
+        "Down",
+        "Down",
+        "Down",
+        "Down",
+        "Left",
+        "Left",
+        "Left",
+        "Enter",
+    ]);
+    wait_for(&session, "a finished run", Duration::from_secs(120), |s| {
+        s.contains(" done ")
+    });
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while !exit_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the lab did not quit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux(&["kill-session", "-t", &session]);
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    let saves = home.join(".local/share/skiplab/saves");
+    let runs = skiplab::runs::list_runs(&saves);
+    assert_eq!(runs.len(), 1, "the run is in the platform saves folder");
+    let run = runs.into_iter().next().unwrap().unwrap();
+    assert_eq!(run.summary.status, skiplab::runs::Status::Finished);
+    assert_eq!(run.epochs.len(), 2);
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing written where it started"
+    );
+    let log = std::fs::read_to_string(home.join(".local/state/skiplab/skiplab.log")).unwrap();
+    assert!(
+        log.contains("lab started") && log.contains("ended: Finished"),
+        "{log}"
+    );
+}

@@ -82,6 +82,7 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
     let keys = tui::keys::KeyTable::with_bindings(&config.keys)
         .map_err(|e| anyhow::anyhow!("{}: {e}", skiplab::folders::config_path().display()))?;
     let signal = tui::run(LabOptions {
+        log_dir: skiplab::folders::log_dir(),
         colours: tui::app::Colours::from_env(config.theme),
         keys,
         presets_dir: args.presets_dir.clone(),

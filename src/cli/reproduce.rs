@@ -92,6 +92,8 @@ struct Driver<'s, S: Study> {
     plan: HashMap<RunId, S::Entry>,
     done: usize,
     total: usize,
+    /// Runs done of all, with an ETA, on stderr when it is a terminal.
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl<S: Study> Observer for Driver<'_, S> {
@@ -109,8 +111,16 @@ impl<S: Study> Observer for Driver<'_, S> {
             status: status.clone(),
             saved: false,
         };
-        self.study
-            .add(self.plan[&event.run], ended, self.done, self.total)
+        let entry = self.plan[&event.run];
+        let (study, done, total) = (&mut *self.study, self.done, self.total);
+        match &self.bar {
+            Some(bar) => {
+                bar.suspend(|| study.add(entry, ended, done, total))?;
+                bar.set_position(done as u64);
+                Ok(())
+            }
+            None => study.add(entry, ended, done, total),
+        }
     }
 }
 
@@ -206,13 +216,28 @@ fn execute<S: Study>(
             Update::Queued(_) => Some(e.run),
             _ => None,
         });
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let style = indicatif::ProgressStyle::with_template(
+                "  runs [{bar:30}] {pos}/{len} · {elapsed} · ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("#>-");
+            let bar = indicatif::ProgressBar::new(total as u64).with_style(style);
+            bar.set_position(done as u64);
+            bar.reset_eta();
+            bar
+        });
         let mut driver = Driver {
             plan: ids.zip(entries).collect(),
             study: &mut *study,
             done,
             total,
+            bar,
         };
         signal = cli::follow(&mut session, &inbox, first, &mut driver)?;
+        if let Some(bar) = driver.bar.take() {
+            bar.finish_and_clear();
+        }
     }
     drop(locks);
     outln!("\n{}", study.text());

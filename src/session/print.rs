@@ -14,6 +14,10 @@ pub struct Printer<O: Write, E: Write> {
     json: bool,
     /// Draw a progress bar (`err` is a terminal).
     progress: bool,
+    /// The running run's bar (indicatif, on stderr): steps, rate, ETA.
+    bar: Option<indicatif::ProgressBar>,
+    /// The step the bar started at (a resumed run starts past 0).
+    bar_start: u64,
     /// Head each run with its seed (several runs in a row).
     announce: bool,
 }
@@ -29,6 +33,8 @@ impl<O: Write, E: Write> Printer<O, E> {
             err,
             json,
             progress: progress && !json,
+            bar: None,
+            bar_start: 0,
             announce,
         }
     }
@@ -42,10 +48,37 @@ impl<O: Write, E: Write> Printer<O, E> {
         writeln!(self.out, "{value}")
     }
 
+    /// The run's bar is done: off the screen (the next run gets its own).
     fn clear_progress(&mut self) {
-        if self.progress {
-            let _ = write!(self.err, "\r\x1b[K");
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
+        self.bar_start = 0;
+    }
+
+    /// Prints a line with the bar taken off the screen and drawn again after it.
+    fn above_bar(&mut self, line: std::fmt::Arguments<'_>) -> io::Result<()> {
+        let out = &mut self.out;
+        match &self.bar {
+            Some(bar) => bar.suspend(|| writeln!(out, "{line}")),
+            None => writeln!(out, "{line}"),
+        }
+    }
+
+    fn bar_for(&mut self, epochs: usize, steps_per_epoch: usize) -> &indicatif::ProgressBar {
+        let total = (epochs * steps_per_epoch) as u64;
+        self.bar.get_or_insert_with(|| {
+            let style = indicatif::ProgressStyle::with_template(
+                "  {msg} [{bar:30}] {pos}/{len} steps · ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("#>-");
+            indicatif::ProgressBar::with_draw_target(
+                Some(total),
+                indicatif::ProgressDrawTarget::stderr(),
+            )
+            .with_style(style)
+        })
     }
 
     fn describe(&mut self, run: &Run, train: usize, val: usize, test: usize) -> io::Result<()> {
@@ -138,13 +171,21 @@ impl<O: Write, E: Write> Printer<O, E> {
                 steps_per_epoch,
                 loss,
             } if self.progress => {
-                let done = step * 30 / steps_per_epoch.max(&1);
-                let _ = write!(
-                    self.err,
-                    "\r  epoch {epoch} [{}{}] {step}/{steps_per_epoch} loss {loss:.4}\x1b[K",
-                    "#".repeat(done),
-                    " ".repeat(30 - done)
-                );
+                let epochs = run.info.config.epochs;
+                let bar = self.bar_for(epochs, *steps_per_epoch);
+                let done = ((epoch - 1) * steps_per_epoch + step) as u64;
+                if bar.position() == 0 && done > 1 {
+                    // The first report: the rate counts from here (a resumed run starts past 0).
+                    bar.reset_elapsed();
+                    self.bar_start = done;
+                }
+                let bar = self.bar.as_ref().expect("made above");
+                bar.set_position(done);
+                let rate = done.saturating_sub(self.bar_start) as f64
+                    / bar.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "epoch {epoch}/{epochs} loss {loss:.4} · {rate:.1} steps/s"
+                ));
                 Ok(())
             }
             TrainEvent::Epoch(m) if self.json => self.json_line(serde_json::json!({
@@ -158,9 +199,7 @@ impl<O: Write, E: Write> Printer<O, E> {
                 "seconds": m.seconds,
             })),
             TrainEvent::Epoch(m) => {
-                self.clear_progress();
-                writeln!(
-                    self.out,
+                self.above_bar(format_args!(
                     "{:>5}  {:>10.4}  {:>9}  {:>8.4}  {:>9}  {:>9.0}  {:>6.1}s",
                     m.epoch,
                     m.train_loss,
@@ -169,20 +208,16 @@ impl<O: Write, E: Write> Printer<O, E> {
                     pct(m.val_accuracy),
                     m.samples_per_sec,
                     m.seconds
-                )
+                ))
             }
             TrainEvent::SkipsEnabled { after_epoch, edges } if self.json => {
                 self.json_line(serde_json::json!({
                     "event": "skips_enabled", "after_epoch": after_epoch, "edges": edges
                 }))
             }
-            TrainEvent::SkipsEnabled { after_epoch, edges } => {
-                self.clear_progress();
-                writeln!(
-                    self.out,
-                    "skip*: {edges} skips enabled after epoch {after_epoch} (weights kept, new skip weights zero)"
-                )
-            }
+            TrainEvent::SkipsEnabled { after_epoch, edges } => self.above_bar(format_args!(
+                "skip*: {edges} skips enabled after epoch {after_epoch} (weights kept, new skip weights zero)"
+            )),
             _ => Ok(()),
         }
     }

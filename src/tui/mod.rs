@@ -52,6 +52,8 @@ pub enum AppEvent {
 /// Options of the lab.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
+    /// Where the lab's log goes (`skiplab.log`).
+    pub log_dir: PathBuf,
     pub ascii: bool,
     /// Colours (the theme, or none under NO_COLOR).
     pub colours: app::Colours,
@@ -90,15 +92,42 @@ fn restore_terminal() {
 /// Restores the terminal before a panic message of the lab's own thread is printed. Other
 /// threads stay quiet: trainers (and their worker pools) catch their panics and report them
 /// as failed runs, and nothing may print over the screen while the lab owns it.
-fn install_panic_hook() {
+fn install_panic_hook(log: Option<PathBuf>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(
+            "panic in thread {:?}: {info}",
+            std::thread::current().name()
+        );
         if std::thread::current().name() != Some("main") {
             return;
         }
         restore_terminal();
         previous(info);
+        if let Some(log) = &log {
+            eprintln!("skiplab: the lab's log is {}", log.display());
+        }
     }));
+}
+
+/// Logs to `dir/skiplab.log` (appended; `SKIPLAB_LOG` filters, default `info`) while the
+/// lab runs: the screen is the lab's, so this is where full messages and panics go. Returns
+/// the log's path and the guard that flushes it, or `None` when the folder cannot be made.
+pub fn start_log(
+    dir: &std::path::Path,
+) -> Option<(PathBuf, tracing_appender::non_blocking::WorkerGuard)> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, "skiplab.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKIPLAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some((dir.join("skiplab.log"), guard))
 }
 
 /// Where the lab's trainers post: into the lab's one channel.
@@ -109,8 +138,15 @@ pub fn outlet(tx: Sender<AppEvent>) -> Outlet {
 /// Opens the lab on the real terminal, runs it until the user quits (or a signal arrives:
 /// it is returned), restores the terminal.
 pub fn run(options: LabOptions) -> Result<Option<i32>> {
+    let log = start_log(&options.log_dir);
+    tracing::info!(
+        "lab started: skiplab {}, data {}, device {}",
+        env!("CARGO_PKG_VERSION"),
+        options.dataset,
+        options.device
+    );
     enable_raw_mode().context("cannot put the terminal in raw mode (is this a terminal?)")?;
-    install_panic_hook();
+    install_panic_hook(log.as_ref().map(|(path, _)| path.clone()));
     let mut stdout = std::io::stdout();
     if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableMouseCapture) {
         restore_terminal();
@@ -185,12 +221,12 @@ pub fn start<B: Backend>(
     let mut last_draw = Instant::now();
     let result = (|| {
         while let Ok(first) = rx.recv() {
-            let mut quit = lab.apply(&mut app, first)?;
+            let mut quit = lab.apply_logged(&mut app, first)?;
             // Take everything that is already waiting, then wait out the rest of the frame.
             while !quit {
                 let wait = FRAME.saturating_sub(last_draw.elapsed());
                 match rx.recv_timeout(wait) {
-                    Ok(ev) => quit = lab.apply(&mut app, ev)?,
+                    Ok(ev) => quit = lab.apply_logged(&mut app, ev)?,
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
@@ -214,6 +250,26 @@ struct Lab {
 }
 
 impl Lab {
+    /// [`Lab::apply`], logging each new message line in full (the screen cuts it to its
+    /// width) and every run's end.
+    fn apply_logged(&mut self, app: &mut App, event: AppEvent) -> Result<bool> {
+        let before = app.message.clone();
+        if let AppEvent::Session(Message::Run(
+            run,
+            crate::train::TrainEvent::Ended { status, .. },
+        )) = &event
+        {
+            tracing::info!("run {run} ended: {status:?}");
+        }
+        let quit = self.apply(app, event)?;
+        if app.message != before {
+            if let Some(message) = &app.message {
+                tracing::info!("message: {message}");
+            }
+        }
+        Ok(quit)
+    }
+
     /// Applies one event; returns true when the lab should close.
     fn apply(&mut self, app: &mut App, event: AppEvent) -> Result<bool> {
         let effects = match event {
