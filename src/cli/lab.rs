@@ -24,17 +24,22 @@ pub struct LabArgs {
     /// What the lab's runs train on: builtin, mnist, fashion-mnist, emnist-letters, cifar10.
     #[arg(long, default_value = "builtin")]
     dataset: DatasetName,
-    /// Folder holding one folder per data set (see `skiplab data`).
+    /// Folder holding one folder per data set (see `skiplab data`): ./data when the current
+    /// folder has one, else the config file's data_dir, else the platform's.
     #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
     data_dir: PathBuf,
-    /// Open with this preset [default: presets/quick.ron when the lab's data fits it].
+    /// Open with this preset: a file, or a name in the presets folder or built in
+    /// [default: quick, when the lab's data set is the built-in one].
     #[arg(long)]
     preset: Option<PathBuf>,
-    /// Where presets are listed and saved.
+    /// Where presets are listed and saved: ./presets when the current folder has one, else
+    /// the config file's presets_dir, else the platform's (the built-in presets are listed
+    /// after these).
     #[arg(long, default_value_os_t = skiplab::folders::default_presets_dir())]
     presets_dir: PathBuf,
-    /// Where every run is saved; repeated (or a glob), the further folders are read too when
-    /// `L` loads saved runs.
+    /// Where every run is saved: ./saves when the current folder has one, else the config
+    /// file's saves_dir, else the platform's; repeated (or a glob), the further folders are
+    /// read too when `L` loads saved runs.
     #[arg(long, env = "SKIPLAB_SAVES_DIR", default_values_os_t = vec![skiplab::folders::default_saves()])]
     saves: Vec<PathBuf>,
     /// Do not save runs.
