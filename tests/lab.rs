@@ -84,6 +84,35 @@ fn wait_for(session: &str, what: &str, timeout: Duration, check: impl Fn(&str) -
     }
 }
 
+/// Starts `command` (the lab) in a new 100x30 tmux session and waits for the quick preset.
+fn open_lab_with_quick(session: &str, command: &str) {
+    tmux(&["kill-session", "-t", session]);
+    let status = Command::new("tmux")
+        .args(["new-session", "-d", "-s", session, "-x", "100", "-y", "30"])
+        .args(["sh", "-c", command])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(session, "the lab", Duration::from_secs(20), |s| {
+        s.contains("Topology: mlp 784-128-256-10, 3/3 skips") && s.contains("loaded preset quick")
+    });
+}
+
+/// `t`, the form's epochs 5 -> 2, Enter; returns the screen once the run is done.
+fn train_two_epochs(session: &str) -> String {
+    tmux(&["send-keys", "-t", session, "t"]);
+    wait_for(session, "the form", Duration::from_secs(10), |s| {
+        s.contains("Train this topology")
+    });
+    let keys = [
+        "Down", "Down", "Down", "Down", "Down", "Left", "Left", "Left", "Enter",
+    ];
+    tmux(&[&["send-keys", "-t", session][..], &keys[..]].concat());
+    wait_for(session, "a finished run", Duration::from_secs(120), |s| {
+        s.contains(" done ")
+    })
+}
+
 #[test]
 fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     if Command::new("tmux").arg("-V").output().is_err() {
@@ -111,54 +140,14 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
         presets.display(),
         exit_file.display()
     );
-    tmux(&["kill-session", "-t", &session]);
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-            "-c",
-            &command,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_for(&session, "the lab", Duration::from_secs(20), |s| {
-        s.contains("Topology: mlp 784-128-256-10, 3/3 skips") && s.contains("loaded preset quick")
-    });
+    open_lab_with_quick(&session, &command);
     // Select the next edge (0-3) and toggle it off.
     tmux(&["send-keys", "-t", &session, "Right", "Space"]);
     wait_for(&session, "the toggle", Duration::from_secs(10), |s| {
         s.contains("2/3 skips") && s.contains("edge 0-3 is off")
     });
     // Train for 2 epochs: t, down to "epochs", 5 -> 2, Enter.
-    tmux(&["send-keys", "-t", &session, "t"]);
-    wait_for(&session, "the form", Duration::from_secs(10), |s| {
-        s.contains("Train this topology")
-    });
-    tmux(&[
-        "send-keys",
-        "-t",
-        &session,
-        "Down",
-        "Down",
-        "Down",
-        "Down",
-        "Down",
-        "Left",
-        "Left",
-        "Left",
-        "Enter",
-    ]);
-    let screen = wait_for(&session, "a finished run", Duration::from_secs(120), |s| {
-        s.contains(" done ")
-    });
+    let screen = train_two_epochs(&session);
     assert!(screen.contains("run-1"), "{screen}");
     assert!(screen.contains("2/2"), "{screen}");
     let sparkline_row = screen
@@ -367,55 +356,8 @@ fn an_installed_binary_works_from_an_empty_folder_with_a_fresh_home() {
         prefix.join("bin").display(),
         exit_file.display()
     );
-    tmux(&["kill-session", "-t", &session]);
-    let status = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "sh",
-            "-c",
-            &command,
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_for(
-        &session,
-        "the lab with the quick preset",
-        Duration::from_secs(20),
-        |s| {
-            s.contains("Topology: mlp 784-128-256-10, 3/3 skips")
-                && s.contains("loaded preset quick")
-        },
-    );
-    tmux(&["send-keys", "-t", &session, "t"]);
-    wait_for(&session, "the form", Duration::from_secs(10), |s| {
-        s.contains("Train this topology")
-    });
-    // Two epochs are enough: down to "epochs", 5 -> 2.
-    tmux(&[
-        "send-keys",
-        "-t",
-        &session,
-        "Down",
-        "Down",
-        "Down",
-        "Down",
-        "Down",
-        "Left",
-        "Left",
-        "Left",
-        "Enter",
-    ]);
-    wait_for(&session, "a finished run", Duration::from_secs(120), |s| {
-        s.contains(" done ")
-    });
+    open_lab_with_quick(&session, &command);
+    train_two_epochs(&session);
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();
     while !exit_file.exists() {

@@ -39,6 +39,20 @@ fn skiplab(args: &[&str], saves: &Path) -> (i32, String, String) {
     common::skiplab(args, &[("SKIPLAB_SAVES_DIR", saves)])
 }
 
+/// `sweep emit FILE --parallel -o JOBS` for runs saved in `saves`.
+fn emit_job_list(file: &str, jobs: &Path, saves: &Path) {
+    let args = [
+        "sweep",
+        "emit",
+        file,
+        "--parallel",
+        "-o",
+        jobs.to_str().unwrap(),
+    ];
+    let (code, _, err) = skiplab(&args, saves);
+    assert_eq!(code, 0, "{err}");
+}
+
 fn finished(saves: &Path) -> Vec<String> {
     let mut ids: Vec<String> = runs::list_runs(saves)
         .into_iter()
@@ -239,18 +253,7 @@ fn emit_writes_a_slurm_array_of_the_unfinished_runs_and_a_parallel_job_list() {
     assert!(syntax.success(), "bash -n {}", script.display());
 
     let jobs = tmp.path().join("tiny.jobs");
-    let (code, _, err) = skiplab(
-        &[
-            "sweep",
-            "emit",
-            file,
-            "--parallel",
-            "-o",
-            jobs.to_str().unwrap(),
-        ],
-        &saves,
-    );
-    assert_eq!(code, 0, "{err}");
+    emit_job_list(file, &jobs, &saves);
     let lines: Vec<String> = std::fs::read_to_string(&jobs)
         .unwrap()
         .lines()
@@ -354,18 +357,7 @@ fn gnu_parallel_runs_the_sweep() {
     let saves = tmp.path().join("saves");
     let jobs = tmp.path().join("tiny.jobs");
     let file = file.to_str().unwrap();
-    let (code, _, err) = skiplab(
-        &[
-            "sweep",
-            "emit",
-            file,
-            "--parallel",
-            "-o",
-            jobs.to_str().unwrap(),
-        ],
-        &saves,
-    );
-    assert_eq!(code, 0, "{err}");
+    emit_job_list(file, &jobs, &saves);
     let out = Command::new("parallel")
         .args(["--will-cite", "--jobs", "2", "--halt", "now,fail=1"])
         .stdin(std::fs::File::open(&jobs).unwrap())
