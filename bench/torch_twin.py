@@ -108,15 +108,21 @@ def main():
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--device", default="cpu")
+    # PyTorch's best eager CPU setting for convolutions: NHWC activations and weights.
+    p.add_argument("--channels-last", action="store_true")
     a = p.parse_args()
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     net, shape, classes = build(a.model)
-    net = net.to(dev)
+    fmt = torch.channels_last if a.channels_last and len(shape) == 3 else torch.contiguous_format
+    net = net.to(dev, memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     batches = [
-        (torch.rand(a.batch, *shape, device=dev), torch.randint(0, classes, (a.batch,), device=dev))
+        (
+            torch.rand(a.batch, *shape, device=dev).contiguous(memory_format=fmt),
+            torch.randint(0, classes, (a.batch,), device=dev),
+        )
         for _ in range(50)
     ]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)

@@ -269,6 +269,7 @@ fn measure_torch(
     steps: usize,
     device: BenchDevice,
     threads: usize,
+    channels_last: bool,
 ) -> Result<Measurement> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_twin.py");
     let out = std::process::Command::new(python)
@@ -282,6 +283,7 @@ fn measure_torch(
             &steps.to_string(),
         ])
         .args(["--threads", &threads.to_string()])
+        .args(channels_last.then_some("--channels-last"))
         .args([
             "--device",
             if device == BenchDevice::Cuda {
@@ -373,10 +375,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         ]);
     }
     outln!(
-        "{:<44} {:>5} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9}",
+        "{:<44} {:>5} {:>10} {:>7} {:>16} {:>7} {:>9} {:>9} {:>9}",
         "model",
         "batch",
         "skiplab/s",
+        "GFLOP/s",
         "torch/s",
         "ratio",
         "RSS@100",
@@ -385,41 +388,70 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     );
     let mut grew = false;
     for (name, is_cnn) in names {
-        let (_, default_batch, label) = bench_model(name)?;
+        let (topology, default_batch, label) = bench_model(name)?;
+        // Training work per sample: the forward product and the two backward ones (inputs'
+        // and weights' gradients), 2 FLOPs per multiply-add.
+        let flops_per_sample = 6.0 * topology.macs_per_sample() as f64;
         let mut batches = vec![default_batch];
         if args.large_batches {
             batches.push(if is_cnn { 128 } else { 256 });
         }
         for batch in batches {
             let steps = if is_cnn { args.cnn_steps } else { args.steps };
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            // PyTorch's CNNs twice a round: NCHW (its default) and channels_last (its best
+            // eager CPU setting); the ratio is against the faster.
+            let settings: &[bool] = if is_cnn { &[false, true] } else { &[false] };
+            let mut ours = Vec::new();
+            let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
             let mut last = None;
             for _ in 0..args.rounds {
                 let m = measure_skiplab(name, batch, steps, args.device, false)?;
                 ours.push(m.samples_per_sec);
                 last = Some(m);
-                if torch.is_some() {
-                    match measure_torch(&args.python, name, batch, steps, args.device, threads) {
-                        Ok(t) => theirs.push(t.samples_per_sec),
+                for (k, &cl) in settings.iter().enumerate() {
+                    if torch.is_none() {
+                        break;
+                    }
+                    match measure_torch(&args.python, name, batch, steps, args.device, threads, cl)
+                    {
+                        Ok(t) => theirs[k].push(t.samples_per_sec),
                         Err(e) => eprintln!("PyTorch twin failed on {name}: {e}"),
                     }
                 }
             }
             let m = last.expect("at least one round");
             let ours = median(ours);
-            let (torch_text, ratio) = if theirs.is_empty() {
-                ("-".to_string(), "-".to_string())
-            } else {
-                let t = median(theirs);
-                (format!("{t:.0}"), format!("{:.2}x", ours / t))
+            let medians: Vec<Option<f64>> = theirs
+                .into_iter()
+                .map(|t| (!t.is_empty()).then(|| median(t)))
+                .collect();
+            let best = medians
+                .iter()
+                .enumerate()
+                .filter_map(|(k, m)| m.map(|m| (k, m)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let (torch_text, ratio) = match best {
+                None => ("-".to_string(), "-".to_string()),
+                Some((k, t)) => {
+                    let setting = match (settings.len(), settings[k]) {
+                        (1, _) => "",
+                        (_, true) => " (NHWC)",
+                        (_, false) => " (NCHW)",
+                    };
+                    (format!("{t:.0}{setting}"), format!("{:.2}x", ours / t))
+                }
             };
+            if let [Some(nchw), Some(nhwc)] = medians[..] {
+                eprintln!("  torch {name}: NCHW {nchw:.0}/s, channels_last {nhwc:.0}/s");
+            }
+            let gflops = ours * flops_per_sample / 1e9;
             if let (Some(a), Some(b)) = (m.rss_at_100, m.rss_at_end) {
                 // Allow allocator noise; a leak of one batch per step would be far larger.
                 grew |= b > a + 16.0;
             }
             let mib = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
             outln!(
-                "{label:<44} {batch:>5} {ours:>10.0} {torch_text:>10} {ratio:>7} {:>9} {:>9} {:>9}",
+                "{label:<44} {batch:>5} {ours:>10.0} {gflops:>7.1} {torch_text:>16} {ratio:>7} {:>9} {:>9} {:>9}",
                 mib(m.rss_at_100),
                 mib(m.rss_at_end),
                 mib(m.peak_rss_mib)
