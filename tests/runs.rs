@@ -571,23 +571,21 @@ fn reproduce_writes_the_tables_beside_the_papers_numbers() {
 fn reproduce_gradient_tabulates_every_wiring_with_its_gradient_norms() {
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("gradient.md");
-    let (code, out, err) = skiplab(
-        &[
-            "reproduce",
-            "gradient",
-            "--depths",
-            "10",
-            "--width",
-            "16",
-            "--seeds",
-            "1",
-            "--epochs",
-            "1",
-            "--report",
-            report.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
+    let args = [
+        "reproduce",
+        "gradient",
+        "--depths",
+        "10",
+        "--width",
+        "16",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (code, out, err) = skiplab(&args, tmp.path());
     assert_eq!(code, 0, "{out}\n{err}");
     let text = std::fs::read_to_string(&report).unwrap();
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| 10 |")).collect();
@@ -610,20 +608,6 @@ fn reproduce_gradient_tabulates_every_wiring_with_its_gradient_norms() {
     assert_eq!(runs::list_runs(tmp.path()).len(), 9, "every run saved");
 
     // Run again: a sweep of stable ids, so every run is found saved and none trains.
-    let args = [
-        "reproduce",
-        "gradient",
-        "--depths",
-        "10",
-        "--width",
-        "16",
-        "--seeds",
-        "1",
-        "--epochs",
-        "1",
-        "--report",
-        report.to_str().unwrap(),
-    ];
     let (code, out, err) = skiplab(&args, tmp.path());
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out.matches("(saved earlier)").count(), 9, "{out}");

@@ -35,6 +35,15 @@ fn write_sweep(dir: &Path, epochs: usize) -> PathBuf {
     path
 }
 
+/// A temp folder holding the tiny sweep (`epochs` each), the sweep file's path, and the
+/// folder its runs are saved in.
+fn tiny_sweep(epochs: usize) -> (tempfile::TempDir, String, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_sweep(tmp.path(), epochs);
+    let saves = tmp.path().join("saves");
+    (tmp, file.to_str().unwrap().to_string(), saves)
+}
+
 fn skiplab(args: &[&str], saves: &Path) -> (i32, String, String) {
     common::skiplab(args, &[("SKIPLAB_SAVES_DIR", saves)])
 }
@@ -161,10 +170,8 @@ fn a_killed_sweep_reruns_only_the_missing_runs_and_reports_all_eight() {
 
 #[test]
 fn a_task_trains_one_run_and_leaves_a_finished_one_alone() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = write_sweep(tmp.path(), 1);
-    let saves = tmp.path().join("saves");
-    let file = file.to_str().unwrap();
+    let (_tmp, file, saves) = tiny_sweep(1);
+    let file = file.as_str();
     let (code, out, err) = skiplab(&["sweep", "task", file, "--index", "5"], &saves);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(finished(&saves), vec!["tiny-lr0.05-sknone-s2".to_string()]);
@@ -198,10 +205,8 @@ fn a_task_trains_one_run_and_leaves_a_finished_one_alone() {
 
 #[test]
 fn emit_writes_a_slurm_array_of_the_unfinished_runs_and_a_parallel_job_list() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = write_sweep(tmp.path(), 1);
-    let saves = tmp.path().join("saves");
-    let file = file.to_str().unwrap();
+    let (tmp, file, saves) = tiny_sweep(1);
+    let file = file.as_str();
     for index in ["0", "1", "6"] {
         let (code, _, err) = skiplab(&["sweep", "task", file, "--index", index], &saves);
         assert_eq!(code, 0, "{err}");
@@ -352,11 +357,9 @@ fn gnu_parallel_runs_the_sweep() {
         have("parallel"),
         "GNU parallel is not installed (apt-get install parallel)"
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let file = write_sweep(tmp.path(), 1);
-    let saves = tmp.path().join("saves");
+    let (tmp, file, saves) = tiny_sweep(1);
     let jobs = tmp.path().join("tiny.jobs");
-    let file = file.to_str().unwrap();
+    let file = file.as_str();
     emit_job_list(file, &jobs, &saves);
     let out = Command::new("parallel")
         .args(["--will-cite", "--jobs", "2", "--halt", "now,fail=1"])

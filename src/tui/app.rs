@@ -19,6 +19,12 @@ use crate::train::{
 use crate::tui::keys::Action;
 pub use crate::tui::table::{ChartView, Focus, RowView, SortKey};
 
+/// The choice after `current` in `all`, round to the first.
+fn next_of<T: Copy + PartialEq>(all: &[T], current: T) -> T {
+    let at = all.iter().position(|&c| c == current).unwrap_or(0);
+    all[(at + 1) % all.len()]
+}
+
 /// How the screen is coloured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Colours {
@@ -894,11 +900,7 @@ impl App {
             self.message = Some("a CNN's activation is ReLU".into());
             return;
         };
-        let at = Activation::ALL
-            .iter()
-            .position(|&a| a == m.activation)
-            .unwrap_or(0);
-        m.activation = Activation::ALL[(at + 1) % Activation::ALL.len()];
+        m.activation = next_of(&Activation::ALL, m.activation);
         self.message = Some(format!("activation {}", m.activation.name()));
     }
 
@@ -907,11 +909,7 @@ impl App {
             self.message = Some("a CNN starts He-uniform".into());
             return;
         };
-        let at = InitScheme::ALL
-            .iter()
-            .position(|&i| i == m.init)
-            .unwrap_or(0);
-        m.init = InitScheme::ALL[(at + 1) % InitScheme::ALL.len()];
+        m.init = next_of(&InitScheme::ALL, m.init);
         self.message = Some(format!("initialisation {}", m.init.name()));
     }
 
