@@ -489,6 +489,11 @@ impl Sweep {
         self.runs.iter().map(|r| progress(r, saves)).collect()
     }
 
+    /// Where one run stands (an array task reads its own folder only, not the sweep's).
+    pub fn progress_of(&self, run: &PlannedRun, saves: &Path) -> Progress {
+        progress(run, saves)
+    }
+
     /// The configuration whose values are the base preset's own (what every other is tested
     /// against), else the first.
     fn base_configuration(&self) -> String {

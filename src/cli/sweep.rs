@@ -284,7 +284,7 @@ fn task(file: &Path, index: usize, json: bool, place: &Place) -> Result<ExitCode
             sweep.runs.len().saturating_sub(1)
         );
     };
-    match sweep.progress(&place.saves).swap_remove(index) {
+    match sweep.progress_of(run, &place.saves) {
         Progress::Done(status) => {
             outln!("{}: already {}; nothing to do", run.id, status.word());
             return Ok(ExitCode::SUCCESS);
