@@ -446,6 +446,19 @@ impl App {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return self.request_quit();
         }
+        // A terminal sends Esc as a lone ESC byte, so an Esc followed closely by a key (a
+        // quick typist, or both in one SSH packet) arrives as Alt+key. The lab binds nothing
+        // to Alt: it is the two presses it was. In the main view Esc would ask to quit, so
+        // there only the key counts.
+        if key.modifiers.contains(KeyModifiers::ALT) && matches!(key.code, KeyCode::Char(_)) {
+            let plain = KeyEvent::new(key.code, key.modifiers - KeyModifiers::ALT);
+            let mut effects = Vec::new();
+            if !matches!(self.mode, Mode::Normal) {
+                effects = self.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            }
+            effects.extend(self.handle_key(plain));
+            return effects;
+        }
         match &self.mode {
             Mode::Help => {
                 self.mode = Mode::Normal;
@@ -1290,6 +1303,21 @@ mod tests {
         assert_eq!(app.topology.skips().len(), 3);
         app.handle_key(key(KeyCode::Char('n')));
         assert!(app.topology.skips().is_empty());
+    }
+
+    #[test]
+    fn an_esc_and_a_key_arriving_together_as_alt_key_are_both_pressed() {
+        let mut app = app();
+        app.handle_key(key(KeyCode::Char('?')));
+        assert!(matches!(app.mode, Mode::Help));
+        // Esc closes the help, then `?` opens it again.
+        app.handle_key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::ALT));
+        assert!(matches!(app.mode, Mode::Help));
+        app.handle_key(key(KeyCode::Esc));
+        // In the main view only the key counts (Esc there would ask to quit).
+        app.handle_key(KeyEvent::new(KeyCode::Char(' '), KeyModifiers::ALT));
+        assert!(matches!(app.mode, Mode::Normal));
+        assert!(app.topology.skips().contains(&SkipEdge::new(0, 2)));
     }
 
     #[test]
