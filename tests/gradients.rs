@@ -343,7 +343,8 @@ fn custom_cpu_pool_equals_the_composed_pool() {
 /// The CPU's fused dense kernel computes what the composed dfdx ops compute, forward and
 /// backward, for every kind of input at once: rows that need a gradient (one tensor read
 /// twice, so its gradients must add up), network input rows (no gradient), the 3x3 windows of
-/// an image batch with and without a gradient, plus bias and ReLU.
+/// image batches with and without a gradient (on the CPU one block of columns, one image read
+/// twice), plus bias and ReLU.
 #[test]
 fn custom_cpu_dense_equals_the_composed_dense() {
     // Small, and large enough that the matmuls split across threads.
@@ -360,7 +361,7 @@ fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n
     let input_rows = dev.tensor_from_vec(random(m * 3, 41), (m, 3));
     let image = dev.tensor_from_vec(random(m * c, 42), (b, h, w, c));
     let input_image = dev.tensor_from_vec(random(m * 2, 43), (b, h, w, 2));
-    let weights: Vec<_> = [k, k, 3, 9 * c, 18]
+    let weights: Vec<_> = [k, k, 3, 9 * c, 18, 9 * c]
         .iter()
         .enumerate()
         .map(|(i, &k)| dev.tensor_from_vec(random(k * n, 50 + i as u64), (k, n)))
@@ -379,6 +380,8 @@ fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n
             DenseInput::network_input(input_rows.clone(), wt(2)),
             DenseInput::conv3x3(image.retaped::<T>(), wt(3), &index),
             DenseInput::conv3x3_network_input(input_image.clone(), wt(4), &index),
+            // The image read twice: its gradients add up.
+            DenseInput::conv3x3(image.retaped::<T>(), wt(5), &index),
         ];
         let b = Some(bias.retaped::<T>());
         let y = if composed {

@@ -42,15 +42,17 @@ where
     })
 }
 
-/// Copies sample `input` (`[h, w, c]`) into its 3x3 windows (`[h*w, 9, c]`), zero outside.
-fn im2col_sample<E: Dtype>(input: &[E], out: &mut [E], h: usize, w: usize, c: usize) {
+/// Copies sample `input` (`[h, w, c]`) into its 3x3 windows, zero outside: pixel `p`'s tap
+/// `t` (row-major in the window) goes to `out[p * ld + t * c..][..c]`. `ld` is the row length
+/// of the column matrix, which may hold other inputs' windows beside these.
+fn im2col_sample<E: Dtype>(input: &[E], out: &mut [E], h: usize, w: usize, c: usize, ld: usize) {
     for y in 0..h {
         for x in 0..w {
             let p = y * w + x;
             for dy in 0..3 {
                 for dx in 0..3 {
-                    let k = dy * 3 + dx;
-                    let dst = &mut out[(p * 9 + k) * c..(p * 9 + k + 1) * c];
+                    let at = p * ld + (dy * 3 + dx) * c;
+                    let dst = &mut out[at..at + c];
                     let (sy, sx) = (y + dy, x + dx);
                     if sy >= 1 && sx >= 1 && sy <= h && sx <= w {
                         let s = ((sy - 1) * w + (sx - 1)) * c;
@@ -65,7 +67,14 @@ fn im2col_sample<E: Dtype>(input: &[E], out: &mut [E], h: usize, w: usize, c: us
 }
 
 /// The adjoint of [`im2col_sample`]: adds every window's gradient back onto its pixel.
-fn col2im_sample<E: Dtype>(grad_cols: &[E], grad_in: &mut [E], h: usize, w: usize, c: usize) {
+fn col2im_sample<E: Dtype>(
+    grad_cols: &[E],
+    grad_in: &mut [E],
+    h: usize,
+    w: usize,
+    c: usize,
+    ld: usize,
+) {
     for y in 0..h {
         for x in 0..w {
             let p = y * w + x;
@@ -73,8 +82,8 @@ fn col2im_sample<E: Dtype>(grad_cols: &[E], grad_in: &mut [E], h: usize, w: usiz
                 for dx in 0..3 {
                     let (sy, sx) = (y + dy, x + dx);
                     if sy >= 1 && sx >= 1 && sy <= h && sx <= w {
-                        let k = dy * 3 + dx;
-                        let src = &grad_cols[(p * 9 + k) * c..(p * 9 + k + 1) * c];
+                        let at = p * ld + (dy * 3 + dx) * c;
+                        let src = &grad_cols[at..at + c];
                         let s = ((sy - 1) * w + (sx - 1)) * c;
                         for (g, &v) in grad_in[s..s + c].iter_mut().zip(src) {
                             *g += v;
@@ -278,32 +287,48 @@ fn gemm_serial<E: Dtype>(dst: &mut [E], a: View<E>, b: View<E>, accumulate: bool
     }
 }
 
-/// The tape-free pieces of one dense input that its backward pass needs.
-struct DensePart<E: Dtype> {
-    /// Where the input's gradient goes, if it needs one.
-    grad_target: Option<GradTarget<E>>,
-    /// (Tensors, not ghosts, which dfdx does not export: these share the data, no copy.)
+/// The tape-free pieces of one rows input that the backward pass needs.
+struct RowsPart<E: Dtype> {
+    /// The input, if its gradient is needed. (Tensors, not ghosts, which dfdx does not
+    /// export: these share the data, no copy.)
+    grad_target: Option<Tensor<(usize, usize), E, Cpu>>,
     weight: Tensor<(usize, usize), E, Cpu>,
-    /// Host copies made in the forward pass: the input as a matrix (for a convolution, its
-    /// im2col windows) and the weight.
+    /// Host copies made in the forward pass: the input and the weight.
     rows: Pooled<E>,
     weight_host: HostData<E>,
     k: usize,
 }
 
-enum GradTarget<E: Dtype> {
-    Rows(Tensor<(usize, usize), E, Cpu>),
-    /// An image batch `[b, h, w, c]` read through its 3x3 windows.
-    Windows(Images<E, Cpu>),
+/// One image batch of a [`WindowsBlock`]: its columns are `offset..offset + 9 * channels`.
+struct WindowGroup<E: Dtype> {
+    grad_target: Option<Images<E, Cpu>>,
+    weight: Tensor<(usize, usize), E, Cpu>,
+    channels: usize,
+    offset: usize,
+}
+
+/// Every 3x3-windows input of a layer as one matrix: the windows of all its image batches
+/// side by side (`[b*h*w, K]`, `K = 9 * sum of channels`), times their weight blocks stacked
+/// (`[K, n]`). One im2col buffer and one gemm per layer instead of one per input: the skip
+/// CNN's layers read two or three channel groups, and separate products each made a pass
+/// over the output and ran gemm at a third of the depth.
+struct WindowsBlock<E: Dtype> {
+    groups: Vec<WindowGroup<E>>,
+    cols: Pooled<E>,
+    weights: HostData<E>,
+    k: usize,
+    /// `(batch, height, width)`, the same for every group.
+    size: (usize, usize, usize),
 }
 
 /// The fused layer `sum_i x_i · w_i (+ bias) (then ReLU)` on the CPU, where `x_i` may be the
 /// 3x3 windows of an image batch: one tape entry instead of an im2col, a matmul per input, an
 /// add per extra input, a bias broadcast and a ReLU, each with its own buffers. The matmuls
-/// accumulate in place (gemm with `beta = 1`). The host copies of inputs and weights made for
-/// the forward pass are kept for the backward pass, which masks the output gradient once and
-/// computes the bias gradient, every weight's gradient and the gradient of every input that
-/// needs one (for windows: through a scratch buffer, added back onto the pixels).
+/// accumulate in place (gemm with `beta = 1`); all window inputs form one [`WindowsBlock`].
+/// The host copies of inputs and weights made for the forward pass are kept for the backward
+/// pass, which masks the output gradient once and computes the bias gradient, every weight's
+/// gradient and the gradient of every input that needs one (for windows: through a scratch
+/// buffer, added back onto the pixels).
 pub fn dense<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
     inputs: Vec<DenseInput<E, Cpu, T>>,
     bias: Option<Tensor<(usize,), E, Cpu, T>>,
@@ -318,9 +343,12 @@ where
     let (m, n) = (first.x.matrix_shape().0, first.w.shape().1);
     let dev = first.w.device().clone();
     let mut tape = T::default();
-    let mut parts = Vec::with_capacity(inputs.len());
+    let mut row_parts = Vec::with_capacity(inputs.len());
+    // Window inputs: (image, weight, its host copy, whether the image needs a gradient).
+    let mut windows = Vec::new();
     let mut z = Pooled::<E>::new(m * n);
-    for (i, input) in inputs.into_iter().enumerate() {
+    let mut z_written = false;
+    for input in inputs {
         let DenseInput {
             x,
             w,
@@ -336,53 +364,45 @@ where
         );
         let (w, w_tape) = w.split_tape();
         tape = tape.merge(w_tape);
-        let mut rows = Pooled::<E>::new(m * k);
-        let grad_target = match x {
+        let weight_host = host_weight(&w, w_host);
+        match x {
             DenseSource::Rows(x) => {
                 let (x, x_tape) = x.split_tape();
                 tape = tape.merge(x_tape);
+                let mut rows = Pooled::<E>::new(m * k);
                 x.copy_into(&mut rows);
-                x_needs_grad.then(|| GradTarget::Rows(x))
+                matmul_into(
+                    &mut z,
+                    View::new(&rows, m, k),
+                    View::new(&weight_host, k, n),
+                    z_written,
+                );
+                z_written = true;
+                row_parts.push(RowsPart {
+                    grad_target: x_needs_grad.then_some(x),
+                    weight: w,
+                    rows,
+                    weight_host,
+                    k,
+                });
             }
             DenseSource::Windows3x3(x, _) => {
                 let (x, x_tape) = x.split_tape();
                 tape = tape.merge(x_tape);
-                let (b, h, wd, c) = *x.shape();
-                with_host_data(&x, |image| {
-                    if b * h * wd * c > 0 {
-                        rows.par_chunks_mut(h * wd * 9 * c)
-                            .zip(image.par_chunks(h * wd * c))
-                            .for_each(|(cols, img)| im2col_sample(img, cols, h, wd, c));
-                    }
-                });
-                x_needs_grad.then(|| GradTarget::Windows(x))
+                windows.push((x, w, weight_host, x_needs_grad));
             }
-        };
-        let weight_host = match w_host {
-            Some(mirror) => {
-                assert_eq!(mirror.len(), k * n, "host copy of a {k}x{n} weight");
-                HostData::Shared(mirror)
-            }
-            None => {
-                let mut copy = Pooled::<E>::new(k * n);
-                w.copy_into(&mut copy);
-                HostData::Pooled(copy)
-            }
-        };
+        }
+    }
+    let block = (!windows.is_empty()).then(|| {
+        let block = windows_block(windows, n);
         matmul_into(
             &mut z,
-            View::new(&rows, m, k),
-            View::new(&weight_host, k, n),
-            i > 0,
+            View::new(&block.cols, m, block.k),
+            View::new(&block.weights, block.k, n),
+            z_written,
         );
-        parts.push(DensePart {
-            grad_target,
-            weight: w,
-            rows,
-            weight_host,
-            k,
-        });
-    }
+        block
+    });
     let bias = match bias {
         Some(b) => {
             assert_eq!(b.shape().0, n, "dense bias length");
@@ -423,40 +443,156 @@ where
                 }
             }
             let dz = View::new(&*dz, m, n);
-            for part in &parts {
+            for part in &row_parts {
                 let k = part.k;
                 // dw += xᵀ · dz
                 let dw = host::<E>(grads.get_or_alloc_mut(&part.weight)?);
                 matmul_into(dw, View::new(&part.rows, m, k).t(), dz, true);
-                let w_t = View::new(&part.weight_host, k, n).t();
-                match &part.grad_target {
-                    None => {}
+                if let Some(x) = &part.grad_target {
                     // dx += dz · wᵀ
-                    Some(GradTarget::Rows(x)) => {
-                        matmul_into(host::<E>(grads.get_or_alloc_mut(x)?), dz, w_t, true);
-                    }
-                    Some(GradTarget::Windows(x)) => {
-                        let (b, h, wd, c) = *x.shape();
-                        with_scratch::<E, _>(m * k, |grad_cols| {
-                            matmul_into(grad_cols, dz, w_t, false);
-                            let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
-                            if b * h * wd * c > 0 {
-                                grad_in
-                                    .par_chunks_mut(h * wd * c)
-                                    .zip(grad_cols.par_chunks(h * wd * 9 * c))
-                                    .for_each(|(g_in, g_cols)| {
-                                        col2im_sample(g_cols, g_in, h, wd, c)
-                                    });
-                            }
-                            Ok(())
-                        })?;
-                    }
+                    let w_t = View::new(&part.weight_host, k, n).t();
+                    matmul_into(host::<E>(grads.get_or_alloc_mut(x)?), dz, w_t, true);
                 }
+            }
+            if let Some(block) = &block {
+                windows_backward(block, dz, grads)?;
             }
             Ok(())
         })
     });
     out.put_tape(tape)
+}
+
+/// The host values of a weight: its mirror where the network keeps one, else a copy.
+fn host_weight<E: Dtype>(
+    w: &Tensor<(usize, usize), E, Cpu>,
+    mirror: Option<HostMirror<E>>,
+) -> HostData<E>
+where
+    Cpu: Device<E>,
+{
+    let len = w.shape().num_elements();
+    match mirror {
+        Some(mirror) => {
+            assert_eq!(mirror.len(), len, "host copy of a {:?} weight", w.shape());
+            HostData::Shared(mirror)
+        }
+        None => {
+            let mut copy = Pooled::<E>::new(len);
+            w.copy_into(&mut copy);
+            HostData::Pooled(copy)
+        }
+    }
+}
+
+/// Builds the [`WindowsBlock`] of a layer's window inputs: the im2col columns of every image
+/// batch, parallel over samples, and the weight blocks stacked (a single block is used as it
+/// is).
+fn windows_block<E: Dtype>(
+    windows: Vec<(Images<E, Cpu>, Tensor<(usize, usize), E, Cpu>, HostData<E>, bool)>,
+    n: usize,
+) -> WindowsBlock<E>
+where
+    Cpu: Device<E>,
+{
+    let (b, h, w, _) = *windows[0].0.shape();
+    let pixels = h * w;
+    let mut groups = Vec::with_capacity(windows.len());
+    let mut images = Vec::with_capacity(windows.len());
+    let mut weight_blocks = Vec::with_capacity(windows.len());
+    let mut k = 0;
+    for (x, weight, weight_host, needs_grad) in windows {
+        let (xb, xh, xw, c) = *x.shape();
+        assert_eq!((xb, xh, xw), (b, h, w), "window inputs of one layer differ in size");
+        let mut image = Pooled::<E>::new(b * pixels * c);
+        x.copy_into(&mut image);
+        images.push(image);
+        weight_blocks.push(weight_host);
+        groups.push(WindowGroup {
+            grad_target: needs_grad.then_some(x),
+            weight,
+            channels: c,
+            offset: k,
+        });
+        k += 9 * c;
+    }
+    let mut cols = Pooled::<E>::new(b * pixels * k);
+    if b * pixels * k > 0 {
+        cols.par_chunks_mut(pixels * k)
+            .enumerate()
+            .for_each(|(sample, cols)| {
+                for (group, image) in groups.iter().zip(&images) {
+                    let c = group.channels;
+                    let img = &image[sample * pixels * c..(sample + 1) * pixels * c];
+                    im2col_sample(img, &mut cols[group.offset..], h, w, c, k);
+                }
+            });
+    }
+    let weights = if weight_blocks.len() == 1 {
+        weight_blocks.pop().expect("one block")
+    } else {
+        let mut stacked = Pooled::<E>::new(k * n);
+        for (group, block) in groups.iter().zip(&weight_blocks) {
+            let rows = group.offset * n..(group.offset + 9 * group.channels) * n;
+            stacked[rows].copy_from_slice(block);
+        }
+        HostData::Pooled(stacked)
+    };
+    WindowsBlock {
+        groups,
+        cols,
+        weights,
+        k,
+        size: (b, h, w),
+    }
+}
+
+/// The backward pass of a [`WindowsBlock`] given the masked output gradient `dz`: each
+/// group's weight gradient from its columns, then (if any group needs one) the gradient of
+/// all the columns in one product, added back onto each group's pixels.
+fn windows_backward<E: Dtype>(
+    block: &WindowsBlock<E>,
+    dz: View<E>,
+    grads: &mut Gradients<E, Cpu>,
+) -> Result<(), CpuError>
+where
+    Cpu: Device<E>,
+{
+    let (b, h, w) = block.size;
+    let (m, k, n) = (b * h * w, block.k, dz.cols);
+    for group in &block.groups {
+        // dw += colsᵀ · dz, the group's columns read in place.
+        let cols = View {
+            data: &block.cols[group.offset..],
+            rows: m,
+            cols: 9 * group.channels,
+            rs: k,
+            cs: 1,
+        };
+        let dw = host::<E>(grads.get_or_alloc_mut(&group.weight)?);
+        matmul_into(dw, cols.t(), dz, true);
+    }
+    if block.groups.iter().all(|g| g.grad_target.is_none()) || m * k == 0 {
+        return Ok(());
+    }
+    with_scratch::<E, _>(m * k, |grad_cols| {
+        // d cols = dz · wᵀ
+        matmul_into(grad_cols, dz, View::new(&block.weights, k, n).t(), false);
+        for group in &block.groups {
+            let Some(x) = &group.grad_target else {
+                continue;
+            };
+            let c = group.channels;
+            let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
+            grad_in
+                .par_chunks_mut(h * w * c)
+                .zip(grad_cols.par_chunks(h * w * k))
+                .for_each(|(g_in, g_cols)| {
+                    col2im_sample(&g_cols[group.offset..], g_in, h, w, c, k)
+                });
+        }
+        Ok(())
+    })
 }
 
 thread_local! {

@@ -542,6 +542,12 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             match layer.kind {
                 CnnLayerKind::Pool => {
                     prev = prev.into_iter().map(ops::maxpool2).collect();
+                    // A skip from the layer before the pool reads it pooled at least once:
+                    // keep the pooled copies (same ids, so its gradient flows through this
+                    // pool) instead of pooling the source again for the skip.
+                    if let Some(source) = kept.get_mut(&previous) {
+                        *source = prev.iter().map(|t| t.with_empty_tape()).collect();
+                    }
                 }
                 CnnLayerKind::Conv { filters } => {
                     let name = format!("conv{}", layer.number);
