@@ -219,6 +219,21 @@ fn bench_model(name: &str) -> Result<(Topology, usize, &'static str)> {
     })
 }
 
+/// The CPU's model name and the SIMD width its kernels use, for the header: ratios between
+/// machines differ with both.
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let name = info.lines().find_map(|l| {
+        l.strip_prefix("model name")?
+            .split_once(':')
+            .map(|(_, v)| v.trim())
+    })?;
+    let avx512 = info
+        .lines()
+        .any(|l| l.starts_with("flags") && l.contains(" avx512f"));
+    Some(format!("{name}{}", if avx512 { ", AVX-512" } else { "" }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -350,8 +365,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "cpu"
     };
     outln!(
-        "skiplab bench on {device}: {} CPU threads, {} rounds (median), {} steps per MLP, {} per CNN, 10 of them warm-up",
-        threads, args.rounds, args.steps, args.cnn_steps
+        "skiplab bench on {device} ({}): {} CPU threads, {} rounds (median), {} steps per MLP, {} per CNN, 10 of them warm-up",
+        cpu_model().unwrap_or_else(|| "CPU model unknown".into()),
+        threads,
+        args.rounds,
+        args.steps,
+        args.cnn_steps
     );
     match &torch {
         Some(v) => outln!(

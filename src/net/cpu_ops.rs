@@ -299,6 +299,14 @@ struct RowsPart<E: Dtype> {
     k: usize,
 }
 
+/// A window input of a layer, off the tape, before its block is built.
+struct WindowInput<E: Dtype> {
+    image: Images<E, Cpu>,
+    weight: Tensor<(usize, usize), E, Cpu>,
+    weight_host: HostData<E>,
+    needs_grad: bool,
+}
+
 /// One image batch of a [`WindowsBlock`]: its columns are `offset..offset + 9 * channels`.
 struct WindowGroup<E: Dtype> {
     grad_target: Option<Images<E, Cpu>>,
@@ -344,7 +352,6 @@ where
     let dev = first.w.device().clone();
     let mut tape = T::default();
     let mut row_parts = Vec::with_capacity(inputs.len());
-    // Window inputs: (image, weight, its host copy, whether the image needs a gradient).
     let mut windows = Vec::new();
     let mut z = Pooled::<E>::new(m * n);
     let mut z_written = false;
@@ -389,7 +396,12 @@ where
             DenseSource::Windows3x3(x, _) => {
                 let (x, x_tape) = x.split_tape();
                 tape = tape.merge(x_tape);
-                windows.push((x, w, weight_host, x_needs_grad));
+                windows.push(WindowInput {
+                    image: x,
+                    weight: w,
+                    weight_host,
+                    needs_grad: x_needs_grad,
+                });
             }
         }
     }
@@ -488,22 +500,29 @@ where
 /// Builds the [`WindowsBlock`] of a layer's window inputs: the im2col columns of every image
 /// batch, parallel over samples, and the weight blocks stacked (a single block is used as it
 /// is).
-fn windows_block<E: Dtype>(
-    windows: Vec<(Images<E, Cpu>, Tensor<(usize, usize), E, Cpu>, HostData<E>, bool)>,
-    n: usize,
-) -> WindowsBlock<E>
+fn windows_block<E: Dtype>(windows: Vec<WindowInput<E>>, n: usize) -> WindowsBlock<E>
 where
     Cpu: Device<E>,
 {
-    let (b, h, w, _) = *windows[0].0.shape();
+    let (b, h, w, _) = *windows[0].image.shape();
     let pixels = h * w;
     let mut groups = Vec::with_capacity(windows.len());
     let mut images = Vec::with_capacity(windows.len());
     let mut weight_blocks = Vec::with_capacity(windows.len());
     let mut k = 0;
-    for (x, weight, weight_host, needs_grad) in windows {
+    for WindowInput {
+        image: x,
+        weight,
+        weight_host,
+        needs_grad,
+    } in windows
+    {
         let (xb, xh, xw, c) = *x.shape();
-        assert_eq!((xb, xh, xw), (b, h, w), "window inputs of one layer differ in size");
+        assert_eq!(
+            (xb, xh, xw),
+            (b, h, w),
+            "window inputs of one layer differ in size"
+        );
         let mut image = Pooled::<E>::new(b * pixels * c);
         x.copy_into(&mut image);
         images.push(image);
