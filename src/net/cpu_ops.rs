@@ -602,6 +602,9 @@ where
                 continue;
             };
             let c = group.channels;
+            if c == 0 {
+                continue;
+            }
             let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
             grad_in
                 .par_chunks_mut(h * w * c)
