@@ -124,6 +124,36 @@ fn cnn_with_paper_skips_matches_finite_differences() {
     check_network(topo, 2, 40);
 }
 
+/// The two CNNs above on the Winograd kernel (their few channels would pick im2col), and one
+/// wide enough that the automatic choice takes Winograd for every layer but the first.
+#[test]
+fn cnn_on_the_winograd_kernel_matches_finite_differences() {
+    use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel, WINOGRAD_MIN_CHANNELS};
+    with_conv_kernel(ConvKernel::Winograd, || {
+        for (image, stages) in [
+            (
+                ImageShape::new(2, 8, 8),
+                vec![vec![3, 3], vec![4, 4], vec![5, 5]],
+            ),
+            (
+                ImageShape::new(1, 7, 5),
+                vec![vec![3, 3], vec![4, 4], vec![3, 3]],
+            ),
+        ] {
+            let mut topo = Topology::Cnn(CnnSpec::new(image, stages, 3));
+            topo.apply_skips(&SkipSelection::Paper).unwrap();
+            check_network(topo, 2, 40);
+        }
+    });
+    let wide = WINOGRAD_MIN_CHANNELS;
+    let topo = Topology::Cnn(CnnSpec::new(
+        ImageShape::new(1, 5, 6),
+        vec![vec![wide, wide], vec![wide]],
+        3,
+    ));
+    check_network(topo, 2, 30);
+}
+
 /// Odd sizes (7 -> 4 -> 2 -> 1), as the paper's CNN meets on the 28x28 MNIST family, with
 /// skips whose sources are pooled through odd sizes.
 #[test]
@@ -347,9 +377,16 @@ fn custom_cpu_pool_equals_the_composed_pool() {
 /// twice), plus bias and ReLU.
 #[test]
 fn custom_cpu_dense_equals_the_composed_dense() {
-    // Small, and large enough that the matmuls split across threads.
-    dense_equals_composed((2, 5, 3, 4), 7, 6);
-    dense_equals_composed((4, 8, 8, 16), 70, 40);
+    use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel};
+    for kernel in [ConvKernel::Auto, ConvKernel::Im2col, ConvKernel::Winograd] {
+        with_conv_kernel(kernel, || {
+            // Small (odd sizes: Winograd's edge tiles), and large enough that the matmuls
+            // split across threads.
+            dense_equals_composed((2, 5, 3, 4), 7, 6);
+            dense_equals_composed((4, 8, 8, 16), 70, 40);
+            dense_equals_composed((3, 7, 1, 5), 4, 3);
+        });
+    }
 }
 
 fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n: usize) {
