@@ -124,27 +124,29 @@ fn cnn_with_paper_skips_matches_finite_differences() {
     check_network(topo, 2, 40);
 }
 
-/// The two CNNs above on the Winograd kernel (their few channels would pick im2col), and one
+/// The two CNNs above on both Winograd kernels (their few channels would pick im2col), and one
 /// wide enough that the automatic choice takes Winograd for every layer but the first.
 #[test]
 fn cnn_on_the_winograd_kernel_matches_finite_differences() {
     use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel, WINOGRAD_MIN_CHANNELS};
-    with_conv_kernel(ConvKernel::Winograd, || {
-        for (image, stages) in [
-            (
-                ImageShape::new(2, 8, 8),
-                vec![vec![3, 3], vec![4, 4], vec![5, 5]],
-            ),
-            (
-                ImageShape::new(1, 7, 5),
-                vec![vec![3, 3], vec![4, 4], vec![3, 3]],
-            ),
-        ] {
-            let mut topo = Topology::Cnn(CnnSpec::new(image, stages, 3));
-            topo.apply_skips(&SkipSelection::Paper).unwrap();
-            check_network(topo, 2, 40);
-        }
-    });
+    for kernel in [ConvKernel::WinogradF2, ConvKernel::WinogradF4] {
+        with_conv_kernel(kernel, || {
+            for (image, stages) in [
+                (
+                    ImageShape::new(2, 8, 8),
+                    vec![vec![3, 3], vec![4, 4], vec![5, 5]],
+                ),
+                (
+                    ImageShape::new(1, 7, 5),
+                    vec![vec![3, 3], vec![4, 4], vec![3, 3]],
+                ),
+            ] {
+                let mut topo = Topology::Cnn(CnnSpec::new(image, stages, 3));
+                topo.apply_skips(&SkipSelection::Paper).unwrap();
+                check_network(topo, 2, 40);
+            }
+        });
+    }
     let wide = WINOGRAD_MIN_CHANNELS;
     let topo = Topology::Cnn(CnnSpec::new(
         ImageShape::new(1, 5, 6),
@@ -378,7 +380,12 @@ fn custom_cpu_pool_equals_the_composed_pool() {
 #[test]
 fn custom_cpu_dense_equals_the_composed_dense() {
     use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel};
-    for kernel in [ConvKernel::Auto, ConvKernel::Im2col, ConvKernel::Winograd] {
+    for kernel in [
+        ConvKernel::Auto,
+        ConvKernel::Im2col,
+        ConvKernel::WinogradF2,
+        ConvKernel::WinogradF4,
+    ] {
         with_conv_kernel(kernel, || {
             // Small (odd sizes: Winograd's edge tiles), and large enough that the matmuls
             // split across threads.
@@ -588,4 +595,57 @@ fn dfdx_exact_gelu_gradient_is_wrong_and_the_tanh_one_is_right() {
     let tanh = x.leaky_trace().fast_gelu().sum().backward().get(&x).array()[0];
     let n = numeric(&|v| dev.tensor([v]).fast_gelu().array()[0]);
     assert!(close(tanh, n), "{tanh} vs {n}");
+}
+
+/// In f32 the Winograd kernels stay within float noise of im2col on a layer of the paper
+/// CNN's size (64 channels in and out, 14x14, weights at He scale): F(4x4, 3x3)'s larger
+/// coefficients cost some precision, bounded here (relative to the largest value).
+#[test]
+fn winograd_in_f32_stays_close_to_im2col() {
+    use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel};
+    let dev = Dev::seed_from_u64(0);
+    let (b, h, w, c, f) = (2, 14, 14, 64, 64);
+    let f32s = |n: usize, seed: u64, scale: f64| -> Vec<f32> {
+        random(n, seed)
+            .iter()
+            .map(|&v| (v * scale) as f32)
+            .collect()
+    };
+    let he = (6.0 / (9.0 * c as f64)).sqrt();
+    let (x, wv, p) = (
+        f32s(b * h * w * c, 70, 1.0),
+        f32s(9 * c * f, 71, he),
+        f32s(b * h * w * f, 72, 1.0),
+    );
+    let index = im2col_index(&dev, b, h, w);
+    let run = |kernel| {
+        with_conv_kernel(kernel, || {
+            let xt = dev.tensor_from_vec(x.clone(), (b, h, w, c));
+            let wt = dev.tensor_from_vec(wv.clone(), (9 * c, f));
+            let pt = dev.tensor_from_vec(p.clone(), (b, h, w, f));
+            let y = conv3x3(
+                xt.leaky_trace(),
+                wt.retaped::<OwnedTape<f32, Dev>>(),
+                &index,
+            );
+            let out = y.as_vec();
+            let grads = (y * pt).sum::<Rank0, _>().backward();
+            [out, grads.get(&xt).as_vec(), grads.get(&wt).as_vec()]
+        })
+    };
+    let reference = run(ConvKernel::Im2col);
+    for kernel in [ConvKernel::WinogradF2, ConvKernel::WinogradF4] {
+        let got = run(kernel);
+        let names = ["output", "input gradient", "weight gradient"];
+        for (what, (a, r)) in names.iter().zip(got.iter().zip(&reference)) {
+            let scale = r.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let error = a.iter().zip(r).fold(0f32, |m, (a, r)| m.max((a - r).abs()));
+            eprintln!("{kernel:?} {what}: relative error {:e}", error / scale);
+            assert!(
+                error / scale < 2e-5,
+                "{kernel:?} {what}: relative error {}",
+                error / scale
+            );
+        }
+    }
 }

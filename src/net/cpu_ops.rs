@@ -345,18 +345,27 @@ enum BlockKernel<E: Dtype> {
 /// Which kernel computes a layer's 3x3 windows on the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvKernel {
-    /// Winograd where it pays: every layer whose window inputs hold at least
+    /// Winograd F(4x4, 3x3) where it pays: every layer whose window inputs hold at least
     /// [`WINOGRAD_MIN_CHANNELS`] channels (not the first layer of an RGB or grey network).
     Auto,
     Im2col,
-    Winograd,
+    /// Winograd F(2x2, 3x3) on every layer.
+    WinogradF2,
+    /// Winograd F(4x4, 3x3) on every layer.
+    WinogradF4,
 }
 
 /// Below this many input channels a layer's products are too shallow for Winograd's
 /// transforms to pay for themselves. Measured on the paper's skip CNN (CIFAR-10 shape, batch
-/// 32, 2-core Zen 4): Winograd from 16 channels on trains 19% faster than im2col
-/// everywhere, from 64 on 13%, from 128 on 9%; on every layer, the RGB one included, 10%.
+/// 32, 2-core Zen 4): F(2x2, 3x3) from 16 channels on trained 19% faster than im2col
+/// everywhere, from 64 on 13%, from 128 on 9%; F(4x4, 3x3) from 16 channels on 372
+/// samples/s, on every layer (the RGB one too) 351.
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+/// The Winograd scheme [`ConvKernel::Auto`] takes: F(4x4, 3x3). Measured against im2col on
+/// the paper's CNNs (CIFAR-10 shape, batch 32, 2-core Zen 4, one binary): vanilla 1.57x,
+/// skip 1.65x, reinforced 1.52x; F(2x2, 3x3) gave 1.05x, 1.15x and 1.04x.
+const AUTO_SCHEME: winograd::Kind = winograd::Kind::F4;
 
 thread_local! {
     static CONV_KERNEL: std::cell::Cell<Option<ConvKernel>> = const { std::cell::Cell::new(None) };
@@ -364,7 +373,7 @@ thread_local! {
 
 /// Runs `f` with the CPU's 3x3 layers on `kernel` on this thread (tests compare the kernels
 /// on the same network). Elsewhere the `SKIPLAB_CPU_CONV` environment variable (`im2col`,
-/// `winograd` or `auto`, the default) chooses, for A/B benchmarks of one binary.
+/// `winograd2`, `winograd4` or `auto`, the default) chooses, for A/B benchmarks of one binary.
 pub fn with_conv_kernel<R>(kernel: ConvKernel, f: impl FnOnce() -> R) -> R {
     let before = CONV_KERNEL.with(|k| k.replace(Some(kernel)));
     struct Restore(Option<ConvKernel>);
@@ -383,7 +392,8 @@ pub fn conv_kernel() -> ConvKernel {
     CONV_KERNEL.with(|k| k.get()).unwrap_or_else(|| {
         *FROM_ENV.get_or_init(|| match std::env::var("SKIPLAB_CPU_CONV").as_deref() {
             Ok("im2col") => ConvKernel::Im2col,
-            Ok("winograd") => ConvKernel::Winograd,
+            Ok("winograd2") => ConvKernel::WinogradF2,
+            Ok("winograd4") => ConvKernel::WinogradF4,
             _ => ConvKernel::Auto,
         })
     })
@@ -598,16 +608,17 @@ where
         });
         k += 9 * c;
     }
-    let winograd = match conv_kernel() {
-        ConvKernel::Im2col => false,
-        ConvKernel::Winograd => true,
-        ConvKernel::Auto => k / 9 >= WINOGRAD_MIN_CHANNELS,
+    let scheme = match conv_kernel() {
+        ConvKernel::Im2col => None,
+        ConvKernel::WinogradF2 => Some(winograd::Kind::F2),
+        ConvKernel::WinogradF4 => Some(winograd::Kind::F4),
+        ConvKernel::Auto => (k / 9 >= WINOGRAD_MIN_CHANNELS).then_some(AUTO_SCHEME),
     };
-    // Winograd's 0.5 needs a float type (the networks are f32 or f64).
-    let winograd = winograd && E::from_f64(0.5).is_some_and(|half| half + half != E::default());
+    // Winograd's fractions need a float type (the networks are f32 or f64).
+    let is_float = E::from_f64(0.5).is_some_and(|half| half + half != E::default());
     let size = (b, h, w);
-    if winograd {
-        let transformed = winograd::transform(&groups, &images, &weight_blocks, size, n);
+    if let (Some(scheme), true) = (scheme, is_float) {
+        let transformed = winograd::transform(scheme, &groups, &images, &weight_blocks, size, n);
         return WindowsBlock {
             groups,
             kernel: BlockKernel::Winograd(transformed),

@@ -1,15 +1,16 @@
-//! The 3x3 convolution as Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, 2015):
-//! each 2x2 block of outputs comes from a 4x4 input tile, transformed once, times the
-//! transformed weights. The multiply-adds of the three products of a training step (output,
-//! weight gradient, input gradient) become 16 matrix products of `[tiles, C] x [C, n]`
-//! instead of one of `[4 * tiles, 9C] x [9C, n]`: 2.25x fewer. im2col's products already run
-//! near this CPU's FMA peak, so fewer multiply-adds is the only way left to go faster.
+//! The 3x3 convolution as Winograd's minimal filtering F(m x m, 3x3) (Lavin and Gray, 2015):
+//! each m x m block of outputs comes from an (m + 2) x (m + 2) input tile, transformed once,
+//! times the transformed weights. The three products of a training step (output, weight
+//! gradient, input gradient) become `(m + 2)²` matrix products of `[tiles, C] x [C, n]`
+//! instead of one of `[m² tiles, 9C] x [9C, n]`: 2.25x fewer multiply-adds for F(2x2, 3x3),
+//! 4x fewer for F(4x4, 3x3). im2col's products already ran near this CPU's FMA peak, so
+//! fewer multiply-adds is the way left to go faster.
 //!
-//! With `d` a 4x4 input tile, `g` a 3x3 filter and `Y` the 2x2 outputs:
+//! With `d` an input tile, `g` a 3x3 filter and `Y` the outputs:
 //! `V = Bᵀ d B`, `U = G g Gᵀ`, `M = Σ_channels U ⊙ V`, `Y = Aᵀ M A`. The backward pass is the
 //! adjoint of each step: `dM = A dY Aᵀ`, `dU = Σ_tiles V ⊙ dM` (so `dg = Gᵀ dU G`) and
 //! `dV = Σ_outputs U ⊙ dM` (so `dd = B dV Bᵀ`, added onto the overlapping tiles' pixels).
-//! Frequency `ξ = 4i + j` is row `i`, column `j` of a transformed tile.
+//! Frequency `ξ = S i + j` is row `i`, column `j` of a transformed tile (`S = m + 2`).
 //!
 //! Checked against the im2col kernel and the composed ops, and through whole networks against
 //! finite differences (`tests/gradients.rs`).
@@ -20,14 +21,192 @@ use rayon::prelude::*;
 
 use super::{gemm_serial, host, HostData, Pooled, View, WindowGroup};
 
-/// Frequencies per transformed tile.
-const XI: usize = 16;
+/// A minimal filtering algorithm F(M x M, 3x3), on input tiles of side `S = M + 2`: its
+/// matrices, and each 1-D transform and its adjoint written out (the unit tests check them
+/// against the matrices: a generic matrix product was not folded into these by the compiler
+/// and ran the layer at half the speed).
+pub(super) trait Scheme<const S: usize, const M: usize>: 'static {
+    // The matrices are the reference the written-out transforms are tested against.
+    /// `Bᵀ`: an input tile's rows and columns to frequencies.
+    #[cfg_attr(not(test), allow(dead_code))]
+    const BT: [[f64; S]; S];
+    /// `G`: a filter's rows and columns to frequencies.
+    #[cfg_attr(not(test), allow(dead_code))]
+    const G: [[f64; 3]; S];
+    /// `Aᵀ`: frequencies to outputs.
+    #[cfg_attr(not(test), allow(dead_code))]
+    const AT: [[f64; S]; M];
+    /// `Bᵀ x`.
+    fn bt<E: Dtype>(x: [E; S]) -> [E; S];
+    /// `B x`.
+    fn b<E: Dtype>(x: [E; S]) -> [E; S];
+    /// `G x`.
+    fn g<E: Dtype>(x: [E; 3]) -> [E; S];
+    /// `Gᵀ x`.
+    fn gt<E: Dtype>(x: [E; S]) -> [E; 3];
+    /// `Aᵀ x`.
+    fn at<E: Dtype>(x: [E; S]) -> [E; M];
+    /// `A x`.
+    fn a<E: Dtype>(x: [E; M]) -> [E; S];
+}
+
+fn k<E: Dtype>(v: f64) -> E {
+    E::from_f64(v).expect("a float dtype")
+}
+
+/// F(2x2, 3x3): 16 products, exact in binary floating point (coefficients 0, ±1, ±1/2).
+pub(super) struct F2;
+
+impl Scheme<4, 2> for F2 {
+    const BT: [[f64; 4]; 4] = [
+        [1.0, 0.0, -1.0, 0.0],
+        [0.0, 1.0, 1.0, 0.0],
+        [0.0, -1.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0, -1.0],
+    ];
+    const G: [[f64; 3]; 4] = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    const AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+    #[inline(always)]
+    fn bt<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 4] {
+        [x0 - x2, x1 + x2, x2 - x1, x1 - x3]
+    }
+    #[inline(always)]
+    fn b<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 4] {
+        [x0, x1 - x2 + x3, x1 + x2 - x0, E::default() - x3]
+    }
+    #[inline(always)]
+    fn g<E: Dtype>([x0, x1, x2]: [E; 3]) -> [E; 4] {
+        let (sum, alt) = ((x0 + x2) * k(0.5), x1 * k(0.5));
+        [x0, sum + alt, sum - alt, x2]
+    }
+    #[inline(always)]
+    fn gt<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 3] {
+        let (sum, alt) = ((x1 + x2) * k(0.5), (x1 - x2) * k(0.5));
+        [x0 + sum, alt, x3 + sum]
+    }
+    #[inline(always)]
+    fn at<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 2] {
+        [x0 + x1 + x2, x1 - x2 - x3]
+    }
+    #[inline(always)]
+    fn a<E: Dtype>([x0, x1]: [E; 2]) -> [E; 4] {
+        [x0, x0 + x1, x0 - x1, E::default() - x1]
+    }
+}
+
+/// F(4x4, 3x3) on the points 0, ±1, ±2: 36 products for 16 outputs. Its larger coefficients
+/// cost some precision (f32 outputs within about 1e-5 relative of im2col's).
+pub(super) struct F4;
+
+impl Scheme<6, 4> for F4 {
+    const BT: [[f64; 6]; 6] = [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ];
+    const G: [[f64; 3]; 6] = [
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ];
+    const AT: [[f64; 6]; 4] = [
+        [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+        [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+        [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+    ];
+    #[inline(always)]
+    fn bt<E: Dtype>([x0, x1, x2, x3, x4, x5]: [E; 6]) -> [E; 6] {
+        let (t0, t1) = (x4 - x2 * k(4.0), x3 - x1 * k(4.0));
+        let (t2, t3) = (x4 - x2, (x3 - x1) * k(2.0));
+        [
+            x0 * k(4.0) - x2 * k(5.0) + x4,
+            t0 + t1,
+            t0 - t1,
+            t2 + t3,
+            t2 - t3,
+            x1 * k(4.0) - x3 * k(5.0) + x5,
+        ]
+    }
+    #[inline(always)]
+    fn b<E: Dtype>([y0, y1, y2, y3, y4, y5]: [E; 6]) -> [E; 6] {
+        let (s12, d12) = (y1 + y2, y2 - y1);
+        let (s34, d34) = (y3 + y4, y3 - y4);
+        [
+            y0 * k(4.0),
+            d12 * k(4.0) - d34 * k(2.0) + y5 * k(4.0),
+            E::default() - y0 * k(5.0) - s12 * k(4.0) - s34,
+            d34 * k(2.0) - d12 - y5 * k(5.0),
+            y0 + s12 + s34,
+            y5,
+        ]
+    }
+    #[inline(always)]
+    fn g<E: Dtype>([x0, x1, x2]: [E; 3]) -> [E; 6] {
+        let (s, d) = ((x0 + x2) * k(1.0 / 6.0), x1 * k(1.0 / 6.0));
+        let (s24, d12) = (x0 * k(1.0 / 24.0) + x2 * k(1.0 / 6.0), x1 * k(1.0 / 12.0));
+        [
+            x0 * k(0.25),
+            E::default() - s - d,
+            d - s,
+            s24 + d12,
+            s24 - d12,
+            x2,
+        ]
+    }
+    #[inline(always)]
+    fn gt<E: Dtype>([y0, y1, y2, y3, y4, y5]: [E; 6]) -> [E; 3] {
+        let (s12, d12) = (y1 + y2, y2 - y1);
+        let (s34, d34) = (y3 + y4, y3 - y4);
+        [
+            y0 * k(0.25) - s12 * k(1.0 / 6.0) + s34 * k(1.0 / 24.0),
+            d12 * k(1.0 / 6.0) + d34 * k(1.0 / 12.0),
+            (s34 - s12) * k(1.0 / 6.0) + y5,
+        ]
+    }
+    #[inline(always)]
+    fn at<E: Dtype>([x0, x1, x2, x3, x4, x5]: [E; 6]) -> [E; 4] {
+        let (s12, d12) = (x1 + x2, x1 - x2);
+        let (s34, d34) = (x3 + x4, x3 - x4);
+        [
+            x0 + s12 + s34,
+            d12 + d34 * k(2.0),
+            s12 + s34 * k(4.0),
+            d12 + d34 * k(8.0) + x5,
+        ]
+    }
+    #[inline(always)]
+    fn a<E: Dtype>([y0, y1, y2, y3]: [E; 4]) -> [E; 6] {
+        let (even, odd) = (y0 + y2, y1 + y3);
+        let (even4, odd8) = (y0 + y2 * k(4.0), y1 * k(2.0) + y3 * k(8.0));
+        [y0, even + odd, even - odd, even4 + odd8, even4 - odd8, y3]
+    }
+}
+
+/// Which scheme a layer was transformed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    F2,
+    F4,
+}
 
 /// A layer's window inputs transformed for the forward and backward passes.
 pub(super) struct Transformed<E: Dtype> {
-    /// The input tiles, `[tiles][16][channels]` (every group's channels side by side).
+    kind: Kind,
+    /// The input tiles, `[tiles][S²][channels]` (every group's channels side by side).
     v: Pooled<E>,
-    /// The weights, `[16][channels][n]`.
+    /// The weights, `[S²][channels][n]`.
     u: Pooled<E>,
     channels: usize,
     n: usize,
@@ -35,58 +214,30 @@ pub(super) struct Transformed<E: Dtype> {
     size: (usize, usize, usize),
 }
 
-impl<E: Dtype> Transformed<E> {
-    fn tiles(&self) -> (usize, usize) {
-        let (_, h, w) = self.size;
-        (h.div_ceil(2), w.div_ceil(2))
+/// Tile counts and sizes: the images' height and width, tiles down and across, tiles in
+/// the batch, output columns.
+#[derive(Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    th: usize,
+    tw: usize,
+    tiles: usize,
+    n: usize,
+}
+
+impl Geometry {
+    fn new((b, h, w): (usize, usize, usize), m: usize, n: usize) -> Self {
+        let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
+        Self {
+            h,
+            w,
+            th,
+            tw,
+            tiles: b * th * tw,
+            n,
+        }
     }
-
-    fn tile_count(&self) -> usize {
-        let (th, tw) = self.tiles();
-        self.size.0 * th * tw
-    }
-}
-
-fn half<E: Dtype>() -> E {
-    E::from_f64(0.5).expect("a float dtype")
-}
-
-/// `Bᵀ x` for one row or column of a tile: `[x0 - x2, x1 + x2, x2 - x1, x1 - x3]`.
-#[inline(always)]
-fn bt_x<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 4] {
-    [x0 - x2, x1 + x2, x2 - x1, x1 - x3]
-}
-
-/// `B x`, the adjoint of [`bt_x`].
-#[inline(always)]
-fn b_x<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 4] {
-    [x0, x1 - x2 + x3, x1 + x2 - x0, E::default() - x3]
-}
-
-/// `G x` for one row or column of a filter.
-#[inline(always)]
-fn g_x<E: Dtype>([x0, x1, x2]: [E; 3], half: E) -> [E; 4] {
-    let (sum, alt) = ((x0 + x2) * half, x1 * half);
-    [x0, sum + alt, sum - alt, x2]
-}
-
-/// `Gᵀ x`, the adjoint of [`g_x`].
-#[inline(always)]
-fn gt_x<E: Dtype>([x0, x1, x2, x3]: [E; 4], half: E) -> [E; 3] {
-    let (sum, alt) = ((x1 + x2) * half, (x1 - x2) * half);
-    [x0 + sum, alt, x3 + sum]
-}
-
-/// `Aᵀ x` for one row or column of a transformed output tile.
-#[inline(always)]
-fn at_x<E: Dtype>([x0, x1, x2, x3]: [E; 4]) -> [E; 2] {
-    [x0 + x1 + x2, x1 - x2 - x3]
-}
-
-/// `A x`, the adjoint of [`at_x`].
-#[inline(always)]
-fn a_x<E: Dtype>([x0, x1]: [E; 2]) -> [E; 4] {
-    [x0, x0 + x1, x0 - x1, E::default() - x1]
 }
 
 /// `I` rows of `len` elements of `buf`, `stride` apart from `start`.
@@ -163,21 +314,38 @@ fn lanes<E: Dtype, const I: usize, const O: usize>(
     }
 }
 
-/// Transforms a layer's window inputs: the images (`images[i]` is group `i`'s `[b, h, w, c]`
-/// host copy) into tiles, the weights (`[9c, n]` blocks, row `tap * c + channel`) into `U`.
+/// Transforms a layer's window inputs with scheme `kind`: the images (`images[i]` is group
+/// `i`'s `[b, h, w, c]` host copy) into tiles, the weights (`[9c, n]` blocks, row
+/// `tap * c + channel`) into `U`.
 pub(super) fn transform<E: Dtype>(
+    kind: Kind,
     groups: &[WindowGroup<E>],
     images: &[Pooled<E>],
     weights: &[HostData<E>],
     size: (usize, usize, usize),
     n: usize,
 ) -> Transformed<E> {
+    match kind {
+        Kind::F2 => transform_with::<E, F2, 4, 2>(kind, groups, images, weights, size, n),
+        Kind::F4 => transform_with::<E, F4, 6, 4>(kind, groups, images, weights, size, n),
+    }
+}
+
+fn transform_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    kind: Kind,
+    groups: &[WindowGroup<E>],
+    images: &[Pooled<E>],
+    weights: &[HostData<E>],
+    size: (usize, usize, usize),
+    n: usize,
+) -> Transformed<E> {
+    let xi = S * S;
     let channels: usize = groups.iter().map(|g| g.channels).sum();
-    let (b, h, w) = size;
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    let mut v = Pooled::<E>::new(b * th * tw * XI * channels);
+    let g = Geometry::new(size, M, n);
+    let (h, w) = (g.h, g.w);
+    let mut v = Pooled::<E>::new(g.tiles * xi * channels);
     if !v.is_empty() {
-        v.par_chunks_mut(th * tw * XI * channels)
+        v.par_chunks_mut(g.th * g.tw * xi * channels)
             .enumerate()
             .for_each(|(sample, v)| {
                 let mut first = 0;
@@ -185,34 +353,34 @@ pub(super) fn transform<E: Dtype>(
                     let c = group.channels;
                     if c > 0 {
                         let img = &image[sample * h * w * c..][..h * w * c];
-                        input_tiles(img, v, (h, w, c), first, channels);
+                        input_tiles::<E, W, S, M>(img, v, g, (first, c, channels));
                     }
                     first += c;
                 }
             });
     }
-    let mut u = Pooled::<E>::new(XI * channels * n);
-    let half = half::<E>();
-    let mut tmp = vec![E::default(); 12 * n];
+    let mut u = Pooled::<E>::new(xi * channels * n);
+    let mut tmp = vec![E::default(); 3 * S * n];
     let mut first = 0;
     for (group, weight) in groups.iter().zip(weights) {
         let c = group.channels;
         for ch in 0..c {
-            // Down the filter's columns (over r): tmp row s * 4 + i; then along its rows.
+            // Down the filter's columns (over r): tmp row s * S + i; then along its rows.
             for s in 0..3 {
                 let x = rows(weight, 3 * c * n, (s * c + ch) * n, n);
-                let y = strided_mut(&mut tmp[s * 4 * n..], n, 0, n);
-                lanes(x, y, false, |col| g_x(col, half));
+                let y = strided_mut(&mut tmp[s * S * n..], n, 0, n);
+                lanes(x, y, false, W::g);
             }
-            for i in 0..4 {
-                let x = rows(&tmp, 4 * n, i * n, n);
-                let y = strided_mut(&mut u, channels * n, (4 * i * channels + first + ch) * n, n);
-                lanes(x, y, false, |row| g_x(row, half));
+            for i in 0..S {
+                let x = rows(&tmp, S * n, i * n, n);
+                let y = strided_mut(&mut u, channels * n, (S * i * channels + first + ch) * n, n);
+                lanes(x, y, false, W::g);
             }
         }
         first += c;
     }
     Transformed {
+        kind,
         v,
         u,
         channels,
@@ -221,132 +389,120 @@ pub(super) fn transform<E: Dtype>(
     }
 }
 
-/// Writes one sample's tiles of one channel group (see [`output_tiles`] on the targets): `img` is `[h, w, c]`, `v` the sample's
-/// `[tiles][16][channels]` block, the group's channels start at `first`.
+/// Writes one sample's tiles of one channel group: `img` is `[h, w, c]`, `v` the sample's
+/// `[tiles][S²][channels]` block, the group's `c` channels start at `first`. (The per-sample
+/// loops are compiled for AVX-512 and AVX2 too, chosen at run time: the crate is built for
+/// baseline x86-64, where they would run 4 lanes wide.)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn input_tiles<E: Dtype>(
+fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     img: &[E],
     v: &mut [E],
-    (h, w, c): (usize, usize, usize),
-    first: usize,
-    channels: usize,
+    g: Geometry,
+    (first, c, channels): (usize, usize, usize),
 ) {
-    let tw = w.div_ceil(2);
+    let Geometry { h, w, th, tw, .. } = g;
+    let xi = S * S;
     let zeros = vec![E::default(); c];
-    let mut tmp = vec![E::default(); 16 * c];
-    for ty in 0..h.div_ceil(2) {
+    let mut tmp = vec![E::default(); xi * c];
+    for ty in 0..th {
         for tx in 0..tw {
-            // The 4x4 patch from (2ty - 1, 2tx - 1), zero outside the image; down its
-            // columns first (tmp row bb * 4 + i), then along its rows.
-            for bb in 0..4 {
-                let x = (2 * tx + bb).wrapping_sub(1);
-                let column: [&[E]; 4] = std::array::from_fn(|a| {
-                    let y = (2 * ty + a).wrapping_sub(1);
+            // The patch from (M ty - 1, M tx - 1), zero outside the image; down its columns
+            // first (tmp row bb * S + i), then along its rows.
+            for bb in 0..S {
+                let x = (M * tx + bb).wrapping_sub(1);
+                let column: [&[E]; S] = std::array::from_fn(|a| {
+                    let y = (M * ty + a).wrapping_sub(1);
                     if y < h && x < w {
                         &img[(y * w + x) * c..][..c]
                     } else {
                         &zeros[..]
                     }
                 });
-                lanes(
-                    column,
-                    strided_mut(&mut tmp[bb * 4 * c..], c, 0, c),
-                    false,
-                    bt_x,
-                );
+                let y = strided_mut(&mut tmp[bb * S * c..], c, 0, c);
+                lanes(column, y, false, W::bt);
             }
-            let tile = &mut v[(ty * tw + tx) * XI * channels..][..XI * channels];
-            for i in 0..4 {
-                let x = rows(&tmp, 4 * c, i * c, c);
-                let y = strided_mut(&mut tile[4 * i * channels..], channels, first, c);
-                lanes(x, y, false, bt_x);
+            let tile = &mut v[(ty * tw + tx) * xi * channels..][..xi * channels];
+            for i in 0..S {
+                let x = rows(&tmp, S * c, i * c, c);
+                let y = strided_mut(&mut tile[S * i * channels..], channels, first, c);
+                lanes(x, y, false, W::bt);
             }
         }
     }
 }
 
-/// The 16 products of frequency ξ's two views (`operands(ξ)`), in parallel over the
-/// frequencies, into `dst` (`[16][rows][cols]`).
+/// The `S²` products of frequency ξ's two views (`operands(ξ)`), in parallel over the
+/// frequencies, into `dst` (`[S²][rows][cols]`).
 fn products<'a, E: Dtype>(
     dst: &mut [E],
+    xi: usize,
     (rows, cols): (usize, usize),
     operands: impl Fn(usize) -> (View<'a, E>, View<'a, E>) + Sync,
 ) {
     if rows * cols == 0 {
         return;
     }
-    dst[..XI * rows * cols]
+    dst[..xi * rows * cols]
         .par_chunks_mut(rows * cols)
         .enumerate()
-        .for_each(|(xi, dst)| {
-            let (lhs, rhs) = operands(xi);
+        .for_each(|(f, dst)| {
+            let (lhs, rhs) = operands(f);
             gemm_serial(dst, lhs, rhs, false);
         });
 }
 
-/// Frequency ξ's `[tiles, width]` matrix in a `[tiles][16][width]` buffer.
-fn frequency<E>(data: &[E], xi: usize, tiles: usize, width: usize) -> View<'_, E> {
+/// Frequency `f`'s `[tiles, width]` matrix in a `[tiles][xi][width]` buffer.
+fn frequency<E>(data: &[E], f: usize, xi: usize, tiles: usize, width: usize) -> View<'_, E> {
     View {
-        data: &data[(xi * width).min(data.len())..],
+        data: &data[(f * width).min(data.len())..],
         rows: tiles,
         cols: width,
-        rs: XI * width,
+        rs: xi * width,
         cs: 1,
     }
 }
 
 /// `z (+)= conv(x, w)` for `z` `[b*h*w, n]` (row-major, a row per output pixel).
 pub(super) fn forward<E: Dtype>(t: &Transformed<E>, z: &mut [E], accumulate: bool) {
+    match t.kind {
+        Kind::F2 => forward_with::<E, F2, 4, 2>(t, z, accumulate),
+        Kind::F4 => forward_with::<E, F4, 6, 4>(t, z, accumulate),
+    }
+}
+
+fn forward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    t: &Transformed<E>,
+    z: &mut [E],
+    accumulate: bool,
+) {
     let (b, h, w) = t.size;
-    let (n, c, tiles) = (t.n, t.channels, t.tile_count());
+    let (n, c, xi) = (t.n, t.channels, S * S);
+    let g = Geometry::new(t.size, M, n);
     if b * h * w * n == 0 {
         return;
     }
-    let mut m = Pooled::<E>::new(XI * tiles * n);
-    products(&mut m, (tiles, n), |xi| {
+    let mut m = Pooled::<E>::new(xi * g.tiles * n);
+    products(&mut m, xi, (g.tiles, n), |f| {
         (
-            frequency(&t.v, xi, tiles, c),
-            View::new(&t.u[xi * c * n..], c, n),
+            frequency(&t.v, f, xi, g.tiles, c),
+            View::new(&t.u[f * c * n..], c, n),
         )
     });
     z[..b * h * w * n]
         .par_chunks_mut(h * w * n)
         .enumerate()
-        .for_each(|(sample, z)| output_tiles(&m, z, sample, t.geometry(), accumulate));
+        .for_each(|(sample, z)| output_tiles::<E, W, S, M>(&m, z, sample, g, accumulate));
 }
 
-/// Tile counts and sizes: the images' height and width, tiles down and across, tiles in
-/// the batch, output columns.
-#[derive(Clone, Copy)]
-struct Geometry {
-    h: usize,
-    w: usize,
-    th: usize,
-    tw: usize,
-    tiles: usize,
-    n: usize,
-}
-
-impl<E: Dtype> Transformed<E> {
-    fn geometry(&self) -> Geometry {
-        let (_, h, w) = self.size;
-        let (th, tw) = self.tiles();
-        Geometry {
-            h,
-            w,
-            th,
-            tw,
-            tiles: self.tile_count(),
-            n: self.n,
-        }
-    }
-}
-
-/// One sample's outputs `z` (`[h*w, n]`) from `M` (`[16][tiles][n]`): `Y = Aᵀ M A`. (The
-/// per-sample loops are compiled for AVX-512 and AVX2 too, chosen at run time: the crate is
-/// built for baseline x86-64, where they would run 4 lanes wide.)
+/// One sample's outputs `z` (`[h*w, n]`) from `M` (`[S²][tiles][n]`): `Y = Aᵀ M A`.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn output_tiles<E: Dtype>(m: &[E], z: &mut [E], sample: usize, g: Geometry, accumulate: bool) {
+fn output_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    m: &[E],
+    z: &mut [E],
+    sample: usize,
+    g: Geometry,
+    accumulate: bool,
+) {
     let Geometry {
         h,
         w,
@@ -355,24 +511,25 @@ fn output_tiles<E: Dtype>(m: &[E], z: &mut [E], sample: usize, g: Geometry, accu
         tiles,
         n,
     } = g;
-    let mut tmp = vec![E::default(); 8 * n];
-    let mut spare = vec![E::default(); 2 * n];
+    let mut tmp = vec![E::default(); S * M * n];
+    let mut spare = vec![E::default(); M * n];
     for ty in 0..th {
         for tx in 0..tw {
             let tile = (sample * th + ty) * tw + tx;
-            // Along each row of M (tmp row i * 2 + ox), then down the columns.
-            for i in 0..4 {
-                let x = rows(m, tiles * n, (4 * i * tiles + tile) * n, n);
-                lanes(x, strided_mut(&mut tmp[i * 2 * n..], n, 0, n), false, at_x);
+            // Along each row of M (tmp row i * M + ox), then down the columns.
+            for i in 0..S {
+                let x = rows(m, tiles * n, (S * i * tiles + tile) * n, n);
+                let y = strided_mut(&mut tmp[i * M * n..], n, 0, n);
+                lanes(x, y, false, W::at);
             }
-            for ox in 0..2 {
-                let x = 2 * tx + ox;
+            for ox in 0..M {
+                let x = M * tx + ox;
                 let starts = std::array::from_fn(|oy| {
-                    let y = 2 * ty + oy;
+                    let y = M * ty + oy;
                     (y < h && x < w).then_some((y * w + x) * n)
                 });
                 let y = rows_mut(z, starts, n, &mut spare);
-                lanes(rows(&tmp, 2 * n, ox * n, n), y, accumulate, at_x);
+                lanes(rows(&tmp, M * n, ox * n, n), y, accumulate, W::at);
             }
         }
     }
@@ -389,45 +546,58 @@ pub(super) fn backward<E: Dtype>(
 where
     Cpu: Device<E>,
 {
+    match t.kind {
+        Kind::F2 => backward_with::<E, F2, 4, 2>(t, groups, dz, grads),
+        Kind::F4 => backward_with::<E, F4, 6, 4>(t, groups, dz, grads),
+    }
+}
+
+fn backward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    t: &Transformed<E>,
+    groups: &[WindowGroup<E>],
+    dz: &[E],
+    grads: &mut Gradients<E, Cpu>,
+) -> Result<(), CpuError>
+where
+    Cpu: Device<E>,
+{
     let (b, h, w) = t.size;
-    let (n, c, tiles) = (t.n, t.channels, t.tile_count());
+    let (n, c, xi) = (t.n, t.channels, S * S);
+    let g = Geometry::new(t.size, M, n);
+    let tiles = g.tiles;
     if b * h * w * n * c == 0 {
         return Ok(());
     }
-    let (th, tw) = t.tiles();
-    // dM = A dY Aᵀ per tile, `[tiles][16][n]`; outputs past the image edge have no gradient.
-    let mut dm = Pooled::<E>::new(tiles * XI * n);
-    let geometry = t.geometry();
-    dm.par_chunks_mut(th * tw * XI * n)
+    // dM = A dY Aᵀ per tile, `[tiles][S²][n]`.
+    let mut dm = Pooled::<E>::new(tiles * xi * n);
+    dm.par_chunks_mut(g.th * g.tw * xi * n)
         .enumerate()
         .for_each(|(sample, dm)| {
-            output_grad_tiles(&dz[sample * h * w * n..][..h * w * n], dm, geometry)
+            output_grad_tiles::<E, W, S, M>(&dz[sample * h * w * n..][..h * w * n], dm, g)
         });
     // dU_ξ = V_ξᵀ dM_ξ, then dg = Gᵀ dU G into each group's weight gradient.
-    let mut du = Pooled::<E>::new(XI * c * n);
-    products(&mut du, (c, n), |xi| {
+    let mut du = Pooled::<E>::new(xi * c * n);
+    products(&mut du, xi, (c, n), |f| {
         (
-            frequency(&t.v, xi, tiles, c).t(),
-            frequency(&dm, xi, tiles, n),
+            frequency(&t.v, f, xi, tiles, c).t(),
+            frequency(&dm, f, xi, tiles, n),
         )
     });
-    let half = half::<E>();
-    let mut tmp = vec![E::default(); 12 * n];
+    let mut tmp = vec![E::default(); 3 * S * n];
     let mut first = 0;
     for group in groups {
         let gc = group.channels;
         let dw = host::<E>(grads.get_or_alloc_mut(&group.weight)?);
         for ch in 0..gc {
             // Along each row of dU (tmp row i * 3 + s), then down the columns.
-            for i in 0..4 {
-                let x = rows(&du, c * n, (4 * i * c + first + ch) * n, n);
-                lanes(x, strided_mut(&mut tmp[i * 3 * n..], n, 0, n), false, |r| {
-                    gt_x(r, half)
-                });
+            for i in 0..S {
+                let x = rows(&du, c * n, (S * i * c + first + ch) * n, n);
+                let y = strided_mut(&mut tmp[i * 3 * n..], n, 0, n);
+                lanes(x, y, false, W::gt);
             }
             for s in 0..3 {
                 let y = strided_mut(dw, 3 * gc * n, (s * gc + ch) * n, n);
-                lanes(rows(&tmp, 3 * n, s * n, n), y, true, |col| gt_x(col, half));
+                lanes(rows(&tmp, 3 * n, s * n, n), y, true, W::gt);
             }
         }
         first += gc;
@@ -435,12 +605,12 @@ where
     if groups.iter().all(|g| g.grad_target.is_none()) {
         return Ok(());
     }
-    // dV_ξ = dM_ξ U_ξᵀ, `[16][tiles][channels]`, then dd = B dV Bᵀ onto the pixels.
-    let mut dv = Pooled::<E>::new(XI * tiles * c);
-    products(&mut dv, (tiles, c), |xi| {
+    // dV_ξ = dM_ξ U_ξᵀ, `[S²][tiles][channels]`, then dd = B dV Bᵀ onto the pixels.
+    let mut dv = Pooled::<E>::new(xi * tiles * c);
+    products(&mut dv, xi, (tiles, c), |f| {
         (
-            frequency(&dm, xi, tiles, n),
-            View::new(&t.u[xi * c * n..], c, n).t(),
+            frequency(&dm, f, xi, tiles, n),
+            View::new(&t.u[f * c * n..], c, n).t(),
         )
     });
     let mut first = 0;
@@ -452,7 +622,7 @@ where
                 .par_chunks_mut(h * w * gc)
                 .enumerate()
                 .for_each(|(sample, g_in)| {
-                    input_grad_tiles(&dv, g_in, sample, geometry, (first, gc, c))
+                    input_grad_tiles::<E, W, S, M>(&dv, g_in, sample, g, (first, gc, c))
                 });
         }
         first += gc;
@@ -460,48 +630,49 @@ where
     Ok(())
 }
 
-/// One sample's `dM = A dY Aᵀ` (`dm`: `[tiles of the sample][16][n]`) from its output
+/// One sample's `dM = A dY Aᵀ` (`dm`: `[tiles of the sample][S²][n]`) from its output
 /// gradient `dz` (`[h*w, n]`); outputs past the image edge have none.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn output_grad_tiles<E: Dtype>(dz: &[E], dm: &mut [E], g: Geometry) {
+fn output_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    dz: &[E],
+    dm: &mut [E],
+    g: Geometry,
+) {
     let Geometry {
         h, w, th, tw, n, ..
     } = g;
+    let xi = S * S;
     let zeros = vec![E::default(); n];
-    let mut tmp = vec![E::default(); 8 * n];
+    let mut tmp = vec![E::default(); M * S * n];
     for ty in 0..th {
         for tx in 0..tw {
-            // Along each output row (tmp row oy * 4 + j), then down the columns.
-            for oy in 0..2 {
-                let y = 2 * ty + oy;
-                let row: [&[E]; 2] = std::array::from_fn(|ox| {
-                    let x = 2 * tx + ox;
+            // Along each output row (tmp row oy * S + j), then down the columns.
+            for oy in 0..M {
+                let y = M * ty + oy;
+                let row: [&[E]; M] = std::array::from_fn(|ox| {
+                    let x = M * tx + ox;
                     if y < h && x < w {
                         &dz[(y * w + x) * n..][..n]
                     } else {
                         &zeros[..]
                     }
                 });
-                lanes(
-                    row,
-                    strided_mut(&mut tmp[oy * 4 * n..], n, 0, n),
-                    false,
-                    a_x,
-                );
+                let out = strided_mut(&mut tmp[oy * S * n..], n, 0, n);
+                lanes(row, out, false, W::a);
             }
-            let tile = &mut dm[(ty * tw + tx) * XI * n..][..XI * n];
-            for j in 0..4 {
-                let y = strided_mut(tile, 4 * n, j * n, n);
-                lanes(rows(&tmp, 4 * n, j * n, n), y, false, a_x);
+            let tile = &mut dm[(ty * tw + tx) * xi * n..][..xi * n];
+            for j in 0..S {
+                let y = strided_mut(tile, S * n, j * n, n);
+                lanes(rows(&tmp, S * n, j * n, n), y, false, W::a);
             }
         }
     }
 }
 
 /// Adds one sample's `dd = B dV Bᵀ` onto its pixels' gradient `g_in` (`[h*w, gc]`), for the
-/// group whose `gc` channels start at `first` of dV's `c` (`dv`: `[16][tiles][c]`).
+/// group whose `gc` channels start at `first` of dV's `c` (`dv`: `[S²][tiles][c]`).
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn input_grad_tiles<E: Dtype>(
+fn input_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     dv: &[E],
     g_in: &mut [E],
     sample: usize,
@@ -516,31 +687,121 @@ fn input_grad_tiles<E: Dtype>(
         tiles,
         ..
     } = g;
-    let mut tmp = vec![E::default(); 16 * gc];
-    let mut spare = vec![E::default(); 4 * gc];
+    let mut tmp = vec![E::default(); S * S * gc];
+    let mut spare = vec![E::default(); S * gc];
     for ty in 0..th {
         for tx in 0..tw {
             let tile = (sample * th + ty) * tw + tx;
-            // Along each row of dV (tmp row i * 4 + bb), then down the columns onto the
+            // Along each row of dV (tmp row i * S + bb), then down the columns onto the
             // patch's pixels.
-            for i in 0..4 {
-                let x = rows(dv, tiles * c, (4 * i * tiles + tile) * c + first, gc);
-                lanes(
-                    x,
-                    strided_mut(&mut tmp[i * 4 * gc..], gc, 0, gc),
-                    false,
-                    b_x,
-                );
+            for i in 0..S {
+                let x = rows(dv, tiles * c, (S * i * tiles + tile) * c + first, gc);
+                let y = strided_mut(&mut tmp[i * S * gc..], gc, 0, gc);
+                lanes(x, y, false, W::b);
             }
-            for bb in 0..4 {
-                let x = (2 * tx + bb).wrapping_sub(1);
+            for bb in 0..S {
+                let x = (M * tx + bb).wrapping_sub(1);
                 let starts = std::array::from_fn(|aa| {
-                    let y = (2 * ty + aa).wrapping_sub(1);
+                    let y = (M * ty + aa).wrapping_sub(1);
                     (y < h && x < w).then_some((y * w + x) * gc)
                 });
                 let y = rows_mut(g_in, starts, gc, &mut spare);
-                lanes(rows(&tmp, 4 * gc, bb * gc, gc), y, true, b_x);
+                lanes(rows(&tmp, S * gc, bb * gc, gc), y, true, W::b);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `m · x` for a constant matrix `m`: after inlining the coefficients are constants, zero
+    /// terms vanish and ±1 become adds and subtracts, so this is the hand-written transform.
+    fn apply<E: Dtype, const R: usize, const C: usize>(m: &[[f64; C]; R], x: [E; C]) -> [E; R] {
+        std::array::from_fn(|r| combine((0..C).map(|c| (m[r][c], x[c]))))
+    }
+
+    /// `mᵀ · x`, the adjoint of [`apply`].
+    fn apply_t<E: Dtype, const R: usize, const C: usize>(m: &[[f64; C]; R], x: [E; R]) -> [E; C] {
+        std::array::from_fn(|c| combine((0..R).map(|r| (m[r][c], x[r]))))
+    }
+
+    /// `Σ k x` over `(k, x)` terms, skipping zero coefficients and multiplying only by others
+    /// than ±1.
+    fn combine<E: Dtype>(terms: impl Iterator<Item = (f64, E)>) -> E {
+        let mut sum: Option<E> = None;
+        for (k, x) in terms {
+            if k == 0.0 {
+                continue;
+            }
+            sum = Some(match (sum, k) {
+                (None, 1.0) => x,
+                (None, -1.0) => E::default() - x,
+                (None, _) => x * E::from_f64(k).expect("a float dtype"),
+                (Some(s), 1.0) => s + x,
+                (Some(s), -1.0) => s - x,
+                (Some(s), _) => s + x * E::from_f64(k).expect("a float dtype"),
+            });
+        }
+        sum.unwrap_or_default()
+    }
+
+    fn random<const N: usize>(seed: u64) -> [f64; N] {
+        // A small LCG: the test needs generic values, not good randomness.
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        std::array::from_fn(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+    }
+
+    fn same<const N: usize>(what: &str, a: [f64; N], b: [f64; N]) {
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-12, "{what}: {a:?} vs {b:?}");
+        }
+    }
+
+    /// Each written-out transform is its matrix, and each adjoint the transpose.
+    fn check<W: Scheme<S, M>, const S: usize, const M: usize>() {
+        for seed in 0..20 {
+            let (s, three, m) = (
+                random::<S>(seed),
+                random::<3>(seed + 100),
+                random::<M>(seed + 200),
+            );
+            same("bt", W::bt(s), apply(&W::BT, s));
+            same("b", W::b(s), apply_t(&W::BT, s));
+            same("g", W::g(three), apply(&W::G, three));
+            same("gt", W::gt(s), apply_t(&W::G, s));
+            same("at", W::at(s), apply(&W::AT, s));
+            same("a", W::a(m), apply_t(&W::AT, m));
+        }
+    }
+
+    #[test]
+    fn written_out_transforms_equal_their_matrices() {
+        check::<F2, 4, 2>();
+        check::<F4, 6, 4>();
+    }
+
+    /// The matrices compute a 1-D correlation: `Aᵀ[(G g) ⊙ (Bᵀ d)]_i = Σ_r d[i + r] g[r]`.
+    fn correlates<W: Scheme<S, M>, const S: usize, const M: usize>() {
+        let (d, g) = (random::<S>(7), random::<3>(8));
+        let (u, v) = (apply(&W::G, g), apply(&W::BT, d));
+        let y = apply(&W::AT, std::array::from_fn::<f64, S, _>(|i| u[i] * v[i]));
+        same(
+            "y",
+            y,
+            std::array::from_fn(|i| (0..3).map(|r| d[i + r] * g[r]).sum()),
+        );
+    }
+
+    #[test]
+    fn the_matrices_are_minimal_filtering() {
+        correlates::<F2, 4, 2>();
+        correlates::<F4, 6, 4>();
     }
 }
