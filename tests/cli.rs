@@ -89,6 +89,38 @@ fn bench_harness_measures_and_checks_memory() {
     );
 }
 
+/// The CNN harness names the convolution kernel and, with `--im2col-too`, times each CNN on
+/// im2col as well (through `SKIPLAB_CPU_CONV` in its child processes).
+#[test]
+fn bench_harness_compares_the_convolution_kernels() {
+    let (code, out, err) = skiplab(&[
+        "bench",
+        "--models",
+        "cnn",
+        "--no-torch",
+        "--rounds",
+        "1",
+        "--cnn-steps",
+        "12",
+        "--im2col-too",
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("CPU 3x3 convolutions: Winograd F(4x4, 3x3) from 16 input channels"),
+        "{out}"
+    );
+    for model in ["cnn-vanilla", "cnn-skip", "cnn-reinforced"] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("skiplab {model}: im2col ")))
+            .unwrap_or_else(|| panic!("no kernel comparison for {model}:\n{err}"));
+        assert!(
+            line.contains("configured kernel") && line.ends_with('x'),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn cuda_commands_explain_themselves_in_a_cpu_build() {
     if cfg!(feature = "cuda") {

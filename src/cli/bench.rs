@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// kernels gain.
     #[arg(long)]
     composed_too: bool,
+    /// Also measure each CNN on the im2col kernel (`SKIPLAB_CPU_CONV=im2col`) every round, to
+    /// show what the Winograd kernel gains.
+    #[arg(long)]
+    im2col_too: bool,
     /// Where to measure.
     #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
     device: BenchDevice,
@@ -246,9 +250,13 @@ fn measure_skiplab(
     steps: usize,
     device: BenchDevice,
     composed: bool,
+    conv: Option<&str>,
 ) -> Result<Measurement> {
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
+    if let Some(conv) = conv {
+        cmd.env("SKIPLAB_CPU_CONV", conv);
+    }
     cmd.args([
         "bench",
         "--single",
@@ -372,6 +380,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         args.steps,
         args.cnn_steps
     );
+    if device == "cpu" {
+        outln!(
+            "CPU 3x3 convolutions: {} (SKIPLAB_CPU_CONV); GFLOP/s counts a direct convolution's multiply-adds",
+            skiplab::net::cpu_ops::conv_kernel_name()
+        );
+    }
     match &torch {
         Some(v) => outln!(
             "PyTorch twin: torch {v} via {}, {threads} threads, same models and batches",
@@ -423,10 +437,17 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let mut ours = Vec::new();
             let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
             let mut last = None;
+            let im2col_too = args.im2col_too && is_cnn && args.device == BenchDevice::Cpu;
+            let mut im2col = Vec::new();
             for _ in 0..args.rounds {
-                let m = measure_skiplab(name, batch, steps, args.device, false)?;
+                let m = measure_skiplab(name, batch, steps, args.device, false, None)?;
                 ours.push(m.samples_per_sec);
                 last = Some(m);
+                if im2col_too {
+                    let m =
+                        measure_skiplab(name, batch, steps, args.device, false, Some("im2col"))?;
+                    im2col.push(m.samples_per_sec);
+                }
                 for (k, &cl) in settings.iter().enumerate() {
                     if torch.is_none() {
                         break;
@@ -440,6 +461,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             }
             let m = last.expect("at least one round");
             let ours = median(ours);
+            if !im2col.is_empty() {
+                let im2col = median(im2col);
+                eprintln!(
+                    "  skiplab {name}: im2col {im2col:.0}/s, configured kernel {ours:.0}/s: {:.2}x",
+                    ours / im2col
+                );
+            }
             let medians: Vec<Option<f64>> = theirs
                 .into_iter()
                 .map(|t| (!t.is_empty()).then(|| median(t)))
@@ -479,8 +507,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
     if args.composed_too && args.device == BenchDevice::Cpu && args.models != BenchModels::Mlp {
         let (_, batch, label) = bench_model("cnn-skip")?;
-        let custom = measure_skiplab("cnn-skip", batch, args.cnn_steps, args.device, false)?;
-        let composed = measure_skiplab("cnn-skip", batch, args.cnn_steps, args.device, true)?;
+        let custom = measure_skiplab("cnn-skip", batch, args.cnn_steps, args.device, false, None)?;
+        let composed = measure_skiplab("cnn-skip", batch, args.cnn_steps, args.device, true, None)?;
         outln!(
             "{label}: custom CPU kernels {:.0}/s vs composed dfdx ops {:.0}/s: {:.2}x",
             custom.samples_per_sec,

@@ -386,6 +386,19 @@ pub fn with_conv_kernel<R>(kernel: ConvKernel, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// What [`conv_kernel`] computes the CPU's 3x3 layers with, in words.
+pub fn conv_kernel_name() -> String {
+    match conv_kernel() {
+        ConvKernel::Auto => format!(
+            "{} from {WINOGRAD_MIN_CHANNELS} input channels, else im2col",
+            AUTO_SCHEME.name()
+        ),
+        ConvKernel::Im2col => "im2col".into(),
+        ConvKernel::WinogradF2 => winograd::Kind::F2.name().into(),
+        ConvKernel::WinogradF4 => winograd::Kind::F4.name().into(),
+    }
+}
+
 /// The kernel in effect on this thread ([`with_conv_kernel`], else `SKIPLAB_CPU_CONV`).
 pub fn conv_kernel() -> ConvKernel {
     static FROM_ENV: std::sync::OnceLock<ConvKernel> = std::sync::OnceLock::new();

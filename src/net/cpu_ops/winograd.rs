@@ -201,6 +201,15 @@ pub(super) enum Kind {
     F4,
 }
 
+impl Kind {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Kind::F2 => "Winograd F(2x2, 3x3)",
+            Kind::F4 => "Winograd F(4x4, 3x3)",
+        }
+    }
+}
+
 /// A layer's window inputs transformed for the forward and backward passes.
 pub(super) struct Transformed<E: Dtype> {
     kind: Kind,
@@ -526,7 +535,7 @@ fn output_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
                 let x = M * tx + ox;
                 let starts = std::array::from_fn(|oy| {
                     let y = M * ty + oy;
-                    (y < h && x < w).then_some((y * w + x) * n)
+                    (y < h && x < w).then(|| (y * w + x) * n)
                 });
                 let y = rows_mut(z, starts, n, &mut spare);
                 lanes(rows(&tmp, M * n, ox * n, n), y, accumulate, W::at);
@@ -703,7 +712,7 @@ fn input_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
                 let x = (M * tx + bb).wrapping_sub(1);
                 let starts = std::array::from_fn(|aa| {
                     let y = (M * ty + aa).wrapping_sub(1);
-                    (y < h && x < w).then_some((y * w + x) * gc)
+                    (y < h && x < w).then(|| (y * w + x) * gc)
                 });
                 let y = rows_mut(g_in, starts, gc, &mut spare);
                 lanes(rows(&tmp, S * gc, bb * gc, gc), y, true, W::b);
