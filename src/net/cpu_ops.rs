@@ -357,13 +357,13 @@ pub enum ConvKernel {
 
 /// Below this many input channels a layer's products are too shallow for Winograd's
 /// transforms to pay for themselves. Measured on the paper's skip CNN (CIFAR-10 shape, batch
-/// 32, 2-core Zen 4): F(2x2, 3x3) from 16 channels on trained 19% faster than im2col
+/// 32, 2-core Intel Xeon with AVX-512): F(2x2, 3x3) from 16 channels on trained 19% faster than im2col
 /// everywhere, from 64 on 13%, from 128 on 9%; F(4x4, 3x3) from 16 channels on 372
 /// samples/s, on every layer (the RGB one too) 351.
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// The Winograd scheme [`ConvKernel::Auto`] takes: F(4x4, 3x3). Measured against im2col on
-/// the paper's CNNs (CIFAR-10 shape, batch 32, 2-core Zen 4, one binary): vanilla 1.57x,
+/// the paper's CNNs (CIFAR-10 shape, batch 32, 2-core Intel Xeon, one binary): vanilla 1.57x,
 /// skip 1.65x, reinforced 1.52x; F(2x2, 3x3) gave 1.05x, 1.15x and 1.04x.
 const AUTO_SCHEME: winograd::Kind = winograd::Kind::F4;
 
@@ -407,7 +407,17 @@ pub fn conv_kernel() -> ConvKernel {
             Ok("im2col") => ConvKernel::Im2col,
             Ok("winograd2") => ConvKernel::WinogradF2,
             Ok("winograd4") => ConvKernel::WinogradF4,
-            _ => ConvKernel::Auto,
+            Ok("auto") | Err(std::env::VarError::NotPresent) => ConvKernel::Auto,
+            Ok(other) => {
+                tracing::warn!(
+                    "SKIPLAB_CPU_CONV={other:?} is not one of im2col, winograd2, winograd4, auto: using auto"
+                );
+                ConvKernel::Auto
+            }
+            Err(e) => {
+                tracing::warn!("SKIPLAB_CPU_CONV: {e}: using auto");
+                ConvKernel::Auto
+            }
         })
     })
 }
