@@ -357,9 +357,9 @@ pub enum ConvKernel {
 
 /// Below this many input channels a layer's products are too shallow for Winograd's
 /// transforms to pay for themselves. Measured on the paper's skip CNN (CIFAR-10 shape, batch
-/// 32, 2-core Intel Xeon with AVX-512): F(2x2, 3x3) from 16 channels on trained 19% faster than im2col
-/// everywhere, from 64 on 13%, from 128 on 9%; F(4x4, 3x3) from 16 channels on 372
-/// samples/s, on every layer (the RGB one too) 351.
+/// 32, 2-core Intel Xeon with AVX-512): F(2x2, 3x3) from 16 channels on trained 19% faster
+/// than im2col everywhere, from 64 on 13%, from 128 on 9%; F(4x4, 3x3) from 16 channels on
+/// 372 samples/s, on every layer (the RGB one too) 351.
 pub const WINOGRAD_MIN_CHANNELS: usize = 16;
 
 /// The Winograd scheme [`ConvKernel::Auto`] takes: F(4x4, 3x3). Measured against im2col on

@@ -513,33 +513,69 @@ fn output_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     g: Geometry,
     accumulate: bool,
 ) {
+    let n = g.n;
+    let block = TileBlock { step: M, shift: 0 };
+    frequencies_to_pixels(m, (0, n, n), z, sample, g, block, accumulate, W::at);
+}
+
+/// Where a tile's block of pixels lies: tile `(ty, tx)` starts at pixel
+/// `(step ty - shift, step tx - shift)`.
+#[derive(Clone, Copy)]
+struct TileBlock {
+    step: usize,
+    shift: usize,
+}
+
+/// The transform from frequencies back to pixels, shared by the outputs (`Aᵀ M A`) and the
+/// input gradient (`B dV Bᵀ`): for each of the sample's tiles, its `S²` frequency rows
+/// (`freq[(ξ tiles + tile) width + first..][..len]`), `f` along the rows and then down the
+/// columns, written or added (`accumulate`) onto the `O x O` pixels of its block (rows of
+/// `len` in `pixels`, `[h*w, len]`); pixels outside the image are dropped.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn frequencies_to_pixels<E: Dtype, const S: usize, const O: usize>(
+    freq: &[E],
+    (first, len, width): (usize, usize, usize),
+    pixels: &mut [E],
+    sample: usize,
+    g: Geometry,
+    block: TileBlock,
+    accumulate: bool,
+    f: impl Fn([E; S]) -> [E; O] + Copy,
+) {
     let Geometry {
         h,
         w,
         th,
         tw,
         tiles,
-        n,
+        ..
     } = g;
-    let mut tmp = vec![E::default(); S * M * n];
-    let mut spare = vec![E::default(); M * n];
+    let TileBlock { step, shift } = block;
+    let mut tmp = vec![E::default(); S * O * len];
+    let mut spare = vec![E::default(); O * len];
     for ty in 0..th {
         for tx in 0..tw {
             let tile = (sample * th + ty) * tw + tx;
-            // Along each row of M (tmp row i * M + ox), then down the columns.
+            // Along each frequency row (tmp row i * O + col), then down the columns.
             for i in 0..S {
-                let x = rows(m, tiles * n, (S * i * tiles + tile) * n, n);
-                let y = strided_mut(&mut tmp[i * M * n..], n, 0, n);
-                lanes(x, y, false, W::at);
+                let x = rows(
+                    freq,
+                    tiles * width,
+                    (S * i * tiles + tile) * width + first,
+                    len,
+                );
+                let y = strided_mut(&mut tmp[i * O * len..], len, 0, len);
+                lanes(x, y, false, f);
             }
-            for ox in 0..M {
-                let x = M * tx + ox;
-                let starts = std::array::from_fn(|oy| {
-                    let y = M * ty + oy;
-                    (y < h && x < w).then(|| (y * w + x) * n)
+            for col in 0..O {
+                let x = (step * tx + col).wrapping_sub(shift);
+                let starts = std::array::from_fn(|row| {
+                    let y = (step * ty + row).wrapping_sub(shift);
+                    (y < h && x < w).then(|| (y * w + x) * len)
                 });
-                let y = rows_mut(z, starts, n, &mut spare);
-                lanes(rows(&tmp, M * n, ox * n, n), y, accumulate, W::at);
+                let y = rows_mut(pixels, starts, len, &mut spare);
+                lanes(rows(&tmp, O * len, col * len, len), y, accumulate, f);
             }
         }
     }
@@ -689,37 +725,8 @@ fn input_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     g: Geometry,
     (first, gc, c): (usize, usize, usize),
 ) {
-    let Geometry {
-        h,
-        w,
-        th,
-        tw,
-        tiles,
-        ..
-    } = g;
-    let mut tmp = vec![E::default(); S * S * gc];
-    let mut spare = vec![E::default(); S * gc];
-    for ty in 0..th {
-        for tx in 0..tw {
-            let tile = (sample * th + ty) * tw + tx;
-            // Along each row of dV (tmp row i * S + bb), then down the columns onto the
-            // patch's pixels.
-            for i in 0..S {
-                let x = rows(dv, tiles * c, (S * i * tiles + tile) * c + first, gc);
-                let y = strided_mut(&mut tmp[i * S * gc..], gc, 0, gc);
-                lanes(x, y, false, W::b);
-            }
-            for bb in 0..S {
-                let x = (M * tx + bb).wrapping_sub(1);
-                let starts = std::array::from_fn(|aa| {
-                    let y = (M * ty + aa).wrapping_sub(1);
-                    (y < h && x < w).then(|| (y * w + x) * gc)
-                });
-                let y = rows_mut(g_in, starts, gc, &mut spare);
-                lanes(rows(&tmp, S * gc, bb * gc, gc), y, true, W::b);
-            }
-        }
-    }
+    let block = TileBlock { step: M, shift: 1 };
+    frequencies_to_pixels(dv, (first, gc, c), g_in, sample, g, block, true, W::b);
 }
 
 #[cfg(test)]
