@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::outln;
@@ -351,7 +350,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             BenchDevice::Cpu => {
                 // As a CPU training run does (see `cpu_worker_pool_here`).
                 let _pool = skiplab::train::cpu_worker_pool_here();
-                bench_one(&Cpu::seed_from_u64(1), topology, batch, args.steps)?
+                bench_one(
+                    &skiplab::net::cpu_ops::training_device(1),
+                    topology,
+                    batch,
+                    args.steps,
+                )?
             }
             BenchDevice::Cuda => bench_cuda(topology, batch, args.steps)?,
         };

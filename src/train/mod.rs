@@ -948,7 +948,7 @@ fn run_on_device(
         crate::device::Device::Cpu => {
             let _pool = cpu_worker_pool_here();
             go(
-                Cpu::seed_from_u64(seed),
+                crate::net::cpu_ops::training_device(seed),
                 topology,
                 data,
                 config,
