@@ -293,7 +293,7 @@ fn by_sample<E>(
             part: per_sample,
         })
         .collect();
-    if per_sample == 0 {
+    if per_sample == 0 || samples == 0 {
         return shares;
     }
     for frequency in buf.chunks_exact_mut(samples * per_sample).take(xi) {
@@ -467,9 +467,9 @@ fn transform_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
 }
 
 /// Writes one sample's tiles of one channel group: `img` is `[h, w, c]`, `v` the sample's
-/// share of the `[S²][tiles][channels]` tiles, the group's `c` channels start at `first`. (The per-sample
-/// loops are compiled for AVX-512 and AVX2 too, chosen at run time: the crate is built for
-/// baseline x86-64, where they would run 4 lanes wide.)
+/// share of the `[S²][tiles][channels]` tiles, the group's `c` channels start at `first`.
+/// (The per-sample loops are compiled for AVX-512 and AVX2 too, chosen at run time: the crate
+/// is built for baseline x86-64, where they would run 4 lanes wide.)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     img: &[E],
