@@ -307,6 +307,24 @@ fn by_sample<E>(
     shares
 }
 
+/// Where `N` pixels of an `[h, w, len]` image start, from pixel `(y, x)` on in steps of
+/// `(dy, dx)`; `None` for those outside the image (a start before the edge wraps around and
+/// is outside too).
+#[inline(always)]
+fn pixel_starts<const N: usize>(
+    (h, w): (usize, usize),
+    (y, x): (usize, usize),
+    (dy, dx): (usize, usize),
+    len: usize,
+) -> [Option<usize>; N] {
+    let mut at = [None; N];
+    for (k, at) in at.iter_mut().enumerate() {
+        let (y, x) = (y.wrapping_add(k * dy), x.wrapping_add(k * dx));
+        *at = (y < h && x < w).then(|| (y * w + x) * len);
+    }
+    at
+}
+
 /// Where `N` regularly spaced rows start: `start`, `start + stride`, ...
 #[inline(always)]
 fn strided<const N: usize>(start: usize, stride: usize) -> [Option<usize>; N] {
@@ -485,12 +503,8 @@ fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
             // The patch from (M ty - 1, M tx - 1), zero outside the image; down its columns
             // first (tmp row bb * S + i), then along its rows.
             for bb in 0..S {
-                let x = (M * tx + bb).wrapping_sub(1);
-                let mut column = [None; S];
-                for (a, at) in column.iter_mut().enumerate() {
-                    let y = (M * ty + a).wrapping_sub(1);
-                    *at = (y < h && x < w).then(|| (y * w + x) * c);
-                }
+                let corner = ((M * ty).wrapping_sub(1), (M * tx + bb).wrapping_sub(1));
+                let column = pixel_starts::<S>((h, w), corner, (1, 0), c);
                 lanes(
                     img,
                     column,
@@ -636,12 +650,11 @@ fn frequencies_to_pixels<E: Dtype, const S: usize, const O: usize>(
                 );
             }
             for col in 0..O {
-                let x = (step * tx + col).wrapping_sub(shift);
-                let mut to = [None; O];
-                for (row, at) in to.iter_mut().enumerate() {
-                    let y = (step * ty + row).wrapping_sub(shift);
-                    *at = (y < h && x < w).then(|| (y * w + x) * len);
-                }
+                let top = (
+                    (step * ty).wrapping_sub(shift),
+                    (step * tx + col).wrapping_sub(shift),
+                );
+                let to = pixel_starts::<O>((h, w), top, (1, 0), len);
                 let from = strided(col * len, O * len);
                 lanes(&tmp, from, pixels, to, len, accumulate, f);
             }
@@ -768,12 +781,7 @@ fn output_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
         for tx in 0..tw {
             // Along each output row (tmp row oy * S + j), then down the columns.
             for oy in 0..M {
-                let y = M * ty + oy;
-                let mut row = [None; M];
-                for (ox, at) in row.iter_mut().enumerate() {
-                    let x = M * tx + ox;
-                    *at = (y < h && x < w).then(|| (y * w + x) * n);
-                }
+                let row = pixel_starts::<M>((h, w), (M * ty + oy, M * tx), (0, 1), n);
                 lanes(
                     dz,
                     row,
