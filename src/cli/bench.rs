@@ -167,7 +167,8 @@ fn bench_one<D: NetDevice<f32>>(
 #[cfg(feature = "cuda")]
 fn bench_cuda(topology: Topology, batch: usize, steps: usize) -> Result<Measurement> {
     devices::probe_cuda().map_err(|e| anyhow::anyhow!("no usable GPU: {e}"))?;
-    let dev = Cuda::try_build(0, 1).map_err(|e| anyhow::anyhow!("cannot start CUDA: {e}"))?;
+    let dev = dfdx::prelude::Cuda::try_build(0, 1)
+        .map_err(|e| anyhow::anyhow!("cannot start CUDA: {e}"))?;
     bench_one(&dev, topology, batch, steps)
 }
 
