@@ -495,34 +495,9 @@ fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     g: Geometry,
     (first, c, channels): (usize, usize, usize),
 ) {
-    let Geometry { h, w, th, tw, .. } = g;
-    let xi = S * S;
-    let mut tmp = vec![E::default(); xi * c];
-    for ty in 0..th {
-        for tx in 0..tw {
-            // The patch from (M ty - 1, M tx - 1), zero outside the image; down its columns
-            // first (tmp row bb * S + i), then along its rows.
-            for bb in 0..S {
-                let corner = ((M * ty).wrapping_sub(1), (M * tx + bb).wrapping_sub(1));
-                let column = pixel_starts::<S>((h, w), corner, (1, 0), c);
-                lanes(
-                    img,
-                    column,
-                    &mut tmp[..],
-                    strided(bb * S * c, c),
-                    c,
-                    false,
-                    W::bt,
-                );
-            }
-            // Frequency ξ = S i + j of this tile: row `tile` of frequency ξ's part.
-            let (tile, part) = ((ty * tw + tx) * channels + first, v.part);
-            for i in 0..S {
-                let to = strided(S * i * part + tile, part);
-                lanes(&tmp, strided(i * c, S * c), v, to, c, false, W::bt);
-            }
-        }
-    }
+    let block = TileBlock { step: M, shift: 1 };
+    let dst = (first, c, channels);
+    pixels_to_frequencies::<E, S, S>(img, dst, v, g, block, FirstPass::DownColumns, W::bt);
 }
 
 /// The `S²` products of frequency ξ's two views (`operands(ξ)`), in parallel over the
@@ -596,6 +571,63 @@ fn output_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     let n = g.n;
     let block = TileBlock { step: M, shift: 0 };
     frequencies_to_pixels(m, (0, n, n), z, sample, g, block, accumulate, W::at);
+}
+
+/// Which way [`pixels_to_frequencies`] first runs through a tile's pixels.
+#[derive(Clone, Copy)]
+enum FirstPass {
+    DownColumns,
+    AlongRows,
+}
+
+/// The transform from pixels to frequencies, shared by the input tiles (`Bᵀ d B`, down the
+/// columns first) and the output gradient (`A dY Aᵀ`, along the rows first): for each of the
+/// sample's tiles, the `I x I` pixels of its block (rows of `len` in `pixels`, `[h*w, len]`;
+/// zero outside the image), `f` along one direction and then the other, into the tile's
+/// `S²` frequency rows of `freq` (`width` wide, from `first`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pixels_to_frequencies<E: Dtype, const I: usize, const S: usize>(
+    pixels: &[E],
+    (first, len, width): (usize, usize, usize),
+    freq: &mut ByFrequency<E>,
+    g: Geometry,
+    block: TileBlock,
+    first_pass: FirstPass,
+    f: impl Fn([E; I]) -> [E; S] + Copy,
+) {
+    let Geometry { h, w, th, tw, .. } = g;
+    let TileBlock { step, shift } = block;
+    let part = freq.part;
+    // In pixels: along a line of the first pass, and from one line to the next. In frequency
+    // rows: the step of the first pass's outputs (the frequency's row index when it runs down
+    // the columns) and of the second's.
+    let ((along, across), (first_stride, second_stride)) = match first_pass {
+        FirstPass::DownColumns => (((1, 0), (0, 1)), (S * part, part)),
+        FirstPass::AlongRows => (((0, 1), (1, 0)), (part, S * part)),
+    };
+    let mut tmp = vec![E::default(); I * S * len];
+    for ty in 0..th {
+        for tx in 0..tw {
+            let (y, x) = (
+                (step * ty).wrapping_sub(shift),
+                (step * tx).wrapping_sub(shift),
+            );
+            // Line p's outputs go to tmp rows p * S + q.
+            for p in 0..I {
+                let start = (y.wrapping_add(p * across.0), x.wrapping_add(p * across.1));
+                let line = pixel_starts::<I>((h, w), start, along, len);
+                let to = strided(p * S * len, len);
+                lanes(pixels, line, &mut tmp[..], to, len, false, f);
+            }
+            // Row `tile` of each frequency's part.
+            let tile = (ty * tw + tx) * width + first;
+            for q in 0..S {
+                let to = strided(q * first_stride + tile, second_stride);
+                lanes(&tmp, strided(q * len, S * len), freq, to, len, false, f);
+            }
+        }
+    }
 }
 
 /// Where a tile's block of pixels lies: tile `(ty, tx)` starts at pixel
@@ -773,33 +805,8 @@ fn output_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     dm: &mut ByFrequency<E>,
     g: Geometry,
 ) {
-    let Geometry {
-        h, w, th, tw, n, ..
-    } = g;
-    let mut tmp = vec![E::default(); M * S * n];
-    for ty in 0..th {
-        for tx in 0..tw {
-            // Along each output row (tmp row oy * S + j), then down the columns.
-            for oy in 0..M {
-                let row = pixel_starts::<M>((h, w), (M * ty + oy, M * tx), (0, 1), n);
-                lanes(
-                    dz,
-                    row,
-                    &mut tmp[..],
-                    strided(oy * S * n, n),
-                    n,
-                    false,
-                    W::a,
-                );
-            }
-            // Frequency ξ = S k + j of this tile: row `tile` of frequency ξ's part.
-            let (tile, part) = ((ty * tw + tx) * n, dm.part);
-            for j in 0..S {
-                let (from, to) = (strided(j * n, S * n), strided(j * part + tile, S * part));
-                lanes(&tmp, from, dm, to, n, false, W::a);
-            }
-        }
-    }
+    let (block, n) = (TileBlock { step: M, shift: 0 }, g.n);
+    pixels_to_frequencies::<E, M, S>(dz, (0, n, n), dm, g, block, FirstPass::AlongRows, W::a);
 }
 
 /// Adds one sample's `dd = B dV Bᵀ` onto its pixels' gradient `g_in` (`[h*w, gc]`), for the
