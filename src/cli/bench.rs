@@ -238,6 +238,29 @@ fn cpu_model() -> Option<String> {
     Some(format!("{name}{}", if avx512 { ", AVX-512" } else { "" }))
 }
 
+/// Each round's rates and ratio, in round order: the machine's speed can drift during a run
+/// (a shared VM's did by 1.8x within an hour), and the two programs of one round ran back to
+/// back, so the spread of these ratios shows how far the ratio of the medians can be trusted.
+fn per_round_line(name: &str, ours: &[f64], theirs: &[f64]) -> String {
+    let rates = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ratios = ours
+        .iter()
+        .zip(theirs)
+        .map(|(o, t)| format!("{:.2}x", o / t))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "  {name} per round: skiplab {}/s, torch {}/s, ratio {ratios}",
+        rates(ours),
+        rates(theirs)
+    )
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -465,6 +488,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 }
             }
             let m = last.expect("at least one round");
+            let per_round = ours.clone();
             let ours = median(ours);
             if !im2col.is_empty() {
                 let im2col = median(im2col);
@@ -474,14 +498,19 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 );
             }
             let medians: Vec<Option<f64>> = theirs
-                .into_iter()
-                .map(|t| (!t.is_empty()).then(|| median(t)))
+                .iter()
+                .map(|t| (!t.is_empty()).then(|| median(t.clone())))
                 .collect();
             let best = medians
                 .iter()
                 .enumerate()
                 .filter_map(|(k, m)| m.map(|m| (k, m)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((k, _)) = best {
+                if args.rounds > 1 {
+                    eprintln!("{}", per_round_line(name, &per_round, &theirs[k]));
+                }
+            }
             let (torch_text, ratio) = match best {
                 None => ("-".to_string(), "-".to_string()),
                 Some((k, t)) => {
@@ -628,4 +657,28 @@ fn bench_data(data_dir: &std::path::Path, rounds: usize) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_round_ratios_pair_each_round_with_its_own() {
+        let line = per_round_line(
+            "cnn-vanilla",
+            &[665.0, 1033.4, 1010.0],
+            &[492.0, 595.0, 500.0],
+        );
+        assert_eq!(
+            line,
+            "  cnn-vanilla per round: skiplab 665 1033 1010/s, torch 492 595 500/s, ratio 1.35x 1.74x 2.02x"
+        );
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0]), 4.0);
+    }
 }
