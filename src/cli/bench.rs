@@ -261,7 +261,8 @@ fn per_round_line(name: &str, ours: &[f64], theirs: &[f64]) -> String {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -488,10 +489,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 }
             }
             let m = last.expect("at least one round");
-            let per_round = ours.clone();
-            let ours = median(ours);
+            let per_round = ours;
+            let ours = median(&per_round);
             if !im2col.is_empty() {
-                let im2col = median(im2col);
+                let im2col = median(&im2col);
                 eprintln!(
                     "  skiplab {name}: im2col {im2col:.0}/s, configured kernel {ours:.0}/s: {:.2}x",
                     ours / im2col
@@ -499,7 +500,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             }
             let medians: Vec<Option<f64>> = theirs
                 .iter()
-                .map(|t| (!t.is_empty()).then(|| median(t.clone())))
+                .map(|t| (!t.is_empty()).then(|| median(t)))
                 .collect();
             let best = medians
                 .iter()
@@ -678,7 +679,7 @@ mod tests {
 
     #[test]
     fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0]), 4.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0]), 4.0);
     }
 }
