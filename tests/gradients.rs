@@ -396,6 +396,27 @@ fn custom_cpu_dense_equals_the_composed_dense() {
     }
 }
 
+/// The Winograd kernel's fused passes split the batch into blocks of samples, at most the
+/// batch over the threads: 5 samples in one block (1 thread), in blocks of 3 and 2 (2
+/// threads), and of 2, 2 and 1 (3 threads), each equal to the composed ops, with a partial
+/// last block and an image read by two groups whose input gradients add up.
+#[test]
+fn winograd_blocks_of_every_split_equal_the_composed_dense() {
+    use skiplab::net::cpu_ops::{with_conv_kernel, ConvKernel};
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        for kernel in [ConvKernel::WinogradF2, ConvKernel::WinogradF4] {
+            // The kernel choice is per thread: set it on the pool's.
+            pool.install(|| {
+                with_conv_kernel(kernel, || dense_equals_composed((5, 9, 9, 16), 7, 6))
+            });
+        }
+    }
+}
+
 fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n: usize) {
     use skiplab::net::ops::{dense_composed, DenseInput, NetDevice};
     type T = OwnedTape<f64, Dev>;

@@ -535,15 +535,15 @@ where
         }
     }
     let block = (!windows.is_empty()).then(|| {
-        let block = windows_block(windows, n);
-        match &block.kernel {
+        let mut block = windows_block(windows, n);
+        match &mut block.kernel {
             BlockKernel::Im2col { cols, weights, k } => matmul_into(
                 &mut z,
                 View::new(cols, m, *k),
                 View::new(weights, *k, n),
                 z_written,
             ),
-            BlockKernel::Winograd(t) => winograd::forward(t, &mut z, z_written),
+            BlockKernel::Winograd(t) => winograd::forward(t, &block.groups, &mut z, z_written),
         }
         block
     });
@@ -677,7 +677,7 @@ where
     let is_float = E::from_f64(0.5).is_some_and(|half| half + half != E::default());
     let size = (b, h, w);
     if let (Some(scheme), true) = (scheme, is_float) {
-        let transformed = winograd::transform(scheme, &groups, &images, &weight_blocks, size, n);
+        let transformed = winograd::transform(scheme, &groups, images, &weight_blocks, size, n);
         return WindowsBlock {
             groups,
             kernel: BlockKernel::Winograd(transformed),

@@ -20,7 +20,7 @@ use dfdx::prelude::*;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{gemm_serial, host, HostData, Pooled, View, WindowGroup};
+use super::{gemm_serial, host, HostData, Images, Pooled, View, WindowGroup};
 
 /// A minimal filtering algorithm F(M x M, 3x3), on input tiles of side `S = M + 2`: its
 /// matrices, and each 1-D transform and its adjoint written out (the unit tests check them
@@ -211,10 +211,16 @@ impl Kind {
     }
 }
 
-/// A layer's window inputs transformed for the forward and backward passes.
+/// A layer's window inputs prepared for the fused passes: the transformed weights, the images
+/// until the forward pass has turned them into tiles, then the tiles, kept for the backward
+/// pass.
 pub(super) struct Transformed<E: Dtype> {
     kind: Kind,
-    /// The input tiles, `[S²][tiles][channels]` (every group's channels side by side).
+    /// The groups' `[b, h, w, c]` host copies, until [`forward`] has tiled them.
+    images: Vec<Pooled<E>>,
+    /// The input tiles, block by block (written by [`forward`]): the block from sample `s0`
+    /// is `[S²][its tiles][channels]` (every group's channels side by side) from element
+    /// `s0 · tiles per sample · S² · channels`, so each frequency's matrix is contiguous.
     v: Pooled<E>,
     /// The weights, `[S²][channels][n]`.
     u: Pooled<E>,
@@ -222,6 +228,8 @@ pub(super) struct Transformed<E: Dtype> {
     n: usize,
     /// `(batch, height, width)` of the images and the output.
     size: (usize, usize, usize),
+    /// Samples per block ([`samples_per_block`]).
+    block: usize,
 }
 
 /// Tile counts and sizes: the images' height and width, tiles down and across, tiles in
@@ -263,48 +271,94 @@ impl<E> RowsMut<E> for [E] {
     }
 }
 
-/// One sample's share of a frequency-major buffer (`[S²][tiles of the batch][width]`): its
-/// rows of every frequency, as if it were `[S²][tiles of the sample][width]` (flat index
-/// `ξ * part + row`).
-struct ByFrequency<'a, E> {
-    parts: Vec<&'a mut [E]>,
+/// One sample's rows in a block's frequency-major buffer (`[S²][tiles of the block][width]`),
+/// as if it were `[S²][tiles of the sample][width]` (flat index `ξ part + row`): frequency
+/// `ξ`'s rows start at `ξ stride`, the sample's among them at `offset`.
+struct SampleRows<'a, E> {
+    block: &'a mut [E],
+    /// Elements of one frequency in the sample's view (tiles of the sample · width).
     part: usize,
+    /// Elements of one frequency in the block (tiles of the block · width).
+    stride: usize,
+    /// Where the sample's rows start within each frequency.
+    offset: usize,
 }
 
-impl<E> RowsMut<E> for ByFrequency<'_, E> {
+impl<E> RowsMut<E> for SampleRows<'_, E> {
     #[inline(always)]
     fn row(&mut self, at: usize, len: usize) -> &mut [E] {
         let (f, at) = (at / self.part, at % self.part);
-        &mut self.parts[f][at..at + len]
+        &mut self.block[f * self.stride + self.offset + at..][..len]
     }
 }
 
-/// Splits a frequency-major buffer of `xi` frequencies into each sample's share of
-/// `per_sample` elements per frequency, so that samples can be written in parallel.
-fn by_sample<E>(
-    buf: &mut [E],
+/// Tiles one block of the fused passes aims at. Each block makes `3 S²` gemm calls (its
+/// products `V U`, `Vᵀ dM` and `dM Uᵀ`), and `Vᵀ dM` sums over the block's tiles alone, so
+/// small blocks pay gemm's per-call cost, its packing of `U` for every block, and shallow
+/// products. Measured on the paper's vanilla CNN (batch 32, 2-core AMD EPYC Zen 4, 1 MiB L2
+/// per core; one thread per binary, the two binaries running at once so that the host's
+/// drift hits both): 256 tiles 1.10-1.12x the whole-batch passes, 512 tiles 0.99x. Blocks
+/// kept within 512 KiB (down to 12 tiles in the 128-channel layers) spent 4% of a step in
+/// gemm packing `U` for the input gradient's products alone.
+const BLOCK_TILES: usize = 256;
+
+/// The most bytes of tiles and products (`S² · tiles · (channels + n)` elements) one block
+/// may hold, so that wide layers at large batches do not make blocks larger than a cache.
+const MAX_BLOCK_BYTES: usize = 8 << 20;
+
+/// Samples per block of the fused passes: enough for about [`BLOCK_TILES`] tiles, no more
+/// than [`MAX_BLOCK_BYTES`] allow, at least one, and few enough that every thread gets a
+/// block.
+fn samples_per_block(
+    batch: usize,
+    tiles_per_sample: usize,
     xi: usize,
-    samples: usize,
-    per_sample: usize,
-) -> Vec<ByFrequency<'_, E>> {
-    let mut shares: Vec<ByFrequency<E>> = (0..samples)
-        .map(|_| ByFrequency {
-            parts: Vec::with_capacity(xi),
-            part: per_sample,
-        })
-        .collect();
-    if per_sample == 0 || samples == 0 {
-        return shares;
-    }
-    for frequency in buf.chunks_exact_mut(samples * per_sample).take(xi) {
-        for (share, part) in shares
-            .iter_mut()
-            .zip(frequency.chunks_exact_mut(per_sample))
-        {
-            share.parts.push(part);
+    (channels, n): (usize, usize),
+    element: usize,
+    threads: usize,
+) -> usize {
+    let per_sample = (tiles_per_sample * xi * (channels + n) * element).max(1);
+    BLOCK_TILES
+        .div_ceil(tiles_per_sample.max(1))
+        .min(MAX_BLOCK_BYTES / per_sample)
+        .min(batch.div_ceil(threads.max(1)))
+        .max(1)
+}
+
+/// A gradient buffer that several threads add onto, each only the samples of its own blocks.
+/// dfdx lends one gradient at a time (`get_or_alloc_mut`; the helpers that lend several are
+/// private to it), while the fused backward pass adds every group's input gradient from the
+/// same block of `dV`. Two groups that read the same image share one buffer.
+#[derive(Clone, Copy)]
+struct SharedGrad<E> {
+    ptr: *mut E,
+    len: usize,
+}
+
+// SAFETY: a SharedGrad only hands out slices of samples, and the fused backward pass gives each
+// sample to one thread (see `sample`).
+unsafe impl<E: Send> Send for SharedGrad<E> {}
+unsafe impl<E: Sync> Sync for SharedGrad<E> {}
+
+impl<E> SharedGrad<E> {
+    fn new(buf: &mut [E]) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
         }
     }
-    shares
+
+    /// Sample `s`'s `per_sample` elements.
+    ///
+    /// # Safety
+    /// The buffer outlives the slice, and while the slice lives no other reference to these
+    /// elements exists (one thread per sample, one group at a time).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn sample(&self, s: usize, per_sample: usize) -> &mut [E] {
+        assert!((s + 1) * per_sample <= self.len, "sample {s} of a gradient");
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(s * per_sample), per_sample) }
+    }
 }
 
 /// Where `N` pixels of an `[h, w, len]` image start, from pixel `(y, x)` on in steps of
@@ -411,13 +465,13 @@ fn lanes_block<E: Dtype, const I: usize, const O: usize, const L: usize>(
 /// Lanes per block in [`lanes`]: one AVX-512 register of f32.
 const LANES: usize = 16;
 
-/// Transforms a layer's window inputs with scheme `kind`: the images (`images[i]` is group
-/// `i`'s `[b, h, w, c]` host copy) into tiles, the weights (`[9c, n]` blocks, row
-/// `tap * c + channel`) into `U`.
+/// Prepares a layer's window inputs for scheme `kind`: the weights (`[9c, n]` blocks, row
+/// `tap * c + channel`) transformed into `U`, the images (`images[i]` is group `i`'s
+/// `[b, h, w, c]` host copy) kept for [`forward`], which tiles them.
 pub(super) fn transform<E: Dtype>(
     kind: Kind,
     groups: &[WindowGroup<E>],
-    images: &[Pooled<E>],
+    images: Vec<Pooled<E>>,
     weights: &[HostData<E>],
     size: (usize, usize, usize),
     n: usize,
@@ -431,7 +485,7 @@ pub(super) fn transform<E: Dtype>(
 fn transform_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     kind: Kind,
     groups: &[WindowGroup<E>],
-    images: &[Pooled<E>],
+    images: Vec<Pooled<E>>,
     weights: &[HostData<E>],
     size: (usize, usize, usize),
     n: usize,
@@ -439,23 +493,15 @@ fn transform_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     let xi = S * S;
     let channels: usize = groups.iter().map(|g| g.channels).sum();
     let g = Geometry::new(size, M, n);
-    let (h, w) = (g.h, g.w);
-    let mut v = Pooled::<E>::new(g.tiles * xi * channels);
-    let per_sample = g.th * g.tw * channels;
-    by_sample(&mut v, xi, size.0, per_sample)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(sample, mut v)| {
-            let mut first = 0;
-            for (group, image) in groups.iter().zip(images) {
-                let c = group.channels;
-                if c > 0 {
-                    let img = &image[sample * h * w * c..][..h * w * c];
-                    input_tiles::<E, W, S, M>(img, &mut v, g, (first, c, channels));
-                }
-                first += c;
-            }
-        });
+    let tiles_per_sample = g.th * g.tw;
+    let block = samples_per_block(
+        size.0,
+        tiles_per_sample,
+        xi,
+        (channels, n),
+        std::mem::size_of::<E>(),
+        rayon::current_num_threads(),
+    );
     let mut u = Pooled::<E>::new(xi * channels * n);
     let mut tmp = vec![E::default(); 3 * S * n];
     let mut first = 0;
@@ -476,22 +522,24 @@ fn transform_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     }
     Transformed {
         kind,
-        v,
+        images,
+        v: Pooled::<E>::new(g.tiles * xi * channels),
         u,
         channels,
         n,
         size,
+        block,
     }
 }
 
 /// Writes one sample's tiles of one channel group: `img` is `[h, w, c]`, `v` the sample's
-/// share of the `[S²][tiles][channels]` tiles, the group's `c` channels start at `first`.
-/// (The per-sample loops are compiled for AVX-512 and AVX2 too, chosen at run time: the crate
-/// is built for baseline x86-64, where they would run 4 lanes wide.)
+/// rows of its block's `[S²][tiles][channels]` tiles, the group's `c` channels start at
+/// `first`. (The per-sample loops are compiled for AVX-512 and AVX2 too, chosen at run time:
+/// the crate is built for baseline x86-64, where they would run 4 lanes wide.)
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     img: &[E],
-    v: &mut ByFrequency<E>,
+    v: &mut SampleRows<E>,
     g: Geometry,
     (first, c, channels): (usize, usize, usize),
 ) {
@@ -500,66 +548,111 @@ fn input_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     pixels_to_frequencies::<E, S, S>(img, dst, v, g, block, FirstPass::DownColumns, W::bt);
 }
 
-/// The `S²` products of frequency ξ's two views (`operands(ξ)`), in parallel over the
-/// frequencies, into `dst` (`[S²][rows][cols]`).
-fn products<'a, E: Dtype>(
+/// `dst_ξ = lhs_ξ · rhs_ξ` (or `+=` when `accumulate`) for the `S²` frequencies of a block, on
+/// the calling thread: `dst` is `[S²][rows][cols]`, `operands(ξ)` gives frequency ξ's views.
+fn block_products<'a, E: Dtype>(
     dst: &mut [E],
     xi: usize,
     (rows, cols): (usize, usize),
-    operands: impl Fn(usize) -> (View<'a, E>, View<'a, E>) + Sync,
+    accumulate: bool,
+    operands: impl Fn(usize) -> (View<'a, E>, View<'a, E>),
 ) {
     if rows * cols == 0 {
         return;
     }
-    dst[..xi * rows * cols]
-        .par_chunks_mut(rows * cols)
+    for (f, dst) in dst[..xi * rows * cols]
+        .chunks_exact_mut(rows * cols)
         .enumerate()
-        .for_each(|(f, dst)| {
-            let (lhs, rhs) = operands(f);
-            gemm_serial(dst, lhs, rhs, false);
-        });
-}
-
-/// Frequency `f`'s `[tiles, width]` matrix in a `[S²][tiles][width]` buffer: contiguous, so
-/// gemm reads it in order (the tile-major layout, a row every `S² width` elements, ran the
-/// 32-channel layers' products at 0.64x the speed on the 2-core Intel Xeon).
-fn frequency<E>(data: &[E], f: usize, tiles: usize, width: usize) -> View<'_, E> {
-    View::new(&data[(f * tiles * width).min(data.len())..], tiles, width)
-}
-
-/// `z (+)= conv(x, w)` for `z` `[b*h*w, n]` (row-major, a row per output pixel).
-pub(super) fn forward<E: Dtype>(t: &Transformed<E>, z: &mut [E], accumulate: bool) {
-    match t.kind {
-        Kind::F2 => forward_with::<E, F2, 4, 2>(t, z, accumulate),
-        Kind::F4 => forward_with::<E, F4, 6, 4>(t, z, accumulate),
+    {
+        let (lhs, rhs) = operands(f);
+        gemm_serial(dst, lhs, rhs, accumulate);
     }
 }
 
-fn forward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
-    t: &Transformed<E>,
+/// `z (+)= conv(x, w)` for `z` `[b*h*w, n]` (row-major, a row per output pixel); tiles the
+/// images into `t`'s `V` for the backward pass (and drops them).
+pub(super) fn forward<E: Dtype>(
+    t: &mut Transformed<E>,
+    groups: &[WindowGroup<E>],
     z: &mut [E],
     accumulate: bool,
 ) {
+    match t.kind {
+        Kind::F2 => forward_with::<E, F2, 4, 2>(t, groups, z, accumulate),
+        Kind::F4 => forward_with::<E, F4, 6, 4>(t, groups, z, accumulate),
+    }
+}
+
+/// The forward pass, fused block by block of samples, in parallel over the blocks: a block's
+/// input tiles (`V = Bᵀ d B`, kept), its `S²` products `M_ξ = V_ξ U_ξ` into a buffer of the
+/// thread's, and its outputs (`Y = Aᵀ M A`), while its tiles and products are still in L2.
+/// Whole-batch passes (every tile, then every product, then every output) streamed 9.4 MB
+/// buffers through memory between the steps for a 32-channel layer at 32x32, and the
+/// transforms stalled on those stores.
+fn forward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
+    t: &mut Transformed<E>,
+    groups: &[WindowGroup<E>],
+    z: &mut [E],
+    accumulate: bool,
+) {
+    let images = std::mem::take(&mut t.images);
     let (b, h, w) = t.size;
     let (n, c, xi) = (t.n, t.channels, S * S);
     let g = Geometry::new(t.size, M, n);
-    if b * h * w * n == 0 {
+    let z = &mut z[..b * h * w * n];
+    if z.is_empty() {
         return;
     }
-    let mut m = Pooled::<E>::new(xi * g.tiles * n);
-    products(&mut m, xi, (g.tiles, n), |f| {
-        (
-            frequency(&t.v, f, g.tiles, c),
-            View::new(&t.u[f * c * n..], c, n),
-        )
-    });
-    z[..b * h * w * n]
-        .par_chunks_mut(h * w * n)
+    if c == 0 {
+        if !accumulate {
+            z.fill(E::default());
+        }
+        return;
+    }
+    let tiles_per_sample = g.th * g.tw;
+    let Transformed { v, u, block, .. } = t;
+    let (u, block) = (&*u, *block);
+    v.par_chunks_mut(block * tiles_per_sample * xi * c)
+        .zip(z.par_chunks_mut(block * h * w * n))
         .enumerate()
-        .for_each(|(sample, z)| output_tiles::<E, W, S, M>(&m, z, sample, g, accumulate));
+        .for_each(|(j, (v, z))| {
+            let (first_sample, samples) = (j * block, z.len() / (h * w * n));
+            let tiles = samples * tiles_per_sample;
+            let mut rows = SampleRows {
+                block: v,
+                part: tiles_per_sample * c,
+                stride: tiles * c,
+                offset: 0,
+            };
+            for s in 0..samples {
+                rows.offset = s * tiles_per_sample * c;
+                let mut first = 0;
+                for (group, image) in groups.iter().zip(&images) {
+                    let gc = group.channels;
+                    if gc > 0 {
+                        let img = &image[(first_sample + s) * h * w * gc..][..h * w * gc];
+                        input_tiles::<E, W, S, M>(img, &mut rows, g, (first, gc, c));
+                    }
+                    first += gc;
+                }
+            }
+            let v = &*rows.block;
+            let mut m = Pooled::<E>::new(xi * tiles * n);
+            block_products(&mut m, xi, (tiles, n), false, |f| {
+                (
+                    View::new(&v[f * tiles * c..], tiles, c),
+                    View::new(&u[f * c * n..], c, n),
+                )
+            });
+            let local = Geometry { tiles, ..g };
+            for (s, z) in z.chunks_exact_mut(h * w * n).enumerate() {
+                output_tiles::<E, W, S, M>(&m, z, s, local, accumulate);
+            }
+        });
 }
 
-/// One sample's outputs `z` (`[h*w, n]`) from `M` (`[S²][tiles][n]`): `Y = Aᵀ M A`.
+/// One sample's outputs `z` (`[h*w, n]`) from `M` (`[S²][tiles][n]`, the sample's tiles from
+/// `sample · tiles per sample`): `Y = Aᵀ M A`.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn output_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     m: &[E],
@@ -590,7 +683,7 @@ enum FirstPass {
 fn pixels_to_frequencies<E: Dtype, const I: usize, const S: usize>(
     pixels: &[E],
     (first, len, width): (usize, usize, usize),
-    freq: &mut ByFrequency<E>,
+    freq: &mut SampleRows<E>,
     g: Geometry,
     block: TileBlock,
     first_pass: FirstPass,
@@ -711,6 +804,11 @@ where
     }
 }
 
+/// The backward pass, fused block by block like the forward pass: a block's `dM = A dY Aᵀ`,
+/// `dU += V_ξᵀ dM_ξ` into one accumulator per task, and (if any group needs an input
+/// gradient) `dV_ξ = dM_ξ U_ξᵀ` and `dd = B dV Bᵀ` onto the pixels, from buffers of the
+/// thread's while they are in L2. Then the tasks' `dU` are summed and `dg = Gᵀ dU G` goes
+/// into each group's weight gradient.
 fn backward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     t: &Transformed<E>,
     groups: &[WindowGroup<E>],
@@ -723,26 +821,94 @@ where
     let (b, h, w) = t.size;
     let (n, c, xi) = (t.n, t.channels, S * S);
     let g = Geometry::new(t.size, M, n);
-    let tiles = g.tiles;
     if b * h * w * n * c == 0 {
         return Ok(());
     }
-    // dM = A dY Aᵀ per tile, `[S²][tiles][n]`.
-    let mut dm = Pooled::<E>::new(tiles * xi * n);
-    by_sample(&mut dm, xi, b, g.th * g.tw * n)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(sample, mut dm)| {
-            output_grad_tiles::<E, W, S, M>(&dz[sample * h * w * n..][..h * w * n], &mut dm, g)
+    let tiles_per_sample = g.th * g.tw;
+    let block = t.block;
+    let blocks = b.div_ceil(block);
+    // Each group's input gradient, where it needs one. All are allocated before any pointer
+    // is taken (an allocation may move the map's entries, never their buffers); the pointers
+    // are used only inside the parallel section below, while `grads` is not touched.
+    fn wants_grad<E: Dtype>(group: &WindowGroup<E>) -> Option<&Images<E, Cpu>> {
+        group.grad_target.as_ref().filter(|_| group.channels > 0)
+    }
+    for x in groups.iter().filter_map(wants_grad) {
+        grads.try_alloc_for(x)?;
+    }
+    let mut shared = Vec::with_capacity(groups.len());
+    for group in groups {
+        shared.push(match wants_grad(group) {
+            Some(x) => Some(SharedGrad::new(host::<E>(grads.get_or_alloc_mut(x)?))),
+            None => None,
         });
-    // dU_ξ = V_ξᵀ dM_ξ, then dg = Gᵀ dU G into each group's weight gradient.
-    let mut du = Pooled::<E>::new(xi * c * n);
-    products(&mut du, xi, (c, n), |f| {
-        (
-            frequency(&t.v, f, tiles, c).t(),
-            frequency(&dm, f, tiles, n),
-        )
-    });
+    }
+    let needs_dv = shared.iter().any(Option::is_some);
+    // Contiguous runs of blocks, one per thread, each with its own dU.
+    let per_task = blocks.div_ceil(rayon::current_num_threads().clamp(1, blocks));
+    let tasks = blocks.div_ceil(per_task);
+    let du_len = xi * c * n;
+    let mut du_parts = Pooled::<E>::new(tasks * du_len);
+    du_parts
+        .par_chunks_mut(du_len)
+        .enumerate()
+        .for_each(|(task, du)| {
+            for j in task * per_task..((task + 1) * per_task).min(blocks) {
+                let first_sample = j * block;
+                let samples = block.min(b - first_sample);
+                let tiles = samples * tiles_per_sample;
+                let v = &t.v[first_sample * tiles_per_sample * xi * c..][..xi * tiles * c];
+                let mut dm = Pooled::<E>::new(xi * tiles * n);
+                let mut rows = SampleRows {
+                    block: &mut dm,
+                    part: tiles_per_sample * n,
+                    stride: tiles * n,
+                    offset: 0,
+                };
+                for s in 0..samples {
+                    rows.offset = s * tiles_per_sample * n;
+                    let dz = &dz[(first_sample + s) * h * w * n..][..h * w * n];
+                    output_grad_tiles::<E, W, S, M>(dz, &mut rows, g);
+                }
+                block_products(du, xi, (c, n), j > task * per_task, |f| {
+                    (
+                        View::new(&v[f * tiles * c..], tiles, c).t(),
+                        View::new(&dm[f * tiles * n..], tiles, n),
+                    )
+                });
+                if !needs_dv {
+                    continue;
+                }
+                let mut dv = Pooled::<E>::new(xi * tiles * c);
+                block_products(&mut dv, xi, (tiles, c), false, |f| {
+                    (
+                        View::new(&dm[f * tiles * n..], tiles, n),
+                        View::new(&t.u[f * c * n..], c, n).t(),
+                    )
+                });
+                let local = Geometry { tiles, ..g };
+                for s in 0..samples {
+                    let mut first = 0;
+                    for (group, target) in groups.iter().zip(&shared) {
+                        let gc = group.channels;
+                        if let Some(target) = target {
+                            // SAFETY: `grads` outlives this section and is not touched in it;
+                            // the sample belongs to this task's blocks alone, and the slice
+                            // lives only for this call (a second group on the same image
+                            // takes its own afterwards).
+                            let g_in = unsafe { target.sample(first_sample + s, h * w * gc) };
+                            input_grad_tiles::<E, W, S, M>(&dv, g_in, s, local, (first, gc, c));
+                        }
+                        first += gc;
+                    }
+                }
+            }
+        });
+    let (du, rest) = du_parts.split_at_mut(du_len);
+    for part in rest.chunks_exact(du_len) {
+        du.iter_mut().zip(part).for_each(|(d, p)| *d += *p);
+    }
+    let du = &*du;
     let mut tmp = vec![E::default(); 3 * S * n];
     let mut first = 0;
     for group in groups {
@@ -753,7 +919,7 @@ where
             for i in 0..S {
                 let from = strided((S * i * c + first + ch) * n, c * n);
                 lanes(
-                    &du,
+                    du,
                     from,
                     &mut tmp[..],
                     strided(i * 3 * n, n),
@@ -769,40 +935,15 @@ where
         }
         first += gc;
     }
-    if groups.iter().all(|g| g.grad_target.is_none()) {
-        return Ok(());
-    }
-    // dV_ξ = dM_ξ U_ξᵀ, `[S²][tiles][channels]`, then dd = B dV Bᵀ onto the pixels.
-    let mut dv = Pooled::<E>::new(xi * tiles * c);
-    products(&mut dv, xi, (tiles, c), |f| {
-        (
-            frequency(&dm, f, tiles, n),
-            View::new(&t.u[f * c * n..], c, n).t(),
-        )
-    });
-    let mut first = 0;
-    for group in groups {
-        let gc = group.channels;
-        if let (Some(x), true) = (&group.grad_target, gc > 0) {
-            let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
-            grad_in
-                .par_chunks_mut(h * w * gc)
-                .enumerate()
-                .for_each(|(sample, g_in)| {
-                    input_grad_tiles::<E, W, S, M>(&dv, g_in, sample, g, (first, gc, c))
-                });
-        }
-        first += gc;
-    }
     Ok(())
 }
 
-/// One sample's `dM = A dY Aᵀ` (`dm`: its share of `[S²][tiles][n]`) from its output
-/// gradient `dz` (`[h*w, n]`); outputs past the image edge have none.
+/// One sample's `dM = A dY Aᵀ` (`dm`: its rows of its block's `[S²][tiles][n]`) from its
+/// output gradient `dz` (`[h*w, n]`); outputs past the image edge have none.
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
 fn output_grad_tiles<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     dz: &[E],
-    dm: &mut ByFrequency<E>,
+    dm: &mut SampleRows<E>,
     g: Geometry,
 ) {
     let (block, n) = (TileBlock { step: M, shift: 0 }, g.n);
@@ -890,6 +1031,26 @@ mod tests {
             same("at", W::at(s), apply(&W::AT, s));
             same("a", W::a(m), apply_t(&W::AT, m));
         }
+    }
+
+    #[test]
+    fn blocks_hold_about_256_tiles_and_every_thread_gets_one() {
+        let f4 =
+            |batch, tiles, (c, n), threads| samples_per_block(batch, tiles, 36, (c, n), 4, threads);
+        // The paper CNN at batch 32 on 2 threads: 64, 16 and 4 tiles per sample.
+        assert_eq!(f4(32, 64, (32, 32), 2), 4);
+        assert_eq!(f4(32, 16, (64, 64), 2), 16);
+        assert_eq!(f4(32, 4, (128, 128), 2), 16);
+        // Fewer samples than threads: one each; a sample larger than a block: one.
+        assert_eq!(f4(3, 4, (16, 16), 8), 1);
+        assert_eq!(f4(32, 1024, (16, 16), 1), 1);
+        // Wide layers at a large batch stop at the byte cap (36 · 4 · 1024 · 4 bytes a sample).
+        assert_eq!(
+            f4(256, 4, (512, 512), 1),
+            MAX_BLOCK_BYTES / (36 * 4 * 1024 * 4)
+        );
+        // Degenerate sizes still give one sample per block.
+        assert_eq!(f4(0, 0, (0, 0), 0), 1);
     }
 
     #[test]
