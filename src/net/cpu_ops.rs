@@ -547,25 +547,33 @@ where
         }
         block
     });
+    let zero = E::default();
+    // A select, not a branch, so it vectorises; NaN becomes 0, as in dfdx's ReLU.
+    let relu_of = move |z: E| if z > zero { z } else { zero };
     let bias = match bias {
         Some(b) => {
             assert_eq!(b.shape().0, n, "dense bias length");
             let (b, b_tape) = b.split_tape();
             tape = tape.merge(b_tape);
             let b_host = b.as_vec();
+            // Bias and ReLU in one pass over the output.
             for row in z.chunks_exact_mut(n.max(1)) {
-                row.iter_mut().zip(&b_host).for_each(|(z, b)| *z += *b);
+                let row = row.iter_mut().zip(&b_host);
+                if relu {
+                    row.for_each(|(z, b)| *z = relu_of(*z + *b));
+                } else {
+                    row.for_each(|(z, b)| *z += *b);
+                }
             }
             Some(b.ghost())
         }
-        None => None,
+        None => {
+            if relu {
+                z.iter_mut().for_each(|z| *z = relu_of(*z));
+            }
+            None
+        }
     };
-    if relu {
-        let zero = E::default();
-        // A select, not a branch, so it vectorises; NaN becomes 0, as in dfdx's ReLU.
-        z.iter_mut()
-            .for_each(|z| *z = if *z > zero { *z } else { zero });
-    }
     let mut out = dev.zeros_like(&(m, n));
     out.copy_from(&z);
     let out_ghost = out.ghost();
