@@ -585,7 +585,7 @@ pub(super) fn forward<E: Dtype>(
 
 /// The forward pass, fused block by block of samples, in parallel over the blocks: a block's
 /// input tiles (`V = Bᵀ d B`, kept), its `S²` products `M_ξ = V_ξ U_ξ` into a buffer of the
-/// thread's, and its outputs (`Y = Aᵀ M A`), while its tiles and products are still in L2.
+/// thread's, and its outputs (`Y = Aᵀ M A`), while its tiles and products are still in cache.
 /// Whole-batch passes (every tile, then every product, then every output) streamed 9.4 MB
 /// buffers through memory between the steps for a 32-channel layer at 32x32, and the
 /// transforms stalled on those stores.
@@ -807,7 +807,7 @@ where
 /// The backward pass, fused block by block like the forward pass: a block's `dM = A dY Aᵀ`,
 /// `dU += V_ξᵀ dM_ξ` into one accumulator per task, and (if any group needs an input
 /// gradient) `dV_ξ = dM_ξ U_ξᵀ` and `dd = B dV Bᵀ` onto the pixels, from buffers of the
-/// thread's while they are in L2. Then the tasks' `dU` are summed and `dg = Gᵀ dU G` goes
+/// thread's while they are in cache. Then the tasks' `dU` are summed and `dg = Gᵀ dU G` goes
 /// into each group's weight gradient.
 fn backward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
     t: &Transformed<E>,
