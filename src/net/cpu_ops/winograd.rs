@@ -20,7 +20,7 @@ use dfdx::prelude::*;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{gemm_serial, host, HostData, Images, Pooled, View, WindowGroup};
+use super::{gemm_serial, host, HostData, Pooled, View, WindowGroup};
 
 /// A minimal filtering algorithm F(M x M, 3x3), on input tiles of side `S = M + 2`: its
 /// matrices, and each 1-D transform and its adjoint written out (the unit tests check them
@@ -282,6 +282,24 @@ struct SampleRows<'a, E> {
     stride: usize,
     /// Where the sample's rows start within each frequency.
     offset: usize,
+}
+
+impl<'a, E> SampleRows<'a, E> {
+    /// The first sample's rows of a block of `tiles` tiles, `tiles_per_sample` per sample,
+    /// each row `width` wide.
+    fn new(block: &'a mut [E], tiles_per_sample: usize, tiles: usize, width: usize) -> Self {
+        Self {
+            block,
+            part: tiles_per_sample * width,
+            stride: tiles * width,
+            offset: 0,
+        }
+    }
+
+    /// Sample `s`'s rows of the block.
+    fn select(&mut self, s: usize) {
+        self.offset = s * self.part;
+    }
 }
 
 impl<E> RowsMut<E> for SampleRows<'_, E> {
@@ -618,14 +636,9 @@ fn forward_with<E: Dtype, W: Scheme<S, M>, const S: usize, const M: usize>(
         .for_each(|(j, (v, z))| {
             let (first_sample, samples) = (j * block, z.len() / (h * w * n));
             let tiles = samples * tiles_per_sample;
-            let mut rows = SampleRows {
-                block: v,
-                part: tiles_per_sample * c,
-                stride: tiles * c,
-                offset: 0,
-            };
+            let mut rows = SampleRows::new(v, tiles_per_sample, tiles, c);
             for s in 0..samples {
-                rows.offset = s * tiles_per_sample * c;
+                rows.select(s);
                 let mut first = 0;
                 for (group, image) in groups.iter().zip(&images) {
                     let gc = group.channels;
@@ -827,21 +840,25 @@ where
     let tiles_per_sample = g.th * g.tw;
     let block = t.block;
     let blocks = b.div_ceil(block);
-    // Each group's input gradient, where it needs one. All are allocated before any pointer
-    // is taken (an allocation may move the map's entries, never their buffers); the pointers
-    // are used only inside the parallel section below, while `grads` is not touched.
-    fn wants_grad<E: Dtype>(group: &WindowGroup<E>) -> Option<&Images<E, Cpu>> {
-        group.grad_target.as_ref().filter(|_| group.channels > 0)
-    }
-    for x in groups.iter().filter_map(wants_grad) {
-        grads.try_alloc_for(x)?;
-    }
-    let mut shared = Vec::with_capacity(groups.len());
+    // Each group's input gradient, where it needs one. Allocating a gradient may move the
+    // map's entries, never their buffers; the pointers are used only inside the parallel
+    // section below, while `grads` is not touched.
+    let mut shared: Vec<Option<SharedGrad<E>>> = Vec::with_capacity(groups.len());
     for group in groups {
-        shared.push(match wants_grad(group) {
+        let grad = match group.grad_target.as_ref().filter(|_| group.channels > 0) {
             Some(x) => Some(SharedGrad::new(host::<E>(grads.get_or_alloc_mut(x)?))),
             None => None,
-        });
+        };
+        if let Some(grad) = grad {
+            // Lending a buffer again (two groups reading the same image) invalidates the
+            // pointer taken from its earlier loan: the earlier groups take the new one.
+            for earlier in shared.iter_mut().flatten() {
+                if earlier.ptr == grad.ptr {
+                    *earlier = grad;
+                }
+            }
+        }
+        shared.push(grad);
     }
     let needs_dv = shared.iter().any(Option::is_some);
     // Contiguous runs of blocks, one per thread, each with its own dU.
@@ -853,21 +870,20 @@ where
         .par_chunks_mut(du_len)
         .enumerate()
         .for_each(|(task, du)| {
-            for j in task * per_task..((task + 1) * per_task).min(blocks) {
-                let first_sample = j * block;
-                let samples = block.min(b - first_sample);
+            // The blocks of the forward pass: the same chunks of `V` and of the samples.
+            let task_blocks =
+                t.v.chunks(block * tiles_per_sample * xi * c)
+                    .zip(dz[..b * h * w * n].chunks(block * h * w * n))
+                    .enumerate()
+                    .skip(task * per_task)
+                    .take(per_task);
+            for (j, (v, dz)) in task_blocks {
+                let (first_sample, samples) = (j * block, dz.len() / (h * w * n));
                 let tiles = samples * tiles_per_sample;
-                let v = &t.v[first_sample * tiles_per_sample * xi * c..][..xi * tiles * c];
                 let mut dm = Pooled::<E>::new(xi * tiles * n);
-                let mut rows = SampleRows {
-                    block: &mut dm,
-                    part: tiles_per_sample * n,
-                    stride: tiles * n,
-                    offset: 0,
-                };
-                for s in 0..samples {
-                    rows.offset = s * tiles_per_sample * n;
-                    let dz = &dz[(first_sample + s) * h * w * n..][..h * w * n];
+                let mut rows = SampleRows::new(&mut dm, tiles_per_sample, tiles, n);
+                for (s, dz) in dz.chunks_exact(h * w * n).enumerate() {
+                    rows.select(s);
                     output_grad_tiles::<E, W, S, M>(dz, &mut rows, g);
                 }
                 block_products(du, xi, (c, n), j > task * per_task, |f| {
