@@ -6,47 +6,124 @@ use std::fmt;
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::topology::Topology;
-use crate::train::{EpochMetrics, FlowPoint, StepMetrics, TrainConfig};
+use crate::experiment::{Experiment, Model, Optimizer};
+use crate::topology::{EdgeKind, SkipEdge, Topology};
+use crate::train::{EpochMetrics, FlowPoint, Schedule, StepMetrics};
 
 /// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
 pub type Facet = (&'static str, String);
 
+/// The facet that only tells seeds apart: every other facet is the configuration.
+pub const SEED: &str = "seed";
+
 /// What a run is, aspect by aspect, in the order a description reads: the skip edges first
-/// (the thing being compared), then the network, the optimiser, and the seed last.
-pub fn facets(dataset: &str, topology: &Topology, config: &TrainConfig) -> Vec<Facet> {
-    let skips = topology.skips();
-    let edges: Vec<String> = skips.iter().map(|e| e.to_string()).collect();
-    let skip_text = if skips.is_empty() {
-        "vanilla".to_string()
-    } else if skips.len() == topology.candidate_edges().len() && skips.len() > 1 {
-        format!("all {} skips", skips.len())
-    } else {
-        format!("skips {}", edges.join(","))
+/// (the thing being compared, with their kind), then the network, the data, the optimiser,
+/// the schedule, and the seed last. Every field of the experiment that changes the network or
+/// its training is a facet, and so are the epochs a resume added (`resumed_after`: the
+/// epochs after which the run was resumed), because a resumed run's optimiser restarts.
+pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
+    let topology = match experiment.topology() {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![
+                ("net", format!("invalid: {e}")),
+                (SEED, format!("seed {}", experiment.seed)),
+            ]
+        }
     };
-    let net = topology.summary();
-    let net = net.split(", ").next().unwrap_or(&net).to_string();
-    let opt = &config.optimizer;
-    let optimizer = match opt {
-        crate::net::optim::OptimizerConfig::Sgd { momentum, .. } => format!("sgd m {momentum}"),
-        crate::net::optim::OptimizerConfig::Adam { .. } => "adam".to_string(),
+    let (activation, init) = match &experiment.model {
+        Model::Mlp {
+            activation, init, ..
+        } => (
+            activation.name().to_string(),
+            format!("{} init", init.name()),
+        ),
+        // A CNN's activation and initialisation are fixed (ReLU, He).
+        Model::Cnn { .. } => (String::new(), String::new()),
     };
-    let schedule = match config.schedule {
-        Some(_) => "skip*".to_string(),
+    let (optimizer, lr) = match experiment.optimizer {
+        Optimizer::Sgd { lr, momentum } => (format!("sgd m {momentum}"), lr),
+        Optimizer::Adam { lr } => ("adam".to_string(), lr),
+    };
+    let schedule = match experiment.schedule {
+        Some(Schedule::SkipStar {
+            max_vanilla_epochs,
+            patience,
+        }) => format!("skip* (vanilla up to {max_vanilla_epochs} epochs, patience {patience})"),
         None => String::new(),
     };
+    let epochs = if resumed_after.is_empty() {
+        match experiment.epochs {
+            1 => "1 epoch".to_string(),
+            n => format!("{n} epochs"),
+        }
+    } else {
+        // 2 epochs, resumed for 5 more: `2+5 epochs`.
+        let mut parts = Vec::new();
+        let mut done = 0;
+        for &after in resumed_after {
+            parts.push((after - done.min(after)).to_string());
+            done = after;
+        }
+        parts.push(experiment.epochs.saturating_sub(done).to_string());
+        format!("{} epochs", parts.join("+"))
+    };
     vec![
-        ("skips", skip_text),
+        ("skips", skip_text(&topology)),
         ("schedule", schedule),
-        ("net", net),
-        ("data", dataset.to_string()),
+        ("net", topology.shape_text()),
+        ("activation", activation),
+        ("init", init),
+        ("data", experiment.dataset.to_string()),
+        (
+            "val",
+            format!("val {}%", trim_float(100.0 * experiment.val_fraction)),
+        ),
         ("optimizer", optimizer),
-        ("lr", format!("lr {}", opt.lr())),
-        ("wd", format!("wd {}", opt.weight_decay())),
-        ("batch", format!("batch {}", config.batch_size)),
-        ("epochs", format!("{} epochs", config.epochs)),
-        ("seed", format!("seed {}", config.seed)),
+        ("lr", format!("lr {lr}")),
+        ("wd", format!("wd {}", experiment.weight_decay)),
+        ("batch", format!("batch {}", experiment.batch)),
+        ("epochs", epochs),
+        (SEED, format!("seed {}", experiment.seed)),
     ]
+}
+
+/// `10` for 10.0, `12.5` for 12.5 (no float noise: 100 * 0.1 is 10.000000000000002).
+fn trim_float(v: f64) -> String {
+    let text = format!("{v:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The enabled skip edges with their kind: `vanilla`, `all 3 skips`, `skips 0-2,1-3`,
+/// `residual 0-2,2-4`, or both kinds: `skips 0-3 + residual 0-2,2-4`.
+pub fn skip_text(topology: &Topology) -> String {
+    let candidates = topology.candidate_edges().len();
+    let (residual, concat): (Vec<SkipEdge>, Vec<SkipEdge>) = topology
+        .skips()
+        .iter()
+        .partition(|&&e| topology.edge_kind(e) == Some(EdgeKind::Residual));
+    let list = |edges: &[SkipEdge], all: &str, some: &str| -> Option<String> {
+        match edges.len() {
+            0 => None,
+            n if n == candidates && n > 1 => Some(format!("all {n} {all}")),
+            _ => {
+                let names: Vec<String> = edges.iter().map(SkipEdge::to_string).collect();
+                Some(format!("{some} {}", names.join(",")))
+            }
+        }
+    };
+    let parts: Vec<String> = [
+        list(&concat, "skips", "skips"),
+        list(&residual, "residual skips", "residual"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "vanilla".to_string()
+    } else {
+        parts.join(" + ")
+    }
 }
 
 /// Runs described against each other.
@@ -91,7 +168,7 @@ pub fn describe(runs: &[Vec<Facet>]) -> Described {
 pub fn describe_configurations(runs: &[Vec<Facet>]) -> Described {
     let unseeded: Vec<Vec<Facet>> = runs
         .iter()
-        .map(|f| f.iter().filter(|(n, _)| *n != "seed").cloned().collect())
+        .map(|f| f.iter().filter(|(n, _)| *n != SEED).cloned().collect())
         .collect();
     describe(&unseeded)
 }
@@ -101,24 +178,77 @@ pub fn group_key(facets: &[Facet]) -> String {
     join(
         facets
             .iter()
-            .filter(|(name, _)| *name != "seed")
+            .filter(|(name, _)| *name != SEED)
             .map(|(_, v)| v.clone()),
     )
 }
 
+/// One configuration's runs, sample by sample. A sample is a seed: runs of one
+/// configuration that share their seed (the same run trained twice) are one sample, never
+/// independent ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Configuration {
+    /// Indices of its runs, in order.
+    pub members: Vec<usize>,
+    /// The runs of each distinct seed, in order of first appearance.
+    pub samples: Vec<Vec<usize>>,
+}
+
+impl Configuration {
+    /// Runs beyond the first of their seed: repeats, not samples.
+    pub fn repeats(&self) -> usize {
+        self.members.len() - self.samples.len()
+    }
+
+    /// One value per sample that has one: the mean over its runs' values.
+    pub fn values(&self, value: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
+        self.samples
+            .iter()
+            .filter_map(|runs| {
+                let values: Vec<f64> = runs.iter().filter_map(|&i| value(i)).collect();
+                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+            })
+            .collect()
+    }
+}
+
+/// The runs (given by their facets) as configurations, in order of first appearance: runs
+/// whose facets agree but for the seed are one configuration, and within it runs of one seed
+/// are one sample.
+pub fn configurations(runs: &[Vec<Facet>]) -> Vec<Configuration> {
+    let seed = |f: &[Facet]| f.iter().find(|(n, _)| *n == SEED).map(|(_, v)| v.clone());
+    let keys: Vec<String> = runs.iter().map(|f| group_key(f)).collect();
+    groups(&keys)
+        .into_iter()
+        .map(|members| {
+            let seeds: Vec<Option<String>> = members.iter().map(|&i| seed(&runs[i])).collect();
+            let samples = groups_by(&seeds)
+                .into_iter()
+                .map(|g| g.into_iter().map(|k| members[k]).collect())
+                .collect();
+            Configuration { members, samples }
+        })
+        .collect()
+}
+
 /// Groups of indices into `keys` with equal keys, in order of first appearance.
 pub fn groups(keys: &[String]) -> Vec<Vec<usize>> {
-    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    groups_by(keys)
+}
+
+fn groups_by<K: PartialEq>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut out: Vec<(&K, Vec<usize>)> = Vec::new();
     for (i, key) in keys.iter().enumerate() {
-        match out.iter_mut().find(|(k, _)| k == key) {
+        match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(i),
-            None => out.push((key.clone(), vec![i])),
+            None => out.push((key, vec![i])),
         }
     }
     out.into_iter().map(|(_, members)| members).collect()
 }
 
-/// Mean and sample standard deviation (0 for one value, NaN for none).
+/// Mean and sample standard deviation (0 for one value, NaN for none). Where a spread is
+/// shown, use [`Spread`]: one value has no standard deviation.
 pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     if values.is_empty() {
@@ -131,6 +261,42 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, var.sqrt())
+}
+
+/// A value over samples as a report gives it: the mean, and the sample standard deviation
+/// where there are two samples or more (of one sample it is undefined).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub sd: Option<f64>,
+    pub n: usize,
+}
+
+impl Spread {
+    /// `None` for no values.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        let (mean, sd) = mean_sd(values);
+        Some(Spread {
+            mean,
+            sd: (values.len() > 1).then_some(sd),
+            n: values.len(),
+        })
+    }
+
+    /// `84.03 ± 0.41` or `84.03 (n=1)`, values times `scale` (100 for percentages).
+    pub fn text(&self, scale: f64, decimals: usize) -> String {
+        match self.sd {
+            Some(sd) => format!(
+                "{:.decimals$} ± {:.decimals$}",
+                scale * self.mean,
+                scale * sd
+            ),
+            None => format!("{:.decimals$} (n=1)", scale * self.mean),
+        }
+    }
 }
 
 /// Welch's t-test of two samples' means (unequal variances).
@@ -456,38 +622,26 @@ pub fn long_csv(rows: &[LongRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::optim::OptimizerConfig;
-    use crate::topology::{MlpSpec, SkipSelection};
 
-    fn config(lr: f64, seed: u64) -> TrainConfig {
-        TrainConfig {
-            optimizer: OptimizerConfig::sgd(lr, 0.9, 0.0),
-            batch_size: 64,
-            epochs: 5,
-            seed,
-            schedule: None,
-        }
-    }
-
-    fn mlp(skips: &str) -> Topology {
-        let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256], 10));
-        t.apply_skips(&skips.parse::<SkipSelection>().unwrap())
-            .unwrap();
-        t
+    fn experiment(skips: &str, lr: f64, seed: u64) -> Experiment {
+        let text = format!(
+            r#"(dataset: "builtin", model: Mlp(widths: [128, 256], skips: "{skips}"), optimizer: Sgd(lr: {lr:?}, momentum: 0.9), batch: 64, epochs: 5, seed: {seed})"#
+        );
+        Experiment::from_ron(&text, std::path::Path::new("test.ron")).unwrap()
     }
 
     #[test]
     fn descriptions_say_what_differs_and_groups_ignore_the_seed() {
         let runs = vec![
-            facets("builtin", &mlp("0-2,1-3"), &config(0.01, 1)),
-            facets("builtin", &mlp("0-2,1-3"), &config(0.01, 2)),
-            facets("builtin", &mlp("none"), &config(0.05, 1)),
-            facets("builtin", &mlp("all"), &config(0.05, 1)),
+            facets(&experiment("0-2,1-3", 0.01, 1), &[]),
+            facets(&experiment("0-2,1-3", 0.01, 2), &[]),
+            facets(&experiment("none", 0.05, 1), &[]),
+            facets(&experiment("all", 0.05, 1), &[]),
         ];
         let d = describe(&runs);
         assert_eq!(
             d.common,
-            "mlp 784-128-256-10 · builtin · sgd m 0.9 · wd 0 · batch 64 · 5 epochs"
+            "mlp 784-128-256-10 · relu · he init · builtin · val 10% · sgd m 0.9 · wd 0 · batch 64 · 5 epochs"
         );
         assert_eq!(
             d.each,
@@ -503,6 +657,86 @@ mod tests {
         // Nothing differs: empty descriptions, everything common.
         let same = describe(&runs[..1]);
         assert_eq!(same.each, [""]);
+    }
+
+    #[test]
+    fn every_field_that_changes_the_network_or_its_training_sets_runs_apart() {
+        let base = experiment("chain:2", 0.01, 1);
+        let residual = experiment("res:chain:2", 0.01, 1);
+        let d = describe(&[facets(&base, &[]), facets(&residual, &[])]);
+        assert_eq!(d.each, ["skips 0-2", "residual 0-2"]);
+        let mut variants: Vec<(&str, Experiment)> = Vec::new();
+        let mut change = |name, f: &dyn Fn(&mut Experiment)| {
+            let mut e = base.clone();
+            f(&mut e);
+            variants.push((name, e));
+        };
+        change("activation", &|e| {
+            if let Model::Mlp { activation, .. } = &mut e.model {
+                *activation = crate::topology::Activation::Sigmoid;
+            }
+        });
+        change("init", &|e| {
+            if let Model::Mlp { init, .. } = &mut e.model {
+                *init = crate::topology::InitScheme::Xavier;
+            }
+        });
+        change("data", &|e| e.dataset = crate::data::DatasetName::Mnist);
+        change("val", &|e| e.val_fraction = 0.2);
+        change("epochs", &|e| e.epochs = 6);
+        change("schedule", &|e| {
+            e.schedule = Some(Schedule::SkipStar {
+                max_vanilla_epochs: 2,
+                patience: 1,
+            })
+        });
+        change("optimizer", &|e| e.optimizer = Optimizer::Adam { lr: 0.01 });
+        for (name, e) in &variants {
+            let (a, b) = (facets(&base, &[]), facets(e, &[]));
+            assert_ne!(group_key(&a), group_key(&b), "{name} must set runs apart");
+            let differs = describe(&[a, b]).each;
+            assert!(!differs[1].is_empty(), "{name}: {differs:?}");
+        }
+        // A resumed run (2 epochs, then 3 more) is not a 5-epoch run straight through.
+        let straight = facets(&base, &[]);
+        let resumed = facets(&base, &[2]);
+        assert_ne!(group_key(&straight), group_key(&resumed));
+        assert_eq!(describe(&[straight, resumed]).each[1], "2+3 epochs");
+        // The seed alone never does.
+        let other_seed = experiment("chain:2", 0.01, 7);
+        assert_eq!(
+            group_key(&facets(&base, &[])),
+            group_key(&facets(&other_seed, &[]))
+        );
+    }
+
+    #[test]
+    fn runs_of_one_configuration_and_seed_are_one_sample() {
+        let runs = vec![
+            facets(&experiment("all", 0.01, 1), &[]),
+            facets(&experiment("all", 0.01, 1), &[]),
+            facets(&experiment("all", 0.01, 2), &[]),
+            facets(&experiment("none", 0.01, 1), &[]),
+        ];
+        let c = configurations(&runs);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].members, [0, 1, 2]);
+        assert_eq!(c[0].samples, [vec![0, 1], vec![2]]);
+        assert_eq!(c[0].repeats(), 1);
+        // One value per seed: the repeat's mean, never two samples.
+        let best = [0.80, 0.82, 0.90, 0.5];
+        assert_eq!(c[0].values(|i| Some(best[i])), [0.81, 0.90]);
+        assert_eq!(c[1].values(|i| Some(best[i])), [0.5]);
+    }
+
+    #[test]
+    fn one_sample_has_no_standard_deviation() {
+        assert_eq!(Spread::of(&[0.8]).unwrap().text(100.0, 1), "80.0 (n=1)");
+        assert_eq!(
+            Spread::of(&[0.8, 0.82]).unwrap().text(100.0, 2),
+            "81.00 ± 1.41"
+        );
+        assert_eq!(Spread::of(&[]), None);
     }
 
     #[test]

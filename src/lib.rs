@@ -7,6 +7,7 @@
 //! - [`net`]: run-time-shaped dfdx networks built from a topology, and their optimisers.
 //! - [`train`]: the background trainer that streams events over a channel.
 //! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
+//! - [`provenance`]: what made a run (build, machine, command), recorded with it.
 //! - [`runs`]: saved runs on disk (`saves/<run-id>/`), written as training goes.
 //! - [`compare`]: what differs between runs, seed groups, curves, smoothing, Welch's t-test.
 //! - [`session`]: the one owner of every run's life (queue, data, saving, summaries), which
@@ -20,6 +21,7 @@ pub mod experiment;
 pub mod folders;
 pub mod net;
 pub mod parity;
+pub mod provenance;
 pub mod reproduce;
 pub mod runs;
 pub mod session;

@@ -68,10 +68,11 @@ impl Table {
 
     /// The table's rows: (row label, configurations by column group).
     pub fn rows(self) -> Vec<(&'static str, Vec<Config>)> {
+        let first = self.mlp_first_width();
         let mlp = |variant| {
             vec![
-                Config::Mlp { layers: 3, variant },
-                Config::Mlp { layers: 4, variant },
+                Config::mlp(3, variant, first),
+                Config::mlp(4, variant, first),
             ]
         };
         match self {
@@ -90,6 +91,15 @@ impl Table {
                 ("vanilla", vec![Config::Cnn(CnnVariant::Vanilla)]),
             ],
             Table::T5 => vec![("vanilla*", vec![Config::Cnn(CnnVariant::Reinforced)])],
+        }
+    }
+
+    /// The first hidden width of the table's MLPs: the paper's CIFAR-10 MLPs (Table 3) are
+    /// wider than its EMNIST ones (Tables 1 and 2), whatever data set they run on here.
+    pub fn mlp_first_width(self) -> usize {
+        match self {
+            Table::T3 => 512,
+            _ => 128,
         }
     }
 
@@ -126,30 +136,51 @@ pub enum CnnVariant {
 /// One network configuration behind a table cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Config {
-    Mlp { layers: usize, variant: Variant },
+    Mlp {
+        layers: usize,
+        variant: Variant,
+        /// The first hidden layer's width: 128 (the EMNIST tables) or 512 (CIFAR-10's).
+        first: usize,
+    },
     Cnn(CnnVariant),
 }
 
 impl Config {
+    pub fn mlp(layers: usize, variant: Variant, first: usize) -> Self {
+        Config::Mlp {
+            layers,
+            variant,
+            first,
+        }
+    }
+
+    /// `mlp3 skip` (the EMNIST tables' MLP), `mlp3-512 skip` (CIFAR-10's), `cnn vanilla`.
     pub fn label(self) -> String {
         match self {
-            Config::Mlp { layers, variant } => format!("mlp{layers} {variant:?}").to_lowercase(),
+            Config::Mlp {
+                layers,
+                variant,
+                first: 128,
+            } => format!("mlp{layers} {variant:?}").to_lowercase(),
+            Config::Mlp {
+                layers,
+                variant,
+                first,
+            } => format!("mlp{layers}-{first} {variant:?}").to_lowercase(),
             Config::Cnn(v) => format!("cnn {v:?}").to_lowercase(),
         }
     }
 
-    /// The experiment for this configuration on `dataset`: the paper's widths (MLP hidden
-    /// layers from the data set's family), SGD with momentum.
+    /// The experiment for this configuration on `dataset`: the paper's widths (the MLP's from
+    /// its table, not from the data set), SGD with momentum.
     pub fn experiment(self, dataset: DatasetName, epochs: usize, seed: u64, l2: f64) -> Experiment {
         let skips = |s| Skips(s);
         let (model, batch, schedule) = match self {
-            Config::Mlp { layers, variant } => {
-                // The paper's CIFAR MLP is wider (512 first) than its EMNIST one (128).
-                let first = if dataset == DatasetName::Cifar10 {
-                    512
-                } else {
-                    128
-                };
+            Config::Mlp {
+                layers,
+                variant,
+                first,
+            } => {
                 let widths = if layers == 3 {
                     vec![first, 256]
                 } else {
@@ -245,14 +276,14 @@ pub struct Outcome {
     pub problem: Option<String>,
 }
 
-use crate::compare::mean_sd;
+use crate::compare::{mean_sd, Spread};
 
 /// A configuration's result at its chosen L2.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
     pub l2: f64,
-    pub train: (f64, f64),
-    pub val: (f64, f64),
+    pub train: Spread,
+    pub val: Spread,
     pub seeds: usize,
     pub seconds_per_epoch: f64,
     pub params: usize,
@@ -279,8 +310,8 @@ pub fn summarise(outcomes: &[Outcome], config: Config) -> Option<Cell> {
     let trains: Vec<f64> = runs.iter().map(|o| o.train).collect();
     Some(Cell {
         l2: best,
-        train: mean_sd(&trains),
-        val: mean_sd(&vals),
+        train: Spread::of(&trains)?,
+        val: Spread::of(&vals)?,
         seeds: runs.len(),
         seconds_per_epoch: runs.iter().map(|o| o.seconds_per_epoch).sum::<f64>()
             / runs.len() as f64,
@@ -311,8 +342,8 @@ pub fn noise_verdict(a: &[f64], b: &[f64]) -> String {
     }
 }
 
-fn pct(m: (f64, f64)) -> String {
-    format!("{:.1} ± {:.1}", 100.0 * m.0, 100.0 * m.1)
+fn pct(m: Spread) -> String {
+    m.text(100.0, 1)
 }
 
 /// The tables in the paper's layout, ours beside the paper's, as Markdown.
@@ -401,7 +432,8 @@ pub fn report(
 
 /// The comparisons each table is about, each marked as beyond or within noise.
 pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
-    let mlp = |layers, variant| Config::Mlp { layers, variant };
+    let first = table.mlp_first_width();
+    let mlp = |layers, variant| Config::mlp(layers, variant, first);
     let pairs: Vec<(Config, Config)> = match table {
         Table::T1 => (3..=4)
             .map(|l| (mlp(l, Variant::Skip), mlp(l, Variant::Vanilla)))
@@ -428,7 +460,7 @@ pub fn comparisons(table: Table, outcomes: &[Outcome]) -> Vec<String> {
         let (Some(ca), Some(cb)) = (summarise(outcomes, a), summarise(outcomes, b)) else {
             continue;
         };
-        let diff = 100.0 * (ca.val.0 - cb.val.0);
+        let diff = 100.0 * (ca.val.mean - cb.val.mean);
         let verdict = noise_verdict(
             &cell_values(outcomes, a, &ca),
             &cell_values(outcomes, b, &cb),
@@ -470,14 +502,8 @@ mod tests {
 
     #[test]
     fn the_l2_with_the_best_mean_val_is_chosen_and_noise_is_judged() {
-        let skip = Config::Mlp {
-            layers: 3,
-            variant: Variant::Skip,
-        };
-        let vanilla = Config::Mlp {
-            layers: 3,
-            variant: Variant::Vanilla,
-        };
+        let skip = Config::mlp(3, Variant::Skip, 128);
+        let vanilla = Config::mlp(3, Variant::Vanilla, 128);
         let mut o = Vec::new();
         for (seed, v) in [(1, 0.80), (2, 0.82), (3, 0.81)] {
             o.push(outcome(skip, seed, 0.0, v));
@@ -486,8 +512,8 @@ mod tests {
         }
         let cell = summarise(&o, skip).unwrap();
         assert_eq!(cell.l2, 1e-4);
-        assert!((cell.val.0 - 0.82).abs() < 1e-12);
-        assert!((cell.val.1 - 0.01).abs() < 1e-12);
+        assert!((cell.val.mean - 0.82).abs() < 1e-12);
+        assert!((cell.val.sd.unwrap() - 0.01).abs() < 1e-12);
         // 0.82 vs 0.811 with sd 0.01 over 3 seeds: within noise.
         let notes = comparisons(Table::T1, &o);
         assert_eq!(notes.len(), 1);
@@ -512,6 +538,34 @@ mod tests {
             report.contains("| skip | 84.0 ± 1.0 (91) | 82.0 ± 1.0 (89) |"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn table3_keeps_its_wide_mlp_on_any_data_set_and_one_seed_has_no_sd() {
+        let t1 = Table::T1.rows()[0].1[0];
+        let t3 = Table::T3.rows()[0].1[0];
+        assert_ne!(t1, t3, "Table 3 must not reuse Table 1's runs");
+        let widths = |c: Config| match c.experiment(DatasetName::FashionMnist, 1, 1, 0.0).model {
+            Model::Mlp { widths, .. } => widths,
+            Model::Cnn { .. } => unreachable!(),
+        };
+        assert_eq!(widths(t3), [512, 256]);
+        assert_eq!(widths(t1), [128, 256]);
+        assert_eq!(t3.label(), "mlp3-512 skip");
+        let o = vec![outcome(t3, 1, 0.0, 0.8)];
+        let text = report(
+            &[Table::T3],
+            &o,
+            &|_| DatasetName::FashionMnist,
+            1,
+            1,
+            &[0.0],
+        );
+        assert!(
+            text.contains("| skip | 82.0 (n=1) (64.9) | 80.0 (n=1) (64.1) |"),
+            "{text}"
+        );
+        assert!(!text.contains("± 0.0"), "{text}");
     }
 
     #[test]

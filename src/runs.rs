@@ -4,7 +4,9 @@
 //! - `steps.csv`: training loss and accuracy every few steps (of finished epochs),
 //! - `gradflow.csv`: each layer's gradient norm and update ratio at the same steps,
 //! - `weights.safetensors`: the weights after the latest epoch, the topology and the epoch in
-//!   its metadata,
+//!   its metadata (what `resume` goes on from),
+//! - `best.safetensors`: likewise, of the epoch with the best validation accuracy (what the
+//!   test accuracy measures),
 //! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing.
 //!
 //! After each epoch the weights, metrics, steps and summary are staged as temporary files and only
@@ -22,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::store;
 use crate::experiment::Experiment;
 use crate::net::HostParam;
+use crate::provenance::Provenance;
 use crate::topology::{SkipEdge, SkipSelection, Topology};
 use crate::train::{
-    EpochMetrics, EventSink, FlowPoint, LayerFlow, RunStatus, StepMetrics, TrainEvent,
+    BestWeights, EpochMetrics, EventSink, FlowPoint, LayerFlow, RunStatus, StepMetrics, TrainEvent,
 };
 
 pub const EXPERIMENT: &str = "experiment.ron";
@@ -32,6 +35,8 @@ pub const METRICS: &str = "metrics.csv";
 pub const STEPS: &str = "steps.csv";
 pub const FLOW: &str = "gradflow.csv";
 pub const WEIGHTS: &str = "weights.safetensors";
+/// The weights of the epoch with the best validation accuracy (the test set's).
+pub const BEST: &str = "best.safetensors";
 pub const SUMMARY: &str = "summary.ron";
 
 /// A problem with a saved run, naming the file.
@@ -266,15 +271,29 @@ pub struct Summary {
     pub epochs_done: usize,
     pub best_val_accuracy: Option<f64>,
     pub best_epoch: Option<usize>,
+    /// Test accuracy of the weights of `test_epoch`.
     pub test_accuracy: Option<f64>,
+    /// The epoch the test accuracy measured: the best-validation epoch (absent in runs saved
+    /// before that was so: theirs measured the last epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_epoch: Option<usize>,
     pub params: usize,
     pub macs_per_sample: usize,
+    /// Mean seconds an epoch spent training and validating (pauses excluded).
     pub mean_epoch_seconds: Option<f64>,
     pub device: String,
     /// When the run started, RFC 3339 UTC.
     pub started: String,
     #[serde(default)]
     pub skips_enabled_after: Option<usize>,
+    /// The epochs after which `skiplab resume` trained on (its optimiser restarted there):
+    /// part of what the run's configuration is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_after: Vec<usize>,
+    /// The build, machine and command that trained it (of the latest resume, for a resumed
+    /// run; absent in runs saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// `summary.ron` as written before the status was typed.
@@ -296,20 +315,23 @@ struct TextStatusSummary {
 }
 
 impl Summary {
-    /// A run of `topology` on `device` that starts now.
-    pub fn new(topology: &Topology, device: &str) -> Self {
+    /// A run of `topology` on `device` that starts now, as `provenance` says.
+    pub fn new(topology: &Topology, device: &str, provenance: Provenance) -> Self {
         Summary {
             status: Status::Running,
             epochs_done: 0,
             best_val_accuracy: None,
             best_epoch: None,
             test_accuracy: None,
+            test_epoch: None,
             params: topology.param_count(),
             macs_per_sample: topology.macs_per_sample(),
             mean_epoch_seconds: None,
             device: device.to_string(),
-            started: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            started: now(),
             skips_enabled_after: None,
+            resumed_after: Vec::new(),
+            provenance: Some(provenance),
         }
     }
 
@@ -335,10 +357,15 @@ impl Summary {
             TrainEvent::Ended {
                 status,
                 test_accuracy,
+                test_epoch,
                 ..
             } => {
                 self.status = status.clone().into();
                 self.test_accuracy = *test_accuracy;
+                self.test_epoch = *test_epoch;
+                if let Some(p) = &mut self.provenance {
+                    p.ended = Some(now());
+                }
             }
             _ => {}
         }
@@ -387,12 +414,15 @@ impl Summary {
                 best_val_accuracy: old.best_val_accuracy,
                 best_epoch: old.best_epoch,
                 test_accuracy: old.test_accuracy,
+                test_epoch: None,
                 params: old.params,
                 macs_per_sample: old.macs_per_sample,
                 mean_epoch_seconds: old.mean_epoch_seconds,
                 device: old.device,
                 started: old.started,
                 skips_enabled_after: old.skips_enabled_after,
+                resumed_after: Vec::new(),
+                provenance: None,
             });
         }
         Err(err(
@@ -403,6 +433,11 @@ impl Summary {
             ),
         ))
     }
+}
+
+/// The time now, RFC 3339 UTC to the second.
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
 /// `saves/<id>` for a run whose id is fixed in advance (a sweep's), empty: what an earlier,
@@ -504,7 +539,7 @@ pub struct Recorder<S: EventSink> {
 }
 
 impl<S: EventSink> Recorder<S> {
-    /// Writes `experiment.ron` and a `Running` summary into `dir` right away, so a problem
+    /// Writes `experiment.ron` and `summary` (`Running`) into `dir` right away, so a problem
     /// with the folder shows before training starts.
     pub fn start(
         inner: S,
@@ -512,9 +547,8 @@ impl<S: EventSink> Recorder<S> {
         dir: PathBuf,
         experiment: &Experiment,
         topology: &Topology,
-        device: &str,
+        summary: Summary,
     ) -> Result<Self, RunError> {
-        let summary = Summary::new(topology, device);
         files.replace(&[
             (dir.join(EXPERIMENT), experiment.to_ron().into_bytes()),
             (dir.join(SUMMARY), summary.to_ron().into_bytes()),
@@ -532,13 +566,24 @@ impl<S: EventSink> Recorder<S> {
         })
     }
 
-    /// Continues writing a saved run (`skiplab resume`): its rows and summary go on.
-    pub fn resume(inner: S, files: Arc<dyn RunFiles>, saved: &SavedRun) -> Result<Self, RunError> {
+    /// Continues writing a saved run (`skiplab resume`): its rows go on from `saved`, and its
+    /// experiment (as `saved` has it, with the resume recorded) and `summary` (running) are
+    /// written.
+    pub fn resume(
+        inner: S,
+        files: Arc<dyn RunFiles>,
+        saved: &SavedRun,
+        summary: Summary,
+    ) -> Result<Self, RunError> {
         // This process owns the folder now: whatever a killed one left half-written goes.
         remove_stale_temps(&saved.dir, Duration::ZERO);
-        let mut summary = saved.summary.clone();
-        summary.status = Status::Running;
-        files.replace(&[(saved.dir.join(SUMMARY), summary.to_ron().into_bytes())])?;
+        files.replace(&[
+            (
+                saved.dir.join(EXPERIMENT),
+                saved.experiment.to_ron().into_bytes(),
+            ),
+            (saved.dir.join(SUMMARY), summary.to_ron().into_bytes()),
+        ])?;
         Ok(Self {
             inner,
             files,
@@ -570,7 +615,8 @@ impl<S: EventSink> Recorder<S> {
         writer.into_inner().map_err(|e| err(&path, e.to_string()))
     }
 
-    /// Saves epoch `epoch`: weights, metrics, steps and summary together, or none of them.
+    /// Saves epoch `epoch`: weights (the best ones too when it is the best epoch so far),
+    /// metrics, steps and summary together, or none of them.
     fn save_epoch(
         &mut self,
         epoch: usize,
@@ -578,16 +624,26 @@ impl<S: EventSink> Recorder<S> {
         params: &[HostParam],
     ) -> Result<(), RunError> {
         let weights = weights_bytes(&self.dir.join(WEIGHTS), topology, params, epoch)?;
-        self.files.replace(&[
-            (self.dir.join(WEIGHTS), weights),
-            (self.dir.join(METRICS), self.csv(METRICS, &self.rows)?),
-            (self.dir.join(STEPS), self.csv(STEPS, &self.steps)?),
-            (
-                self.dir.join(FLOW),
-                self.csv(FLOW, &flow_rows(&self.flows))?,
-            ),
-            (self.dir.join(SUMMARY), self.summary.to_ron().into_bytes()),
-        ])
+        let best = match self.summary.best_epoch == Some(epoch) {
+            true => vec![(self.dir.join(BEST), weights.clone())],
+            false => Vec::new(),
+        };
+        self.files.replace(
+            &[
+                best,
+                vec![
+                    (self.dir.join(WEIGHTS), weights),
+                    (self.dir.join(METRICS), self.csv(METRICS, &self.rows)?),
+                    (self.dir.join(STEPS), self.csv(STEPS, &self.steps)?),
+                    (
+                        self.dir.join(FLOW),
+                        self.csv(FLOW, &flow_rows(&self.flows))?,
+                    ),
+                    (self.dir.join(SUMMARY), self.summary.to_ron().into_bytes()),
+                ],
+            ]
+            .concat(),
+        )
     }
 }
 
@@ -790,6 +846,29 @@ impl SavedRun {
             ));
         }
         Ok(weights)
+    }
+}
+
+impl SavedRun {
+    /// The best-validation epoch of the saved epochs, for a resume to go on comparing with:
+    /// its weights from `best.safetensors` (or `last`, the resumed weights, when the last
+    /// epoch is the best), or none where they were not kept (runs saved before they were).
+    pub fn best_to_resume(&self, last: &Weights) -> Option<BestWeights> {
+        let epoch = self.summary.best_epoch?;
+        let val_accuracy = self.summary.best_val_accuracy?;
+        let kept = match read_weights(&self.dir.join(BEST)) {
+            Ok(best) if best.epoch == Some(epoch) => Some(best),
+            _ if last.epoch == Some(epoch) => Some(last.clone()),
+            _ => None,
+        };
+        Some(BestWeights {
+            epoch,
+            val_accuracy,
+            topology: kept
+                .as_ref()
+                .map_or_else(|| last.topology.clone(), |w| w.topology.clone()),
+            params: kept.map(|w| w.params),
+        })
     }
 }
 

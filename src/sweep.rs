@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{mean_sd, welch};
+use crate::compare::{mean_sd, welch, Spread};
 use crate::experiment::{parse_widths, Experiment, Model, Optimizer, PresetError, Skips};
 use crate::runs::{self, SavedRun, Status};
 
@@ -630,16 +630,7 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
             .map(|s| s.summary.best_val_accuracy.unwrap_or(0.0))
             .collect()
     };
-    let pm = |values: &[f64]| {
-        let (m, sd) = mean_sd(values);
-        if values.is_empty() {
-            "-".to_string()
-        } else if values.len() == 1 {
-            format!("{:.2}", 100.0 * m)
-        } else {
-            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
-        }
-    };
+    let pm = |values: &[f64]| Spread::of(values).map_or("-".to_string(), |s| s.text(100.0, 2));
     let base_key = sweep.base_configuration();
     let base_best = configurations
         .iter()
@@ -648,7 +639,7 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "| configuration | seeds | best val % | test % | s/epoch | vs base ({base_key}) |\n|---|---|---|---|---|---|"
+        "| configuration | seeds | best val % | test % (best-val epoch) | s/epoch | best val vs base ({base_key}) |\n|---|---|---|---|---|---|"
     );
     for (key, runs) in &configurations {
         let val = best(runs);

@@ -1013,6 +1013,27 @@ impl Topology {
     pub fn summary(&self) -> String {
         let total = self.candidate_edges().len();
         let on = self.skips().len();
+        let net = self.shape_text();
+        match self {
+            Topology::Mlp(m) => {
+                let mut net = net;
+                match (m.activation, m.init) {
+                    (Activation::Relu, InitScheme::He) => {}
+                    (a, InitScheme::He) => net.push_str(&format!(" {}", a.name())),
+                    (a, i) => net.push_str(&format!(" {}/{}", a.name(), i.name())),
+                }
+                let residual = match m.residual.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} residual)"),
+                };
+                format!("{net}, {on}/{total} skips{residual}")
+            }
+            Topology::Cnn(_) => format!("{net}, {on}/{total} skips"),
+        }
+    }
+
+    /// The layers' sizes alone, e.g. `mlp 784-64x20-10` or `cnn 1x28x28 [32,32 | 64,64] -> 10`.
+    pub fn shape_text(&self) -> String {
         match self {
             Topology::Mlp(m) => {
                 // Runs of three or more equal widths read `64x20`.
@@ -1028,17 +1049,7 @@ impl Topology {
                     }
                     i += run;
                 }
-                let mut net = format!("mlp {}", widths.join("-"));
-                match (m.activation, m.init) {
-                    (Activation::Relu, InitScheme::He) => {}
-                    (a, InitScheme::He) => net.push_str(&format!(" {}", a.name())),
-                    (a, i) => net.push_str(&format!(" {}/{}", a.name(), i.name())),
-                }
-                let residual = match m.residual.len() {
-                    0 => String::new(),
-                    n => format!(" ({n} residual)"),
-                };
-                format!("{net}, {on}/{total} skips{residual}")
+                format!("mlp {}", widths.join("-"))
             }
             Topology::Cnn(c) => {
                 let stages: Vec<String> = c
@@ -1051,12 +1062,7 @@ impl Topology {
                             .join(",")
                     })
                     .collect();
-                format!(
-                    "cnn {} [{}] -> {}, {on}/{total} skips",
-                    c.input,
-                    stages.join(" | "),
-                    c.classes
-                )
+                format!("cnn {} [{}] -> {}", c.input, stages.join(" | "), c.classes)
             }
         }
     }

@@ -105,7 +105,11 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
         dir.clone(),
         &experiment,
         &topology,
-        "cpu",
+        runs::Summary::new(
+            &topology,
+            "cpu",
+            skiplab::provenance::Provenance::here("test"),
+        ),
     )
     .unwrap();
     let dev = Cpu::default();
@@ -338,7 +342,10 @@ fn runs_compare_and_export_work_on_saved_runs() {
     let (code, out, _) = skiplab(&["runs"], tmp.path());
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 4, "{out}");
-    assert!(out.starts_with("all runs: builtin · "), "{out}");
+    assert!(
+        out.starts_with("all runs: relu · he init · builtin · "),
+        "{out}"
+    );
     assert!(out.contains(&first) && out.contains("finished"), "{out}");
     // Sorted by best validation accuracy, best first, as JSON lines; and filtered.
     let (code, out, _) = skiplab(&["runs", "--sort", "best", "--json"], tmp.path());
@@ -502,6 +509,129 @@ fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
         .params;
     assert_ne!(before, after, "the weights trained on");
     assert_eq!(runs::list_runs(tmp.path()).len(), 1, "no new folder");
+    // The resume is part of what the run is: 2 epochs, then 1 more with a fresh optimiser.
+    assert_eq!(saved.summary.resumed_after, [2]);
+    assert_eq!(saved.experiment.epochs, 3);
+    let (code, out, err) = skiplab(&["train", "--epochs", "3", "--widths", "32"], tmp.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = skiplab(&["runs", "--json"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let descriptions: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["description"].to_string())
+        .collect();
+    assert!(
+        descriptions.contains(&"\"2+1 epochs\"".to_string()),
+        "{descriptions:?}"
+    );
+    assert!(
+        descriptions.contains(&"\"3 epochs\"".to_string()),
+        "{descriptions:?}"
+    );
+    // The best epoch's weights are kept beside the last ones, and the test measured them.
+    let best = runs::read_weights(&tmp.path().join(&id).join(runs::BEST)).unwrap();
+    assert_eq!(best.epoch, saved.summary.best_epoch);
+    assert_eq!(saved.summary.test_epoch, saved.summary.best_epoch);
+}
+
+/// Trains a small deep MLP on the built-in data with `skips`; returns the run's id.
+fn train_deep(saves: &Path, skips: &str, seed: &str) -> String {
+    let before: Vec<String> = runs::list_runs(saves)
+        .into_iter()
+        .filter_map(|r| r.ok().map(|r| r.id))
+        .collect();
+    let (code, out, err) = skiplab(
+        &[
+            "train",
+            "--widths",
+            "16x6",
+            "--activation",
+            "sigmoid",
+            "--init",
+            "xavier",
+            "--skips",
+            skips,
+            "--epochs",
+            "1",
+            "--seed",
+            seed,
+            "--lr",
+            "0.1",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    runs::list_runs(saves)
+        .into_iter()
+        .filter_map(|r| r.ok().map(|r| r.id))
+        .find(|id| !before.contains(id))
+        .expect("a new run")
+}
+
+#[test]
+fn comparisons_tell_edge_kinds_apart_and_count_each_run_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let concat = train_deep(saves, "chain:2", "1");
+    let residual = train_deep(saves, "res:chain:2", "1");
+    // Residual and concatenating edges are two configurations, whatever the edges.
+    let (code, out, err) = skiplab(&["compare", &concat, &residual], saves);
+    assert_eq!(code, 0, "{err}");
+    let differs = out.lines().find(|l| l.starts_with("differs in")).unwrap();
+    assert!(
+        differs.contains("skips 0-2,2-4,4-6") && differs.contains("residual 0-2,2-4,4-6"),
+        "{out}"
+    );
+    let (code, csv, err) = skiplab(&["export", &concat, &residual, "--csv"], saves);
+    assert_eq!(code, 0, "{err}");
+    let groups: std::collections::BTreeSet<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(!groups.contains("all"), "{groups:?}");
+    let (_, listed, _) = skiplab(&["runs"], saves);
+    assert!(listed.contains("residual 0-2,2-4"), "{listed}");
+    // Two seeds of each, then the first run named twice and the same seed trained again:
+    // still two samples a side.
+    let concat2 = train_deep(saves, "chain:2", "2");
+    let residual2 = train_deep(saves, "res:chain:2", "2");
+    let again = train_deep(saves, "chain:2", "1");
+    let (code, out, err) = skiplab(
+        &[
+            "compare", &concat, &concat2, &residual, &residual2, &concat, &again, "--json",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("names the same run"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["runs"].as_array().unwrap().len(),
+        5,
+        "a run named twice counts once"
+    );
+    assert_eq!(v["tests"][0]["seeds"], serde_json::json!([2, 2]), "{v}");
+    let repeats = v["repeats"].as_array().unwrap();
+    assert_eq!(repeats.len(), 1, "{v}");
+    assert!(repeats[0].as_str().unwrap().contains(&again), "{v}");
+    // Every run says what made it.
+    let run = &v["runs"][0];
+    let provenance = &run["provenance"];
+    assert_eq!(provenance["version"], env!("CARGO_PKG_VERSION"), "{run}");
+    assert!(
+        provenance["command"]
+            .as_str()
+            .unwrap()
+            .contains("--skips chain:2"),
+        "{run}"
+    );
+    assert!(
+        provenance["ended"].is_string() && provenance["threads"].as_u64() >= Some(1),
+        "{run}"
+    );
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use skiplab::provenance::Provenance;
 use skiplab::runs::Summary;
 use skiplab::session::{RunInfo, SavedAt, SessionEvent, Update};
 use skiplab::topology::{ImageShape, SkipEdge, SkipSelection};
@@ -124,7 +125,7 @@ fn runs_with_sparklines_side_by_side() {
             app.on_session(train(run, epoch(e + 1, t, v, &w)));
         }
         if run == 1 {
-            let mut summary = Summary::new(&app.topology, "cpu");
+            let mut summary = Summary::new(&app.topology, "cpu", Provenance::here("test"));
             summary.test_accuracy = Some(0.85);
             app.on_session(SessionEvent {
                 run,
@@ -336,7 +337,7 @@ fn finished_run(
         }
         app.on_session(train(run, event));
     }
-    let mut summary = Summary::new(topology, "cpu");
+    let mut summary = Summary::new(topology, "cpu", Provenance::here("test"));
     summary.test_accuracy = Some(start + gain * 0.9);
     app.on_session(SessionEvent {
         run,
@@ -475,6 +476,11 @@ fn compare_chart_on_each_axis_with_smoothing_and_seed_bands() {
             "{small}"
         );
         assert!(small.contains("p = 0.009 (Welch, 2 vs 2 seeds)"), "{small}");
+        assert!(
+            small
+                .contains("best val acc, skips 0-2,0-3,0-4,1-3,1-4 · lr 0.01 − vanilla · lr 0.01:"),
+            "{small}"
+        );
         insta::assert_snapshot!(format!("compare_{name}_80x24"), small);
         insta::assert_snapshot!(format!("compare_{name}_160x48"), render(&mut app, 160, 48));
         let _ = x;

@@ -69,6 +69,7 @@ impl Spawner for Scripted {
                 status: status.clone(),
                 epochs_done: 0,
                 test_accuracy: None,
+                test_epoch: None,
             });
             status
         })

@@ -69,23 +69,28 @@ fn paper_mlp_with_all_skips_reaches_82_percent_on_builtin_data() {
         paper_mlp_all_skips(),
         config(OptimizerConfig::adam(1e-3, 0.0), 6, 1),
     );
-    let best = events
+    let (best_epoch, best) = events
         .iter()
         .filter_map(|e| match e {
-            TrainEvent::Epoch(m) => Some(m.val_accuracy),
+            TrainEvent::Epoch(m) => Some((m.epoch, m.val_accuracy)),
             _ => None,
         })
-        .fold(0.0, f64::max);
+        .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
     assert!(best >= 0.82, "best validation accuracy {best}");
     let Some(TrainEvent::Ended {
         status: RunStatus::Finished,
         epochs_done: 6,
         test_accuracy: Some(test),
+        test_epoch: Some(test_epoch),
     }) = events.last()
     else {
         panic!("run should finish: {:?}", events.last());
     };
     assert!(*test > 0.78, "test accuracy {test}");
+    assert_eq!(
+        *test_epoch, best_epoch,
+        "the test measures the best-val epoch"
+    );
     // Every epoch reports the skip weights, and they are not negligible.
     let TrainEvent::Epoch(m) = &events[events.len() - 2] else {
         panic!("last epoch before the end")
@@ -367,4 +372,100 @@ fn gradient_flow_agrees_with_plain_sgd_and_shows_a_deep_sigmoid_net_vanishing() 
     let dense = first_over_last(deep("all"));
     assert!(vanilla < 1e-4, "vanilla sigmoid vanishes: {vanilla:e}");
     assert!(dense > 1e-2, "dense skips carry the gradient: {dense:e}");
+}
+
+#[test]
+fn a_pause_is_not_training_time() {
+    let (tx, rx) = mpsc::channel();
+    let small = Topology::Mlp(MlpSpec::new(784, vec![16], 10));
+    let cfg = config(OptimizerConfig::sgd(0.01, 0.9, 0.0), 1, 1);
+    let handle = train::spawn(TrainJob::new(small, builtin(1), cfg), tx);
+    // Paused at the first step of epoch 1, for far longer than the epoch trains.
+    handle.pause();
+    let pause = Duration::from_secs(3);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)).expect("an event") {
+            TrainEvent::Paused => break,
+            _ => continue,
+        }
+    }
+    std::thread::sleep(pause);
+    handle.resume();
+    let events: Vec<TrainEvent> = rx.iter().collect();
+    handle.join();
+    let epoch = events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Epoch(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the epoch finished");
+    assert!(
+        epoch.seconds < pause.as_secs_f64() - 1.0,
+        "a {pause:?} pause counted as training: the epoch took {} s",
+        epoch.seconds
+    );
+    let last_point = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            TrainEvent::Step(s) => Some(s.seconds),
+            _ => None,
+        })
+        .expect("step points");
+    assert!(
+        last_point <= epoch.seconds,
+        "{last_point} > {}",
+        epoch.seconds
+    );
+}
+
+#[test]
+fn the_test_set_measures_the_weights_of_the_best_validation_epoch() {
+    let dev = Cpu::seed_from_u64(1);
+    let data = builtin(1);
+    let small = Topology::Mlp(MlpSpec::new(784, vec![16], 10));
+    let (_commands_tx, commands) = mpsc::channel();
+    let ended = |events: &[TrainEvent]| match events.last() {
+        Some(TrainEvent::Ended {
+            test_accuracy: Some(t),
+            test_epoch: Some(e),
+            ..
+        }) => (*t, *e),
+        other => panic!("{other:?}"),
+    };
+    let sgd = OptimizerConfig::sgd(0.05, 0.9, 0.0);
+    let (tx, rx) = mpsc::channel();
+    let mut first =
+        Trainer::new(small.clone(), Arc::clone(&data), config(sgd, 1, 1), &dev).unwrap();
+    first.run(&mut tx.clone(), &commands);
+    drop(tx);
+    let (test_after_1, epoch) = ended(&rx.iter().collect::<Vec<_>>());
+    assert_eq!(epoch, 1);
+    let best = first.best().expect("a best epoch").clone();
+    assert_eq!(best.epoch, 1);
+    // Resumed for two more epochs, with an epoch-1 best that no later epoch can beat: the
+    // test set is measured on epoch 1's weights, not the last epoch's.
+    let params = best.params.clone().expect("kept");
+    let mut net = Network::new(small, &dev, 1).unwrap();
+    net.import(&params).unwrap();
+    let resume = train::Resume {
+        params,
+        epochs_done: 1,
+        seconds_done: 0.0,
+        best: Some(train::BestWeights {
+            val_accuracy: 2.0,
+            ..best
+        }),
+    };
+    let mut second = Trainer::resumed(net, data, config(sgd, 2, 1), &resume);
+    let (tx, rx) = mpsc::channel();
+    second.run(&mut tx.clone(), &commands);
+    drop(tx);
+    let events: Vec<TrainEvent> = rx.iter().collect();
+    let (test, epoch) = ended(&events);
+    assert_eq!(epoch, 1, "the best-val epoch's weights");
+    assert_eq!(test, test_after_1);
+    let (_, last) = second.evaluate(&builtin(1).test);
+    assert_ne!(last, test, "the last epoch's weights give another accuracy");
 }

@@ -11,6 +11,7 @@ use super::runs::{describe, facets, json, load_all, model_text, pct};
 use crate::outln;
 use skiplab::compare;
 use skiplab::experiment::{Model, Optimizer};
+use skiplab::provenance::Provenance;
 use skiplab::runs::SavedRun;
 
 #[derive(Args, Debug)]
@@ -26,7 +27,7 @@ pub struct CompareArgs {
 }
 
 /// Runs that differ only in their seed, against the first such group: the difference of
-/// their best validation accuracies and Welch's t-test.
+/// their best validation accuracies and Welch's t-test, one sample per seed.
 struct GroupTest {
     first: String,
     other: String,
@@ -34,33 +35,81 @@ struct GroupTest {
     n: (usize, usize),
 }
 
-fn group_tests(runs: &[SavedRun]) -> Vec<GroupTest> {
-    let keys: Vec<String> = runs
+/// The configurations of `runs`, their tests against the first, and a note for each set of
+/// runs that repeat one configuration and seed (they are one sample).
+fn group_tests(runs: &[SavedRun]) -> (Vec<GroupTest>, Vec<String>) {
+    let facets: Vec<_> = runs.iter().map(facets).collect();
+    let configurations = compare::configurations(&facets);
+    let names = compare::describe_configurations(&facets).each;
+    let bests = |c: &compare::Configuration| c.values(|i| runs[i].summary.best_val_accuracy);
+    let repeats = configurations
         .iter()
-        .map(|r| compare::group_key(&facets(r)))
+        .flat_map(|c| &c.samples)
+        .filter(|sample| sample.len() > 1)
+        .map(|sample| {
+            let ids: Vec<&str> = sample.iter().map(|&i| runs[i].id.as_str()).collect();
+            format!(
+                "{} repeat one configuration and seed ({}): one sample, their mean",
+                ids.join(" and "),
+                runs[sample[0]].experiment.seed
+            )
+        })
         .collect();
-    let groups = compare::groups(&keys);
-    let names = compare::describe_configurations(&runs.iter().map(facets).collect::<Vec<_>>()).each;
-    let bests = |g: &[usize]| -> Vec<f64> {
-        g.iter()
-            .filter_map(|&i| runs[i].summary.best_val_accuracy)
-            .collect()
+    let Some((first, others)) = configurations.split_first() else {
+        return (Vec::new(), repeats);
     };
-    let Some((first, others)) = groups.split_first() else {
-        return Vec::new();
-    };
-    others
+    let tests = others
         .iter()
-        .map(|g| {
-            let (a, b) = (bests(g), bests(first));
+        .map(|c| {
+            let (a, b) = (bests(c), bests(first));
             GroupTest {
-                first: names[first[0]].clone(),
-                other: names[g[0]].clone(),
+                first: names[first.members[0]].clone(),
+                other: names[c.members[0]].clone(),
                 test: compare::welch(&a, &b),
                 n: (a.len(), b.len()),
             }
         })
-        .collect()
+        .collect();
+    (tests, repeats)
+}
+
+/// A field of a run's provenance, or `-` for runs saved before it was recorded.
+fn provenance(run: &SavedRun, field: impl Fn(&Provenance) -> String) -> String {
+    run.summary.provenance.as_ref().map_or("-".into(), field)
+}
+
+/// Where the runs compared came from different builds, devices or CPUs: a difference between
+/// them may then be the program's or the machine's, not the configuration's.
+fn provenance_warnings(runs: &[SavedRun]) -> Vec<String> {
+    let distinct = |value: &dyn Fn(&SavedRun) -> String| {
+        let mut values: Vec<String> = runs.iter().map(value).collect();
+        values.sort();
+        values.dedup();
+        values
+    };
+    let mut warnings = Vec::new();
+    let builds = distinct(&|r| provenance(r, |p| p.build()));
+    if builds.len() > 1 {
+        warnings.push(format!(
+            "the runs come from different builds ({}): a difference may be the program's",
+            builds.join(", ")
+        ));
+    }
+    let devices = distinct(&|r| r.summary.device.clone());
+    if devices.len() > 1 {
+        warnings.push(format!(
+            "the runs trained on different devices ({}): results and times may differ by device",
+            devices.join(", ")
+        ));
+    }
+    let cpus = distinct(&|r| provenance(r, |p| p.cpu.clone()));
+    if cpus.len() > 1 {
+        warnings.push(format!(
+            "the runs trained on different CPUs ({}): compare their times with care",
+            cpus.join(", ")
+        ));
+    }
+    warnings
 }
 
 /// One row of `compare`: how to show a field of a run.
@@ -69,7 +118,8 @@ type Field = Box<dyn Fn(&SavedRun) -> String>;
 pub fn compare(args: CompareArgs) -> Result<ExitCode> {
     let runs = load_all(&args.saves, &args.runs)?;
     let described = describe(&runs);
-    let tests = group_tests(&runs);
+    let (tests, repeats) = group_tests(&runs);
+    let warnings = provenance_warnings(&runs);
     if args.json {
         let runs: Vec<serde_json::Value> = runs
             .iter()
@@ -84,6 +134,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             .iter()
             .map(|t| {
                 serde_json::json!({
+                    "metric": "best_val_accuracy",
                     "group": t.other,
                     "against": t.first,
                     "seeds": [t.n.0, t.n.1],
@@ -96,7 +147,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             .collect();
         outln!(
             "{}",
-            serde_json::json!({"common": described.common, "runs": runs, "tests": tests})
+            serde_json::json!({"common": described.common, "runs": runs, "tests": tests, "repeats": repeats, "warnings": warnings})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -146,7 +197,13 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
                 )
             }),
         ),
-        ("test", Box::new(|r| pct(r.summary.test_accuracy))),
+        (
+            "test@best",
+            Box::new(|r| match r.summary.test_epoch {
+                Some(e) => format!("{} (epoch {e})", pct(r.summary.test_accuracy)),
+                None => pct(r.summary.test_accuracy),
+            }),
+        ),
         (
             "s/epoch",
             Box::new(|r| {
@@ -156,6 +213,17 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
             }),
         ),
         ("device", Box::new(|r| r.summary.device.clone())),
+        ("build", Box::new(|r| provenance(r, |p| p.build()))),
+        ("cpu", Box::new(|r| provenance(r, |p| p.cpu.clone()))),
+        (
+            "threads",
+            Box::new(|r| provenance(r, |p| p.threads.to_string())),
+        ),
+        ("started", Box::new(|r| r.summary.started.clone())),
+        (
+            "ended",
+            Box::new(|r| provenance(r, |p| p.ended.clone().unwrap_or("-".into()))),
+        ),
         ("status", Box::new(|r| r.summary.status.to_string())),
     ];
     let width = runs
@@ -200,13 +268,22 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         }
         outln!();
     }
+    for note in &repeats {
+        outln!("note: {note}");
+    }
+    for warning in &warnings {
+        outln!("warning: {warning}");
+    }
     for t in &tests {
         let verdict = match t.test {
-            Some(w) => format!("best val {:+.2} points, {w}", 100.0 * w.difference),
-            None if t.n.0 < 2 || t.n.1 < 2 => "one seed on a side: no test".into(),
-            None => "no spread over seeds: no test".into(),
+            Some(w) => format!("{:+.2} points, {w}", 100.0 * w.difference),
+            None if t.n.0 < 2 || t.n.1 < 2 => format!(
+                "no test ({} vs {} seeds: a test needs two on each side)",
+                t.n.0, t.n.1
+            ),
+            None => "no test (no spread over seeds)".into(),
         };
-        outln!("{} vs {}: {verdict}", t.other, t.first);
+        outln!("best val, {} vs {}: {verdict}", t.other, t.first);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -38,7 +38,7 @@ pub enum Column {
     Epochs,
     /// Best validation accuracy.
     Best,
-    /// Test accuracy.
+    /// Test accuracy (of the best-validation epoch's weights).
     Test,
     /// Seconds per epoch.
     Time,
@@ -50,12 +50,24 @@ pub fn pct(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
 }
 
-/// Every run `keys` names (ids, prefixes or paths), in order, from any of the folders.
+/// Every run `keys` names (ids, prefixes or paths), in order, from any of the folders. A run
+/// named more than once (by its id and a prefix, say) is one run: loaded once, and said so on
+/// stderr.
 pub fn load_all(saves: &super::Saves, keys: &[String]) -> Result<Vec<SavedRun>> {
     let folders = saves.folders()?;
-    keys.iter()
-        .map(|k| Ok(runs::load_run(&runs::find_run_in(&folders, k)?)?))
-        .collect()
+    let mut seen: Vec<(std::path::PathBuf, &str)> = Vec::new();
+    let mut all = Vec::new();
+    for key in keys {
+        let dir = runs::find_run_in(&folders, key)?;
+        let same = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        if let Some((_, first)) = seen.iter().find(|(d, _)| *d == same) {
+            eprintln!("note: `{key}` names the same run as `{first}`; it counts once",);
+            continue;
+        }
+        seen.push((same, key));
+        all.push(runs::load_run(&dir)?);
+    }
+    Ok(all)
 }
 
 pub fn model_text(run: &SavedRun) -> String {
@@ -67,14 +79,7 @@ pub fn model_text(run: &SavedRun) -> String {
 
 /// What a saved run is, facet by facet (see [`compare::facets`]).
 pub fn facets(run: &SavedRun) -> Vec<Facet> {
-    match run.experiment.topology() {
-        Ok(t) => compare::facets(
-            run.experiment.dataset.as_str(),
-            &t,
-            &run.experiment.train_config(),
-        ),
-        Err(e) => vec![("net", format!("invalid: {e}"))],
-    }
+    compare::facets(&run.experiment, &run.summary.resumed_after)
 }
 
 /// What the runs share, and what sets each apart.
@@ -96,8 +101,13 @@ pub fn json(run: &SavedRun, description: &str) -> serde_json::Value {
         "best_val_accuracy": s.best_val_accuracy,
         "best_epoch": s.best_epoch,
         "test_accuracy": s.test_accuracy,
+        "test_epoch": s.test_epoch,
         "mean_epoch_seconds": s.mean_epoch_seconds,
         "status": s.status.to_string(),
+        "device": s.device,
+        "started": s.started,
+        "provenance": s.provenance,
+        "resumed_after": s.resumed_after,
         "experiment": run.experiment,
     })
 }
@@ -184,7 +194,7 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
         "data",
         "epochs",
         "best val",
-        "test",
+        "test@best",
         "s/epoch",
         "status"
     );

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::{self, Place};
 use crate::outln;
-use skiplab::compare::mean_sd;
+use skiplab::compare::Spread;
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Skips};
 use skiplab::net::optim::OptimizerConfig;
@@ -265,21 +265,24 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             .iter()
             .filter_map(|r| r.summary.test_accuracy)
             .collect();
-        let ((bm, bsd), (tm, tsd)) = (mean_sd(&best), mean_sd(&test));
+        let (b, t) = (Spread::of(&best), Spread::of(&test));
         if args.json {
+            let mean = |s: Option<Spread>| s.map(|s| s.mean);
+            let sd = |s: Option<Spread>| s.and_then(|s| s.sd);
             outln!(
                 "{}",
-                serde_json::json!({"event": "seeds", "seeds": args.seeds, "best_val_mean": bm, "best_val_sd": bsd, "test_mean": tm, "test_sd": tsd})
+                serde_json::json!({"event": "seeds", "seeds": args.seeds, "best_val_mean": mean(b), "best_val_sd": sd(b), "best_val_n": best.len(), "test_mean": mean(t), "test_sd": sd(t), "test_n": test.len(), "test_at": "best_val_epoch"})
             );
         } else {
-            let text = |m: f64, sd: f64, n: usize| {
-                format!("{:.2}% ± {:.2} ({n} runs)", 100.0 * m, 100.0 * sd)
+            let text = |s: Option<Spread>, n: usize| match s {
+                Some(s) => format!("{}% ({n} runs)", s.text(100.0, 2)),
+                None => "-".to_string(),
             };
             outln!(
-                "over {} seeds: best val {}, test {}",
+                "over {} seeds: best val {}, test at the best-val epoch {}",
                 args.seeds,
-                text(bm, bsd, best.len()),
-                text(tm, tsd, test.len())
+                text(b, best.len()),
+                text(t, test.len())
             );
         }
     }

@@ -25,6 +25,7 @@ pub use data::DataCache;
 
 use crate::device::Device;
 use crate::experiment::Experiment;
+use crate::provenance::Provenance;
 use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
 use crate::topology::Topology;
 use crate::train::{
@@ -114,6 +115,8 @@ pub struct RunRequest {
     resume: Option<(SavedRun, Weights)>,
     /// A fixed run id (a sweep's) instead of one made from the time.
     folder: Option<String>,
+    /// What asked for the run, for its provenance: this process's command line unless said.
+    origin: Option<String>,
 }
 
 impl RunRequest {
@@ -122,6 +125,15 @@ impl RunRequest {
             experiment,
             resume: None,
             folder: None,
+            origin: None,
+        }
+    }
+
+    /// Records `origin` (a lab action, say) as what started the run.
+    pub fn from_origin(self, origin: impl Into<String>) -> Self {
+        Self {
+            origin: Some(origin.into()),
+            ..self
         }
     }
 
@@ -136,8 +148,14 @@ impl RunRequest {
 
     /// `saved` for `epochs` more epochs, in its own folder, from its weights (checked to be
     /// its own first: see [`SavedRun::weights_to_resume`]).
-    pub fn resume(saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
+    pub fn resume(mut saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
         let weights = saved.weights_to_resume()?;
+        // What the folder will say the run is: all its epochs, and where the optimiser
+        // restarted (a resumed run is a configuration of its own).
+        let done = saved.epochs.len();
+        saved.experiment.epochs = done + epochs;
+        saved.summary.resumed_after.push(done);
+        // What the trainer runs: the further epochs, on the saved topology.
         let mut experiment = saved.experiment.clone();
         experiment.epochs = epochs;
         // The saved topology is the one to go on with.
@@ -146,6 +164,7 @@ impl RunRequest {
             experiment,
             resume: Some((saved, weights)),
             folder: None,
+            origin: None,
         })
     }
 }
@@ -359,7 +378,9 @@ impl Session {
             experiment,
             resume,
             folder,
+            origin,
         } = request;
+        let provenance = Provenance::here(origin.unwrap_or_else(crate::provenance::command_line));
         experiment.validate().map_err(SessionError::Refused)?;
         let topology = match &resume {
             Some((_, weights)) => weights.topology.clone(),
@@ -376,6 +397,7 @@ impl Session {
             Some((saved, _)) => (
                 Summary {
                     status: runs::Status::Running,
+                    provenance: Some(provenance),
                     ..saved.summary.clone()
                 },
                 saved.epochs.iter().map(|r| r.to_metrics()).collect(),
@@ -383,7 +405,7 @@ impl Session {
                 saved.flows.clone(),
             ),
             None => (
-                Summary::new(&topology, &self.settings.device.to_string()),
+                Summary::new(&topology, &self.settings.device.to_string(), provenance),
                 Vec::new(),
                 Vec::new(),
                 Vec::new(),
@@ -445,14 +467,16 @@ impl Session {
         };
         let sink = saved.and_then(|saved| {
             let sink: Box<dyn EventSink> = match (&resume, &saved) {
-                (Some((s, _)), _) => Box::new(Recorder::resume(forward, files, s)?),
+                (Some((s, _)), _) => {
+                    Box::new(Recorder::resume(forward, files, s, run.summary.clone())?)
+                }
                 (None, Some((_, dir))) => Box::new(Recorder::start(
                     forward,
                     files,
                     dir.clone(),
                     &run.info.experiment,
                     &run.info.topology,
-                    &settings.device.to_string(),
+                    run.summary.clone(),
                 )?),
                 (None, None) => Box::new(forward),
             };
@@ -472,6 +496,7 @@ impl Session {
             config: run.info.config.clone(),
             device: settings.device,
             resume: resume.map(|(saved, weights)| train::Resume {
+                best: saved.best_to_resume(&weights),
                 params: weights.params,
                 epochs_done: saved.epochs.len(),
                 seconds_done: saved.epochs.iter().map(|r| r.seconds).sum(),

@@ -127,6 +127,7 @@ impl<O: Write, E: Write> Printer<O, E> {
                 "epochs_done": summary.epochs_done,
                 "best_val_accuracy": summary.best_val_accuracy,
                 "test_accuracy": summary.test_accuracy,
+                "test_epoch": summary.test_epoch,
                 "run": saved,
             }));
         }
@@ -139,9 +140,11 @@ impl<O: Write, E: Write> Printer<O, E> {
             (Some(v), Some(e)) => format!("best val {} (epoch {e})", pct(v)),
             _ => "no epoch finished".into(),
         };
-        let test = summary
-            .test_accuracy
-            .map_or(String::new(), |t| format!(", test {}", pct(t)));
+        let test = match (summary.test_accuracy, summary.test_epoch) {
+            (Some(t), Some(e)) => format!(", test {} (weights of epoch {e})", pct(t)),
+            (Some(t), None) => format!(", test {}", pct(t)),
+            _ => String::new(),
+        };
         match status {
             RunStatus::Finished => writeln!(
                 self.out,

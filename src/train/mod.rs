@@ -66,7 +66,7 @@ pub struct EpochMetrics {
     pub val_accuracy: f64,
     /// Training samples per second (training steps only, evaluation excluded).
     pub samples_per_sec: f64,
-    /// Wall time of the epoch, evaluation included.
+    /// Seconds the epoch spent training and validating (pauses and queueing excluded).
     pub seconds: f64,
     /// Mean |weight| of each enabled skip edge's blocks.
     pub skip_weights: Vec<(SkipEdge, f64)>,
@@ -82,7 +82,8 @@ pub struct StepMetrics {
     /// The global step (counted over the whole run) that ended the window.
     pub step: usize,
     pub epoch: usize,
-    /// Wall-clock seconds of the run so far: earlier epochs' times, then this one's.
+    /// Training seconds of the run so far (pauses excluded): earlier epochs' times, then
+    /// this one's.
     pub seconds: f64,
     pub train_loss: f64,
     pub train_accuracy: f64,
@@ -159,9 +160,12 @@ pub enum TrainEvent {
     Ended {
         status: RunStatus,
         epochs_done: usize,
-        /// Accuracy on the test set, measured after the last epoch (absent when the run
-        /// diverged or failed).
+        /// Accuracy on the test set of the weights of the epoch with the best validation
+        /// accuracy (absent when the run diverged or failed).
         test_accuracy: Option<f64>,
+        /// The epoch whose weights `test_accuracy` measured: the best-validation epoch, or
+        /// the last where a resumed run's earlier best weights were not kept.
+        test_epoch: Option<usize>,
     },
 }
 
@@ -289,6 +293,19 @@ pub struct Trainer<D: NetDevice<f32>> {
     /// Wall-clock seconds of the epochs done (a resumed run's included).
     seconds_done: f64,
     skip_star: Option<SkipStarState>,
+    /// The epoch with the best validation accuracy so far, and its weights.
+    best: Option<BestWeights>,
+}
+
+/// The weights of the epoch with the best validation accuracy: the test set is measured on
+/// them, as model selection on the validation split means.
+#[derive(Clone, Debug)]
+pub struct BestWeights {
+    pub epoch: usize,
+    pub val_accuracy: f64,
+    pub topology: Topology,
+    /// `None` where they were not kept (a run saved before they were, then resumed).
+    pub params: Option<Vec<HostParam>>,
 }
 
 /// skip* phase 1: the topology to switch to and the validation accuracy watched so far.
@@ -378,6 +395,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
             global_step: 0,
             seconds_done: 0.0,
             skip_star: None,
+            best: None,
         }
     }
 
@@ -395,6 +413,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
         trainer.epochs_done = epochs_done;
         trainer.global_step = epochs_done * trainer.steps_per_epoch();
         trainer.seconds_done = resume.seconds_done;
+        trainer.best = resume.best.clone();
         trainer.shuffle_rng =
             rand::rngs::StdRng::seed_from_u64(seed ^ SHUFFLE_STREAM ^ epochs_done as u64);
         trainer
@@ -526,16 +545,24 @@ impl<D: NetDevice<f32>> Trainer<D> {
         (loss_sum / n as f64, hits as f64 / n as f64)
     }
 
-    fn poll(commands: &Receiver<Command>, events: &mut impl EventSink) -> Control {
+    /// Obeys the commands that arrived; a pause waits here for Resume or Stop, and its length
+    /// is added to `paused` (time paused is not training time).
+    fn poll(
+        commands: &Receiver<Command>,
+        events: &mut impl EventSink,
+        paused: &mut Duration,
+    ) -> Control {
         match commands.try_recv() {
             Ok(Command::Stop) => Control::Stop,
             Ok(Command::Pause) => {
+                let since = Instant::now();
                 if !events.emit(TrainEvent::Paused) {
                     return Control::Stop;
                 }
                 loop {
                     match commands.recv() {
                         Ok(Command::Resume) => {
+                            *paused += since.elapsed();
                             return if events.emit(TrainEvent::Resumed) {
                                 Control::Continue
                             } else {
@@ -569,19 +596,51 @@ impl<D: NetDevice<f32>> Trainer<D> {
         } else {
             RunStatus::Stopped
         };
-        let test_accuracy = match status {
+        let (test_accuracy, test_epoch) = match status {
             RunStatus::Finished | RunStatus::Stopped if self.epochs_done > 0 => {
-                let data = Arc::clone(&self.data);
-                Some(self.evaluate(&data.test).1)
+                match self.test_at_best() {
+                    Ok((accuracy, epoch)) => (Some(accuracy), Some(epoch)),
+                    Err(e) => {
+                        tracing::warn!("the test set could not be measured: {e}");
+                        (None, None)
+                    }
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
         events.emit(TrainEvent::Ended {
             status: status.clone(),
             epochs_done: self.epochs_done,
             test_accuracy,
+            test_epoch,
         });
         status
+    }
+
+    /// Test accuracy of the best-validation epoch's weights, and that epoch (the last one's
+    /// weights where the best ones were not kept).
+    fn test_at_best(&mut self) -> Result<(f64, usize), String> {
+        let data = Arc::clone(&self.data);
+        let best = self
+            .best
+            .as_ref()
+            .filter(|b| b.epoch != self.epochs_done)
+            .and_then(|b| Some((b.epoch, b.topology.clone(), b.params.clone()?)));
+        let Some((epoch, topology, params)) = best else {
+            return Ok((self.evaluate(&data.test).1, self.epochs_done));
+        };
+        let mut net = Network::new(topology, self.net.device(), self.config.seed)
+            .map_err(|e| e.to_string())?;
+        net.import(&params)?;
+        let last = std::mem::replace(&mut self.net, net);
+        let accuracy = self.evaluate(&data.test).1;
+        self.net = last;
+        Ok((accuracy, epoch))
+    }
+
+    /// The best-validation epoch so far, with its weights.
+    pub fn best(&self) -> Option<&BestWeights> {
+        self.best.as_ref()
     }
 
     fn run_epochs(
@@ -593,7 +652,10 @@ impl<D: NetDevice<f32>> Trainer<D> {
         let steps = self.steps_per_epoch();
         let mut order: Vec<usize> = (0..self.data.train.len()).collect();
         for epoch in self.epochs_done + 1..=self.epochs_done + self.config.epochs {
+            // An epoch's seconds are those spent training and validating: pauses excluded.
             let epoch_start = Instant::now();
+            let mut paused = Duration::ZERO;
+            let active = |paused: Duration| epoch_start.elapsed().saturating_sub(paused);
             let mut train_time = Duration::ZERO;
             order.shuffle(&mut self.shuffle_rng);
             let (mut loss_sum, mut hits) = (0.0f64, 0usize);
@@ -601,7 +663,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
             let (mut window_loss, mut window_hits, mut window_steps) = (0.0f64, 0usize, 0usize);
             let mut last_progress = Instant::now();
             for step in 0..steps {
-                if let Control::Stop = Self::poll(commands, events) {
+                if let Control::Stop = Self::poll(commands, events, &mut paused) {
                     return RunStatus::Stopped;
                 }
                 let t0 = Instant::now();
@@ -632,7 +694,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
                     let point = StepMetrics {
                         step: self.global_step,
                         epoch,
-                        seconds: self.seconds_done + epoch_start.elapsed().as_secs_f64(),
+                        seconds: self.seconds_done + active(paused).as_secs_f64(),
                         train_loss: window_loss / window_steps as f64,
                         train_accuracy: window_hits as f64 / (window_steps * batch) as f64,
                     };
@@ -674,11 +736,24 @@ impl<D: NetDevice<f32>> Trainer<D> {
                 val_loss,
                 val_accuracy,
                 samples_per_sec: (steps * batch) as f64 / train_time.as_secs_f64().max(1e-9),
-                seconds: epoch_start.elapsed().as_secs_f64(),
+                seconds: active(paused).as_secs_f64(),
                 skip_weights: self.net.skip_weight_magnitudes(),
                 step: self.global_step,
             };
             self.seconds_done += metrics.seconds;
+            // The first of equal bests, as the summary keeps it.
+            if self
+                .best
+                .as_ref()
+                .is_none_or(|b| val_accuracy > b.val_accuracy)
+            {
+                self.best = Some(BestWeights {
+                    epoch,
+                    val_accuracy,
+                    topology: self.net.topology().clone(),
+                    params: Some(self.net.export()),
+                });
+            }
             if !events.emit(TrainEvent::Epoch(metrics)) {
                 return RunStatus::Stopped;
             }
@@ -803,6 +878,8 @@ pub struct Resume {
     pub params: Vec<HostParam>,
     pub epochs_done: usize,
     pub seconds_done: f64,
+    /// The best-validation epoch of the saved epochs (its weights where they were kept).
+    pub best: Option<BestWeights>,
 }
 
 /// Produces a run's data on the run's own thread (loading and splitting can take seconds).
@@ -856,6 +933,7 @@ pub fn spawn(job: TrainJob, mut events: impl EventSink) -> RunHandle {
                     status: status.clone(),
                     epochs_done: 0,
                     test_accuracy: None,
+                    test_epoch: None,
                 });
                 status
             }

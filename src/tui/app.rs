@@ -157,8 +157,11 @@ pub struct Run {
     /// Its folder's name in saves/, once it has one.
     pub saved_id: Option<String>,
     pub name: String,
-    /// What it trains on (loaded saved runs may differ from the lab's).
-    pub dataset: String,
+    /// What it trains, whole: its configuration (loaded saved runs may train on another
+    /// data set than the lab's).
+    pub experiment: Experiment,
+    /// The epochs after which a saved run was resumed (part of its configuration).
+    pub resumed_after: Vec<usize>,
     /// Shown in the compare chart (none marked: every run in the table is).
     pub marked: bool,
     pub topology: Topology,
@@ -640,7 +643,18 @@ impl App {
     }
 
     /// Adds a finished run read from disk to the runs table (and so to the compare chart).
+    /// A run already in the table (loaded, or trained here) is selected, not added again: a
+    /// run is one sample however often it is loaded.
     pub fn add_saved_run(&mut self, mut run: Run) {
+        let here = self
+            .runs
+            .iter()
+            .position(|r| r.saved_id.is_some() && r.saved_id == run.saved_id);
+        if let Some(i) = here {
+            self.message = Some(format!("{} is loaded already", run.name));
+            self.selected_run = Some(i);
+            return;
+        }
         run.id = self.next_run_id;
         run.live = None;
         self.next_run_id += 1;
@@ -1175,7 +1189,8 @@ impl App {
                 live: Some(event.run),
                 saved_id: None,
                 name: format!("run-{id}"),
-                dataset: info.experiment.dataset.to_string(),
+                experiment: info.experiment.clone(),
+                resumed_after: Vec::new(),
                 marked: false,
                 topology: info.topology,
                 config: info.config,
@@ -1414,7 +1429,11 @@ mod tests {
         assert_eq!(effects, vec![Effect::Send(7, Command::Stop)]);
         assert!(app.runs.is_empty());
         // A deleted run's last words change nothing.
-        let summary = crate::runs::Summary::new(&app.topology, "cpu");
+        let summary = crate::runs::Summary::new(
+            &app.topology,
+            "cpu",
+            crate::provenance::Provenance::here("test"),
+        );
         app.on_session(update(Update::Ended {
             status: RunStatus::Stopped,
             summary: Box::new(summary),

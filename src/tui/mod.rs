@@ -301,7 +301,10 @@ impl Lab {
             match effect {
                 Effect::Quit => return Ok(true),
                 Effect::Submit(experiment) => {
-                    match self.session.submit_all(vec![RunRequest::new(*experiment)]) {
+                    // The lab starts runs only from its train form.
+                    let origin = format!("{} (lab: train form)", crate::provenance::command_line());
+                    let request = RunRequest::new(*experiment).from_origin(origin);
+                    match self.session.submit_all(vec![request]) {
                         Ok(updates) => updates.into_iter().for_each(|u| app.on_session(u)),
                         Err(e) => app.submit_failed(e.to_string()),
                     }
@@ -402,7 +405,8 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                     live: None,
                     saved_id: Some(saved.id.clone()),
                     name: saved.id.clone(),
-                    dataset: saved.experiment.dataset.to_string(),
+                    experiment: saved.experiment.clone(),
+                    resumed_after: saved.summary.resumed_after.clone(),
                     marked: false,
                     topology,
                     config: saved.experiment.train_config(),

@@ -92,18 +92,33 @@ impl ChartView {
 pub struct RowView {
     /// Indices into `App::runs`, in run order.
     pub members: Vec<usize>,
+    /// The members by seed: runs that repeat a seed are one sample (a single run: itself).
+    pub samples: Vec<Vec<usize>>,
     /// What sets it apart from the other runs (a group: without the seed).
     pub description: String,
 }
 
 impl RowView {
+    fn single(i: usize, description: String) -> Self {
+        RowView {
+            members: vec![i],
+            samples: vec![vec![i]],
+            description,
+        }
+    }
+
     pub fn is_group(&self) -> bool {
         self.members.len() > 1
+    }
+
+    /// Runs beyond the first of their seed.
+    pub fn repeats(&self) -> usize {
+        self.members.len() - self.samples.len()
     }
 }
 
 fn run_facets(run: &Run) -> Vec<Facet> {
-    compare::facets(&run.dataset, &run.topology, &run.config)
+    compare::facets(&run.experiment, &run.resumed_after)
 }
 
 /// What every run in the lab shares (the runs panel's title).
@@ -112,12 +127,18 @@ pub fn common(app: &App) -> String {
     compare::describe(&facets).common
 }
 
-/// A row's best validation accuracies, one per member that has an epoch.
+/// A row's best validation accuracies, one per sample (seed) that has an epoch.
 pub fn best_vals(app: &App, row: &RowView) -> Vec<f64> {
-    row.members
-        .iter()
-        .filter_map(|&i| app.runs[i].best_val())
-        .collect()
+    sample_values(row, |i| app.runs[i].best_val())
+}
+
+/// One value per sample of the row: the mean over the runs of its seed that have one.
+pub fn sample_values(row: &RowView, value: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
+    compare::Configuration {
+        members: row.members.clone(),
+        samples: row.samples.clone(),
+    }
+    .values(value)
 }
 
 fn mean_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -149,14 +170,17 @@ pub fn rows(app: &App) -> Vec<RowView> {
         })
         .collect();
     let mut rows: Vec<RowView> = if app.grouped {
-        let keys: Vec<String> = visible
-            .iter()
-            .map(|&i| compare::group_key(&facets[i]))
-            .collect();
-        compare::groups(&keys)
+        let shown: Vec<Vec<Facet>> = visible.iter().map(|&i| facets[i].clone()).collect();
+        compare::configurations(&shown)
             .into_iter()
-            .map(|g| {
-                let members: Vec<usize> = g.into_iter().map(|k| visible[k]).collect();
+            .map(|c| {
+                let to_run = |k: &usize| visible[*k];
+                let members: Vec<usize> = c.members.iter().map(to_run).collect();
+                let samples = c
+                    .samples
+                    .iter()
+                    .map(|s| s.iter().map(to_run).collect())
+                    .collect();
                 let description = if members.len() > 1 {
                     group_each[members[0]].clone()
                 } else {
@@ -164,6 +188,7 @@ pub fn rows(app: &App) -> Vec<RowView> {
                 };
                 RowView {
                     members,
+                    samples,
                     description,
                 }
             })
@@ -171,10 +196,7 @@ pub fn rows(app: &App) -> Vec<RowView> {
     } else {
         visible
             .into_iter()
-            .map(|i| RowView {
-                members: vec![i],
-                description: each[i].clone(),
-            })
+            .map(|i| RowView::single(i, each[i].clone()))
             .collect()
     };
     let (key, reversed) = app.sort;
@@ -247,10 +269,10 @@ pub fn chart_rows(app: &App) -> Vec<RowView> {
 
 fn label(app: &App, row: &RowView) -> String {
     let first = &app.runs[row.members[0]];
-    let who = if row.is_group() {
-        format!("{} seeds", row.members.len())
-    } else {
-        first.name.clone()
+    let who = match (row.is_group(), row.samples.len()) {
+        (false, _) => first.name.clone(),
+        (true, 1) => format!("1 seed ({} runs)", row.members.len()),
+        (true, n) => format!("{n} seeds"),
     };
     match row.description.is_empty() {
         true => who,
@@ -278,11 +300,12 @@ pub fn curves(app: &App) -> Vec<Curve> {
     chart_rows(app)
         .iter()
         .map(|row| {
+            // One curve per sample: a seed's repeated runs are one sample, drawn by its first.
             let raw: Vec<Vec<(f64, f64)>> = row
-                .members
+                .samples
                 .iter()
-                .map(|&i| {
-                    let run = &app.runs[i];
+                .map(|sample| {
+                    let run = &app.runs[sample[0]];
                     compare::series(&run.epochs, &run.steps, &run.flows, view.x, view.metric)
                 })
                 .collect();
@@ -296,7 +319,7 @@ pub fn curves(app: &App) -> Vec<Curve> {
                     }
                 })
                 .collect();
-            let (points, band) = if row.is_group() {
+            let (points, band) = if raw.len() > 1 {
                 let b = compare::band(&raw);
                 let mean = smooth(b.iter().map(|&(x, y, _)| (x, y)).collect());
                 let low = smooth(b.iter().map(|&(x, y, sd)| (x, y - sd)).collect());
@@ -315,26 +338,41 @@ pub fn curves(app: &App) -> Vec<Curve> {
         .collect()
 }
 
-/// With exactly two curves of several seeds each: the difference of their best values and
-/// Welch's t-test, as a line for the chart.
+/// With exactly two curves of several seeds each: the difference of their best values of the
+/// metric and Welch's t-test, as a line for the chart naming the metric and both groups. None
+/// for a metric whose best value is no outcome (the log gradient norm).
 pub fn two_group_test(app: &App, curves: &[Curve]) -> Option<String> {
     let [a, b] = curves else {
         return None;
     };
+    let metric = app.chart.metric;
+    if metric == Metric::FirstLayerGradient {
+        return None;
+    }
     let w = compare::welch(&a.bests, &b.bests)?;
-    let accuracy = app.chart.metric.is_accuracy();
     let p = if w.p < 0.001 {
         "p < 0.001".to_string()
     } else {
         format!("p = {:.3}", w.p)
     };
+    let (best, unit) = match metric.higher_is_better() {
+        true => ("best", " points"),
+        false => ("lowest", ""),
+    };
     Some(format!(
-        "best: first − second = {:+.2}{}, {p} (Welch, {} vs {} seeds)",
-        if accuracy { 100.0 } else { 1.0 } * w.difference,
-        if accuracy { " points" } else { "" },
+        "{best} {}, {} − {}: {:+.2}{unit}, {p} (Welch, {} vs {} seeds)",
+        metric.name(),
+        group_name(&a.label),
+        group_name(&b.label),
+        if metric.is_accuracy() { 100.0 } else { 1.0 } * w.difference,
         w.n.0,
         w.n.1
     ))
+}
+
+/// A curve's label without its count (`3 seeds: skips 0-2` -> `skips 0-2`).
+fn group_name(label: &str) -> &str {
+    label.split_once(": ").map_or(label, |(_, d)| d)
 }
 
 /// The chart's runs in long format: `run,group,epoch,step,seconds,metric,value`, every

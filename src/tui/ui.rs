@@ -488,10 +488,11 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
         } else {
             "  "
         };
-        let name = if row.is_group() {
-            format!("×{}", row.members.len())
-        } else {
-            lead.name.clone()
+        // A group counts its samples (seeds); runs repeating a seed add `+N`.
+        let name = match (row.is_group(), row.repeats()) {
+            (false, _) => lead.name.clone(),
+            (true, 0) => format!("×{}", row.samples.len()),
+            (true, r) => format!("×{}+{r}", row.samples.len()),
         };
         let epoch = match (lead.progress, row.is_group()) {
             (Some((e, step, steps)), false) => format!("{e}:{}%", step * 100 / steps.max(1)),
@@ -504,10 +505,14 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &mut App) {
         let best = match (bests.len(), row.is_group()) {
             (0, _) => "-".to_string(),
             (_, false) => pct(bests[0]),
-            (_, true) => {
-                let (m, sd) = crate::compare::mean_sd(&bests);
-                format!("{:.1}±{:.1}", 100.0 * m, 100.0 * sd)
-            }
+            (_, true) => match crate::compare::Spread::of(&bests) {
+                Some(s @ crate::compare::Spread { sd: Some(sd), .. }) => {
+                    format!("{:.1}±{:.1}", 100.0 * s.mean, 100.0 * sd)
+                }
+                // One sample: no spread to give.
+                Some(s) => format!("{:.1} n=1", 100.0 * s.mean),
+                None => "-".to_string(),
+            },
         };
         let seconds: Vec<f64> = row
             .members
@@ -875,6 +880,9 @@ fn draw_confirm(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
+/// The most curves the compare chart's legend lists (one row each).
+const MAX_LEGEND_ROWS: usize = 6;
+
 /// `v` as a tick label: no decimals for large steps, a few for small ones.
 fn tick_label(v: f64, step: f64) -> String {
     let decimals = if step >= 1.0 {
@@ -885,8 +893,8 @@ fn tick_label(v: f64, step: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-/// Axis bounds on round ticks and their labels (ratatui spreads labels evenly).
-fn axis(lo: f64, hi: f64, count: usize) -> ([f64; 2], Vec<Span<'static>>) {
+/// Axis bounds on round ticks, and the ticks' labels.
+fn axis(lo: f64, hi: f64, count: usize) -> ([f64; 2], Vec<(f64, String)>) {
     let ticks = crate::compare::ticks(lo, hi, count);
     let step = if ticks.len() > 1 {
         ticks[1] - ticks[0]
@@ -894,26 +902,83 @@ fn axis(lo: f64, hi: f64, count: usize) -> ([f64; 2], Vec<Span<'static>>) {
         1.0
     };
     let bounds = [ticks[0], *ticks.last().unwrap_or(&hi)];
-    let labels = ticks
-        .iter()
-        .map(|&t| Span::raw(tick_label(t, step)))
-        .collect();
+    let labels = ticks.iter().map(|&t| (t, tick_label(t, step))).collect();
     (bounds, labels)
 }
 
+/// The x axis's lower bound: the data's, or one unit below a single point; never below zero
+/// (epochs, steps and seconds are not negative) and for seconds zero (time since the start).
+fn x_low(x: crate::compare::XAxis, lo: f64, hi: f64) -> f64 {
+    match x {
+        crate::compare::XAxis::Seconds => 0.0,
+        _ => lo.min(hi - 1.0).max(0.0),
+    }
+}
+
+/// The columns of the graph a [`Chart`] draws inside `inner` (its block's inner area): its
+/// first column and its width. Mirrors ratatui 0.29's layout: the widest y label (or the first
+/// x label, less one, when wider), at most a third of the width, then the y axis line.
+fn graph_columns(inner: Rect, y_label_width: u16, first_x_label_width: u16) -> (u16, u16) {
+    let left = y_label_width
+        .max(first_x_label_width.saturating_sub(1))
+        .min(inner.width / 3);
+    let x = inner.left() + left + 1;
+    (x, inner.right().saturating_sub(x))
+}
+
+/// Draws the x tick labels between the first and the last at their values: ratatui spreads
+/// middle labels evenly by their count, which puts a tick's value up to half a tick away from
+/// where its curve point is drawn. Labels that would touch a neighbour are left out.
+fn draw_x_ticks(
+    buf: &mut Buffer,
+    inner: Rect,
+    graph: (u16, u16),
+    bounds: [f64; 2],
+    ticks: &[(f64, String)],
+) {
+    let (left, width) = graph;
+    if ticks.len() < 3 || width < 2 || inner.height == 0 {
+        return;
+    }
+    let row = inner.bottom() - 1;
+    let span = bounds[1] - bounds[0];
+    let first_end = left + ticks[0].1.len() as u16;
+    let last_start = (left + width).saturating_sub(ticks[ticks.len() - 1].1.len() as u16);
+    let mut free_from = first_end + 1;
+    for (value, label) in &ticks[1..ticks.len() - 1] {
+        let column = left as f64 + (value - bounds[0]) / span * (width - 1) as f64;
+        let start = (column.round() as u16).saturating_sub(label.len() as u16 / 2);
+        let end = start + label.len() as u16;
+        if start < free_from || end + 1 > last_start {
+            continue;
+        }
+        buf.set_string(start, row, label, Style::default());
+        free_from = end + 1;
+    }
+}
+
 fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
-    let [chart_area, hints] =
-        Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
     let view = app.chart;
     let curves = table::curves(app);
-    let label_width = (area.width as usize / 2).max(20);
+    let test = table::two_group_test(app, &curves);
+    // The legend and the test line go below the plot, never over its data.
+    // The test line wraps rather than lose the groups' names or its figures.
+    let test_rows = test.as_ref().map_or(0, |t| {
+        (t.chars().count() + 1).div_ceil(area.width.max(1) as usize) as u16
+    });
+    let legend_rows = curves.len().min(MAX_LEGEND_ROWS) as u16 + test_rows;
+    let [chart_area, legend_area, hints] = Layout::vertical([
+        Constraint::Min(5),
+        Constraint::Length(legend_rows),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let mut datasets = Vec::new();
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for (i, curve) in curves.iter().enumerate() {
         let color = RUN_COLORS[i % RUN_COLORS.len()];
         datasets.push(
             Dataset::default()
-                .name(fit(&curve.label, label_width))
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::default().fg(color))
@@ -941,8 +1006,8 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
     };
     let (x_lo, x_hi) = fold(&xs);
     let (y_lo, y_hi) = fold(&ys);
-    let (x_bounds, x_labels) = axis(x_lo.min(x_hi - 1.0), x_hi, 5);
-    let (y_bounds, y_labels) = axis(y_lo, y_hi.max(y_lo + 1e-3), 4);
+    let (x_bounds, x_ticks) = axis(x_low(view.x, x_lo, x_hi), x_hi, 5);
+    let (y_bounds, y_ticks) = axis(y_lo, y_hi.max(y_lo + 1e-3), 4);
     let unit = if view.metric.is_accuracy() { " %" } else { "" };
     let smoothing = match view.smoothing {
         0.0 => String::new(),
@@ -958,10 +1023,19 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
         view.metric.name(),
         view.x.name()
     );
-    let mut block = Block::default().borders(Borders::ALL).title(title);
-    if let Some(test) = table::two_group_test(app, &curves) {
-        block = block.title_bottom(format!(" {test} "));
-    }
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(chart_area);
+    // ratatui gets the first and last x labels; the others are drawn at their values below.
+    let x_labels: Vec<Span> = x_ticks
+        .iter()
+        .enumerate()
+        .map(|(i, (_, l))| match i == 0 || i + 1 == x_ticks.len() {
+            true => Span::raw(l.clone()),
+            false => Span::raw(""),
+        })
+        .collect();
+    let y_label_width = y_ticks.iter().map(|(_, l)| l.len()).max().unwrap_or(0) as u16;
+    let first_x_width = x_ticks.first().map_or(0, |(_, l)| l.len()) as u16;
     let chart = Chart::new(datasets)
         .block(block)
         .x_axis(
@@ -974,10 +1048,9 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
             Axis::default()
                 .title(format!("{}{unit}", view.metric.name()))
                 .bounds(y_bounds)
-                .labels(y_labels),
+                .labels(y_ticks.iter().map(|(_, l)| Span::raw(l.clone()))),
         )
-        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
-        .hidden_legend_constraints((Constraint::Ratio(3, 4), Constraint::Ratio(2, 3)));
+        .legend_position(None);
     if xs.is_empty() {
         frame.render_widget(
             Paragraph::new("Nothing to compare yet: no run in the table has a finished epoch.")
@@ -987,7 +1060,33 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
         );
     } else {
         frame.render_widget(chart, chart_area);
+        let graph = graph_columns(inner, y_label_width, first_x_width);
+        draw_x_ticks(frame.buffer_mut(), inner, graph, x_bounds, &x_ticks);
     }
+    let mut legend: Vec<Line> = curves
+        .iter()
+        .take(MAX_LEGEND_ROWS)
+        .enumerate()
+        .map(|(i, curve)| {
+            let color = RUN_COLORS[i % RUN_COLORS.len()];
+            let more = curves.len() - MAX_LEGEND_ROWS.min(curves.len());
+            let text = match (i + 1 == MAX_LEGEND_ROWS, more) {
+                (true, m) if m > 0 => format!("{} (+{m} more curves)", curve.label),
+                _ => curve.label.clone(),
+            };
+            Line::from(vec![
+                Span::styled(" ── ", Style::default().fg(color)),
+                Span::raw(fit(&text, area.width.saturating_sub(5) as usize)),
+            ])
+        })
+        .collect();
+    if let Some(test) = test {
+        legend.push(Line::from(format!(" {test}")));
+    }
+    frame.render_widget(
+        Paragraph::new(legend).wrap(Wrap { trim: false }),
+        legend_area,
+    );
     let label = |actions: &[keys::Action], joiner| app.keys.hint_label(actions, joiner);
     let keys: [(String, String); 6] = [
         (
@@ -1243,5 +1342,30 @@ pub fn asciify(buf: &mut Buffer) {
             };
             cell.set_symbol(replacement);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::XAxis;
+
+    #[test]
+    fn x_axes_start_at_zero_or_above_and_ticks_sit_at_their_values() {
+        // A run under a second: the seconds axis starts at 0, never below.
+        assert_eq!(x_low(XAxis::Seconds, 0.3, 0.9), 0.0);
+        assert_eq!(x_low(XAxis::Epoch, 1.0, 1.0), 0.0);
+        assert_eq!(x_low(XAxis::Epoch, 1.0, 6.0), 1.0);
+        let (bounds, _) = axis(0.0, 0.9, 5);
+        assert!(bounds[0] >= 0.0, "{bounds:?}");
+        // Ticks 0, 2, 4, 6 over a graph 61 columns wide: the middle ones at 20 and 40.
+        let inner = Rect::new(0, 0, 64, 10);
+        let graph = (3, 61);
+        let mut buf = Buffer::empty(inner);
+        let ticks: Vec<(f64, String)> = [0.0, 2.0, 4.0, 6.0].map(|t| (t, format!("{t}"))).to_vec();
+        draw_x_ticks(&mut buf, inner, graph, [0.0, 6.0], &ticks);
+        let row: String = (0..64).map(|x| buf[(x, 9)].symbol().to_string()).collect();
+        assert_eq!(row.find('2'), Some(3 + 20), "{row:?}");
+        assert_eq!(row.find('4'), Some(3 + 40), "{row:?}");
     }
 }
