@@ -218,28 +218,17 @@ impl Experiment {
     pub fn validate(&self) -> Result<(), String> {
         let lr = match self.optimizer {
             Optimizer::Sgd { lr, momentum } => {
-                if !(0.0..1.0).contains(&momentum) {
-                    return Err(format!("optimizer.momentum {momentum} must be in [0, 1)"));
-                }
+                rules::momentum(momentum)
+                    .map_err(|e| format!("optimizer.momentum {momentum} {e}"))?;
                 lr
             }
             Optimizer::Adam { lr } => lr,
         };
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("optimizer.lr {lr} must be a positive number"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(format!(
-                "weight_decay {} must be zero or positive",
-                self.weight_decay
-            ));
-        }
-        if self.batch == 0 {
-            return Err("batch must be at least 1".into());
-        }
-        if self.epochs == 0 {
-            return Err("epochs must be at least 1".into());
-        }
+        rules::lr(lr).map_err(|e| format!("optimizer.lr {lr} {e}"))?;
+        rules::weight_decay(self.weight_decay)
+            .map_err(|e| format!("weight_decay {} {e}", self.weight_decay))?;
+        rules::at_least_one(self.batch).map_err(|e| format!("batch {e}"))?;
+        rules::at_least_one(self.epochs).map_err(|e| format!("epochs {e}"))?;
         if !(self.val_fraction > 0.0 && self.val_fraction < 0.9) {
             return Err(format!(
                 "val_fraction {} must be above 0 and below 0.9 (the validation split picks the best epoch)",
@@ -367,6 +356,39 @@ impl Experiment {
             seed: config.seed,
             val_fraction,
             schedule: config.schedule,
+        }
+    }
+}
+
+/// The ranges of an experiment's values, one rule each, shared by every front end that takes
+/// them ([`Experiment::validate`], the lab's train form): `Err` says what the value must be.
+pub mod rules {
+    pub fn lr(lr: f64) -> Result<(), &'static str> {
+        match lr > 0.0 && lr.is_finite() {
+            true => Ok(()),
+            false => Err("must be a positive number"),
+        }
+    }
+
+    pub fn momentum(momentum: f64) -> Result<(), &'static str> {
+        match (0.0..1.0).contains(&momentum) {
+            true => Ok(()),
+            false => Err("must be in [0, 1)"),
+        }
+    }
+
+    pub fn weight_decay(weight_decay: f64) -> Result<(), &'static str> {
+        match weight_decay >= 0.0 && weight_decay.is_finite() {
+            true => Ok(()),
+            false => Err("must be zero or positive"),
+        }
+    }
+
+    /// Batch size, epochs.
+    pub fn at_least_one(n: usize) -> Result<(), &'static str> {
+        match n >= 1 {
+            true => Ok(()),
+            false => Err("must be at least 1"),
         }
     }
 }

@@ -35,8 +35,8 @@ fn event_loop_trains_a_run_in_the_background_and_quits() {
     });
     press(&tx, KeyCode::Char(' ')); // skip 0-2 on
     press(&tx, KeyCode::Char('t'));
-    for _ in 0..5 {
-        press(&tx, KeyCode::Down); // to "epochs"
+    for _ in 0..4 {
+        press(&tx, KeyCode::Down); // to "epochs" (Adam: the form hides momentum)
     }
     for _ in 0..4 {
         press(&tx, KeyCode::Left); // 5 -> 1
@@ -185,11 +185,11 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     // Loading the run this lab trained adds no second row: a run is one sample.
     tmux(&["send-keys", "-t", &session, "L"]);
     wait_for(&session, "the saved runs", Duration::from_secs(10), |s| {
-        s.contains("Saved runs (saves/)") && s.contains(&saved.id)
+        s.contains("Saved runs (") && s.contains("saves/) ") && s.contains(&saved.id)
     });
     tmux(&["send-keys", "-t", &session, "Enter"]);
     wait_for(&session, "the loaded run", Duration::from_secs(10), |s| {
-        s.contains(&format!("{} is loaded already", saved.id)) && !s.contains("run-2")
+        s.contains(&format!("{} is loaded already (as run-1)", saved.id)) && !s.contains("run-2")
     });
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();

@@ -180,6 +180,43 @@ fn runs_with_sparklines_side_by_side() {
         "{wide}"
     );
     insta::assert_snapshot!("runs_saved_ids_160x48", wide);
+    // Every dialog and message says all it has to at 80x24.
+    app.selected_run = Some(1);
+    key(&mut app, KeyCode::Char('q'));
+    let quit = render(&mut app, 80, 24);
+    assert!(
+        quit.contains("1 run(s) still active: quitting stops them.")
+            && quit.contains("y = quit, any key = stay"),
+        "{quit}"
+    );
+    insta::assert_snapshot!("dialog_quit_80x24", quit);
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Char('d'));
+    let delete = render(&mut app, 80, 24);
+    for text in [
+        "Remove run-2 from the runs table?",
+        "It is still training: removing it stops it.",
+        "Its saved files (20261202-122301-mlp3-skips-s2) are kept.",
+        "y = remove, any key = keep",
+    ] {
+        assert!(delete.contains(text), "{text}:\n{delete}");
+    }
+    insta::assert_snapshot!("dialog_delete_80x24", delete);
+    key(&mut app, KeyCode::Char('n'));
+    app.message = Some(
+        "run-2 diverged: loss NaN at step 1234; the learning rate 0.5 is too high for this network, try 0.05".into(),
+    );
+    let long = render(&mut app, 80, 24);
+    assert!(long.contains("try 0.05"), "{long}");
+    insta::assert_snapshot!("long_message_80x24", long);
+    app.mode = Mode::Compare;
+    app.message = Some("wrote skiplab-compare-2026-12-06T120000.csv".into());
+    let export = render(&mut app, 80, 24);
+    assert!(
+        export.contains("wrote skiplab-compare-2026-12-06T120000.csv"),
+        "{export}"
+    );
+    insta::assert_snapshot!("compare_export_80x24", export);
 }
 
 #[test]
@@ -640,4 +677,86 @@ fn bindings_and_themes_reach_every_part_of_the_screen() {
         [Color::Reset].into_iter().collect(),
         "no colour at all"
     );
+}
+
+#[test]
+fn run_browser_filters_chooses_and_loads_each_run_once() {
+    use skiplab::tui::browser::BrowserItem;
+    // Twelve saved runs: every skip or none, lr 0.01 or 0.05, three seeds each.
+    let mut scratch = lab();
+    let mut k = 0;
+    for skips in [SkipSelection::All, SkipSelection::None] {
+        for lr in [0.01, 0.05] {
+            for seed in 1..=3u64 {
+                scratch.topology.apply_skips(&skips).unwrap();
+                scratch.form.lr = lr;
+                scratch.form.seed = seed;
+                k += 1;
+                scratch.on_session(queued(&scratch, k));
+                let val = 0.78 + 0.01 * k as f64;
+                scratch.on_session(train(k, epoch(1, val + 0.02, val, &[])));
+            }
+        }
+    }
+    let items: Vec<BrowserItem> = scratch
+        .runs
+        .iter()
+        .map(|r| {
+            let id = format!(
+                "20261206-1200{:02}-{}-s{}",
+                r.id,
+                if r.topology.skips().is_empty() {
+                    "mlp3-vanilla"
+                } else {
+                    "mlp3-skips"
+                },
+                r.experiment.seed
+            );
+            let mut run = r.clone();
+            run.saved_id = Some(id.clone());
+            run.name = id.clone();
+            run.state = skiplab::tui::app::RunState::Ended(RunStatus::Finished);
+            BrowserItem {
+                id,
+                best_val: run.best_val(),
+                status: "finished".into(),
+                detail: format!("builtin {}", run.topology.summary()),
+                facets: skiplab::compare::facets(&run.experiment, &[]),
+                run: Ok(run),
+            }
+        })
+        .collect();
+    let mut app = lab();
+    app.show_saved_runs(items.clone());
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("12 of 12 shown"), "{screen}");
+    insta::assert_snapshot!("browser_80x24", screen);
+    // Filter by words (every one must match), then choose all shown and load them.
+    key(&mut app, KeyCode::Char('/'));
+    for c in "vanilla 0.05".chars() {
+        key(&mut app, KeyCode::Char(c));
+    }
+    key(&mut app, KeyCode::Enter);
+    let filtered = render(&mut app, 80, 24);
+    assert!(filtered.contains("3 of 12 shown"), "{filtered}");
+    insta::assert_snapshot!("browser_filtered_80x24", filtered);
+    key(&mut app, KeyCode::Char('a'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.runs.len(), 3);
+    assert_eq!(app.message.as_deref(), Some("loaded 3 runs"));
+    // Open it again: the three are marked loaded; loading everything adds the other nine.
+    app.show_saved_runs(items);
+    let again = render(&mut app, 80, 24);
+    assert_eq!(again.matches("│ ✓ 2026").count(), 3, "{again}");
+    key(&mut app, KeyCode::Char('a'));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.runs.len(), 12, "no run twice");
+    assert_eq!(
+        app.message.as_deref(),
+        Some("loaded 9 runs (3 loaded already)")
+    );
+    // Grouped, each configuration is three seeds.
+    key(&mut app, KeyCode::Char('g'));
+    let grouped = render(&mut app, 80, 24);
+    assert_eq!(grouped.matches("×3").count(), 4, "{grouped}");
 }

@@ -16,6 +16,7 @@ use crate::topology::{
 use crate::train::{
     Command, EpochMetrics, FlowPoint, RunStatus, StepMetrics, TrainConfig, TrainEvent,
 };
+use crate::tui::browser::{BrowserItem, BrowserOutcome, RunBrowser};
 use crate::tui::keys::Action;
 pub use crate::tui::table::{ChartView, Focus, RowView, SortKey};
 
@@ -106,13 +107,6 @@ pub struct PresetItem {
     pub experiment: Result<Experiment, String>,
 }
 
-/// A saved run as the loader shows it: its line, and the run to add (or why not).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SavedItem {
-    pub label: String,
-    pub run: Result<Run, String>,
-}
-
 /// Which part of the topology the cursor is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Selection {
@@ -128,6 +122,8 @@ pub enum Mode {
     Help,
     Form(TrainForm),
     ConfirmQuit,
+    /// "Remove this run from the table?" (an index into `runs`).
+    ConfirmDelete(usize),
     Compare,
     /// The preset picker.
     Presets {
@@ -140,11 +136,8 @@ pub enum Mode {
     Filter(String),
     /// The selected run's gradient flow: layers by time.
     Flow,
-    /// Saved runs to load into the runs table.
-    SavedRuns {
-        items: Vec<SavedItem>,
-        selected: usize,
-    },
+    /// The run browser: saved runs to load into the runs table.
+    Browser(Box<RunBrowser>),
 }
 
 /// One training run as the lab shows it.
@@ -193,10 +186,12 @@ impl Run {
     }
 }
 
-/// The "train" form: hyperparameters of the next run.
+/// The "train" form: hyperparameters of the next run. Values are typed (digits start an
+/// entry, Enter or a move sets it, checked by the experiment's own rules) or stepped with
+/// ←/→; fields that do not apply (momentum under Adam) are hidden.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainForm {
-    pub field: usize,
+    pub field: FormField,
     pub adam: bool,
     pub lr: f64,
     pub momentum: f64,
@@ -206,23 +201,58 @@ pub struct TrainForm {
     pub seed: u64,
     /// Runs to start, with seeds `seed`, `seed + 1`, ... (a seed group).
     pub seeds: usize,
+    /// The text being typed into `field`, until it is set.
+    pub typing: Option<String>,
+    /// Why the typed text cannot be set.
+    pub error: Option<String>,
 }
 
-pub const FORM_FIELDS: [&str; 8] = [
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight decay",
-    "batch",
-    "epochs",
-    "seed",
-    "seeds",
-];
+/// One field of the train form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormField {
+    Optimizer,
+    Lr,
+    Momentum,
+    WeightDecay,
+    Batch,
+    Epochs,
+    Seed,
+    Seeds,
+}
+
+impl FormField {
+    pub const ALL: [FormField; 8] = [
+        FormField::Optimizer,
+        FormField::Lr,
+        FormField::Momentum,
+        FormField::WeightDecay,
+        FormField::Batch,
+        FormField::Epochs,
+        FormField::Seed,
+        FormField::Seeds,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FormField::Optimizer => "optimizer",
+            FormField::Lr => "lr",
+            FormField::Momentum => "momentum",
+            FormField::WeightDecay => "weight decay",
+            FormField::Batch => "batch",
+            FormField::Epochs => "epochs",
+            FormField::Seed => "seed",
+            FormField::Seeds => "seeds",
+        }
+    }
+}
+
+/// The most seeds one submission of the form starts.
+pub const MAX_FORM_SEEDS: usize = 20;
 
 impl Default for TrainForm {
     fn default() -> Self {
         Self {
-            field: 0,
+            field: FormField::Optimizer,
             adam: true,
             lr: 1e-3,
             momentum: 0.9,
@@ -231,40 +261,150 @@ impl Default for TrainForm {
             epochs: 5,
             seed: 1,
             seeds: 1,
+            typing: None,
+            error: None,
         }
     }
 }
 
 impl TrainForm {
-    pub fn value(&self, field: usize) -> String {
+    /// The fields that apply, in order: momentum only for SGD.
+    pub fn fields(&self) -> Vec<FormField> {
+        FormField::ALL
+            .into_iter()
+            .filter(|&f| f != FormField::Momentum || !self.adam)
+            .collect()
+    }
+
+    pub fn value(&self, field: FormField) -> String {
         match field {
-            0 => if self.adam { "adam" } else { "sgd" }.into(),
-            1 => format!("{}", self.lr),
-            2 => format!("{}", self.momentum),
-            3 => format!("{}", self.weight_decay),
-            4 => self.batch.to_string(),
-            5 => self.epochs.to_string(),
-            6 => self.seed.to_string(),
-            _ => self.seeds.to_string(),
+            FormField::Optimizer => if self.adam { "adam" } else { "sgd" }.into(),
+            FormField::Lr => format!("{}", self.lr),
+            FormField::Momentum => format!("{}", self.momentum),
+            FormField::WeightDecay => format!("{}", self.weight_decay),
+            FormField::Batch => self.batch.to_string(),
+            FormField::Epochs => self.epochs.to_string(),
+            FormField::Seed => self.seed.to_string(),
+            FormField::Seeds => self.seeds.to_string(),
         }
+    }
+
+    /// Moves to the next (or previous) field that applies; a typed value is set first, and
+    /// the form stays where it is if it cannot be.
+    fn step_field(&mut self, forward: bool) {
+        if !self.commit() {
+            return;
+        }
+        let fields = self.fields();
+        let at = fields.iter().position(|&f| f == self.field).unwrap_or(0);
+        let n = fields.len();
+        self.field = fields[if forward {
+            (at + 1) % n
+        } else {
+            (at + n - 1) % n
+        }];
+    }
+
+    /// Sets the typed text, if any: `false` (with the reason in `error`) when it is not a
+    /// value the field takes.
+    fn commit(&mut self) -> bool {
+        let Some(text) = self.typing.clone() else {
+            return true;
+        };
+        match self.set(self.field, text.trim()) {
+            Ok(()) => {
+                self.typing = None;
+                self.error = None;
+                true
+            }
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Parses and checks `text` for `field` with the experiment's rules.
+    fn set(&mut self, field: FormField, text: &str) -> Result<(), String> {
+        use crate::experiment::rules;
+        let name = field.name();
+        let real = || -> Result<f64, String> {
+            text.parse::<f64>()
+                .map_err(|_| format!("{name}: `{text}` is not a number"))
+        };
+        let whole = || -> Result<u64, String> {
+            text.parse::<u64>()
+                .map_err(|_| format!("{name}: `{text}` is not a whole number"))
+        };
+        let checked = |r: Result<(), &str>| r.map_err(|e| format!("{name} {text} {e}"));
+        match field {
+            FormField::Optimizer => return Err("optimizer: ←/→ choose sgd or adam".into()),
+            FormField::Lr => {
+                let v = real()?;
+                checked(rules::lr(v))?;
+                self.lr = v;
+            }
+            FormField::Momentum => {
+                let v = real()?;
+                checked(rules::momentum(v))?;
+                self.momentum = v;
+            }
+            FormField::WeightDecay => {
+                let v = real()?;
+                checked(rules::weight_decay(v))?;
+                self.weight_decay = v;
+            }
+            FormField::Batch => {
+                let v = whole()? as usize;
+                checked(rules::at_least_one(v))?;
+                self.batch = v;
+            }
+            FormField::Epochs => {
+                let v = whole()? as usize;
+                checked(rules::at_least_one(v))?;
+                self.epochs = v;
+            }
+            FormField::Seed => self.seed = whole()?,
+            FormField::Seeds => {
+                let v = whole()? as usize;
+                if !(1..=MAX_FORM_SEEDS).contains(&v) {
+                    return Err(format!("seeds {v} must be 1 to {MAX_FORM_SEEDS}"));
+                }
+                self.seeds = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// A key typed into the form's value: digits and a point start an entry; after that,
+    /// exponents and signs too (`1e-4`).
+    fn type_char(&mut self, c: char) -> bool {
+        let starts = c.is_ascii_digit() || c == '.';
+        let continues = self.typing.is_some() && "eE-+".contains(c);
+        if self.field == FormField::Optimizer || !(starts || continues) {
+            return false;
+        }
+        self.typing.get_or_insert_with(String::new).push(c);
+        self.error = None;
+        true
     }
 
     /// Left/right on a field: halve/double rates, step counts.
     fn adjust(&mut self, up: bool) {
         let scale = |v: f64| if up { v * 2.0 } else { v / 2.0 };
         match self.field {
-            0 => {
+            FormField::Optimizer => {
                 self.adam = !self.adam;
                 self.lr = if self.adam { 1e-3 } else { 1e-2 };
             }
-            1 => self.lr = scale(self.lr).clamp(1e-6, 10.0),
-            2 => {
+            FormField::Lr => self.lr = scale(self.lr).clamp(1e-6, 10.0),
+            FormField::Momentum => {
                 self.momentum = ((self.momentum + if up { 0.05 } else { -0.05 }) * 100.0)
                     .round()
                     .clamp(0.0, 99.0)
                     / 100.0
             }
-            3 => {
+            FormField::WeightDecay => {
                 self.weight_decay = match (self.weight_decay == 0.0, up) {
                     (true, true) => 1e-5,
                     (true, false) => 0.0,
@@ -274,30 +414,30 @@ impl TrainForm {
                     self.weight_decay = 0.0;
                 }
             }
-            4 => {
+            FormField::Batch => {
                 self.batch = if up {
                     (self.batch * 2).min(4096)
                 } else {
                     (self.batch / 2).max(1)
                 }
             }
-            5 => {
+            FormField::Epochs => {
                 self.epochs = if up {
                     self.epochs + 1
                 } else {
                     self.epochs.saturating_sub(1).max(1)
                 }
             }
-            6 => {
+            FormField::Seed => {
                 self.seed = if up {
                     self.seed.saturating_add(1)
                 } else {
                     self.seed.saturating_sub(1)
                 }
             }
-            _ => {
+            FormField::Seeds => {
                 self.seeds = if up {
-                    (self.seeds + 1).min(20)
+                    (self.seeds + 1).min(MAX_FORM_SEEDS)
                 } else {
                     self.seeds.saturating_sub(1).max(1)
                 }
@@ -332,6 +472,10 @@ pub struct HitMap {
 #[derive(Clone, Debug)]
 pub struct App {
     pub topology: Topology,
+    /// The other family's topology, as `m` left it (MLP → CNN → MLP returns the MLP).
+    pub other_family: Option<Topology>,
+    /// The first layer the gradient-flow view shows.
+    pub flow_scroll: usize,
     pub input: ImageShape,
     pub classes: usize,
     pub data_name: String,
@@ -390,6 +534,8 @@ impl App {
     pub fn new(input: ImageShape, classes: usize, data_name: &str) -> Self {
         Self {
             topology: default_mlp(input, classes),
+            other_family: None,
+            flow_scroll: 0,
             input,
             classes,
             data_name: data_name.to_string(),
@@ -470,10 +616,23 @@ impl App {
             Mode::Compare => self.compare_key(key),
             Mode::Filter(_) => self.filter_key(key),
             Mode::Flow => {
-                match self.keys.action(key.code) {
-                    Some(Action::Quit) if key.code != KeyCode::Esc => return self.request_quit(),
-                    Some(Action::NextRun) => self.step_run(1),
-                    Some(Action::PrevRun) => self.step_run(-1),
+                let scroll = |by: isize| (self.flow_scroll as isize + by).max(0) as usize;
+                match (key.code, self.keys.action(key.code)) {
+                    // Arrows scroll the layers (the drawing keeps the window on them).
+                    (KeyCode::Down, _) => self.flow_scroll = scroll(1),
+                    (KeyCode::Up, _) => self.flow_scroll = scroll(-1),
+                    (KeyCode::PageDown, _) => self.flow_scroll = scroll(10),
+                    (KeyCode::PageUp, _) => self.flow_scroll = scroll(-10),
+                    (KeyCode::Esc, _) => self.mode = Mode::Normal,
+                    (_, Some(Action::Quit)) => return self.request_quit(),
+                    (_, Some(Action::NextRun)) => {
+                        self.step_run(1);
+                        self.flow_scroll = 0;
+                    }
+                    (_, Some(Action::PrevRun)) => {
+                        self.step_run(-1);
+                        self.flow_scroll = 0;
+                    }
                     _ => self.mode = Mode::Normal,
                 }
                 Vec::new()
@@ -485,10 +644,20 @@ impl App {
                     Vec::new()
                 }
             },
+            Mode::ConfirmDelete(_) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.mode = Mode::Normal;
+                    self.delete_selected()
+                }
+                _ => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+            },
             Mode::Form(_) => self.form_key(key),
             Mode::Presets { .. } => self.presets_key(key),
             Mode::SaveAs(_) => self.save_as_key(key),
-            Mode::SavedRuns { .. } => self.saved_runs_key(key),
+            Mode::Browser(_) => self.browser_key(key),
             Mode::Normal => self.normal_key(key),
         }
     }
@@ -604,24 +773,57 @@ impl App {
         });
     }
 
-    pub fn show_saved_runs(&mut self, items: Vec<SavedItem>) {
-        self.mode = Mode::SavedRuns { items, selected: 0 };
+    /// The folders `L` reads saved runs from: `--saves` as given, else where runs are saved.
+    pub fn saved_run_folders(&self) -> Vec<std::path::PathBuf> {
+        match (&self.saves_dir, self.read_saves.is_empty()) {
+            (_, false) => self.read_saves.clone(),
+            (Some(saves), true) => vec![saves.clone()],
+            (None, true) => vec!["saves".into()],
+        }
     }
 
-    fn saved_runs_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let Mode::SavedRuns { items, selected } = &mut self.mode else {
+    /// Opens the run browser on `items` (the runs already in the table marked).
+    pub fn show_saved_runs(&mut self, items: Vec<BrowserItem>) {
+        let loaded = self
+            .runs
+            .iter()
+            .filter_map(|r| r.saved_id.clone())
+            .collect();
+        let mut browser = RunBrowser::new(items, loaded);
+        let folders: Vec<String> = self
+            .saved_run_folders()
+            .iter()
+            .map(|f| format!("{}/", f.display()).replace("//", "/"))
+            .collect();
+        browser.folders = folders.join(", ");
+        self.mode = Mode::Browser(Box::new(browser));
+        self.message = None;
+    }
+
+    fn browser_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let Mode::Browser(browser) = &mut self.mode else {
             return Vec::new();
         };
-        match pick(items, selected, key.code) {
-            Pick::Close => self.mode = Mode::Normal,
-            Pick::Chosen(SavedItem { label, run }) => {
+        match browser.key(key) {
+            BrowserOutcome::Stay => {}
+            BrowserOutcome::Close => self.mode = Mode::Normal,
+            BrowserOutcome::Load(runs) => {
                 self.mode = Mode::Normal;
-                match run {
-                    Ok(run) => self.add_saved_run(run),
-                    Err(why) => self.message = Some(format!("{label} cannot be loaded: {why}")),
+                let (total, before) = (runs.len(), self.runs.len());
+                for run in runs {
+                    self.add_saved_run(run);
+                }
+                // One run: `add_saved_run` said what became of it.
+                let added = self.runs.len() - before;
+                if total > 1 {
+                    self.message = Some(match total - added {
+                        0 => format!("loaded {added} runs"),
+                        n => format!("loaded {added} runs ({n} loaded already)"),
+                    });
+                } else if total == 0 {
+                    self.message = Some("nothing loaded: that run cannot be read".into());
                 }
             }
-            Pick::Stay => {}
         }
         Vec::new()
     }
@@ -651,14 +853,23 @@ impl App {
             .iter()
             .position(|r| r.saved_id.is_some() && r.saved_id == run.saved_id);
         if let Some(i) = here {
-            self.message = Some(format!("{} is loaded already", run.name));
+            self.message = Some(format!(
+                "{} is loaded already (as {})",
+                run.name, self.runs[i].name
+            ));
             self.selected_run = Some(i);
             return;
         }
         run.id = self.next_run_id;
         run.live = None;
         self.next_run_id += 1;
-        self.message = Some(format!("loaded {}", run.name));
+        // A short name for the table's narrow column; the id shows when it is selected.
+        run.name = format!("run-{}", run.id);
+        self.message = Some(format!(
+            "loaded {} as {}",
+            run.saved_id.as_deref().unwrap_or("a saved run"),
+            run.name
+        ));
         self.runs.push(run);
         self.selected_run = Some(self.runs.len() - 1);
     }
@@ -726,7 +937,11 @@ impl App {
             Action::PrevRun => self.step_run(-1),
             Action::Pause => return self.pause_selected(),
             Action::Stop => return self.stop_selected(),
-            Action::Delete => return self.delete_selected(),
+            Action::Delete => {
+                if let Some(i) = self.selected_run {
+                    self.mode = Mode::ConfirmDelete(i);
+                }
+            }
             Action::OpenPreset => return vec![Effect::ListPresets],
             Action::SavePreset => self.mode = Mode::SaveAs(String::new()),
             Action::LoadSaved => return vec![Effect::ListSavedRuns],
@@ -947,30 +1162,44 @@ impl App {
     }
 
     /// Applies an edited topology if it is valid, remapping the kept edges.
-    fn try_replace(&mut self, mut next: Topology, remap: impl Fn(SkipEdge) -> Option<SkipEdge>) {
-        let edges: Vec<SkipEdge> = self
+    /// Replaces the topology with `next`, its edges those of the current one renumbered by
+    /// `remap` (kinds kept; edges that map to none, or no longer fit, dropped). `false`, with
+    /// a message, when `next` is invalid.
+    fn try_replace(
+        &mut self,
+        mut next: Topology,
+        remap: impl Fn(SkipEdge) -> Option<SkipEdge>,
+    ) -> bool {
+        let edges: Vec<(SkipEdge, bool)> = self
             .topology
             .skips()
             .iter()
-            .filter_map(|&e| remap(e))
+            .filter_map(|&e| {
+                let residual = self.topology.edge_kind(e) == Some(EdgeKind::Residual);
+                remap(e).map(|to| (to, residual))
+            })
             .collect();
         // Check the new structure on its own: the old numbering's edges may not fit it.
         next.apply_skips(&SkipSelection::None)
             .expect("an empty edge set always fits");
-        let keep: Vec<SkipEdge> = edges
+        let keep: Vec<crate::topology::SkipTerm> = edges
             .into_iter()
-            .filter(|&e| next.check_edge(e).is_ok())
+            .filter(|&(e, _)| next.check_edge(e).is_ok())
+            .map(|(e, residual)| crate::topology::SkipTerm {
+                residual,
+                pattern: crate::topology::Pattern::Edge(e),
+            })
             .collect();
         if let Err(e) = next.validate() {
             self.message = Some(e.to_string());
-            return;
+            return false;
         }
-        next.apply_skips(&SkipSelection::Edges(keep))
+        next.apply_skips(&SkipSelection::Terms(keep))
             .expect("edges were checked");
         // The kept edges add parameters: the size limit applies to the whole network.
         if let Err(e) = next.validate() {
             self.message = Some(e.to_string());
-            return;
+            return false;
         }
         self.topology = next;
         let edges = self.candidate_edges().len();
@@ -980,6 +1209,7 @@ impl App {
         if let Selection::Layer(l) = self.selection {
             self.selection = Selection::Layer(l.min(self.layer_count() - 1));
         }
+        true
     }
 
     fn resize_layer(&mut self, up: bool) {
@@ -1026,10 +1256,14 @@ impl App {
                 let at = layer.min(m.hidden.len());
                 let width = m.hidden.get(at.saturating_sub(1)).copied().unwrap_or(128);
                 m.hidden.insert(at, width);
-                self.try_replace(next, |e| {
+                let inserted = self.try_replace(next, |e| {
                     let shift = |n: usize| if n > at { n + 1 } else { n };
                     Some(SkipEdge::new(shift(e.from), shift(e.to)))
                 });
+                // The new layer is selected, so `r` takes it out again, edges and all.
+                if inserted {
+                    self.selection = Selection::Layer(at + 1);
+                }
             }
             Topology::Cnn(c) => {
                 let Some((stage, index)) = cnn_position(c, layer) else {
@@ -1038,10 +1272,13 @@ impl App {
                 };
                 let width = c.stages[stage][index];
                 c.stages[stage].insert(index + 1, width);
-                self.try_replace(next, |e| {
+                let inserted = self.try_replace(next, |e| {
                     let shift = |n: usize| if n > layer { n + 1 } else { n };
                     Some(SkipEdge::new(shift(e.from), shift(e.to)))
                 });
+                if inserted {
+                    self.selection = Selection::Layer(layer + 1);
+                }
             }
         }
     }
@@ -1079,11 +1316,16 @@ impl App {
         });
     }
 
+    /// MLP ↔ CNN: the other family's topology as it was left (its default the first time).
     fn switch_model(&mut self) {
-        self.topology = match self.topology {
-            Topology::Mlp(_) => default_cnn(self.input, self.classes),
-            Topology::Cnn(_) => default_mlp(self.input, self.classes),
-        };
+        let other = self
+            .other_family
+            .take()
+            .unwrap_or_else(|| match self.topology {
+                Topology::Mlp(_) => default_cnn(self.input, self.classes),
+                Topology::Cnn(_) => default_mlp(self.input, self.classes),
+            });
+        self.other_family = Some(std::mem::replace(&mut self.topology, other));
         self.selection = Selection::Edge(0);
     }
 
@@ -1091,21 +1333,39 @@ impl App {
         let Mode::Form(form) = &mut self.mode else {
             return Vec::new();
         };
+        let typing = form.typing.is_some();
         match key.code {
+            KeyCode::Char(c) if form.type_char(c) => {}
+            KeyCode::Backspace if typing => {
+                let text = form.typing.get_or_insert_with(String::new);
+                text.pop();
+                if text.is_empty() {
+                    form.typing = None;
+                }
+                form.error = None;
+            }
+            // Esc leaves an entry first, then the form.
+            KeyCode::Esc if typing => {
+                form.typing = None;
+                form.error = None;
+            }
             KeyCode::Esc => self.mode = Mode::Normal,
-            KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab => {
-                form.field = (form.field + FORM_FIELDS.len() - 1) % FORM_FIELDS.len()
+            KeyCode::Enter if typing => {
+                form.commit();
             }
-            KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => {
-                form.field = (form.field + 1) % FORM_FIELDS.len()
-            }
+            KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab => form.step_field(false),
+            KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => form.step_field(true),
+            _ if typing => {}
             KeyCode::Left | KeyCode::Char('h') | KeyCode::Char('-') => form.adjust(false),
             KeyCode::Right | KeyCode::Char('l') | KeyCode::Char('+') | KeyCode::Char(' ') => {
                 form.adjust(true)
             }
             KeyCode::Enter | KeyCode::Char('t') => {
                 let form = form.clone();
-                self.form = form.clone();
+                self.form = TrainForm {
+                    error: None,
+                    ..form.clone()
+                };
                 self.mode = Mode::Normal;
                 return self.queue_run(form.config(), form.seeds);
             }
@@ -1175,7 +1435,11 @@ impl App {
         } else {
             Some(i.min(self.runs.len() - 1))
         };
-        self.message = Some(format!("deleted {}", run.name));
+        self.message = Some(format!(
+            "removed {} from the table; {}",
+            run.name,
+            files_note(&run)
+        ));
         effects
     }
 
@@ -1273,6 +1537,14 @@ impl App {
     }
 }
 
+/// Where a run's files are, for the messages that remove it from the table (they never go).
+pub fn files_note(run: &Run) -> String {
+    match &run.saved_id {
+        Some(id) => format!("its saved files ({id}) are kept"),
+        None => "it was not saved".to_string(),
+    }
+}
+
 /// (stage, index in stage) of conv layer `number`.
 fn cnn_position(cnn: &CnnSpec, number: usize) -> Option<(usize, usize)> {
     let mut n = 0;
@@ -1359,11 +1631,94 @@ mod tests {
             panic!()
         };
         assert_eq!(m.hidden, vec![144, 256]);
+        // `i` selected the new layer, so `r` took it out and the edges are as they were.
+        let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
+        assert_eq!(skips, ["0-2", "0-3", "1-3"]);
+        // Removing a layer that edges touch drops those edges.
+        app.selection = Selection::Layer(1);
+        app.handle_key(key(KeyCode::Char('r')));
         assert_eq!(
             app.topology.skips().len(),
-            2,
+            1,
             "edges touching the removed layer go"
         );
+    }
+
+    #[test]
+    fn the_form_takes_typed_values_checks_them_and_hides_what_does_not_apply() {
+        let mut app = app();
+        let typed = |app: &mut App, text: &str| {
+            for c in text.chars() {
+                app.handle_key(key(KeyCode::Char(c)));
+            }
+        };
+        let form = |app: &App| match &app.mode {
+            Mode::Form(f) => f.clone(),
+            other => panic!("{other:?}"),
+        };
+        app.handle_key(key(KeyCode::Char('t')));
+        // Adam: no momentum field.
+        assert!(!form(&app).fields().contains(&FormField::Momentum));
+        app.handle_key(key(KeyCode::Down)); // lr
+        typed(&mut app, "0.05");
+        assert_eq!(form(&app).typing.as_deref(), Some("0.05"));
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(form(&app).lr, 0.05);
+        app.handle_key(key(KeyCode::Down));
+        assert_eq!(
+            form(&app).field,
+            FormField::WeightDecay,
+            "momentum is skipped"
+        );
+        typed(&mut app, "1e-4");
+        app.handle_key(key(KeyCode::Down)); // a move sets it too
+        assert_eq!(form(&app).weight_decay, 1e-4);
+        assert_eq!(form(&app).field, FormField::Batch);
+        // A value the rules refuse is named, and the form stays on the field.
+        typed(&mut app, "0");
+        app.handle_key(key(KeyCode::Down));
+        let f = form(&app);
+        assert_eq!(f.field, FormField::Batch);
+        assert_eq!(f.error.as_deref(), Some("batch 0 must be at least 1"));
+        assert_eq!(f.batch, 64);
+        // Esc leaves the entry, not the form.
+        app.handle_key(key(KeyCode::Esc));
+        assert!(form(&app).typing.is_none() && form(&app).error.is_none());
+        // SGD shows momentum, and checks it.
+        app.handle_key(key(KeyCode::Up));
+        app.handle_key(key(KeyCode::Up));
+        app.handle_key(key(KeyCode::Up));
+        assert_eq!(form(&app).field, FormField::Optimizer);
+        app.handle_key(key(KeyCode::Right));
+        assert!(form(&app).fields().contains(&FormField::Momentum));
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Down));
+        assert_eq!(form(&app).field, FormField::Momentum);
+        typed(&mut app, "1.5");
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(
+            form(&app).error.as_deref(),
+            Some("momentum 1.5 must be in [0, 1)")
+        );
+        for _ in 0..3 {
+            app.handle_key(key(KeyCode::Backspace));
+        }
+        assert!(form(&app).typing.is_none(), "an emptied entry ends");
+        typed(&mut app, "0.5");
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(form(&app).momentum, 0.5);
+        let effects = app.handle_key(key(KeyCode::Enter));
+        let [Effect::Submit(experiment)] = &effects[..] else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(
+            experiment.optimizer,
+            Optimizer::Sgd {
+                lr: 0.01,
+                momentum: 0.5
+            }
+        );
+        assert_eq!(experiment.weight_decay, 1e-4);
     }
 
     #[test]
@@ -1425,9 +1780,19 @@ mod tests {
             app.handle_key(key(KeyCode::Char('x'))),
             vec![Effect::Send(7, Command::Stop)]
         );
-        let effects = app.handle_key(key(KeyCode::Char('d')));
+        // `d` asks first, saying the files are kept; any key but y keeps the run.
+        assert_eq!(app.handle_key(key(KeyCode::Char('d'))), vec![]);
+        assert_eq!(app.mode, Mode::ConfirmDelete(0));
+        app.handle_key(key(KeyCode::Char('n')));
+        assert_eq!((app.mode.clone(), app.runs.len()), (Mode::Normal, 1));
+        app.handle_key(key(KeyCode::Char('d')));
+        let effects = app.handle_key(key(KeyCode::Char('y')));
         assert_eq!(effects, vec![Effect::Send(7, Command::Stop)]);
         assert!(app.runs.is_empty());
+        assert_eq!(
+            app.message.as_deref(),
+            Some("removed run-1 from the table; its saved files (20261202-120000-mlp3-vanilla-s1) are kept")
+        );
         // A deleted run's last words change nothing.
         let summary = crate::runs::Summary::new(
             &app.topology,
@@ -1473,5 +1838,31 @@ mod tests {
         app.handle_key(key(KeyCode::Char('i')));
         let skips: Vec<String> = app.topology.skips().iter().map(|e| e.to_string()).collect();
         assert_eq!(skips, ["1-4"]);
+        // Back to the MLP and to this CNN again: each family as it was left.
+        let cnn = app.topology.clone();
+        app.handle_key(key(KeyCode::Char('m')));
+        assert_eq!(app.topology, default_mlp(app.input, app.classes));
+        app.handle_key(key(KeyCode::Char('+')));
+        let mlp = app.topology.clone();
+        app.handle_key(key(KeyCode::Char('m')));
+        assert_eq!(app.topology, cnn);
+        app.handle_key(key(KeyCode::Char('m')));
+        assert_eq!(app.topology, mlp);
+    }
+
+    #[test]
+    fn inserting_then_removing_a_layer_restores_every_edge_and_its_kind() {
+        let mut app = app();
+        let mut t = Topology::Mlp(MlpSpec::new(784, vec![64; 4], 10));
+        t.apply_skips(&"res:chain:2,0-3,1-4".parse().unwrap())
+            .unwrap();
+        app.topology = t.clone();
+        for layer in 0..=4 {
+            app.selection = Selection::Layer(layer);
+            app.handle_key(key(KeyCode::Char('i')));
+            assert_ne!(app.topology, t);
+            app.handle_key(key(KeyCode::Char('r')));
+            assert_eq!(app.topology, t, "after layer {layer}: {:?}", app.message);
+        }
     }
 }

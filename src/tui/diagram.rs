@@ -141,20 +141,50 @@ pub fn plan(
         .copied()
         .zip(attach_points(&boxes, &in_view))
         .collect();
-    order.sort_by_key(|&i| {
-        let rank = if Some(i) == selected {
-            0
-        } else if enabled.contains(&candidates[i]) {
-            1
-        } else {
-            2
-        };
-        (rank, i)
-    });
+    // Lanes by a fixed order (short arcs low, so they nest under long ones) whenever every
+    // arc fits: an arc then keeps its lane as edges are toggled and selected. Only when room
+    // runs out does the order follow importance: the selected edge, then those that are on.
+    let span = |i: &usize| attach[i].1 - attach[i].0;
+    let mut stable = order.clone();
+    stable.sort_by_key(|i| (span(i), *i));
+    let mut packed = pack(&stable, &attach, &candidates, max_lanes);
+    if packed.2 > 0 {
+        order.sort_by_key(|&i| {
+            let rank = if Some(i) == selected {
+                0
+            } else if enabled.contains(&candidates[i]) {
+                1
+            } else {
+                2
+            };
+            (rank, i)
+        });
+        packed = pack(&order, &attach, &candidates, max_lanes);
+    }
+    let (lanes, mut arcs, hidden) = packed;
+    arcs.sort_by_key(|a| a.index);
+    Diagram {
+        boxes,
+        arcs,
+        lanes,
+        hidden,
+        window,
+    }
+}
+
+/// Packs arcs into lanes in `order`: each takes the lowest lane where it overlaps no other
+/// arc, a new lane while there are fewer than `max_lanes`, or is hidden. Returns the lanes
+/// used, the arcs and how many are hidden.
+fn pack(
+    order: &[usize],
+    attach: &std::collections::HashMap<usize, (u16, u16)>,
+    candidates: &[SkipEdge],
+    max_lanes: u16,
+) -> (u16, Vec<ArcPlan>, usize) {
     let mut lanes: Vec<Vec<(u16, u16)>> = Vec::new();
     let mut arcs = Vec::new();
     let mut hidden = 0;
-    for i in order {
+    for &i in order {
         let (from_x, to_x) = attach[&i];
         let free = lanes
             .iter()
@@ -179,14 +209,7 @@ pub fn plan(
             lane: lane as u16,
         });
     }
-    arcs.sort_by_key(|a| a.index);
-    Diagram {
-        boxes,
-        arcs,
-        lanes: lanes.len() as u16,
-        hidden,
-        window,
-    }
+    (lanes.len() as u16, arcs, hidden)
 }
 
 /// Columns where each candidate edge leaves its source box and enters its target box; arcs
@@ -458,6 +481,13 @@ mod tests {
                 }
             }
         }
+        // Toggling or selecting an edge moves no arc to another lane while all fit.
+        let lanes = |d: &Diagram| d.arcs.iter().map(|a| (a.index, a.lane)).collect::<Vec<_>>();
+        let mut toggled = t.clone();
+        toggled
+            .set_skip(toggled.candidate_edges()[2], false)
+            .unwrap();
+        assert_eq!(lanes(&plan(&toggled, 76, 10, Some(4), 0)), lanes(&d));
         let tight = plan(&t, 76, 2, Some(5), 0);
         assert!(tight.hidden > 0);
         assert!(

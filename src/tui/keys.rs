@@ -162,7 +162,7 @@ pub const HELP: &[(&[Action], &str)] = &[
     (&[NextRun, PrevRun], "select a run"),
     (
         &[Pause, Stop, Delete],
-        "pause or resume / stop / delete the selected run",
+        "pause or resume / stop / remove the run (asks; files kept)",
     ),
     (
         &[Filter],
@@ -198,7 +198,7 @@ pub const HELP: &[(&[Action], &str)] = &[
     ),
     (
         &[LoadSaved],
-        "load saved runs into the runs (and the chart)",
+        "browse saved runs: / filter, ␣ choose, a all, Enter load",
     ),
     (
         &[Quit, Help],

@@ -5,6 +5,7 @@
 //! carries out the resulting [`Effect`]s, and redraws at most every [`FRAME`].
 
 pub mod app;
+pub mod browser;
 pub mod diagram;
 pub mod keys;
 pub mod table;
@@ -44,7 +45,7 @@ pub enum AppEvent {
     /// A trainer's event for the session, or a signal.
     Session(Message),
     /// The saved runs, read off the lab's thread.
-    SavedRuns(Vec<app::SavedItem>),
+    SavedRuns(Vec<browser::BrowserItem>),
     /// The input thread could not read the terminal.
     InputFailed(String),
 }
@@ -340,11 +341,7 @@ impl Lab {
                 }
                 Effect::ListSavedRuns => {
                     // Hundreds of runs are read and parsed: not on the thread that draws.
-                    let folders = match (&app.saves_dir, app.read_saves.is_empty()) {
-                        (_, false) => app.read_saves.clone(),
-                        (Some(saves), true) => vec![saves.clone()],
-                        (None, true) => vec![PathBuf::from("saves")],
-                    };
+                    let folders = app.saved_run_folders();
                     let names: Vec<String> =
                         folders.iter().map(|f| f.display().to_string()).collect();
                     app.message = Some(format!("reading saved runs in {}...", names.join(", ")));
@@ -375,28 +372,26 @@ fn save_preset(
     Ok(path)
 }
 
-/// A saved run as a line of the loader and as a runs-table entry.
-fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
+/// A saved run as a line of the run browser and as a runs-table entry.
+fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> browser::BrowserItem {
     use crate::train::RunStatus;
     match run {
-        Err(e) => app::SavedItem {
-            label: format!("unreadable: {e}"),
-            run: Err(e.to_string()),
+        Err(e) => browser::BrowserItem {
+            id: e.path.display().to_string(),
+            best_val: None,
+            status: "unreadable".into(),
+            detail: String::new(),
+            facets: Vec::new(),
+            run: Err(e.message.clone()),
         },
         Ok(saved) => {
-            let best = saved
-                .summary
-                .best_val_accuracy
-                .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
             let topology = saved.experiment.topology();
-            let label = format!(
-                "{:<36} {:<14} {:<44} best val {best:>7}  {}",
-                saved.id,
-                saved.experiment.dataset.as_str(),
+            let detail = format!(
+                "{} {}",
+                saved.experiment.dataset,
                 topology
                     .as_ref()
                     .map_or("invalid topology".into(), |t| t.summary()),
-                saved.summary.status,
             );
             let run = topology
                 .map_err(|e| e.to_string())
@@ -421,7 +416,14 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> app::SavedItem {
                     test_accuracy: saved.summary.test_accuracy,
                     skips_enabled_after: saved.summary.skips_enabled_after,
                 });
-            app::SavedItem { label, run }
+            browser::BrowserItem {
+                facets: crate::compare::facets(&saved.experiment, &saved.summary.resumed_after),
+                id: saved.id,
+                best_val: saved.summary.best_val_accuracy,
+                status: saved.summary.status.word().to_string(),
+                detail,
+                run,
+            }
         }
     }
 }

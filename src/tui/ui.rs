@@ -12,9 +12,7 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 
-use super::app::{
-    App, Colours, Focus, HitMap, Mode, RowView, Run, RunState, Selection, SortKey, FORM_FIELDS,
-};
+use super::app::{App, Colours, Focus, HitMap, Mode, RowView, Run, RunState, Selection, SortKey};
 use super::diagram::{self, ArcStyle, BOX_ROWS};
 use super::keys;
 use super::table;
@@ -47,12 +45,15 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
         draw_compare(frame, area, app);
     } else if app.mode == Mode::Flow {
         draw_flow(frame, area, app);
+    } else if let Mode::Browser(browser) = &mut app.mode {
+        browser.draw(frame, area);
     } else {
         draw_lab(frame, area, app);
         match &app.mode {
             Mode::Help => draw_help(frame, area, app),
             Mode::Form(_) => draw_form(frame, area, app),
             Mode::ConfirmQuit => draw_confirm(frame, area, app),
+            &Mode::ConfirmDelete(i) => draw_confirm_delete(frame, area, app, i),
             Mode::Presets { items, selected } => {
                 let lines = items
                     .iter()
@@ -76,29 +77,8 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
                     *selected,
                 );
             }
-            Mode::SavedRuns { items, selected } => {
-                let lines = items
-                    .iter()
-                    .map(|item| {
-                        let style = if item.run.is_ok() {
-                            Style::default()
-                        } else {
-                            Style::default().fg(Color::Red)
-                        };
-                        (item.label.clone(), style)
-                    })
-                    .collect();
-                draw_list(
-                    frame,
-                    area,
-                    " Saved runs (saves/): Enter adds to the runs · Esc closes ",
-                    "no saved runs in saves/",
-                    lines,
-                    *selected,
-                );
-            }
             Mode::SaveAs(name) => draw_save_as(frame, area, name),
-            Mode::Normal | Mode::Compare | Mode::Flow | Mode::Filter(_) => {}
+            Mode::Normal | Mode::Compare | Mode::Flow | Mode::Filter(_) | Mode::Browser(_) => {}
         }
     }
     recolour(frame.buffer_mut(), app.colours);
@@ -189,8 +169,13 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
     };
     let plan = diagram::plan(&app.topology, inner_width, max_lanes, selected_edge, focus);
     let topology_height = plan.lanes + BOX_ROWS + 4;
+    // A message longer than the header's line wraps onto more (up to three), never cut.
+    let place = format!(" data: {} · {}  ", app.data_name, app.device);
+    let header_chars =
+        9 + place.chars().count() + app.message.as_ref().map_or(0, |m| m.chars().count());
+    let header_rows = (header_chars.div_ceil(area.width.max(1) as usize)).clamp(1, 3) as u16;
     let [title, top, runs, hints] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(header_rows),
         Constraint::Length(topology_height),
         Constraint::Min(5),
         Constraint::Length(1),
@@ -199,13 +184,13 @@ fn draw_lab(frame: &mut Frame, area: Rect, app: &mut App) {
 
     let header = Line::from(vec![
         " skiplab ".bold().reversed(),
-        Span::raw(format!(" data: {} · {}  ", app.data_name, app.device)),
+        Span::raw(place),
         Span::styled(
             app.message.clone().unwrap_or_default(),
             Style::default().fg(Color::Yellow),
         ),
     ]);
-    frame.render_widget(Paragraph::new(header), title);
+    frame.render_widget(Paragraph::new(header).wrap(Wrap { trim: false }), title);
 
     // Topology panel.
     let mut block = Block::default()
@@ -660,7 +645,7 @@ fn hint_line(app: &App) -> Line<'static> {
             ("Esc", "cancel"),
         ],
         Mode::SaveAs(_) => &[("Enter", "save"), ("Esc", "cancel")],
-        Mode::Presets { .. } | Mode::SavedRuns { .. } => {
+        Mode::Presets { .. } | Mode::Browser(_) => {
             &[("↑↓", "select"), ("Enter", "load"), ("Esc", "close")]
         }
         _ => &[],
@@ -829,14 +814,16 @@ fn draw_save_as(frame: &mut Frame, area: Rect, name: &str) {
 
 fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
     let Mode::Form(form) = &app.mode else { return };
-    let popup = centered(area, 46, FORM_FIELDS.len() as u16 + 6);
+    let fields = form.fields();
+    let error_rows = u16::from(form.error.is_some()) * 2;
+    let popup = centered(area, 50, fields.len() as u16 + 6 + error_rows);
     frame.render_widget(Clear, popup);
     let mut lines = vec![
         Line::from(format!(" data: {}", app.data_name)),
         Line::from(""),
     ];
-    for (i, name) in FORM_FIELDS.iter().enumerate() {
-        let selected = i == form.field;
+    for &field in &fields {
+        let selected = field == form.field;
         let style = if selected {
             Style::default()
                 .fg(Color::Yellow)
@@ -845,18 +832,30 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
             Style::default()
         };
         let arrow = if selected { "▸" } else { " " };
+        let value = match (&form.typing, selected) {
+            (Some(text), true) => format!("{text}▏"),
+            _ => format!("‹ {} ›", form.value(field)),
+        };
         lines.push(Line::styled(
-            format!(" {arrow} {name:<13} ‹ {} ›", form.value(i)),
+            format!(" {arrow} {:<13} {value}", field.name()),
             style,
         ));
     }
+    if let Some(error) = &form.error {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
+            format!(" {error}"),
+            Style::default().fg(Color::Red),
+        ));
+    }
     lines.push(Line::from(""));
-    lines.push(Line::styled(
-        " Enter starts · Esc cancels",
-        Style::default().fg(Color::Gray),
-    ));
+    let hint = match form.typing {
+        Some(_) => " Enter sets · Esc undoes the entry",
+        None => " type a value or ←/→ · Enter starts · Esc",
+    };
+    lines.push(Line::styled(hint, Style::default().fg(Color::Gray)));
     frame.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::default()
                 .borders(Borders::ALL)
                 .title(" Train this topology "),
@@ -867,15 +866,56 @@ fn draw_form(frame: &mut Frame, area: Rect, app: &App) {
 
 fn draw_confirm(frame: &mut Frame, area: Rect, app: &App) {
     let active = app.runs.iter().filter(|r| r.state.is_active()).count();
-    let popup = centered(area, 44, 5);
+    draw_dialog(
+        frame,
+        area,
+        " Quit? ",
+        &[
+            format!("{active} run(s) still active: quitting stops them."),
+            "y = quit, any key = stay".to_string(),
+        ],
+    );
+}
+
+fn draw_confirm_delete(frame: &mut Frame, area: Rect, app: &App, i: usize) {
+    let Some(run) = app.runs.get(i) else { return };
+    let mut lines = vec![format!("Remove {} from the runs table?", run.name)];
+    if run.state.is_active() {
+        lines.push("It is still training: removing it stops it.".into());
+    }
+    let note = crate::tui::app::files_note(run);
+    let mut note = note.chars();
+    let first = note.next().map(|c| c.to_uppercase().collect::<String>());
+    lines.push(format!("{}{}.", first.unwrap_or_default(), note.as_str()));
+    lines.push("y = remove, any key = keep".into());
+    draw_dialog(frame, area, " Remove run? ", &lines);
+}
+
+/// A centred box with `lines` (wrapped where the screen is narrower than they are).
+fn draw_dialog(frame: &mut Frame, area: Rect, title: &str, lines: &[String]) {
+    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width = (longest as u16 + 4).min(area.width);
+    let inner = width.saturating_sub(2).max(1) as usize;
+    let rows: u16 = lines
+        .iter()
+        .map(|l| l.chars().count().div_ceil(inner).max(1) as u16)
+        .sum();
+    let popup = centered(area, width, rows + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(vec![
-            Line::from(format!("{active} run(s) still active.")),
-            Line::from("Quit and stop them?  y = quit, any key = stay"),
-        ])
+        Paragraph::new(
+            lines
+                .iter()
+                .map(|l| Line::from(l.clone()))
+                .collect::<Vec<_>>(),
+        )
         .alignment(Alignment::Center)
-        .block(Block::default().borders(Borders::ALL).title(" Quit? ")),
+        .wrap(Wrap { trim: true })
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(title.to_string()),
+        ),
         popup,
     );
 }
@@ -1105,21 +1145,22 @@ fn draw_compare(frame: &mut Frame, area: Rect, app: &App) {
         (label(&[keys::Action::ExportCsv], ""), "export CSV".into()),
         ("Esc".into(), "back".into()),
     ];
-    let mut spans = Vec::new();
-    for (key, what) in keys {
-        spans.push(Span::styled(
-            format!(" {key}"),
-            Style::default().fg(Color::Yellow),
-        ));
-        spans.push(Span::raw(format!(" {what}")));
-    }
-    if let Some(message) = &app.message {
-        spans.push(Span::styled(
-            format!("  {message}"),
-            Style::default().fg(Color::Yellow),
-        ));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), hints);
+    // A message (the export's file name) takes the hint line whole until the next key.
+    let line = match &app.message {
+        Some(message) => Line::styled(format!(" {message}"), Style::default().fg(Color::Yellow)),
+        None => {
+            let mut spans = Vec::new();
+            for (key, what) in keys {
+                spans.push(Span::styled(
+                    format!(" {key}"),
+                    Style::default().fg(Color::Yellow),
+                ));
+                spans.push(Span::raw(format!(" {what}")));
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), hints);
 }
 
 /// Shades from small to large gradients (with colours from blue to red).
@@ -1144,7 +1185,7 @@ fn sci(v: f64) -> String {
 /// The selected run's gradient flow: one row per layer (first at the top), one column per
 /// time slice, each cell the layer's gradient norm on a log scale over the whole run; the
 /// latest norm and update ratio at the right. A vanishing gradient is a dark (blue) top.
-fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
+fn draw_flow(frame: &mut Frame, area: Rect, app: &mut App) {
     let [body, hints] = Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
     let Some(run) = app.selected_run() else {
         frame.render_widget(
@@ -1157,25 +1198,41 @@ fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            " ↑↓".fg(Color::Yellow),
+            " scroll".into(),
+            " J/K".fg(Color::Yellow),
+            " run".into(),
+            " Esc".fg(Color::Yellow),
+            " back".into(),
+        ])),
+        hints,
+    );
+    // The verdict and the shade scale take two lines where one is too narrow for them.
+    let footer_rows: u16 = if area.width >= 100 { 1 } else { 2 };
+    let inner = Block::default().borders(Borders::ALL).inner(body);
+    let rows = inner.height.saturating_sub(1 + footer_rows).max(1) as usize;
+    let n = run.flows.last().map_or(0, |p| p.layers.len());
+    // Consecutive layers from the scroll position, every one of them reachable.
+    let first = app.flow_scroll.min(n.saturating_sub(rows));
+    app.flow_scroll = first;
+    let Some(run) = app.selected_run() else {
+        return;
+    };
+    let window = match n > rows {
+        true => format!(" · layers {}-{} of {n}", first + 1, first + rows),
+        false => String::new(),
+    };
     let title = format!(
-        " Gradient flow: {} · {} · gradient norm per layer, log scale ",
+        " Gradient flow: {} · {}{window} · gradient norm per layer, log scale ",
         run.name,
         run.topology.summary()
     );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(fit(&title, area.width as usize - 2));
-    let inner = block.inner(body);
     frame.render_widget(block, body);
-    frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            " J/K".fg(Color::Yellow),
-            " run".into(),
-            " any key".fg(Color::Yellow),
-            " back".into(),
-        ])),
-        hints,
-    );
     let Some(last) = run.flows.last() else {
         frame.render_widget(
             Paragraph::new(
@@ -1187,16 +1244,7 @@ fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     let layers: Vec<&str> = last.layers.iter().map(|l| l.layer.as_str()).collect();
-    // Rows: every layer, or evenly spaced ones (the first and the last among them) where
-    // there are more layers than rows.
-    let rows = inner.height.saturating_sub(2).max(1) as usize;
-    let n = layers.len();
-    let mut shown: Vec<usize> = if n <= rows {
-        (0..n).collect()
-    } else {
-        (0..rows).map(|k| k * (n - 1) / (rows - 1).max(1)).collect()
-    };
-    shown.dedup();
+    let shown: Vec<usize> = (first..(first + rows).min(n)).collect();
     let label_width = 7usize;
     let values_width = 22usize;
     let columns = (inner.width as usize)
@@ -1230,7 +1278,7 @@ fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
     );
     for (row, &li) in shown.iter().enumerate() {
         let y = inner.y + 1 + row as u16;
-        if y >= inner.bottom().saturating_sub(1) {
+        if y >= inner.bottom().saturating_sub(footer_rows) {
             break;
         }
         let mut spans = vec![Span::raw(format!("{:<label_width$} ", layers[li]))];
@@ -1273,19 +1321,28 @@ fn draw_flow(frame: &mut Frame, area: Rect, app: &App) {
     // The shade scale is logarithmic, from the run's smallest norm to its largest.
     let text = Style::default().fg(Color::Yellow);
     let (lightest, darkest) = (FLOW_SHADES[0], FLOW_SHADES[FLOW_SHADES.len() - 1]);
-    let line = Line::from(vec![
-        Span::styled(
-            format!("first/last layer |grad|: {}{verdict}   ", sci(ratio)),
-            text,
-        ),
+    let verdict = Span::styled(
+        format!("first/last layer |grad|: {}{verdict}   ", sci(ratio)),
+        text,
+    );
+    let scale = vec![
         Span::styled(lightest.0, Style::default().fg(lightest.1)),
         Span::styled(format!(" {} .. ", sci(10f64.powf(lo))), text),
         Span::styled(darkest.0, Style::default().fg(darkest.1)),
         Span::styled(format!(" {} (log scale)", sci(10f64.powf(hi))), text),
-    ]);
+    ];
+    let lines = match footer_rows {
+        1 => vec![Line::from([vec![verdict], scale].concat())],
+        _ => vec![Line::from(verdict), Line::from(scale)],
+    };
     frame.render_widget(
-        Paragraph::new(line),
-        Rect::new(inner.x, inner.bottom() - 1, inner.width, 1),
+        Paragraph::new(lines),
+        Rect::new(
+            inner.x,
+            inner.bottom().saturating_sub(footer_rows),
+            inner.width,
+            footer_rows,
+        ),
     );
 }
 
