@@ -386,3 +386,107 @@ fn an_installed_binary_works_from_an_empty_folder_with_a_fresh_home() {
         "{log}"
     );
 }
+
+/// Copies run folder `from` to `to`, its experiment's seed set to `seed`.
+fn copy_run(from: &Path, to: &Path, seed: u64) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if name == "experiment.ron" {
+            let text = String::from_utf8(bytes).unwrap();
+            bytes = text
+                .replace("seed: 1,", &format!("seed: {seed},"))
+                .into_bytes();
+        }
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn real_binary_browses_200_saved_runs_filters_and_loads_a_configuration() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping the end-to-end test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let saves = dir.path().join("saves");
+    // Two trained runs, then a hundred seeds of each as copies (the browser reads folders).
+    let mut originals = Vec::new();
+    for skips in ["none", "0-2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+            .args(["train", "--widths", "16", "--epochs", "1", "--skips", skips])
+            .env("SKIPLAB_SAVES_DIR", &saves)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let ids: Vec<_> = std::fs::read_dir(&saves)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !originals.contains(p))
+            .collect();
+        originals.extend(ids);
+    }
+    for (k, original) in originals.iter().enumerate() {
+        let kind = if k == 0 { "vanilla" } else { "skips" };
+        for seed in 2..=100u64 {
+            let id = format!("20261206-10{k}{seed:03}-mlp2-{kind}-s{seed}");
+            copy_run(original, &saves.join(id), seed);
+        }
+    }
+    assert_eq!(std::fs::read_dir(&saves).unwrap().count(), 200);
+    let (session, exit_file) = lab_in_tmux(dir.path(), "browse", (80, 24));
+    wait_for(&session, "the lab", Duration::from_secs(20), |s| {
+        s.contains("loaded preset quick")
+    });
+    let start = Instant::now();
+    tmux(&["send-keys", "-t", &session, "L"]);
+    let all = wait_for(&session, "the browser", Duration::from_secs(30), |s| {
+        s.contains("200 of 200 shown")
+    });
+    let opened = start.elapsed();
+    assert!(
+        all.contains("best status") && all.contains("finished"),
+        "{all}"
+    );
+    // Filter to one configuration, choose all it shows, load them.
+    tmux(&["send-keys", "-t", &session, "/", "vanilla", "Enter"]);
+    wait_for(&session, "the filter", Duration::from_secs(10), |s| {
+        s.contains("100 of 200 shown")
+    });
+    tmux(&["send-keys", "-t", &session, "G", "a"]);
+    wait_for(&session, "the choice", Duration::from_secs(10), |s| {
+        s.contains("100 chosen")
+    });
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    wait_for(&session, "the loaded runs", Duration::from_secs(20), |s| {
+        s.contains("loaded 100 runs")
+    });
+    // Grouped, they are one configuration of a hundred seeds.
+    tmux(&["send-keys", "-t", &session, "g"]);
+    wait_for(&session, "the group", Duration::from_secs(10), |s| {
+        s.contains("×100")
+    });
+    // Loading everything adds only the other hundred.
+    tmux(&["send-keys", "-t", &session, "L"]);
+    wait_for(
+        &session,
+        "the browser again",
+        Duration::from_secs(30),
+        |s| s.contains("200 of 200 shown"),
+    );
+    tmux(&["send-keys", "-t", &session, "a", "Enter"]);
+    wait_for(&session, "every run loaded", Duration::from_secs(20), |s| {
+        s.contains("loaded 100 runs (100 loaded already)")
+    });
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start_quit = Instant::now();
+    while !exit_file.exists() {
+        assert!(start_quit.elapsed() < Duration::from_secs(20), "no exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    tmux(&["kill-session", "-t", &session]);
+    eprintln!("the browser opened on 200 runs in {opened:?}");
+}

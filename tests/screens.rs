@@ -744,6 +744,13 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.runs.len(), 3);
     assert_eq!(app.message.as_deref(), Some("loaded 3 runs"));
+    // Loaded runs get short names; the selected one's id is under the table at 80 columns.
+    let table = render(&mut app, 80, 24);
+    assert!(
+        table.contains("run-3 is saves/20261206-120012-mlp3-vanilla-s3"),
+        "{table}"
+    );
+    insta::assert_snapshot!("browser_loaded_80x24", table);
     // Open it again: the three are marked loaded; loading everything adds the other nine.
     app.show_saved_runs(items);
     let again = render(&mut app, 80, 24);

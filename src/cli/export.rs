@@ -33,12 +33,17 @@ pub struct ExportArgs {
     saves: super::Saves,
 }
 
-/// The accuracy curves of `runs` as an SVG document: validation solid, train dashed.
+/// The accuracy curves of `runs` as an SVG document: validation solid, train dashed; the
+/// legend under the plot, a row a run, never over the curves.
 pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
+    const PLOT_HEIGHT: u32 = 480;
+    const LEGEND_ROW: u32 = 22;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
+        let height = PLOT_HEIGHT + 16 + LEGEND_ROW * runs.len() as u32;
+        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
         root.fill(&WHITE)?;
+        let (plot, legend) = root.split_vertically(PLOT_HEIGHT);
         let epochs = runs
             .iter()
             .map(|r| r.epochs.len())
@@ -56,7 +61,7 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
         } else {
             (0.0, 1.0)
         };
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(
                 "accuracy per epoch (validation solid, train dashed)",
                 ("sans-serif", 20),
@@ -77,12 +82,17 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
                 .iter()
                 .map(|e| (e.epoch as f64, 100.0 * e.val_accuracy))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(val, color.stroke_width(2)))?
-                .label(format!("{} ({})", run.id, model_text(run)))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            chart.draw_series(LineSeries::new(val, color.stroke_width(2)))?;
+            let y = 8 + LEGEND_ROW as i32 * i as i32 + LEGEND_ROW as i32 / 2;
+            legend.draw(&PathElement::new(
+                vec![(60, y), (90, y)],
+                color.stroke_width(2),
+            ))?;
+            legend.draw(&Text::new(
+                format!("{} ({})", run.id, model_text(run)),
+                (100, y - 7),
+                ("sans-serif", 14),
+            ))?;
             let train: Vec<(f64, f64)> = run
                 .epochs
                 .iter()
@@ -97,12 +107,6 @@ pub fn svg_chart(runs: &[SavedRun]) -> Result<String> {
                 )))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
         root.present()?;
     }
     Ok(svg)
