@@ -227,6 +227,16 @@ fn help_overlay_and_run_form() {
     key(&mut app, KeyCode::Char('x')); // any key closes
     key(&mut app, KeyCode::Char('t'));
     insta::assert_snapshot!("form", render(&mut app, 80, 24));
+    // A typed value the rules refuse: the form names it and stays.
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('0'));
+    key(&mut app, KeyCode::Enter);
+    let refused = render(&mut app, 80, 24);
+    assert!(
+        refused.contains("lr 0 must be a positive number"),
+        "{refused}"
+    );
+    insta::assert_snapshot!("form_refused_80x24", refused);
 }
 
 #[test]
@@ -731,7 +741,11 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     let screen = render(&mut app, 80, 24);
     assert!(screen.contains("12 of 12 shown"), "{screen}");
     insta::assert_snapshot!("browser_80x24", screen);
-    // Filter by words (every one must match), then choose all shown and load them.
+    // The cursor on the eleventh run; filter by words (every one must match): the cursor
+    // stays on its run. Then choose all shown and load them.
+    for _ in 0..10 {
+        key(&mut app, KeyCode::Down);
+    }
     key(&mut app, KeyCode::Char('/'));
     for c in "vanilla 0.05".chars() {
         key(&mut app, KeyCode::Char(c));
@@ -739,6 +753,10 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     key(&mut app, KeyCode::Enter);
     let filtered = render(&mut app, 80, 24);
     assert!(filtered.contains("3 of 12 shown"), "{filtered}");
+    assert!(
+        filtered.contains("│▸  20261206-120011-mlp3-vanilla-s2"),
+        "the cursor stays on its run:\n{filtered}"
+    );
     insta::assert_snapshot!("browser_filtered_80x24", filtered);
     key(&mut app, KeyCode::Char('a'));
     key(&mut app, KeyCode::Enter);

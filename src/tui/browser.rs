@@ -13,6 +13,7 @@ use ratatui::Frame;
 
 use crate::compare::{self, Facet};
 use crate::tui::app::Run;
+use crate::tui::ui::fit;
 
 /// A saved run as the browser lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -297,14 +298,4 @@ impl RunBrowser {
             popup,
         );
     }
-}
-
-/// `text` cut to `width` characters with an ellipsis.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }

@@ -353,7 +353,7 @@ fn spark_data(values: &[f64], range: (f64, f64)) -> Vec<u64> {
 const SAVED_ID_WIDTH: usize = 34;
 
 /// Cuts `text` to `width` characters, marking the cut.
-fn fit(text: &str, width: usize) -> String {
+pub(crate) fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
@@ -638,8 +638,15 @@ fn hint_line(app: &App) -> Line<'static> {
         ]);
     }
     let fixed: &[(&str, &str)] = match &app.mode {
+        Mode::Form(form) if form.typing.is_some() => &[
+            ("Enter", "set"),
+            ("⌫", "erase"),
+            ("Esc", "undo entry"),
+            ("↑↓", "set and move"),
+        ],
         Mode::Form(_) => &[
             ("↑↓", "field"),
+            ("0-9", "type"),
             ("←→", "change"),
             ("Enter", "start"),
             ("Esc", "cancel"),
@@ -1388,6 +1395,9 @@ pub fn asciify(buf: &mut Buffer) {
                 "±" => "~",
                 "…" => "~",
                 "−" => "-",
+                "⌫" => "<",
+                "✓" => "+",
+                "▏" => "|",
                 s if s.chars().all(|c| ('\u{2800}'..='\u{28ff}').contains(&c)) => {
                     if s == "\u{2800}" {
                         " "
