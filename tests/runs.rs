@@ -984,3 +984,63 @@ fn stale_temporary_files_go_when_a_run_folder_is_opened() {
     assert!(!old.exists(), "a temp file a killed write left is removed");
     assert!(fresh.exists(), "one that may still be written is kept");
 }
+
+/// The resident memory of process `pid`, in MiB (Linux).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+#[test]
+fn memory_stays_flat_over_many_seeds() {
+    use std::io::BufRead;
+    if rss_mib(std::process::id()).is_none() {
+        eprintln!("no /proc here; skipping");
+        return;
+    }
+    let seeds = 10;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--widths",
+            "4",
+            "--batch",
+            "512",
+            "--no-save",
+        ])
+        .args(["--json", "--seeds", &seeds.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Resident memory as each seed ends.
+    let mut after = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("\"event\":\"ended\"") {
+            after.push(rss_mib(pid).unwrap_or(f64::NAN));
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(after.len(), seeds, "{after:?}");
+    // Each seed's split of the built-in data is about 41 MB: kept, ten seeds add 300 or more.
+    // (The process may be gone when the last line is read: the last reading there is.)
+    let last = after.iter().rev().find(|v| v.is_finite()).unwrap();
+    let growth = last - after[1];
+    eprintln!("resident MiB after each seed: {after:.0?}");
+    assert!(
+        growth < 80.0,
+        "memory grew {growth:.0} MiB over {seeds} seeds: {after:.0?}"
+    );
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::data::{self, DataError, Dataset, DatasetName, PreparedData};
 
@@ -29,10 +29,37 @@ fn get_or_make<K: Hash + Eq, V, E>(
     Ok(made)
 }
 
+/// Like [`Slots`], but a value lives only while someone holds it: the slot keeps a weak
+/// reference, so a split goes when the last run training on it ends.
+type WeakSlots<K, V> = Mutex<HashMap<K, Arc<Mutex<Weak<V>>>>>;
+
+fn get_or_make_shared<K: Hash + Eq, V, E>(
+    slots: &WeakSlots<K, V>,
+    key: K,
+    make: impl FnOnce() -> Result<V, E>,
+) -> Result<Arc<V>, E> {
+    let slot = {
+        let mut map = slots.lock().expect("not poisoned");
+        // Slots whose value has gone (and that nobody is filling) go too, so the map stays
+        // as small as what runs hold, however many seeds have trained.
+        map.retain(|_, slot| slot.try_lock().map_or(true, |w| w.strong_count() > 0));
+        Arc::clone(map.entry(key).or_default())
+    };
+    let mut value = slot.lock().expect("not poisoned");
+    if let Some(v) = value.upgrade() {
+        return Ok(v);
+    }
+    let made = Arc::new(make()?);
+    *value = Arc::downgrade(&made);
+    Ok(made)
+}
+
+/// The data sets a session has loaded (one copy each, kept) and the splits its runs train on
+/// (each kept only while a run holds it: memory stays flat in the number of runs).
 pub struct DataCache {
     data_dir: PathBuf,
     loaded: Slots<DatasetName, Dataset>,
-    prepared: Slots<(DatasetName, u64, u64), PreparedData>,
+    prepared: WeakSlots<(DatasetName, u64, u64), PreparedData>,
 }
 
 impl DataCache {
@@ -56,7 +83,7 @@ impl DataCache {
         seed: u64,
     ) -> Result<Arc<PreparedData>, DataError> {
         let key = (name, val_fraction.to_bits(), seed);
-        get_or_make(&self.prepared, key, || {
+        get_or_make_shared(&self.prepared, key, || {
             let dataset = self.dataset(name)?;
             Ok(PreparedData::prepare(&dataset, val_fraction, seed))
         })
@@ -75,6 +102,16 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let c = cache.prepared(DatasetName::Builtin, 0.1, 2).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
+        // A split nobody holds is not kept.
+        let weak = Arc::downgrade(&c);
+        drop(c);
+        assert_eq!(weak.strong_count(), 0);
+        let _d = cache.prepared(DatasetName::Builtin, 0.1, 3).unwrap();
+        assert_eq!(
+            cache.prepared.lock().unwrap().len(),
+            2,
+            "seed 2's slot went"
+        );
         assert_eq!(a.val.len(), 1000);
         let e = cache.prepared(DatasetName::Mnist, 0.1, 1).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/mnist: missing"), "{e}");
