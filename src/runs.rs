@@ -294,6 +294,10 @@ pub struct Summary {
     /// run; absent in runs saved before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// SHA-256 of the `weights.safetensors` this run last saved: `resume` refuses a file
+    /// that is not it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// `summary.ron` as written before the status was typed.
@@ -332,6 +336,7 @@ impl Summary {
             skips_enabled_after: None,
             resumed_after: Vec::new(),
             provenance: Some(provenance),
+            weights_sha256: None,
         }
     }
 
@@ -423,6 +428,7 @@ impl Summary {
                 skips_enabled_after: old.skips_enabled_after,
                 resumed_after: Vec::new(),
                 provenance: None,
+                weights_sha256: None,
             });
         }
         Err(err(
@@ -623,7 +629,9 @@ impl<S: EventSink> Recorder<S> {
         topology: &Topology,
         params: &[HostParam],
     ) -> Result<(), RunError> {
-        let weights = weights_bytes(&self.dir.join(WEIGHTS), topology, params, epoch)?;
+        let id = self.dir.file_name().unwrap_or_default().to_string_lossy();
+        let weights = weights_bytes(&self.dir.join(WEIGHTS), topology, params, epoch, &id)?;
+        self.summary.weights_sha256 = Some(store::sha256_bytes(&weights));
         let best = match self.summary.best_epoch == Some(epoch) {
             true => vec![(self.dir.join(BEST), weights.clone())],
             false => Vec::new(),
@@ -703,14 +711,15 @@ impl<S: EventSink> EventSink for Recorder<S> {
     }
 }
 
-/// The weights as safetensors (f32, row-major), with the topology (JSON) and the epoch they
-/// were taken after in the metadata (`skiplab.topology`, `skiplab.epoch`). `path` only
-/// names the file in errors.
+/// The weights as safetensors (f32, row-major), with the topology (JSON), the epoch they
+/// were taken after and the id of the run they belong to in the metadata (`skiplab.topology`,
+/// `skiplab.epoch`, `skiplab.run`). `path` only names the file in errors.
 pub fn weights_bytes(
     path: &Path,
     topology: &Topology,
     params: &[HostParam],
     epoch: usize,
+    run: &str,
 ) -> Result<Vec<u8>, RunError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = params
         .iter()
@@ -731,6 +740,7 @@ pub fn weights_bytes(
     let metadata = HashMap::from([
         ("skiplab.topology".to_string(), topology_json),
         ("skiplab.epoch".to_string(), epoch.to_string()),
+        ("skiplab.run".to_string(), run.to_string()),
     ]);
     safetensors::serialize(views, Some(metadata)).map_err(|e| err(path, e.to_string()))
 }
@@ -742,6 +752,10 @@ pub struct Weights {
     pub params: Vec<HostParam>,
     /// The epoch they were saved after (absent in files from before it was recorded).
     pub epoch: Option<usize>,
+    /// The id of the run that saved them (likewise).
+    pub run: Option<String>,
+    /// SHA-256 of the file, as hex.
+    pub sha256: String,
 }
 
 /// Reads weights back: the topology and epoch from the metadata and every parameter. The
@@ -793,6 +807,8 @@ pub fn read_weights(path: &Path) -> Result<Weights, RunError> {
         topology,
         params,
         epoch,
+        run: metadata.get("skiplab.run").cloned(),
+        sha256: store::sha256_bytes(&bytes),
     })
 }
 
@@ -811,12 +827,39 @@ pub struct SavedRun {
 }
 
 impl SavedRun {
-    /// The saved weights, checked to belong to this run: the network `experiment.ron`
-    /// trains (for a skip* run still in its first phase, that network without skips) and the
-    /// epoch the metrics end with. Another run's weights copied in are refused, never trained.
+    /// The saved weights, checked to belong to this run: saved by this run (its id in their
+    /// metadata), the very file its summary recorded (their digest), of the network
+    /// `experiment.ron` trains (for a skip* run still in its first phase, that network without
+    /// skips) and the epoch the metrics end with. Another run's weights copied in are refused,
+    /// never trained.
     pub fn weights_to_resume(&self) -> Result<Weights, RunError> {
         let path = self.dir.join(WEIGHTS);
         let weights = read_weights(&path)?;
+        if let Some(run) = weights.run.as_ref().filter(|r| **r != self.id) {
+            return Err(err(
+                &path,
+                format!(
+                    "holds the weights of run {run}, not of run {}; they belong to another run, so this one cannot resume from them",
+                    self.id
+                ),
+            ));
+        }
+        if let Some(recorded) = self
+            .summary
+            .weights_sha256
+            .as_ref()
+            .filter(|d| **d != weights.sha256)
+        {
+            return Err(err(
+                &path,
+                format!(
+                    "is not the file run {} saved (SHA-256 {}, but {SUMMARY} recorded {}); they belong to another run or were changed, so this one cannot resume from them",
+                    self.id,
+                    &weights.sha256[..12],
+                    &recorded[..recorded.len().min(12)]
+                ),
+            ));
+        }
         let mut expected = self
             .experiment
             .topology()

@@ -168,8 +168,13 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
         topology,
         params,
         epoch,
+        run,
+        sha256,
     } = runs::read_weights(&dir.join(runs::WEIGHTS)).unwrap();
     assert_eq!(epoch, Some(2));
+    // Tied to their run: its id inside, their digest in its summary.
+    assert_eq!(run.as_deref(), Some(id.as_str()));
+    assert_eq!(saved.summary.weights_sha256, Some(sha256));
     assert_eq!(&topology, trainer.network().topology());
     let mut net = Network::<f32, Cpu>::new(topology, &dev, 99).unwrap();
     net.import(&params).unwrap();
@@ -952,6 +957,30 @@ fn every_seed_of_a_run_is_exported_by_its_exact_id_and_foreign_weights_do_not_re
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("belong to another run"), "{err}");
     assert_eq!(std::fs::read(prefix.join(runs::METRICS)).unwrap(), metrics);
+    // Seed 3's weights in seed 2's folder: the same network and epoch, still refused, naming
+    // both runs.
+    let (seed2, seed3) = (tmp.path().join(&ids[1]), tmp.path().join(&ids[2]));
+    std::fs::copy(seed3.join(runs::WEIGHTS), seed2.join(runs::WEIGHTS)).unwrap();
+    let (code, _, err) = skiplab(&["resume", &ids[1], "--epochs", "1"], tmp.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "holds the weights of run {}, not of run {}",
+            ids[2], ids[1]
+        )),
+        "{err}"
+    );
+    // And a file changed in place (its id kept) does not match the digest the summary holds.
+    let mut bytes = std::fs::read(seed3.join(runs::WEIGHTS)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(seed3.join(runs::WEIGHTS), bytes).unwrap();
+    let (code, _, err) = skiplab(&["resume", &ids[2], "--epochs", "1"], tmp.path());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not the file run") && err.contains("recorded"),
+        "{err}"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -301,7 +301,8 @@ fn a_50_layer_residual_mlp_trains_a_step_saves_and_reloads_to_the_same_predictio
     let net = trainer.network();
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("weights.safetensors");
-    let bytes = skiplab::runs::weights_bytes(&path, net.topology(), &net.export(), 1).unwrap();
+    let bytes =
+        skiplab::runs::weights_bytes(&path, net.topology(), &net.export(), 1, "test").unwrap();
     std::fs::write(&path, bytes).unwrap();
     let saved = skiplab::runs::read_weights(&path).unwrap();
     assert_eq!(&saved.topology, net.topology());

@@ -73,6 +73,11 @@ pub fn sha256_file(path: &Path) -> Result<String, DataError> {
     hash_reader::<Sha256>(open(path)?, path)
 }
 
+/// SHA-256 of bytes in memory, as hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hash_reader::<Sha256>(bytes, Path::new("")).expect("reading memory cannot fail")
+}
+
 pub fn md5_file(path: &Path) -> Result<String, DataError> {
     hash_reader::<Md5>(open(path)?, path)
 }
