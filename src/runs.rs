@@ -542,6 +542,9 @@ pub struct Recorder<S: EventSink> {
     /// The rows, steps, flow points and summary the files hold (as of the last saved epoch).
     saved: (usize, usize, usize, Summary),
     skips_on: bool,
+    /// Held while this recorder writes the folder: readers tell a live run from one whose
+    /// process died.
+    _writer: WriterLock,
 }
 
 impl<S: EventSink> Recorder<S> {
@@ -555,6 +558,7 @@ impl<S: EventSink> Recorder<S> {
         topology: &Topology,
         summary: Summary,
     ) -> Result<Self, RunError> {
+        let writer = WriterLock::take(&dir)?;
         files.replace(&[
             (dir.join(EXPERIMENT), experiment.to_ron().into_bytes()),
             (dir.join(SUMMARY), summary.to_ron().into_bytes()),
@@ -569,6 +573,7 @@ impl<S: EventSink> Recorder<S> {
             summary,
             skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
+            _writer: writer,
         })
     }
 
@@ -582,6 +587,7 @@ impl<S: EventSink> Recorder<S> {
         summary: Summary,
     ) -> Result<Self, RunError> {
         // This process owns the folder now: whatever a killed one left half-written goes.
+        let writer = WriterLock::take(&saved.dir)?;
         remove_stale_temps(&saved.dir, Duration::ZERO);
         files.replace(&[
             (
@@ -606,6 +612,7 @@ impl<S: EventSink> Recorder<S> {
             summary,
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
+            _writer: writer,
         })
     }
 
@@ -938,6 +945,48 @@ fn read_csv<R: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<R>, RunEr
 /// How old a temporary file must be before a reader removes it: a write takes far less, so
 /// older ones were left by a killed process.
 pub const STALE_TEMP: Duration = Duration::from_secs(10 * 60);
+/// The same where no process holds the run's writer lock: a temporary file then belongs to
+/// nobody. (The minute is a margin for file systems whose locks other nodes do not see.)
+pub const ORPHAN_TEMP: Duration = Duration::from_secs(60);
+
+/// The lock file in a run folder that the process writing the run holds (`flock`), and
+/// that the system releases when the process dies, however it dies.
+pub const WRITER_LOCK: &str = ".writer.lock";
+
+/// The writer lock of a run folder, held while a recorder writes it.
+#[derive(Debug)]
+pub struct WriterLock(#[allow(dead_code)] std::fs::File);
+
+impl WriterLock {
+    /// Takes the lock of `dir`, waiting for a reader that holds it for a moment.
+    pub fn take(dir: &Path) -> Result<Self, RunError> {
+        let path = dir.join(WRITER_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(&path, format!("cannot create: {e}")))?;
+        file.lock()
+            .map_err(|e| err(&path, format!("cannot lock: {e}")))?;
+        Ok(WriterLock(file))
+    }
+}
+
+/// Whether the process that wrote `dir` is gone: `Some(true)` when nobody holds its writer
+/// lock, `Some(false)` while someone does, `None` where there is no lock to ask (runs saved
+/// before it, or a file system without locks).
+pub fn writer_gone(dir: &Path) -> Option<bool> {
+    let file = std::fs::File::open(dir.join(WRITER_LOCK)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => Some(true),
+        Err(std::fs::TryLockError::WouldBlock) => Some(false),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
+/// What a `Running` summary whose writer is gone says instead.
+pub const INTERRUPTED: &str = "interrupted: the process training it ended without recording how the run ended (killed, or its disk was full); `skiplab resume` trains it on";
 
 /// Removes the temporary files (`.tmp*`) a killed write left in `dir`, if at least `age` old.
 pub fn remove_stale_temps(dir: &Path, age: Duration) {
@@ -956,13 +1005,18 @@ pub fn remove_stale_temps(dir: &Path, age: Duration) {
 }
 
 pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
-    remove_stale_temps(dir, STALE_TEMP);
+    let gone = writer_gone(dir);
+    let orphaned = gone == Some(true);
+    remove_stale_temps(dir, if orphaned { ORPHAN_TEMP } else { STALE_TEMP });
     let experiment =
         Experiment::load(&dir.join(EXPERIMENT)).map_err(|e| err(&e.path, e.to_string()))?;
     let summary_path = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&summary_path)
         .map_err(|e| err(&summary_path, format!("cannot read: {e}")))?;
     let mut summary = Summary::from_ron(&text, &summary_path)?;
+    if orphaned && summary.status == Status::Running {
+        summary.status = Status::Failed(INTERRUPTED.into());
+    }
     let epochs = read_csv_if_there(&dir.join(METRICS))?;
     summary.reconcile(&epochs);
     let steps = read_csv_if_there(&dir.join(STEPS))?;

@@ -474,16 +474,37 @@ fn a_killed_training_keeps_every_finished_epoch_readable() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    let dir = metrics.parent().unwrap();
+    // A temporary file two minutes old, as a killed write leaves one: kept while the run's
+    // process lives (it might still be writing it), gone once it is dead.
+    let left = dir.join(".tmpLeft42");
+    std::fs::write(&left, b"half a weights file").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&left)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(120))
+        .unwrap();
+    let alive = runs::load_run(dir).unwrap();
+    assert_eq!(alive.summary.status, Status::Running);
+    assert!(left.exists(), "the live writer's files are left alone");
     child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
     child.wait().unwrap();
-    let dir = metrics.parent().unwrap();
     let saved = runs::load_run(dir).unwrap();
     assert!(saved.epochs.len() >= 3);
     for (i, row) in saved.epochs.iter().enumerate() {
         assert_eq!(row.epoch, i + 1);
         assert!(row.val_accuracy > 0.0);
     }
-    assert_eq!(saved.summary.status, Status::Running, "killed runs say so");
+    assert_eq!(
+        saved.summary.status,
+        Status::Failed(runs::INTERRUPTED.into()),
+        "a run whose process died reads as interrupted, not running"
+    );
+    assert!(
+        !left.exists(),
+        "the dead writer's temporary file is removed"
+    );
     assert!(saved.summary.epochs_done >= 3);
     let runs::Weights {
         topology, params, ..
