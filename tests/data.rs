@@ -388,7 +388,13 @@ fn fetch_with(
     entry: &Entry,
 ) -> Result<store::Manifest, data::DataError> {
     let mirror = format!("{}/mirror/", server.base);
-    store::fetch_entry(data_dir, entry, Some(&mirror), &mut |_: FetchEvent| {})
+    store::fetch_entry(
+        data_dir,
+        entry,
+        Some(&mirror),
+        &skiplab::data::fetch::Pace::default(),
+        &mut |_: FetchEvent| {},
+    )
 }
 
 /// The fixture slice through the downloader.
@@ -862,4 +868,95 @@ fn the_data_command_fetches_the_published_mnist_and_trains_on_it() {
         out.contains("on mnist (54000 train / 6000 val / 10000 test)"),
         "{out}"
     );
+}
+
+#[test]
+fn a_mirror_that_trickles_is_given_up_on_and_its_bytes_kept() {
+    use skiplab::data::fetch::{self, FetchError, Pace};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    // Announces 1000 bytes, then sends one every 100 ms: no read ever times out.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..40 {
+                if stream
+                    .write_all(b"x")
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("file.part");
+    let url = format!("http://{addr}/file");
+    let slow = Pace {
+        min_rate: 100,
+        window: Duration::from_secs(1),
+        deadline: None,
+    };
+    let start = Instant::now();
+    let e = fetch::download(
+        &fetch::agent(&slow),
+        &url,
+        &part,
+        10_000,
+        &slow,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, FetchError::TooSlow { .. }), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        e.to_string()
+            .contains("under the minimum of 100 bytes/s (--min-rate)")
+            && e.resumable(),
+        "{e}"
+    );
+    let kept = std::fs::metadata(&part).unwrap().len();
+    assert!(
+        (5..=20).contains(&kept),
+        "the bytes so far are kept: {kept}"
+    );
+    // An overall deadline ends it too, whatever the rate.
+    std::fs::remove_file(&part).unwrap();
+    let bounded = Pace {
+        min_rate: 0,
+        window: Duration::from_secs(60),
+        deadline: Some(Duration::from_millis(1500)),
+    };
+    let start = Instant::now();
+    let e = fetch::download(
+        &fetch::agent(&bounded),
+        &url,
+        &part,
+        10_000,
+        &bounded,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, FetchError::Deadline { .. }), "{e}");
+    assert!(
+        e.to_string().contains("deadline of 1s 500ms (--deadline)"),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    server.join().unwrap();
 }

@@ -32,6 +32,18 @@ enum DataCommand {
         /// Fetch from this base URL instead (a mirror holding the same file names).
         #[arg(long, env = "SKIPLAB_DATA_MIRROR")]
         mirror: Option<String>,
+        /// Give up on a mirror that sends fewer bytes a second than this over a whole
+        /// minute (what came is kept; the next fetch resumes).
+        #[arg(
+            long,
+            env = "SKIPLAB_MIN_RATE",
+            default_value_t = 1024,
+            value_name = "BYTES_PER_S"
+        )]
+        min_rate: u64,
+        /// Give up on a file not downloaded within this long (`30m`, `2h`); none by default.
+        #[arg(long, env = "SKIPLAB_FETCH_DEADLINE", value_parser = humantime::parse_duration)]
+        deadline: Option<std::time::Duration>,
     },
     /// Install a data set from files you already have: the distributed archive (EMNIST's
     /// gzip.zip, CIFAR-10's cifar-10-binary.tar.gz) or a folder of its files.
@@ -116,7 +128,17 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        DataCommand::Fetch { name, mirror } => {
+        DataCommand::Fetch {
+            name,
+            mirror,
+            min_rate,
+            deadline,
+        } => {
+            let pace = skiplab::data::fetch::Pace {
+                min_rate,
+                deadline,
+                ..Default::default()
+            };
             let mut bar: Option<(String, ProgressBar)> = None;
             let interactive = std::io::stderr().is_terminal();
             let mut on_event = |event: FetchEvent| match event {
@@ -152,7 +174,7 @@ pub fn data(args: DataArgs) -> Result<ExitCode> {
                     eprintln!("{error}; trying the next mirror after {url}")
                 }
             };
-            let manifest = store::fetch(dir, name, mirror.as_deref(), &mut on_event)?;
+            let manifest = store::fetch(dir, name, mirror.as_deref(), &pace, &mut on_event)?;
             installed(dir, name, &manifest)
         }
         DataCommand::Import { name, path } => {

@@ -110,8 +110,8 @@ pub struct Download {
 
 impl Download {
     /// The most a download of this file may take: its known size and a margin, or, where
-    /// the size is not pinned (EMNIST's gzip.zip, about 535 MB), a ceiling of 1 GiB. A
-    /// server offering more is refused before a byte is written.
+    /// the size is not pinned, a ceiling of 1 GiB. A server offering more is refused before
+    /// a byte is written.
     pub fn max_bytes(&self) -> u64 {
         match self.bytes {
             Some(b) => b + b / 20 + (1 << 20),
@@ -277,7 +277,7 @@ pub const CATALOG: [Entry; 4] = [
             file: "gzip.zip",
             urls: &["https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"],
             md5: "58c8d27c78d21e728a6bc7b3cc06412e",
-            bytes: None,
+            bytes: Some(561_753_746),
         }],
         members: &[
             from_archive(

@@ -359,9 +359,10 @@ pub fn fetch(
     data_dir: &Path,
     name: DatasetName,
     mirror: Option<&str>,
+    pace: &fetch::Pace,
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<Manifest, DataError> {
-    fetch_entry(data_dir, entry_for(name)?, mirror, on_event)
+    fetch_entry(data_dir, entry_for(name)?, mirror, pace, on_event)
 }
 
 /// [`fetch`] for a catalog entry given whole (tests serve small real files under their own
@@ -370,12 +371,13 @@ pub fn fetch_entry(
     data_dir: &Path,
     entry: &Entry,
     mirror: Option<&str>,
+    pace: &fetch::Pace,
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<Manifest, DataError> {
     let name = entry.name;
     let partial = data_dir.join(PARTIAL).join(name.as_str());
     std::fs::create_dir_all(&partial).map_err(|e| err(&partial, format!("cannot create: {e}")))?;
-    let agent = fetch::agent();
+    let agent = fetch::agent(pace);
     let mut sources = Vec::new();
     for download in entry.downloads {
         let done = partial.join(download.file);
@@ -394,7 +396,7 @@ pub fn fetch_entry(
                     total: t.or(download.bytes),
                 })
             };
-            match fetch::download(&agent, url, &part, download.max_bytes(), &mut report) {
+            match fetch::download(&agent, url, &part, download.max_bytes(), pace, &mut report) {
                 Ok(_) => {
                     last_error = None;
                     break;
@@ -402,7 +404,7 @@ pub fn fetch_entry(
                 Err(e) => {
                     // A cut-off transfer keeps its bytes for a resume; anything else
                     // (404, refused connection) leaves nothing to resume from this URL.
-                    if !matches!(e, fetch::FetchError::Interrupted { .. }) {
+                    if !e.resumable() {
                         std::fs::remove_file(&part).ok();
                     }
                     if url != urls.last().expect("at least one URL") {
