@@ -97,8 +97,37 @@ fn man(dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What clap's own exits do, by the rule every command follows: help and the version go to
+/// stdout and a write that fails there is an error (141 for a closed pipe), never exit 0.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    use std::io::IsTerminal;
+    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    }
+    let text = match std::io::stdout().is_terminal() {
+        true => e.render().ansi().to_string(),
+        false => e.render().to_string(),
+    };
+    let written = write!(cli::Stdout, "{text}").and_then(|()| cli::Stdout.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(io) => {
+            let (code, message) = cli::report_error(&anyhow::Error::from(io));
+            if let Some(message) = message {
+                eprintln!("{message}");
+            }
+            code
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return clap_exit(e),
+    };
     // A broken config file is named before anything else runs (`config` itself still runs,
     // so `config init --force` can replace it).
     if let (Err(e), false) = (

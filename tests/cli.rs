@@ -264,3 +264,35 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
         }
     }
 }
+
+#[test]
+fn help_and_version_fail_on_a_closed_pipe_or_a_full_disk_like_every_command() {
+    for args in [&["--help"][..], &["--version"], &["help", "train"], &["train", "--help"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+        if std::path::Path::new("/dev/full").exists() {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+                .args(args)
+                .stdout(std::fs::File::create("/dev/full").unwrap())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+        }
+        let (code, out, _) = skiplab(args);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(out.contains("skiplab") || out.contains("Usage"), "{out}");
+    }
+    // A wrong flag is still a usage error on stderr.
+    let (code, _, err) = skiplab(&["train", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-such-flag"), "{err}");
+}
