@@ -88,20 +88,38 @@ pub fn load_config(path: &Path) -> Result<Config, String> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
         Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
-        Ok(text) => ron::Options::default()
-            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-            .from_str(&text)
-            .map_err(|e| {
-                format!(
-                    "{}:{}:{}: {}",
+        Ok(text) => {
+            let config: Config = ron::Options::default()
+                .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+                .from_str(&text)
+                .map_err(|e| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        path.display(),
+                        e.span.start.line,
+                        e.span.start.col,
+                        e.code
+                    )
+                })?;
+            // Every value is checked now, not when something first uses it.
+            if let Some(device) = config
+                .device
+                .as_deref()
+                .filter(|d| !DEVICES.contains(&d.to_ascii_lowercase().as_str()))
+            {
+                return Err(format!(
+                    "{}: device \"{device}\" is not one of {}",
                     path.display(),
-                    e.span.start.line,
-                    e.span.start.col,
-                    e.code
-                )
-            }),
+                    DEVICES.join(", ")
+                ));
+            }
+            Ok(config)
+        }
     }
 }
+
+/// What `device:` may say.
+pub const DEVICES: [&str; 3] = ["auto", "cpu", "cuda"];
 
 fn configured(pick: impl Fn(&Config) -> Option<PathBuf>) -> Option<PathBuf> {
     config().as_ref().ok().and_then(pick)
@@ -289,6 +307,12 @@ mod tests {
         let c = load_config(&path).unwrap();
         assert_eq!(c.theme, Theme::Light);
         assert_eq!(c.keys["train"], "T");
+        std::fs::write(&path, "(device: \"tpu\")").unwrap();
+        let e = load_config(&path).unwrap_err();
+        assert!(
+            e.ends_with("config.ron: device \"tpu\" is not one of auto, cpu, cuda"),
+            "{e}"
+        );
         std::fs::write(&path, "(colour: 1)").unwrap();
         let e = load_config(&path).unwrap_err();
         assert!(e.contains("config.ron:1:") && e.contains("colour"), "{e}");

@@ -130,8 +130,8 @@ fn main() -> ExitCode {
     };
     // A broken config file is named before anything else runs (`config` itself still runs,
     // so `config init --force` can replace it).
-    if let (Err(e), false) = (
-        skiplab::folders::config(),
+    if let (Some(e), false) = (
+        cli::config_problem(),
         matches!(args.command, Some(Command::Config(_))),
     ) {
         eprintln!("error: {e}");

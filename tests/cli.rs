@@ -267,7 +267,12 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
 
 #[test]
 fn help_and_version_fail_on_a_closed_pipe_or_a_full_disk_like_every_command() {
-    for args in [&["--help"][..], &["--version"], &["help", "train"], &["train", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["help", "train"],
+        &["train", "--help"],
+    ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
@@ -295,4 +300,31 @@ fn help_and_version_fail_on_a_closed_pipe_or_a_full_disk_like_every_command() {
     let (code, _, err) = skiplab(&["train", "--no-such-flag"]);
     assert_eq!(code, 2);
     assert!(err.contains("--no-such-flag"), "{err}");
+}
+
+#[test]
+fn the_config_file_is_checked_whole_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| common::skiplab(args, &[("SKIPLAB_CONFIG_DIR", dir.path())]);
+    for (config, says) in [
+        (
+            "(device: \"tpu\")",
+            "device \"tpu\" is not one of auto, cpu, cuda",
+        ),
+        ("(keys: {\"no-such-action\": \"T\"})", "keys: "),
+    ] {
+        std::fs::write(dir.path().join("config.ron"), config).unwrap();
+        let (code, out, _) = run(&["config", "show"]);
+        assert_eq!(code, 2, "{config}: {out}");
+        assert!(
+            out.contains("BROKEN") && out.contains(says),
+            "{config}: {out}"
+        );
+        let (code, _, err) = run(&["runs"]);
+        assert_eq!(code, 2, "{config}: {err}");
+        assert!(
+            err.contains("config.ron") && err.contains(says),
+            "{config}: {err}"
+        );
+    }
 }

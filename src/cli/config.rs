@@ -45,10 +45,10 @@ pub fn config(args: ConfigArgs) -> Result<ExitCode> {
             outln!("wrote {}", path.display());
         }
         ConfigCommand::Show => {
-            let state = match folders::config() {
-                Ok(_) if path.exists() => "read".to_string(),
-                Ok(_) => "none: `skiplab config init` writes one".to_string(),
-                Err(e) => format!("BROKEN: {e}"),
+            let state = match super::config_problem() {
+                Some(e) => format!("BROKEN: {e}"),
+                None if path.exists() => "read".to_string(),
+                None => "none: `skiplab config init` writes one".to_string(),
             };
             outln!("config file  {} ({state})", path.display());
             let env = |var: &str| std::env::var_os(var).map(std::path::PathBuf::from);
@@ -82,6 +82,10 @@ pub fn config(args: ConfigArgs) -> Result<ExitCode> {
                     ""
                 }
             );
+            // A broken file is a bad request, as for every other command.
+            if super::config_problem().is_some() {
+                return Ok(ExitCode::from(super::exit::BAD_ARGUMENTS));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

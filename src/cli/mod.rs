@@ -146,6 +146,17 @@ macro_rules! outln {
     };
 }
 
+/// What is wrong with the config file, checked whole: its own values (read by
+/// [`skiplab::folders::config`]) and its key bindings (the lab's), naming the file.
+pub fn config_problem() -> Option<String> {
+    match skiplab::folders::config() {
+        Err(e) => Some(e.clone()),
+        Ok(c) => skiplab::tui::keys::KeyTable::with_bindings(&c.keys)
+            .err()
+            .map(|e| format!("{}: keys: {e}", skiplab::folders::config_path().display())),
+    }
+}
+
 /// What `main` does with a command's error: the exit code, and the message if any.
 pub fn report_error(e: &anyhow::Error) -> (ExitCode, Option<String>) {
     let output = e.chain().find_map(|c| {
