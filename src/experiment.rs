@@ -158,7 +158,11 @@ pub fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>, String> {
             for item in stage.split(',') {
                 match item.trim().split_once('x') {
                     Some((w, n)) => {
-                        let n = n.trim().parse::<usize>().ok().filter(|&n| n <= 1024);
+                        let n = n
+                            .trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=1024).contains(n));
                         let n = n.ok_or_else(|| {
                             format!("`{item}` repeats a width 1 to 1024 times, like `64x20`")
                         })?;
@@ -518,6 +522,13 @@ mod tests {
         let bad_data = EXAMPLE.replace("fashion-mnist", "imagenet");
         let e = Experiment::from_ron(&bad_data, p).unwrap_err().to_string();
         assert!(e.contains("unknown data set `imagenet`"), "{e}");
+    }
+
+    #[test]
+    fn a_width_repeated_zero_times_is_refused() {
+        assert_eq!(parse_widths("64x2").unwrap(), [vec![64, 64]]);
+        let e = parse_widths("64x0").unwrap_err();
+        assert!(e.contains("`64x0` repeats a width 1 to 1024 times"), "{e}");
     }
 
     #[test]

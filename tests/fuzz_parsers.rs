@@ -91,3 +91,126 @@ proptest! {
         prop_assert!(e.contains("c.tar.gz"), "{}", e);
     }
 }
+
+/// A valid preset, to mutate.
+const PRESET: &str = r#"(
+    description: "fuzz",
+    dataset: "builtin",
+    model: Mlp(widths: [8, 4], skips: "res:chain:2,0-3"),
+    optimizer: Sgd(lr: 0.01, momentum: 0.9),
+    weight_decay: 0.0001,
+    batch: 16,
+    epochs: 2,
+    seed: 3,
+)"#;
+
+/// `bytes` with some replaced and the end cut off.
+fn mutate(bytes: &[u8], flips: &[(usize, u8)], cut: usize) -> Vec<u8> {
+    let mut bytes = bytes.to_vec();
+    for &(at, value) in flips {
+        if !bytes.is_empty() {
+            let at = at % bytes.len();
+            bytes[at] = value;
+        }
+    }
+    bytes.truncate(bytes.len().saturating_sub(cut));
+    bytes
+}
+
+/// A run folder whose every file skiplab reads back is valid, made once by training.
+fn template_run() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let saves = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+            .args(["train", "--widths", "4", "--epochs", "1", "--skips", "none"])
+            .env("SKIPLAB_SAVES_DIR", saves.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        saves
+    })
+    .path()
+}
+
+fn the_run(saves: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(saves)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(skiplab::runs::EXPERIMENT).exists())
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Presets, sweeps, the config and summaries: any text, or a valid one mutated, is read
+    /// or refused with a message naming the file; nothing panics.
+    #[test]
+    fn text_readers_never_panic(
+        noise in proptest::collection::vec(any::<u8>(), 0..300),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in 0usize..200,
+    ) {
+        let p = Path::new("fuzz.ron");
+        let mutated = String::from_utf8_lossy(&mutate(PRESET.as_bytes(), &flips, cut)).into_owned();
+        let noise = String::from_utf8_lossy(&noise).into_owned();
+        for text in [&mutated, &noise] {
+            if let Err(e) = skiplab::experiment::Experiment::from_ron(text, p) {
+                prop_assert!(e.to_string().starts_with("fuzz.ron"), "{}", e);
+            }
+            if let Err(e) = skiplab::sweep::Sweep::from_ron(text, p) {
+                prop_assert!(e.to_string().starts_with("fuzz.ron"), "{}", e);
+            }
+            if let Err(e) = skiplab::runs::Summary::from_ron(text, p) {
+                prop_assert!(e.to_string().starts_with("fuzz.ron"), "{}", e);
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.ron");
+        std::fs::write(&config, mutated.as_bytes()).unwrap();
+        if let Err(e) = skiplab::folders::load_config(&config) {
+            prop_assert!(e.contains("config.ron"), "{}", e);
+        }
+    }
+
+    /// A run folder with one of its files replaced by a mutated or random one: `load_run`
+    /// and the weights reader give the run or a message naming the file, never a panic.
+    #[test]
+    fn run_folder_readers_never_panic(
+        which in 0usize..6,
+        noise in proptest::collection::vec(any::<u8>(), 0..400),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in 0usize..300,
+        use_noise in any::<bool>(),
+    ) {
+        use skiplab::runs;
+        let original = the_run(template_run());
+        let dir = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(&original).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+            }
+        }
+        let name = [
+            runs::EXPERIMENT, runs::SUMMARY, runs::METRICS, runs::STEPS, runs::FLOW, runs::WEIGHTS,
+        ][which];
+        let path = dir.path().join(name);
+        let bytes = match use_noise {
+            true => noise,
+            false => mutate(&std::fs::read(&path).unwrap(), &flips, cut),
+        };
+        std::fs::write(&path, &bytes).unwrap();
+        match runs::load_run(dir.path()) {
+            Ok(run) => {
+                let _ = run.weights_to_resume();
+            }
+            Err(e) => prop_assert!(e.path.starts_with(dir.path()), "{}", e),
+        }
+        if let Err(e) = runs::read_weights(&dir.path().join(runs::WEIGHTS)) {
+            prop_assert!(e.to_string().contains(runs::WEIGHTS), "{}", e);
+        }
+    }
+}
