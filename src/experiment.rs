@@ -189,6 +189,8 @@ pub struct PresetError {
 impl Experiment {
     /// Parses preset text; `path` only names the source in errors.
     pub fn from_ron(text: &str, path: &Path) -> Result<Self, PresetError> {
+        // Editors on Windows may start a UTF-8 file with a byte-order mark.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let experiment: Experiment = ron::from_str(text).map_err(|e| PresetError {
             path: path.to_path_buf(),
             at: Some((e.span.start.line, e.span.start.col)),

@@ -89,6 +89,7 @@ pub fn load_config(path: &Path) -> Result<Config, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
         Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
         Ok(text) => {
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             let config: Config = ron::Options::default()
                 .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
                 .from_str(&text)

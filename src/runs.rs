@@ -384,19 +384,20 @@ impl Summary {
             return;
         };
         self.epochs_done = last.epoch;
-        // The first of equal bests, as `observe` keeps it.
+        // The first of equal bests, as `observe` keeps it; a value that is not a number (a
+        // file edited by hand) is no best.
         let best = rows
             .iter()
+            .filter(|r| r.val_accuracy.is_finite())
             .reduce(|a, b| {
                 if b.val_accuracy > a.val_accuracy {
                     b
                 } else {
                     a
                 }
-            })
-            .expect("not empty");
-        self.best_val_accuracy = Some(best.val_accuracy);
-        self.best_epoch = Some(best.epoch);
+            });
+        self.best_val_accuracy = best.map(|b| b.val_accuracy);
+        self.best_epoch = best.map(|b| b.epoch);
         self.mean_epoch_seconds =
             Some(rows.iter().map(|r| r.seconds).sum::<f64>() / rows.len() as f64);
     }
@@ -1180,6 +1181,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("saves/x/summary.ron: line "), "{e}");
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_is_no_best() {
+        let mut summary = Summary::from_ron(OLD_SUMMARY, Path::new("s.ron")).unwrap();
+        let row = |epoch, val_accuracy| EpochRow {
+            epoch,
+            train_loss: 1.0,
+            train_accuracy: 0.5,
+            val_loss: 1.0,
+            val_accuracy,
+            samples_per_sec: 1.0,
+            seconds: 1.0,
+            skips_on: false,
+            skip_weights: String::new(),
+            step: epoch,
+        };
+        summary.reconcile(&[row(1, f64::NAN), row(2, 0.7), row(3, 0.6)]);
+        assert_eq!(
+            (summary.best_val_accuracy, summary.best_epoch),
+            (Some(0.7), Some(2))
+        );
+        summary.reconcile(&[row(1, f64::NAN)]);
+        assert_eq!(summary.best_val_accuracy, None);
     }
 
     #[test]

@@ -274,6 +274,7 @@ impl Sweep {
 
     /// Parses a sweep file's text; `path` names it in errors and anchors `base`.
     pub fn from_ron(text: &str, path: &Path) -> Result<Self, PresetError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // `epochs: 5` as well as `epochs: Some(5)`.
         let options = ron::Options::default()
             .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);

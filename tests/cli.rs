@@ -328,3 +328,38 @@ fn the_config_file_is_checked_whole_when_read() {
         );
     }
 }
+
+#[test]
+fn misleading_inputs_get_messages_that_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where a saves folder is meant.
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let (code, out, err) = skiplab(&["runs", "--saves", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("is a file, not a folder of saved runs"),
+        "{err}"
+    );
+    // A negative number names the option, not "unexpected argument".
+    let (code, _, err) = skiplab(&["train", "--epochs", "-1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("'-1'") && err.contains("--epochs"), "{err}");
+    assert!(!err.contains("unexpected argument"), "{err}");
+    // A preset saved with a UTF-8 byte-order mark reads like any other.
+    let quick = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron"),
+    )
+    .unwrap();
+    let bom = dir.path().join("bom.ron");
+    std::fs::write(&bom, format!("\u{feff}{quick}")).unwrap();
+    let (code, out, err) = skiplab(&[
+        "train",
+        "--preset",
+        bom.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--no-save",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}

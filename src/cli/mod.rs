@@ -100,6 +100,10 @@ impl Saves {
         for pattern in &self.saves {
             let text = pattern.to_string_lossy();
             if !text.contains(['*', '?', '[']) {
+                // A file where a folder is meant is a mistake to name, not an empty folder.
+                if pattern.exists() && !pattern.is_dir() {
+                    anyhow::bail!("--saves {text}: is a file, not a folder of saved runs");
+                }
                 folders.push(pattern.clone());
                 continue;
             }

@@ -46,8 +46,11 @@ pub enum Column {
     Description,
 }
 
+/// A share as a percentage; `-` for none, and for a value that is not a number (a
+/// `metrics.csv` edited by hand).
 pub fn pct(x: Option<f64>) -> String {
-    x.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
+    x.filter(|v| v.is_finite())
+        .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
 }
 
 /// Every run `keys` names (ids, prefixes or paths), in order, from any of the folders. A run
