@@ -92,7 +92,7 @@ pub fn load_config(path: &Path) -> Result<Config, String> {
             let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             let config: Config = ron::Options::default()
                 .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-                .from_str(&text)
+                .from_str(text)
                 .map_err(|e| {
                     format!(
                         "{}:{}:{}: {}",
