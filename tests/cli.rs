@@ -363,3 +363,32 @@ fn misleading_inputs_get_messages_that_name_them() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn bad_values_are_refused_before_training_with_the_value_named() {
+    let (code, _, err) = skiplab(&["train", "--val-fraction", "1e-50", "--epochs", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("val_fraction 1e-50 holds out none"), "{err}");
+    let (code, _, err) = skiplab(&["train", "--batch", "9001", "--epochs", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("batch 9001 is larger than the 9000 images"),
+        "{err}"
+    );
+    // A saves folder that cannot be written: a write failure, before anything trains.
+    let unwritable = std::path::Path::new("/sys/skiplab-saves-test");
+    if std::fs::create_dir(unwritable).is_err() {
+        let (code, _, err) = skiplab(&[
+            "train",
+            "--epochs",
+            "1",
+            "--saves",
+            unwritable.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 5, "{err}");
+        assert!(
+            err.contains("the saves folder /sys/skiplab-saves-test"),
+            "{err}"
+        );
+    }
+}

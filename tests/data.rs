@@ -794,6 +794,34 @@ fn the_data_command_imports_lists_verifies_and_trains() {
         out.contains("on cifar10 (90 train / 10 val / 20 test)"),
         "{out}"
     );
+    // Installed files that no longer load (cut short): data that does not load, exit 4,
+    // before any run starts, naming the file.
+    let installed = Path::new(dir).join("cifar10");
+    let copy = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&installed).unwrap() {
+        let path = e.unwrap().path();
+        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
+        if path.extension().is_some_and(|x| x == "bin") {
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2 + 7]).unwrap();
+        }
+    }
+    let (code, out, err) = skiplab(&[
+        "train",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        dir,
+        "--epochs",
+        "1",
+        "--no-save",
+    ]);
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(err.contains("cifar10"), "{err}");
+    for e in std::fs::read_dir(copy.path()).unwrap() {
+        let path = e.unwrap().path();
+        std::fs::copy(&path, installed.join(path.file_name().unwrap())).unwrap();
+    }
     // Errors: an unknown data set, a 404 (exit code 2, message names the URL).
     let (code, _, err) = skiplab(&["data", "fetch", "emnist"]);
     assert_ne!(code, 0);

@@ -260,8 +260,16 @@ pub fn headless_with_slots(
         eprintln!("note: {note}");
     }
     let saves = save.then(|| place.saves.clone());
+    // A saves folder that cannot be written is known before anything trains.
+    if let Some(saves) = &saves {
+        std::fs::create_dir_all(saves)
+            .with_context(|| format!("cannot create the saves folder {}", saves.display()))?;
+        tempfile::NamedTempFile::new_in(saves)
+            .with_context(|| format!("cannot write into the saves folder {}", saves.display()))?;
+    }
     let settings = Settings {
         slots,
+        load_first: true,
         ..Settings::new(device, place.data_dir.clone(), saves)
     };
     let (session, tx, rx) = Session::headless(settings)?;

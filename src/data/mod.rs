@@ -331,9 +331,16 @@ pub struct PreparedData {
 impl PreparedData {
     /// Holds out `val_fraction` of the training set (a seeded shuffle picks which), then
     /// normalises every split with the statistics of what is left for training.
+    /// How many of `n` training images a split with this validation share trains and
+    /// validates on.
+    pub fn split_sizes(n: usize, val_fraction: f64) -> (usize, usize) {
+        let n_val = ((n as f64) * val_fraction.clamp(0.0, 0.9)).round() as usize;
+        (n - n_val.min(n), n_val.min(n))
+    }
+
     pub fn prepare(dataset: &Dataset, val_fraction: f64, seed: u64) -> Self {
         let n = dataset.train.len();
-        let n_val = ((n as f64) * val_fraction.clamp(0.0, 0.9)).round() as usize;
+        let n_val = Self::split_sizes(n, val_fraction).1;
         let mut order: Vec<usize> = (0..n).collect();
         // A different stream from the one that shuffles batches.
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ SPLIT_STREAM);

@@ -95,6 +95,9 @@ pub struct Settings {
     pub slots: usize,
     /// How run folders are written.
     pub files: Arc<dyn RunFiles>,
+    /// Load data sets when runs are submitted, refusing at once what the data cannot serve
+    /// (headless commands); the lab leaves loading to the runs' threads.
+    pub load_first: bool,
 }
 
 impl Settings {
@@ -105,6 +108,7 @@ impl Settings {
             saves,
             slots: 1,
             files: Arc::new(Disk),
+            load_first: false,
         }
     }
 }
@@ -330,6 +334,41 @@ impl Session {
         &self.settings
     }
 
+    /// Loads every request's data set now (the runs then find it loaded) and refuses, naming
+    /// the value, a request the data cannot serve: a data set without images, a validation
+    /// share that holds out none, a batch larger than the training split. A data set that
+    /// does not load is [`SessionError::MissingData`].
+    fn check_data(&self, requests: &[RunRequest]) -> Result<(), SessionError> {
+        for e in requests.iter().map(|r| &r.experiment) {
+            let dataset = self.data.dataset(e.dataset)?;
+            let where_ = self.settings.data_dir.join(e.dataset.as_str());
+            let name = e.dataset;
+            let n = dataset.train.len();
+            if n == 0 || dataset.test.is_empty() {
+                return Err(SessionError::Refused(format!(
+                    "data set `{name}` ({}) has {n} training and {} test images; it needs both",
+                    where_.display(),
+                    dataset.test.len()
+                )));
+            }
+            let (train, val) = crate::data::PreparedData::split_sizes(n, e.val_fraction);
+            if val == 0 {
+                return Err(SessionError::Refused(format!(
+                    "val_fraction {:e} holds out none of the {n} training images of `{name}`; the validation split picks the best epoch, so hold out at least {:.2e}",
+                    e.val_fraction,
+                    0.5 / n as f64
+                )));
+            }
+            if e.batch > train {
+                return Err(SessionError::Refused(format!(
+                    "batch {} is larger than the {train} images `{name}` trains on (after holding out {val} for validation)",
+                    e.batch
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn runs(&self) -> &[Run] {
         &self.runs
     }
@@ -353,6 +392,9 @@ impl Session {
         &mut self,
         requests: Vec<RunRequest>,
     ) -> Result<Vec<SessionEvent>, SessionError> {
+        if self.settings.load_first {
+            self.check_data(&requests)?;
+        }
         let next = self.runs.last().map_or(1, |r| r.id + 1);
         let admitted = requests
             .into_iter()
