@@ -186,6 +186,18 @@ pub fn resolve_preset(arg: &Path, presets_dir: &Path) -> Result<(String, Experim
     if arg.is_file() {
         return Experiment::load(arg).map(|e| (name_of(arg), e));
     }
+    // Something is there, but not a preset file: say what it is (a FIFO would block a read).
+    if let Ok(meta) = std::fs::metadata(arg) {
+        let what = match meta.is_dir() {
+            true => "a folder",
+            false => "not a regular file (a FIFO, device or socket)",
+        };
+        return Err(PresetError {
+            path: arg.to_path_buf(),
+            at: None,
+            message: format!("is {what}; a preset is a .ron file, or the name of one"),
+        });
+    }
     let text = arg.to_string_lossy();
     let name = text.strip_suffix(".ron").unwrap_or(&text);
     let plain = crate::experiment::valid_preset_name(name) && arg.components().count() == 1;

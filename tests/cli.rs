@@ -392,3 +392,14 @@ fn bad_values_are_refused_before_training_with_the_value_named() {
         );
     }
 }
+
+#[test]
+fn a_preset_path_that_is_no_file_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--preset", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is a folder; a preset is a .ron file"),
+        "{err}"
+    );
+}

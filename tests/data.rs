@@ -988,3 +988,37 @@ fn a_mirror_that_trickles_is_given_up_on_and_its_bytes_kept() {
     );
     server.join().unwrap();
 }
+
+#[test]
+fn what_stands_where_a_data_file_should_be_is_named_and_never_read() {
+    use skiplab::data::idx;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("folder-idx3")).unwrap();
+    std::os::unix::fs::symlink(d.join("loop-b"), d.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink(d.join("loop-a"), d.join("loop-b")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero-idx3")).unwrap();
+    let fifo_made = std::process::Command::new("mkfifo")
+        .arg(d.join("fifo-idx3"))
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cases = vec![
+        ("folder-idx3", "is a folder, not a data file"),
+        (
+            "loop-a",
+            "is a link that loops or points nowhere, not a data file",
+        ),
+        ("zero-idx3", "is a FIFO, device or socket, not a data file"),
+    ];
+    if fifo_made {
+        cases.push(("fifo-idx3", "is a FIFO, device or socket, not a data file"));
+    }
+    for (name, says) in cases {
+        let e = idx::find(d, name).unwrap_err().to_string();
+        assert!(e.ends_with(says), "{name}: {e}");
+        let e = data::read_data_file(&d.join(name)).unwrap_err().to_string();
+        assert!(e.ends_with(says), "{name}: {e}");
+    }
+    let e = idx::find(d, "nothing-here").unwrap_err().to_string();
+    assert!(e.contains("missing"), "{e}");
+}

@@ -143,9 +143,7 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
             .chain([&TEST_BATCH])
             .map(|name| {
                 let path = folder.join(name);
-                std::fs::read(&path)
-                    .map(|bytes| (path.clone(), bytes))
-                    .map_err(|e| DataError::new(&path, format!("cannot read: {e}")))
+                super::read_data_file(&path).map(|bytes| (path.clone(), bytes))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (train, test) = decode_all(&named)?;

@@ -98,8 +98,7 @@ pub fn parse(bytes: &[u8], expected_rank: usize, origin: &Path) -> Result<IdxArr
 
 /// Reads and parses an IDX file from disk (gzip detected by content, not by name).
 pub fn read_file(path: &Path, expected_rank: usize) -> Result<IdxArray, DataError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
+    let bytes = super::read_data_file(path)?;
     parse(&maybe_gunzip(&bytes, path)?, expected_rank, path)
 }
 
@@ -111,6 +110,12 @@ pub fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
         Ok(gz)
     } else if plain.is_file() {
         Ok(plain)
+    } else if let Some((path, what)) = [&gz, &plain]
+        .into_iter()
+        .find_map(|p| super::not_a_file(p).map(|what| (p, what)))
+    {
+        // Something is there, only not a file: say what, rather than "missing".
+        Err(DataError::new(path, format!("is {what}, not a data file")))
     } else {
         Err(DataError::new(
             &plain,
