@@ -123,7 +123,25 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
+/// The variables that stand for flags: set but empty means unset, as for XDG's (an empty
+/// `SKIPLAB_SAVES_DIR=` would otherwise be blamed on `--saves`).
+const FLAG_VARIABLES: [&str; 7] = [
+    "SKIPLAB_DATA_DIR",
+    "SKIPLAB_SAVES_DIR",
+    "SKIPLAB_DATA_MIRROR",
+    "SKIPLAB_FETCH_DEADLINE",
+    "SKIPLAB_MIN_RATE",
+    "SKIPLAB_PYTHON",
+    "SKIPLAB_CONFIG_DIR",
+];
+
 fn main() -> ExitCode {
+    for var in FLAG_VARIABLES {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            // Before any thread starts: nothing else reads the environment yet.
+            std::env::remove_var(var);
+        }
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => return clap_exit(e),

@@ -1006,6 +1006,12 @@ pub fn remove_stale_temps(dir: &Path, age: Duration) {
 }
 
 pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
+    if !dir.join(EXPERIMENT).exists() {
+        return Err(err(
+            &dir.join(EXPERIMENT),
+            "is not there: without it the folder cannot be read as a run (what trained it is unknown)",
+        ));
+    }
     let gone = writer_gone(dir);
     let orphaned = gone == Some(true);
     remove_stale_temps(dir, if orphaned { ORPHAN_TEMP } else { STALE_TEMP });
@@ -1063,13 +1069,24 @@ pub fn list_runs_in(folders: &[PathBuf]) -> (Vec<Result<SavedRun, RunError>>, Ve
     (runs, shadowed)
 }
 
+/// The run folders in `folder`: those holding any file a run writes (one that lost its
+/// `experiment.ron` is listed, as unreadable, rather than skipped without a word).
 fn run_dirs(folder: &Path) -> impl Iterator<Item = PathBuf> {
     std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.join(EXPERIMENT).exists())
+        .filter(|p| {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            !hidden
+                && p.is_dir()
+                && [EXPERIMENT, SUMMARY, METRICS, WEIGHTS]
+                    .iter()
+                    .any(|f| p.join(f).exists())
+        })
 }
 
 /// Finds a run by its id (an exact id always wins), by a path to its folder, or by a prefix

@@ -403,3 +403,22 @@ fn a_preset_path_that_is_no_file_says_what_it_is() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_variable_is_an_unset_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args(["runs"])
+        .current_dir(dir.path())
+        .env("SKIPLAB_SAVES_DIR", "")
+        .env("HOME", dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("no saved runs in"), "{stdout}");
+}

@@ -1094,3 +1094,18 @@ fn memory_stays_flat_over_many_seeds() {
         "memory grew {growth:.0} MiB over {seeds} seeds: {after:.0?}"
     );
 }
+
+#[test]
+fn a_run_folder_without_its_experiment_is_listed_as_unreadable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--epochs", "1", "--widths", "8"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let dir = runs::list_runs(tmp.path())[0].as_ref().unwrap().dir.clone();
+    std::fs::remove_file(dir.join(runs::EXPERIMENT)).unwrap();
+    let (code, out, _) = skiplab(&["runs"], tmp.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("unreadable:") && out.contains("experiment.ron: is not there"),
+        "{out}"
+    );
+}
