@@ -430,7 +430,12 @@ impl Session {
                 .topology()
                 .map_err(|e| SessionError::Refused(e.to_string()))?,
         };
-        check_memory(&topology, experiment.batch, self.settings.device)?;
+        check_memory(
+            &topology,
+            experiment.batch,
+            self.settings.device,
+            self.settings.slots,
+        )?;
         // Loading waits for the run's thread; a data set that is not there at all is known now.
         if let Some(missing) = crate::data::missing(experiment.dataset, &self.settings.data_dir) {
             return Err(SessionError::MissingData(missing));
@@ -706,19 +711,60 @@ pub fn forward_signals(deliver: impl Fn(i32) + Send + 'static) -> std::io::Resul
 
 /// Refuses a network whose training would not fit this machine's memory, before anything
 /// is allocated (an allocation that large aborts the process).
-fn check_memory(topology: &Topology, batch: usize, device: Device) -> Result<(), SessionError> {
+/// Refuses a run whose training, times the runs that train at once (`--parallel`), needs
+/// more memory than the machine has.
+fn check_memory(
+    topology: &Topology,
+    batch: usize,
+    device: Device,
+    at_once: usize,
+) -> Result<(), SessionError> {
     let (Device::Cpu, Some(memory)) = (device, crate::device::physical_memory()) else {
         return Ok(());
     };
-    let needed = topology.training_bytes(batch);
-    if needed > memory {
-        let gb = |b: u64| b as f64 / 1e9;
-        return Err(SessionError::Refused(format!(
-            "training {} at batch {batch} needs about {:.1} GB; this machine has {:.1} GB",
-            topology.summary(),
+    let what = format!("{} at batch {batch}", topology.summary());
+    memory_refusal(&what, topology.training_bytes(batch), at_once, memory)
+        .map_or(Ok(()), |m| Err(SessionError::Refused(m)))
+}
+
+/// Why `at_once` runs of `what`, each needing `per_run` bytes, do not fit in `memory`.
+fn memory_refusal(what: &str, per_run: u64, at_once: usize, memory: u64) -> Option<String> {
+    let at_once = at_once.max(1);
+    let needed = per_run.saturating_mul(at_once as u64);
+    let gb = |b: u64| b as f64 / 1e9;
+    (needed > memory).then(|| match at_once {
+        1 => format!(
+            "training {what} needs about {:.1} GB; this machine has {:.1} GB",
             gb(needed),
             gb(memory)
-        )));
+        ),
+        n => format!(
+            "training {n} runs of {what} at once needs about {:.1} GB ({:.1} GB each); this machine has {:.1} GB: train fewer at once (--parallel)",
+            gb(needed),
+            gb(per_run),
+            gb(memory)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_refusal;
+
+    #[test]
+    fn the_memory_check_counts_the_runs_that_train_at_once() {
+        let gb = 1_000_000_000;
+        assert_eq!(memory_refusal("mlp", 3 * gb, 1, 8 * gb), None);
+        let e = memory_refusal("mlp", 3 * gb, 4, 8 * gb).unwrap();
+        assert!(
+            e.contains("training 4 runs of mlp at once needs about 12.0 GB (3.0 GB each)")
+                && e.contains("--parallel"),
+            "{e}"
+        );
+        let e = memory_refusal("mlp", 9 * gb, 1, 8 * gb).unwrap();
+        assert_eq!(
+            e,
+            "training mlp needs about 9.0 GB; this machine has 8.0 GB"
+        );
     }
-    Ok(())
 }
