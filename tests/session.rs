@@ -403,3 +403,41 @@ fn a_resumed_run_continues_its_summary_and_refuses_another_runs_weights() {
     );
     assert_eq!(runs::load_run(&dir(0)).unwrap().epochs.len(), 3);
 }
+
+#[test]
+fn stopping_ends_every_queued_run_at_once_and_starts_none() {
+    let spawner = Scripted::default();
+    let (outlet, _rx) = channel_outlet();
+    let settings = Settings::new(Device::Cpu, "data".into(), None);
+    let mut session = Session::new(settings, Box::new(spawner.clone()), outlet).unwrap();
+    let requests = (1..=5000)
+        .map(|seed| RunRequest::new(small(1, seed)))
+        .collect();
+    session.submit_all(requests).unwrap();
+    assert_eq!(
+        spawner.jobs.lock().unwrap().len(),
+        1,
+        "one slot: one run started"
+    );
+    let events = session.stop_all();
+    let ended = events
+        .iter()
+        .filter(|e| matches!(e.update, Update::Ended { .. }))
+        .count();
+    assert_eq!(ended, 4999, "every queued run ends, in one pass");
+    assert_eq!(
+        spawner.jobs.lock().unwrap().len(),
+        1,
+        "no queued run starts while the others are stopped"
+    );
+    assert!(session
+        .runs()
+        .iter()
+        .skip(1)
+        .all(|r| r.state == RunState::Ended(RunStatus::Stopped)));
+    // Each is still found by its id.
+    assert_eq!(
+        session.run(4321).map(|r| r.info.experiment.seed),
+        Some(4321)
+    );
+}

@@ -374,11 +374,13 @@ impl Session {
     }
 
     pub fn run(&self, id: RunId) -> Option<&Run> {
-        self.runs.iter().find(|r| r.id == id)
+        self.index(id).map(|i| &self.runs[i])
     }
 
+    /// Runs are kept in the order of their ids (each new one gets the next), so a search
+    /// halves: a hundred thousand queued seeds are each found at once.
     fn index(&self, id: RunId) -> Option<usize> {
-        self.runs.iter().position(|r| r.id == id)
+        self.runs.binary_search_by_key(&id, |r| r.id).ok()
     }
 
     /// True when no run is queued or active.
@@ -563,21 +565,25 @@ impl Session {
 
     /// Marks run `i` ended (its thread, if any, is done) and starts what is queued.
     fn end(&mut self, i: usize, status: RunStatus) -> Vec<SessionEvent> {
-        let run = &mut self.runs[i];
+        let mut events = vec![Self::mark_ended(&mut self.runs[i], status)];
+        events.extend(self.start_queued());
+        events
+    }
+
+    /// Records `run` as ended (its thread, if any, joined) and says so; starts nothing.
+    fn mark_ended(run: &mut Run, status: RunStatus) -> SessionEvent {
         if let Some(handle) = run.handle.take() {
             handle.join();
         }
         run.summary.status = status.clone().into();
         run.state = RunState::Ended(status.clone());
-        let mut events = vec![SessionEvent {
+        SessionEvent {
             run: run.id,
             update: Update::Ended {
                 status,
                 summary: Box::new(run.summary.clone()),
             },
-        }];
-        events.extend(self.start_queued());
-        events
+        }
     }
 
     /// Applies a trainer's event for run `id`.
@@ -620,16 +626,14 @@ impl Session {
     /// Stops every run: queued ones end at once (so none starts), active ones at their next
     /// step, recording `Stopped`.
     pub fn stop_all(&mut self) -> Vec<SessionEvent> {
-        let queued: Vec<RunId> = self
+        // One pass: ending queued runs one by one (each looking for the next to start) took
+        // quadratic time, minutes for 100,000 queued seeds.
+        let events: Vec<SessionEvent> = self
             .runs
-            .iter()
+            .iter_mut()
             .filter(|r| r.state == RunState::Queued)
-            .map(|r| r.id)
+            .map(|r| Self::mark_ended(r, RunStatus::Stopped))
             .collect();
-        let mut events = Vec::new();
-        for id in queued {
-            events.extend(self.command(id, Command::Stop));
-        }
         for run in &self.runs {
             if let Some(handle) = &run.handle {
                 handle.send(Command::Stop);
