@@ -261,6 +261,11 @@ fn a_disk_that_fills_up_fails_the_run_and_keeps_the_saved_epochs_consistent() {
                 .starts_with("failed: could not save epoch 3"),
             "{out}"
         );
+        // Not "saved as", which reads like a result: what was saved, and where.
+        assert!(
+            !out.contains("saved as") && out.contains("epochs 1-2 are saved in "),
+            "{out}"
+        );
         // On disk: epochs 1 and 2, in all four files.
         let saved = runs::load_run(&run.saved.as_ref().unwrap().dir).unwrap();
         let epochs: Vec<usize> = saved.epochs.iter().map(|r| r.epoch).collect();
@@ -440,4 +445,18 @@ fn stopping_ends_every_queued_run_at_once_and_starts_none() {
         session.run(4321).map(|r| r.info.experiment.seed),
         Some(4321)
     );
+}
+
+#[test]
+fn shutting_down_names_the_runs_it_stopped() {
+    let spawner = Scripted::default();
+    let (outlet, _rx) = channel_outlet();
+    let settings = Settings::new(Device::Cpu, "data".into(), None);
+    let mut session = Session::new(settings, Box::new(spawner.clone()), outlet).unwrap();
+    let requests = (1..=3)
+        .map(|seed| RunRequest::new(small(1, seed)))
+        .collect();
+    session.submit_all(requests).unwrap();
+    assert_eq!(session.shutdown(), [1, 2, 3]);
+    assert!(session.shutdown().is_empty(), "nothing is left to stop");
 }

@@ -643,14 +643,25 @@ impl Session {
     }
 
     /// Stops every run and waits for their threads (the lab, quitting). Their recorders
-    /// write `Stopped` before the threads end.
-    pub fn shutdown(&mut self) {
+    /// write `Stopped` before the threads end. Returns the runs that were queued or active,
+    /// so whoever closes can say they were stopped (their ends are not followed any more).
+    pub fn shutdown(&mut self) -> Vec<RunId> {
+        let stopped = self
+            .runs
+            .iter()
+            .filter(|r| r.state.is_active())
+            .map(|r| r.id)
+            .collect();
         self.stop_all();
         for run in &mut self.runs {
             if let Some(handle) = run.handle.take() {
-                handle.join();
+                // How its thread ended (its recorder wrote the same), for whoever asks after.
+                let status = handle.join();
+                run.summary.status = status.clone().into();
+                run.state = RunState::Ended(status);
             }
         }
+        stopped
     }
 
     /// Follows the session until every run has ended, handing `first` and every later

@@ -132,8 +132,15 @@ impl<O: Write, E: Write> Printer<O, E> {
             }));
         }
         self.clear_progress();
-        if let Some(id) = saved {
-            writeln!(self.out, "saved as {id}")?;
+        // A failed run's folder holds what it saved before it failed, not a result.
+        match (&saved, status) {
+            (Some(id), RunStatus::Failed(_)) if summary.epochs_done > 0 => writeln!(
+                self.out,
+                "epochs 1-{} are saved in {id}",
+                summary.epochs_done
+            )?,
+            (Some(_), RunStatus::Failed(_)) | (None, _) => {}
+            (Some(id), _) => writeln!(self.out, "saved as {id}")?,
         }
         let epochs = summary.epochs_done;
         let best = match (summary.best_val_accuracy, summary.best_epoch) {

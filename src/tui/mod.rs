@@ -240,7 +240,14 @@ pub fn start<B: Backend>(
         }
         Ok(())
     })();
-    lab.session.shutdown();
+    // The log names every run the closing stopped, and why the lab closed.
+    let why = match app.ended_by_signal {
+        Some(signal) => format!("signal {signal}"),
+        None => "quit".to_string(),
+    };
+    for run in lab.session.shutdown() {
+        tracing::info!("run {run} ended: Stopped (the lab closed: {why})");
+    }
     result.map(|()| app)
 }
 
