@@ -263,7 +263,7 @@ fn a_disk_that_fills_up_fails_the_run_and_keeps_the_saved_epochs_consistent() {
         );
         // Not "saved as", which reads like a result: what was saved, and where.
         assert!(
-            !out.contains("saved as") && out.contains("epochs 1-2 are saved in "),
+            !out.contains("saved as") && out.contains("what it saved before it failed is in "),
             "{out}"
         );
         // On disk: epochs 1 and 2, in all four files.

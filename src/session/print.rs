@@ -133,12 +133,11 @@ impl<O: Write, E: Write> Printer<O, E> {
         }
         self.clear_progress();
         // A failed run's folder holds what it saved before it failed, not a result.
+        // (The files say which epochs: the one whose save failed is not among them.)
         match (&saved, status) {
-            (Some(id), RunStatus::Failed(_)) if summary.epochs_done > 0 => writeln!(
-                self.out,
-                "epochs 1-{} are saved in {id}",
-                summary.epochs_done
-            )?,
+            (Some(id), RunStatus::Failed(_)) if summary.epochs_done > 0 => {
+                writeln!(self.out, "what it saved before it failed is in {id}")?
+            }
             (Some(_), RunStatus::Failed(_)) | (None, _) => {}
             (Some(id), _) => writeln!(self.out, "saved as {id}")?,
         }
