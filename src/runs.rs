@@ -543,9 +543,18 @@ pub struct Recorder<S: EventSink> {
     /// The rows, steps, flow points and summary the files hold (as of the last saved epoch).
     saved: (usize, usize, usize, Summary),
     skips_on: bool,
+    /// A resume stopped before it trained an epoch puts the folder back as it was.
+    undo: Option<ResumeUndo>,
     /// Held while this recorder writes the folder: readers tell a live run from one whose
     /// process died.
     _writer: WriterLock,
+}
+
+/// A resumed run's folder before the resume: its rows, experiment and summary.
+struct ResumeUndo {
+    rows: usize,
+    experiment: Vec<u8>,
+    summary: Vec<u8>,
 }
 
 impl<S: EventSink> Recorder<S> {
@@ -574,6 +583,7 @@ impl<S: EventSink> Recorder<S> {
             summary,
             skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
+            undo: None,
             _writer: writer,
         })
     }
@@ -586,17 +596,23 @@ impl<S: EventSink> Recorder<S> {
         files: Arc<dyn RunFiles>,
         saved: &SavedRun,
         summary: Summary,
+        more: usize,
     ) -> Result<Self, RunError> {
         // This process owns the folder now: whatever a killed one left half-written goes.
         let writer = WriterLock::take(&saved.dir)?;
         remove_stale_temps(&saved.dir, Duration::ZERO);
+        // The run now trains all these epochs (its summary says where it was resumed).
+        let mut experiment = saved.experiment.clone();
+        experiment.epochs = saved.epochs.len() + more;
         files.replace(&[
-            (
-                saved.dir.join(EXPERIMENT),
-                saved.experiment.to_ron().into_bytes(),
-            ),
+            (saved.dir.join(EXPERIMENT), experiment.to_ron().into_bytes()),
             (saved.dir.join(SUMMARY), summary.to_ron().into_bytes()),
         ])?;
+        let undo = Some(ResumeUndo {
+            rows: saved.epochs.len(),
+            experiment: saved.experiment.to_ron().into_bytes(),
+            summary: saved.summary.to_ron().into_bytes(),
+        });
         Ok(Self {
             inner,
             files,
@@ -613,6 +629,7 @@ impl<S: EventSink> Recorder<S> {
             summary,
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
+            undo,
             _writer: writer,
         })
     }
@@ -674,9 +691,21 @@ impl<S: EventSink> EventSink for Recorder<S> {
             TrainEvent::SkipsEnabled { .. } => self.skips_on = true,
             TrainEvent::Ended { status, .. } => {
                 let path = self.dir.join(SUMMARY);
-                let written = self
-                    .files
-                    .replace(&[(path, self.summary.to_ron().into_bytes())]);
+                // Stopped before a new epoch (`resume | head -1`): nothing happened to the
+                // run, so its folder says what it said before, a Finished run Finished.
+                let undo = self
+                    .undo
+                    .as_ref()
+                    .filter(|u| *status == RunStatus::Stopped && self.rows.len() == u.rows);
+                let written = match undo {
+                    Some(u) => self.files.replace(&[
+                        (self.dir.join(EXPERIMENT), u.experiment.clone()),
+                        (path, u.summary.clone()),
+                    ]),
+                    None => self
+                        .files
+                        .replace(&[(path, self.summary.to_ron().into_bytes())]),
+                };
                 if let (Err(e), false) = (written, matches!(status, RunStatus::Failed(_))) {
                     // Say so: the files still claim the run is running.
                     *status = RunStatus::Failed(format!("could not save the summary: {e}"));

@@ -1109,3 +1109,36 @@ fn a_run_folder_without_its_experiment_is_listed_as_unreadable() {
         "{out}"
     );
 }
+
+#[test]
+fn a_resume_stopped_before_its_first_epoch_leaves_the_run_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["train", "--epochs", "2", "--widths", "8"], tmp.path());
+    assert_eq!(code, 0, "{err}");
+    let saved = runs::list_runs(tmp.path()).remove(0).unwrap();
+    let before = (saved.experiment.clone(), saved.summary.clone());
+    assert_eq!(before.1.status, Status::Finished);
+    let (tx, _rx) = mpsc::channel();
+    let mut resumed = saved.summary.clone();
+    resumed.status = Status::Running;
+    resumed.resumed_after.push(2);
+    let mut recorder = Recorder::resume(tx, Arc::new(runs::Disk), &saved, resumed, 5).unwrap();
+    // While it runs, the folder says what it is becoming.
+    let during = runs::load_run(&saved.dir).unwrap();
+    assert_eq!(during.experiment.epochs, 7);
+    assert_eq!(during.summary.resumed_after, [2]);
+    // Stopped before an epoch (`resume | head -1`): as it was, Finished.
+    use skiplab::train::EventSink;
+    recorder.emit(TrainEvent::Ended {
+        status: RunStatus::Stopped,
+        epochs_done: 2,
+        test_accuracy: None,
+        test_epoch: None,
+    });
+    drop(recorder);
+    let after = runs::load_run(&saved.dir).unwrap();
+    assert_eq!(after.experiment, before.0);
+    assert_eq!(after.summary.status, Status::Finished);
+    assert!(after.summary.resumed_after.is_empty());
+    assert_eq!(after.summary.test_accuracy, before.1.test_accuracy);
+}

@@ -152,14 +152,11 @@ impl RunRequest {
 
     /// `saved` for `epochs` more epochs, in its own folder, from its weights (checked to be
     /// its own first: see [`SavedRun::weights_to_resume`]).
-    pub fn resume(mut saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
+    pub fn resume(saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
         let weights = saved.weights_to_resume()?;
-        // What the folder will say the run is: all its epochs, and where the optimiser
-        // restarted (a resumed run is a configuration of its own).
-        let done = saved.epochs.len();
-        saved.experiment.epochs = done + epochs;
-        saved.summary.resumed_after.push(done);
-        // What the trainer runs: the further epochs, on the saved topology.
+        // What the trainer runs: the further epochs, on the saved topology. (What the folder
+        // will say the run is, all its epochs and where the optimiser restarted, the recorder
+        // writes: see [`Recorder::resume`].)
         let mut experiment = saved.experiment.clone();
         experiment.epochs = epochs;
         // The saved topology is the one to go on with.
@@ -447,6 +444,9 @@ impl Session {
                 Summary {
                     status: runs::Status::Running,
                     provenance: Some(provenance),
+                    // A resumed run is a configuration of its own: where it was resumed.
+                    resumed_after: [&saved.summary.resumed_after[..], &[saved.epochs.len()]]
+                        .concat(),
                     ..saved.summary.clone()
                 },
                 saved.epochs.iter().map(|r| r.to_metrics()).collect(),
@@ -517,7 +517,14 @@ impl Session {
         let sink = saved.and_then(|saved| {
             let sink: Box<dyn EventSink> = match (&resume, &saved) {
                 (Some((s, _)), _) => {
-                    Box::new(Recorder::resume(forward, files, s, run.summary.clone())?)
+                    let more = run.info.experiment.epochs;
+                    Box::new(Recorder::resume(
+                        forward,
+                        files,
+                        s,
+                        run.summary.clone(),
+                        more,
+                    )?)
                 }
                 (None, Some((_, dir))) => Box::new(Recorder::start(
                     forward,
