@@ -123,6 +123,22 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
+/// The arguments, where a negative number is read as a value of the option before it, so
+/// `--epochs -1` is refused as a value of `--epochs` rather than as an unknown `-1`.
+fn parse() -> Result<Args, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    fn negatives_are_values(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|a| match a.get_action().takes_values() {
+                true => a.allow_negative_numbers(true),
+                false => a,
+            })
+            .mut_subcommands(negatives_are_values)
+    }
+    let matches = negatives_are_values(Args::command()).try_get_matches()?;
+    Args::from_arg_matches(&matches)
+}
+
 /// The variables that stand for flags: set but empty means unset, as for XDG's (an empty
 /// `SKIPLAB_SAVES_DIR=` would otherwise be blamed on `--saves`).
 const FLAG_VARIABLES: [&str; 7] = [
@@ -142,7 +158,7 @@ fn main() -> ExitCode {
             std::env::remove_var(var);
         }
     }
-    let args = match Args::try_parse() {
+    let args = match parse() {
         Ok(args) => args,
         Err(e) => return clap_exit(e),
     };

@@ -346,6 +346,16 @@ fn misleading_inputs_get_messages_that_name_them() {
     assert_eq!(code, 2);
     assert!(err.contains("'-1'") && err.contains("--epochs"), "{err}");
     assert!(!err.contains("unexpected argument"), "{err}");
+    // On every command.
+    for args in [
+        &["resume", "x", "--epochs", "-3"][..],
+        &["reproduce", "--seeds", "-1"],
+        &["sweep", "task", "f.ron", "--index", "-2"],
+    ] {
+        let (code, _, err) = skiplab(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains("invalid value '-"), "{args:?}: {err}");
+    }
     // A preset saved with a UTF-8 byte-order mark reads like any other.
     let quick = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/quick.ron"),

@@ -92,14 +92,14 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f64,
     /// Batch size [default: 64, or the preset's].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     batch: Option<usize>,
     /// Epochs [default: 5, or the preset's].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     epochs: Option<usize>,
     /// Seeds initialisation, the validation split and batch order [default: 1, or the
     /// preset's].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long)]
     seed: Option<u64>,
     /// Share of the training set held out for validation.
     #[arg(long, default_value_t = 0.1)]
@@ -114,7 +114,7 @@ pub struct TrainArgs {
     #[arg(long)]
     json: bool,
     /// Train this many seeds (--seed, --seed + 1, ...) and report mean ± standard deviation.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1)]
     seeds: usize,
 }
 
