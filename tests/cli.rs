@@ -432,3 +432,41 @@ fn an_empty_variable_is_an_unset_one() {
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("no saved runs in"), "{stdout}");
 }
+
+#[test]
+fn a_data_set_without_images_is_refused_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let mnist = data.path().join("mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    // Well-formed IDX files that hold no image.
+    let images = |n: u32| {
+        [
+            &[0u8, 0, 8, 3][..],
+            &n.to_be_bytes(),
+            &28u32.to_be_bytes(),
+            &28u32.to_be_bytes(),
+        ]
+        .concat()
+    };
+    let labels = |n: u32| [&[0u8, 0, 8, 1][..], &n.to_be_bytes()].concat();
+    for split in ["train", "t10k"] {
+        std::fs::write(mnist.join(format!("{split}-images-idx3-ubyte")), images(0)).unwrap();
+        std::fs::write(mnist.join(format!("{split}-labels-idx1-ubyte")), labels(0)).unwrap();
+    }
+    let dir = data.path().to_str().unwrap();
+    let (code, out, err) = skiplab(&[
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        dir,
+        "--epochs",
+        "1",
+        "--no-save",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("data set `mnist`") && err.contains("has 0 training and 0 test images"),
+        "{err}"
+    );
+}
