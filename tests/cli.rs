@@ -470,3 +470,21 @@ fn a_data_set_without_images_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_diverged_run_exits_3() {
+    let (code, out, err) = skiplab(&[
+        "train",
+        "--widths",
+        "8",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1000000",
+        "--no-save",
+    ]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("diverged: loss became"), "{out}");
+}
