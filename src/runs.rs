@@ -988,7 +988,8 @@ pub const WRITER_LOCK: &str = ".writer.lock";
 pub struct WriterLock(#[allow(dead_code)] std::fs::File);
 
 impl WriterLock {
-    /// Takes the lock of `dir`, waiting for a reader that holds it for a moment.
+    /// Takes the lock of `dir`, waiting a moment for readers (they hold it for the time it
+    /// takes to ask); another writer holding it is an error, never a wait without end.
     pub fn take(dir: &Path) -> Result<Self, RunError> {
         let path = dir.join(WRITER_LOCK);
         let file = std::fs::OpenOptions::new()
@@ -997,9 +998,26 @@ impl WriterLock {
             .write(true)
             .open(&path)
             .map_err(|e| err(&path, format!("cannot create: {e}")))?;
-        file.lock()
-            .map_err(|e| err(&path, format!("cannot lock: {e}")))?;
-        Ok(WriterLock(file))
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WriterLock(file)),
+                Err(std::fs::TryLockError::WouldBlock)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(err(
+                        dir,
+                        "is being written by another process (it holds the run's lock): wait until that run ends",
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(err(&path, format!("cannot lock: {e}")))
+                }
+            }
+        }
     }
 }
 

@@ -1142,3 +1142,18 @@ fn a_resume_stopped_before_its_first_epoch_leaves_the_run_as_it_was() {
     assert!(after.summary.resumed_after.is_empty());
     assert_eq!(after.summary.test_accuracy, before.1.test_accuracy);
 }
+
+#[test]
+fn a_run_another_process_trains_is_not_resumed_under_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, dir) = long_training(tmp.path(), std::process::Stdio::null());
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let (code, _, err) = skiplab(&["resume", &id, "--epochs", "1"], tmp.path());
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is being trained by another process right now"),
+        "{err}"
+    );
+}

@@ -153,6 +153,14 @@ impl RunRequest {
     /// `saved` for `epochs` more epochs, in its own folder, from its weights (checked to be
     /// its own first: see [`SavedRun::weights_to_resume`]).
     pub fn resume(saved: SavedRun, epochs: usize) -> Result<Self, RunError> {
+        if runs::writer_gone(&saved.dir) == Some(false) {
+            return Err(RunError {
+                path: saved.dir.clone(),
+                message:
+                    "is being trained by another process right now; resume it once that has ended"
+                        .into(),
+            });
+        }
         let weights = saved.weights_to_resume()?;
         // What the trainer runs: the further epochs, on the saved topology. (What the folder
         // will say the run is, all its epochs and where the optimiser restarted, the recorder
