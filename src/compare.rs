@@ -202,14 +202,19 @@ impl Configuration {
 
     /// One value per sample that has one: the mean over its runs' values.
     pub fn values(&self, value: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
-        self.samples
-            .iter()
-            .filter_map(|runs| {
-                let values: Vec<f64> = runs.iter().filter_map(|&i| value(i)).collect();
-                (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-            })
-            .collect()
+        sample_means(&self.samples, value)
     }
+}
+
+/// One value per sample (the runs of one seed) that has one: the mean over its runs' values.
+pub fn sample_means(samples: &[Vec<usize>], value: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
+    samples
+        .iter()
+        .filter_map(|runs| {
+            let values: Vec<f64> = runs.iter().filter_map(|&i| value(i)).collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        })
+        .collect()
 }
 
 /// The runs (given by their facets) as configurations, in order of first appearance: runs

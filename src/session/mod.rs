@@ -670,10 +670,10 @@ impl Session {
         self.stop_all();
         for run in &mut self.runs {
             if let Some(handle) = run.handle.take() {
-                // How its thread ended (its recorder wrote the same), for whoever asks after.
+                // How its thread ended (its recorder wrote the same), for whoever asks after;
+                // nobody follows the session any more, so the event itself goes.
                 let status = handle.join();
-                run.summary.status = status.clone().into();
-                run.state = RunState::Ended(status);
+                Self::mark_ended(run, status);
             }
         }
         stopped

@@ -129,16 +129,7 @@ pub fn common(app: &App) -> String {
 
 /// A row's best validation accuracies, one per sample (seed) that has an epoch.
 pub fn best_vals(app: &App, row: &RowView) -> Vec<f64> {
-    sample_values(row, |i| app.runs[i].best_val())
-}
-
-/// One value per sample of the row: the mean over the runs of its seed that have one.
-pub fn sample_values(row: &RowView, value: impl Fn(usize) -> Option<f64>) -> Vec<f64> {
-    compare::Configuration {
-        members: row.members.clone(),
-        samples: row.samples.clone(),
-    }
-    .values(value)
+    compare::sample_means(&row.samples, |i| app.runs[i].best_val())
 }
 
 fn mean_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
