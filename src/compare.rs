@@ -6,9 +6,10 @@ use std::fmt;
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::experiment::{Experiment, Model, Optimizer};
+use crate::experiment::{Experiment, Model};
+use crate::hyperparams::Schedule;
 use crate::topology::{EdgeKind, SkipEdge, Topology};
-use crate::train::{EpochMetrics, FlowPoint, Schedule, StepMetrics};
+use crate::train::{EpochMetrics, FlowPoint, StepMetrics};
 
 /// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
 pub type Facet = (&'static str, String);
@@ -41,10 +42,7 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
         // A CNN's activation and initialisation are fixed (ReLU, He).
         Model::Cnn { .. } => (String::new(), String::new()),
     };
-    let (optimizer, lr) = match experiment.optimizer {
-        Optimizer::Sgd { lr, momentum } => (format!("sgd m {momentum}"), lr),
-        Optimizer::Adam { lr } => ("adam".to_string(), lr),
-    };
+    let (optimizer, lr) = (experiment.optimizer.text(), experiment.optimizer.lr());
     let schedule = match experiment.schedule {
         Some(Schedule::SkipStar {
             max_vanilla_epochs,
@@ -86,6 +84,83 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
         ("epochs", epochs),
         (SEED, format!("seed {}", experiment.seed)),
     ]
+}
+
+/// One aspect in which two runs' configurations differ: its name and each run's value
+/// (empty where a run has none, like a CNN's activation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    pub facet: &'static str,
+    pub a: String,
+    pub b: String,
+}
+
+/// Where run `a`'s configuration differs from run `b`'s, facet by facet in description order,
+/// the skip edges spelled edge by edge (only in a, only in b, and of another kind).
+pub fn differences(a: &Experiment, b: &Experiment) -> Vec<Difference> {
+    let (fa, fb) = (facets(a, &[]), facets(b, &[]));
+    let value = |facets: &[Facet], name: &str| {
+        facets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    let mut names: Vec<&'static str> = fa.iter().map(|(n, _)| *n).collect();
+    names.extend(
+        fb.iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !fa.iter().any(|(m, _)| m == n)),
+    );
+    let mut out: Vec<Difference> = names
+        .into_iter()
+        .map(|facet| Difference {
+            facet,
+            a: value(&fa, facet),
+            b: value(&fb, facet),
+        })
+        .filter(|d| d.a != d.b)
+        .collect();
+    if let (Ok(ta), Ok(tb)) = (a.topology(), b.topology()) {
+        let edges = |t: &Topology, other: &Topology| -> Vec<String> {
+            t.skips()
+                .iter()
+                .filter(|e| !other.skips().contains(e))
+                .map(|e| e.to_string())
+                .collect()
+        };
+        let (only_a, only_b) = (edges(&ta, &tb), edges(&tb, &ta));
+        if !only_a.is_empty() || !only_b.is_empty() {
+            out.push(Difference {
+                facet: "edges on in one only",
+                a: only_a.join(","),
+                b: only_b.join(","),
+            });
+        }
+        let kinds: Vec<SkipEdge> = ta
+            .skips()
+            .iter()
+            .filter(|&&e| tb.skips().contains(&e) && ta.edge_kind(e) != tb.edge_kind(e))
+            .copied()
+            .collect();
+        if !kinds.is_empty() {
+            let kind = |t: &Topology| {
+                kinds
+                    .iter()
+                    .map(|&e| match t.edge_kind(e) {
+                        Some(EdgeKind::Residual) => format!("{e} residual"),
+                        _ => format!("{e} concat"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            out.push(Difference {
+                facet: "edge kinds",
+                a: kind(&ta),
+                b: kind(&tb),
+            });
+        }
+    }
+    out
 }
 
 /// `10` for 10.0, `12.5` for 12.5 (no float noise: 100 * 0.1 is 10.000000000000002).
@@ -627,6 +702,7 @@ pub fn long_csv(rows: &[LongRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::Optimizer;
 
     fn experiment(skips: &str, lr: f64, seed: u64) -> Experiment {
         let text = format!(
@@ -695,7 +771,15 @@ mod tests {
                 patience: 1,
             })
         });
-        change("optimizer", &|e| e.optimizer = Optimizer::Adam { lr: 0.01 });
+        change("optimizer", &|e| e.optimizer = Optimizer::adam(0.01));
+        change("adam betas", &|e| {
+            e.optimizer = Optimizer::Adam {
+                lr: 0.01,
+                beta1: 0.8,
+                beta2: 0.999,
+                eps: 1e-8,
+            }
+        });
         for (name, e) in &variants {
             let (a, b) = (facets(&base, &[]), facets(e, &[]));
             assert_ne!(group_key(&a), group_key(&b), "{name} must set runs apart");

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetName;
-use crate::net::optim::OptimizerConfig;
+use crate::hyperparams::OptimizerConfig;
 use crate::topology::{
     Activation, CnnSpec, InitScheme, MlpSpec, SkipEdge, SkipSelection, Topology,
 };
@@ -30,7 +30,7 @@ use crate::topology::{
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
-use crate::train::{Schedule, TrainConfig};
+use crate::hyperparams::{Schedule, TrainConfig};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,9 +90,77 @@ pub enum Optimizer {
         #[serde(default)]
         momentum: f64,
     },
+    /// Adam; its betas and epsilon are written only where they differ from the usual
+    /// 0.9, 0.999 and 1e-8.
     Adam {
         lr: f64,
+        #[serde(default = "adam::beta1", skip_serializing_if = "adam::is_beta1")]
+        beta1: f64,
+        #[serde(default = "adam::beta2", skip_serializing_if = "adam::is_beta2")]
+        beta2: f64,
+        #[serde(default = "adam::eps", skip_serializing_if = "adam::is_eps")]
+        eps: f64,
     },
+}
+
+/// Adam's usual constants, the defaults of its fields.
+mod adam {
+    pub const BETA1: f64 = 0.9;
+    pub const BETA2: f64 = 0.999;
+    pub const EPS: f64 = 1e-8;
+    pub fn beta1() -> f64 {
+        BETA1
+    }
+    pub fn beta2() -> f64 {
+        BETA2
+    }
+    pub fn eps() -> f64 {
+        EPS
+    }
+    pub fn is_beta1(v: &f64) -> bool {
+        *v == BETA1
+    }
+    pub fn is_beta2(v: &f64) -> bool {
+        *v == BETA2
+    }
+    pub fn is_eps(v: &f64) -> bool {
+        *v == EPS
+    }
+}
+
+impl Optimizer {
+    /// Adam with the usual betas and epsilon.
+    pub fn adam(lr: f64) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: adam::BETA1,
+            beta2: adam::BETA2,
+            eps: adam::EPS,
+        }
+    }
+
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    /// The optimiser without its learning rate, as descriptions show it: `sgd m 0.9`,
+    /// `adam`, or `adam β 0.8/0.99 ε 1e-6` where the constants are not the usual ones.
+    pub fn text(&self) -> String {
+        match *self {
+            Optimizer::Sgd { momentum, .. } => format!("sgd m {momentum}"),
+            Optimizer::Adam {
+                beta1, beta2, eps, ..
+            } => {
+                let usual = adam::is_beta1(&beta1) && adam::is_beta2(&beta2) && adam::is_eps(&eps);
+                match usual {
+                    true => "adam".to_string(),
+                    false => format!("adam β {beta1}/{beta2} ε {eps:e}"),
+                }
+            }
+        }
+    }
 }
 
 impl Model {
@@ -228,7 +296,18 @@ impl Experiment {
                     .map_err(|e| format!("optimizer.momentum {momentum} {e}"))?;
                 lr
             }
-            Optimizer::Adam { lr } => lr,
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                for (name, beta) in [("beta1", beta1), ("beta2", beta2)] {
+                    rules::beta(beta).map_err(|e| format!("optimizer.{name} {beta} {e}"))?;
+                }
+                rules::eps(eps).map_err(|e| format!("optimizer.eps {eps} {e}"))?;
+                lr
+            }
         };
         rules::lr(lr).map_err(|e| format!("optimizer.lr {lr} {e}"))?;
         rules::weight_decay(self.weight_decay)
@@ -310,7 +389,18 @@ impl Experiment {
             Optimizer::Sgd { lr, momentum } => {
                 OptimizerConfig::sgd(lr, momentum, self.weight_decay)
             }
-            Optimizer::Adam { lr } => OptimizerConfig::adam(lr, self.weight_decay),
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay: self.weight_decay,
+            },
         };
         TrainConfig {
             optimizer,
@@ -348,8 +438,20 @@ impl Experiment {
                 weight_decay,
             } => (Optimizer::Sgd { lr, momentum }, weight_decay),
             OptimizerConfig::Adam {
-                lr, weight_decay, ..
-            } => (Optimizer::Adam { lr }, weight_decay),
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => (
+                Optimizer::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                },
+                weight_decay,
+            ),
         };
         Experiment {
             description: String::new(),
@@ -387,6 +489,19 @@ pub mod rules {
         match weight_decay >= 0.0 && weight_decay.is_finite() {
             true => Ok(()),
             false => Err("must be zero or positive"),
+        }
+    }
+
+    /// Adam's betas (the decay of its moment estimates).
+    pub fn beta(beta: f64) -> Result<(), &'static str> {
+        momentum(beta)
+    }
+
+    /// Adam's epsilon (added to the root of the second moment).
+    pub fn eps(eps: f64) -> Result<(), &'static str> {
+        match eps > 0.0 && eps.is_finite() {
+            true => Ok(()),
+            false => Err("must be a positive number"),
         }
     }
 

@@ -4,6 +4,8 @@
 //! - [`topology`]: pure description of MLPs and CNNs and their skip edges.
 //! - [`data`]: loaders, the built-in data set, the data directory and its downloader,
 //!   normalisation and splits.
+//! - [`hyperparams`]: what a run trains with (optimiser, batch, epochs, seed, schedule), as
+//!   plain data.
 //! - [`net`]: run-time-shaped dfdx networks built from a topology, and their optimisers.
 //! - [`train`]: the background trainer that streams events over a channel.
 //! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
@@ -19,6 +21,7 @@ pub mod data;
 pub mod device;
 pub mod experiment;
 pub mod folders;
+pub mod hyperparams;
 pub mod net;
 pub mod parity;
 pub mod provenance;

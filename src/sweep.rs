@@ -143,7 +143,7 @@ impl AxisValue {
     fn apply(&self, e: &mut Experiment) -> Result<(), String> {
         match self {
             AxisValue::Lr(v) => match &mut e.optimizer {
-                Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr } => *lr = *v,
+                Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = *v,
             },
             AxisValue::WeightDecay(v) => e.weight_decay = *v,
             AxisValue::Batch(v) => e.batch = *v,

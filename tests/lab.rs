@@ -52,8 +52,8 @@ fn event_loop_trains_a_run_in_the_background_and_quits() {
         KeyModifiers::NONE,
     ))));
     let app = lab.join().unwrap();
-    assert_eq!(app.runs.len(), 1);
-    let run = &app.runs[0];
+    assert_eq!(app.cx.runs.all.len(), 1);
+    let run = &app.cx.runs.all[0];
     assert_eq!(run.topology.skips().len(), 1);
     assert_eq!(run.config.epochs, 1);
     assert_eq!(run.epochs.len(), 1, "one epoch trained: {:?}", run.state);

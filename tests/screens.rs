@@ -29,7 +29,7 @@ fn lab() -> App {
 fn queued(app: &App, run: usize) -> SessionEvent {
     let info = RunInfo {
         experiment: app.experiment(),
-        topology: app.topology.clone(),
+        topology: app.editor.topology.clone(),
         config: app.form.config(),
     };
     SessionEvent {
@@ -68,7 +68,7 @@ fn mlp_diagram_with_mixed_edges() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Char('i'));
     for edge in [SkipEdge::new(0, 2), SkipEdge::new(1, 4)] {
-        app.topology.set_skip(edge, true).unwrap();
+        app.editor.topology.set_skip(edge, true).unwrap();
     }
     key(&mut app, KeyCode::Right); // back to edge selection: 0-2
     key(&mut app, KeyCode::Right); // 0-3
@@ -79,7 +79,10 @@ fn mlp_diagram_with_mixed_edges() {
 fn cnn_diagram_with_the_papers_skips() {
     let mut app = App::new(ImageShape::new(3, 32, 32), 10, "cifar-10");
     key(&mut app, KeyCode::Char('m'));
-    app.topology.apply_skips(&SkipSelection::Paper).unwrap();
+    app.editor
+        .topology
+        .apply_skips(&SkipSelection::Paper)
+        .unwrap();
     insta::assert_snapshot!("cnn_80x24", render(&mut app, 80, 24));
     insta::assert_snapshot!("cnn_120x40", render(&mut app, 120, 40));
 }
@@ -87,7 +90,10 @@ fn cnn_diagram_with_the_papers_skips() {
 #[test]
 fn runs_with_sparklines_side_by_side() {
     let mut app = lab();
-    app.topology.apply_skips(&SkipSelection::All).unwrap();
+    app.editor
+        .topology
+        .apply_skips(&SkipSelection::All)
+        .unwrap();
     for run in [1, 2] {
         app.on_session(queued(&app, run));
     }
@@ -125,7 +131,7 @@ fn runs_with_sparklines_side_by_side() {
             app.on_session(train(run, epoch(e + 1, t, v, &w)));
         }
         if run == 1 {
-            let mut summary = Summary::new(&app.topology, "cpu", Provenance::here("test"));
+            let mut summary = Summary::new(&app.editor.topology, "cpu", Provenance::here("test"));
             summary.test_accuracy = Some(0.85);
             app.on_session(SessionEvent {
                 run,
@@ -143,18 +149,18 @@ fn runs_with_sparklines_side_by_side() {
         loss: 0.4,
     };
     app.on_session(train(2, progress));
-    app.selected_run = Some(0);
+    app.cx.runs.selected = Some(0);
     insta::assert_snapshot!("runs", render(&mut app, 80, 24));
     app.mode = Mode::Compare;
     insta::assert_snapshot!("compare", render(&mut app, 80, 24));
     app.mode = Mode::Normal;
-    app.ascii = true;
+    app.cx.ascii = true;
     let ascii = render(&mut app, 80, 24);
     assert!(ascii.is_ascii(), "--ascii draws ASCII only");
     insta::assert_snapshot!("runs_ascii", ascii);
     // Each run's saved id: the selected one's under the table at 80 columns, a column of its own
     // on a wide terminal.
-    app.ascii = false;
+    app.cx.ascii = false;
     for (run, id) in [
         (1, "20261202-121924-mlp3-skips-s1"),
         (2, "20261202-122301-mlp3-skips-s2"),
@@ -181,7 +187,7 @@ fn runs_with_sparklines_side_by_side() {
     );
     insta::assert_snapshot!("runs_saved_ids_160x48", wide);
     // Every dialog and message says all it has to at 80x24.
-    app.selected_run = Some(1);
+    app.cx.runs.selected = Some(1);
     key(&mut app, KeyCode::Char('q'));
     let quit = render(&mut app, 80, 24);
     assert!(
@@ -203,14 +209,14 @@ fn runs_with_sparklines_side_by_side() {
     }
     insta::assert_snapshot!("dialog_delete_80x24", delete);
     key(&mut app, KeyCode::Char('n'));
-    app.message = Some(
+    app.cx.message = Some(
         "run-2 diverged: loss NaN at step 1234; the learning rate 0.5 is too high for this network, try 0.05".into(),
     );
     let long = render(&mut app, 80, 24);
     assert!(long.contains("try 0.05"), "{long}");
     insta::assert_snapshot!("long_message_80x24", long);
     app.mode = Mode::Compare;
-    app.message = Some("wrote skiplab-compare-2026-12-06T120000.csv".into());
+    app.cx.message = Some("wrote skiplab-compare-2026-12-06T120000.csv".into());
     let export = render(&mut app, 80, 24);
     assert!(
         export.contains("wrote skiplab-compare-2026-12-06T120000.csv"),
@@ -274,7 +280,7 @@ fn preset_picker_lists_broken_files_with_their_error() {
     // Enter loads the selected preset into the panel and the form.
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal);
-    assert_eq!(app.topology.skips().len(), 3);
+    assert_eq!(app.editor.topology.skips().len(), 3);
     assert_eq!(app.form.lr, 0.01);
     assert!(!app.form.adam);
 }
@@ -292,6 +298,7 @@ fn save_as_prompt() {
         .handle_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
         .is_empty());
     assert!(app
+        .cx
         .message
         .as_deref()
         .unwrap_or("")
@@ -307,21 +314,33 @@ fn save_as_prompt() {
 fn reinforce_turns_a_skip_network_into_its_vanilla_match() {
     let mut app = App::new(ImageShape::new(3, 32, 32), 10, "cifar10");
     key(&mut app, KeyCode::Char('m'));
-    app.topology.apply_skips(&SkipSelection::Paper).unwrap();
+    app.editor
+        .topology
+        .apply_skips(&SkipSelection::Paper)
+        .unwrap();
     key(&mut app, KeyCode::Char('R'));
-    assert!(app.topology.skips().is_empty());
+    assert!(app.editor.topology.skips().is_empty());
     assert!(
-        app.topology.summary().contains("[32,32 | 96,96 | 224,224]"),
+        app.editor
+            .topology
+            .summary()
+            .contains("[32,32 | 96,96 | 224,224]"),
         "{}",
-        app.topology.summary()
+        app.editor.topology.summary()
     );
     assert!(app
+        .cx
         .message
         .as_deref()
         .unwrap()
         .starts_with("reinforced vanilla"));
     key(&mut app, KeyCode::Char('R'));
-    assert!(app.message.as_deref().unwrap().contains("already vanilla"));
+    assert!(app
+        .cx
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("already vanilla"));
 }
 
 /// A finished run of `topology` with `config` as the session reports it: saved id, step
@@ -420,7 +439,7 @@ fn comparison_lab() -> App {
     finished_run(&mut app, 3, &skips, config(2, 0.01), 0.74, 0.13);
     finished_run(&mut app, 4, &vanilla, config(2, 0.01), 0.72, 0.12);
     finished_run(&mut app, 5, &vanilla, config(1, 0.05), 0.70, 0.10);
-    app.selected_run = Some(0);
+    app.cx.runs.selected = Some(0);
     app
 }
 
@@ -449,15 +468,15 @@ fn runs_table_filtered_and_sorted() {
     let mut app = comparison_lab();
     // --ascii covers every new symbol (groups, marks, ±, cut descriptions).
     key(&mut app, KeyCode::Char('g'));
-    app.runs[0].marked = true;
+    app.cx.runs.all[0].marked = true;
     for mode in [
         skiplab::tui::app::Mode::Normal,
         skiplab::tui::app::Mode::Compare,
     ] {
         app.mode = mode;
-        app.ascii = false;
+        app.cx.ascii = false;
         let unicode = render(&mut app, 80, 24);
-        app.ascii = true;
+        app.cx.ascii = true;
         let ascii = render(&mut app, 80, 24);
         // No symbol falls back to `?`.
         assert!(ascii.is_ascii(), "{ascii}");
@@ -468,8 +487,8 @@ fn runs_table_filtered_and_sorted() {
         );
     }
     app.mode = skiplab::tui::app::Mode::Normal;
-    app.ascii = false;
-    app.runs[0].marked = false;
+    app.cx.ascii = false;
+    app.cx.runs.all[0].marked = false;
     key(&mut app, KeyCode::Char('g'));
     key(&mut app, KeyCode::Char('/'));
     for c in "vanilla".chars() {
@@ -481,7 +500,7 @@ fn runs_table_filtered_and_sorted() {
     assert_eq!(rows.len(), 3, "the three vanilla runs");
     let bests: Vec<f64> = rows
         .iter()
-        .map(|r| app.runs[r.members[0]].best_val().unwrap())
+        .map(|r| app.cx.runs.all[r.members[0]].best_val().unwrap())
         .collect();
     assert!(bests.windows(2).all(|w| w[0] >= w[1]), "{bests:?}");
     let screen = render(&mut app, 80, 24);
@@ -507,15 +526,15 @@ fn compare_chart_on_each_axis_with_smoothing_and_seed_bands() {
     // Mark the four lr-0.01 runs (Tab to the runs panel; Space marks).
     key(&mut app, KeyCode::Char('g'));
     key(&mut app, KeyCode::Tab);
-    app.selected_run = Some(0);
+    app.cx.runs.selected = Some(0);
     key(&mut app, KeyCode::Char(' '));
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Char(' '));
-    assert_eq!(app.runs.iter().filter(|r| r.marked).count(), 4);
+    assert_eq!(app.cx.runs.all.iter().filter(|r| r.marked).count(), 4);
     key(&mut app, KeyCode::Char('c'));
     key(&mut app, KeyCode::Char(']'));
     key(&mut app, KeyCode::Char(']'));
-    assert_eq!(app.chart.smoothing, 0.8);
+    assert_eq!(app.compare.chart.smoothing, 0.8);
     for (x, name) in [(0, "epoch"), (1, "step"), (2, "seconds")] {
         let small = render(&mut app, 80, 24);
         assert!(
@@ -562,11 +581,12 @@ fn a_deep_mlp_scrolls_and_shows_residual_edges() {
     let mut app = lab();
     let mut mlp = skiplab::topology::MlpSpec::new(784, vec![64; 50], 10);
     mlp.activation = skiplab::topology::Activation::Sigmoid;
-    app.topology = skiplab::topology::Topology::Mlp(mlp);
-    app.topology
+    app.editor.topology = skiplab::topology::Topology::Mlp(mlp);
+    app.editor
+        .topology
         .apply_skips(&"res:chain:2".parse().unwrap())
         .unwrap();
-    assert!(app.topology.candidate_edges().len() > 1200);
+    assert!(app.editor.topology.candidate_edges().len() > 1200);
     let first = render(&mut app, 80, 24);
     assert!(first.contains("layers 0-11 of 52 (↑↓)"), "{first}");
     assert!(
@@ -575,26 +595,26 @@ fn a_deep_mlp_scrolls_and_shows_residual_edges() {
     );
     insta::assert_snapshot!("deep_mlp_80x24", first);
     // Selecting a layer further in scrolls the window with it.
-    app.selection = skiplab::tui::app::Selection::Layer(30);
+    app.editor.selection = skiplab::tui::app::Selection::Layer(30);
     let scrolled = render(&mut app, 80, 24);
     assert!(scrolled.contains("layers 24-35 of 52"), "{scrolled}");
     insta::assert_snapshot!("deep_mlp_scrolled_80x24", scrolled);
     // The edge kind key: an identity residual says it changes the function.
-    app.selection = skiplab::tui::app::Selection::Edge(0);
+    app.editor.selection = skiplab::tui::app::Selection::Edge(0);
     assert_eq!(app.selected_edge(), Some(SkipEdge::new(0, 2)));
     key(&mut app, KeyCode::Char('e'));
     assert!(
-        app.message.as_deref().unwrap().contains("concatenates"),
+        app.cx.message.as_deref().unwrap().contains("concatenates"),
         "{:?}",
-        app.message
+        app.cx.message
     );
     key(&mut app, KeyCode::Right); // 0-3
     key(&mut app, KeyCode::Right); // 0-4
     key(&mut app, KeyCode::Char('e'));
     assert!(
-        app.message.as_deref().unwrap().contains("projection"),
+        app.cx.message.as_deref().unwrap().contains("projection"),
         "{:?}",
-        app.message
+        app.cx.message
     );
 }
 
@@ -603,9 +623,9 @@ fn gradient_flow_view_shows_a_vanishing_gradient() {
     let mut app = lab();
     let mut mlp = skiplab::topology::MlpSpec::new(784, vec![64; 20], 10);
     mlp.activation = skiplab::topology::Activation::Sigmoid;
-    app.topology = skiplab::topology::Topology::Mlp(mlp);
+    app.editor.topology = skiplab::topology::Topology::Mlp(mlp);
     let config = app.form.config();
-    let topology = app.topology.clone();
+    let topology = app.editor.topology.clone();
     finished_run(&mut app, 1, &topology, config, 0.1, 0.0);
     // Twenty points: each layer's gradient a factor of 4 smaller than the next one's.
     for k in 1..=20 {
@@ -625,7 +645,7 @@ fn gradient_flow_view_shows_a_vanishing_gradient() {
             }),
         ));
     }
-    app.selected_run = Some(0);
+    app.cx.runs.selected = Some(0);
     key(&mut app, KeyCode::Char('f'));
     let screen = render(&mut app, 80, 24);
     assert!(screen.contains("Gradient flow: run-1"), "{screen}");
@@ -644,7 +664,7 @@ fn bindings_and_themes_reach_every_part_of_the_screen() {
     let bindings = [("train".to_string(), "T".to_string())]
         .into_iter()
         .collect();
-    app.keys = skiplab::tui::keys::KeyTable::with_bindings(&bindings).unwrap();
+    app.cx.keys = skiplab::tui::keys::KeyTable::with_bindings(&bindings).unwrap();
     let screen = render(&mut app, 80, 24);
     let hints = screen.lines().last().unwrap();
     assert!(hints.contains(" T train"), "{hints}");
@@ -674,13 +694,13 @@ fn bindings_and_themes_reach_every_part_of_the_screen() {
     use ratatui::style::Color;
     let dark = colours(&mut app);
     assert!(dark.contains(&Color::Yellow), "the selection is yellow");
-    app.colours = skiplab::tui::app::Colours::Light;
+    app.cx.colours = skiplab::tui::app::Colours::Light;
     let light = colours(&mut app);
     assert!(
         !light.contains(&Color::Yellow) && light.contains(&Color::Blue),
         "{light:?}"
     );
-    app.colours = skiplab::tui::app::Colours::None;
+    app.cx.colours = skiplab::tui::app::Colours::None;
     let none = colours(&mut app);
     assert_eq!(
         none,
@@ -691,14 +711,14 @@ fn bindings_and_themes_reach_every_part_of_the_screen() {
 
 #[test]
 fn run_browser_filters_chooses_and_loads_each_run_once() {
-    use skiplab::tui::browser::BrowserItem;
+    use skiplab::tui::views::browser::BrowserItem;
     // Twelve saved runs: every skip or none, lr 0.01 or 0.05, three seeds each.
     let mut scratch = lab();
     let mut k = 0;
     for skips in [SkipSelection::All, SkipSelection::None] {
         for lr in [0.01, 0.05] {
             for seed in 1..=3u64 {
-                scratch.topology.apply_skips(&skips).unwrap();
+                scratch.editor.topology.apply_skips(&skips).unwrap();
                 scratch.form.lr = lr;
                 scratch.form.seed = seed;
                 k += 1;
@@ -709,7 +729,9 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
         }
     }
     let items: Vec<BrowserItem> = scratch
+        .cx
         .runs
+        .all
         .iter()
         .map(|r| {
             let id = format!(
@@ -760,8 +782,8 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     insta::assert_snapshot!("browser_filtered_80x24", filtered);
     key(&mut app, KeyCode::Char('a'));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.runs.len(), 3);
-    assert_eq!(app.message.as_deref(), Some("loaded 3 runs"));
+    assert_eq!(app.cx.runs.all.len(), 3);
+    assert_eq!(app.cx.message.as_deref(), Some("loaded 3 runs"));
     // Loaded runs get short names; the selected one's id is under the table at 80 columns.
     let table = render(&mut app, 80, 24);
     assert!(
@@ -775,9 +797,9 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     assert_eq!(again.matches("│ ✓ 2026").count(), 3, "{again}");
     key(&mut app, KeyCode::Char('a'));
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.runs.len(), 12, "no run twice");
+    assert_eq!(app.cx.runs.all.len(), 12, "no run twice");
     assert_eq!(
-        app.message.as_deref(),
+        app.cx.message.as_deref(),
         Some("loaded 9 runs (3 loaded already)")
     );
     // Grouped, each configuration is three seeds.

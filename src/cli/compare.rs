@@ -10,7 +10,7 @@ use clap::Args;
 use super::runs::{describe, facets, json, load_all, model_text, pct};
 use crate::outln;
 use skiplab::compare;
-use skiplab::experiment::{Model, Optimizer};
+use skiplab::experiment::Model;
 use skiplab::provenance::Provenance;
 use skiplab::runs::SavedRun;
 
@@ -167,9 +167,9 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode> {
         ),
         (
             "optimizer",
-            Box::new(|r| match r.experiment.optimizer {
-                Optimizer::Sgd { lr, momentum } => format!("sgd lr {lr} m {momentum}"),
-                Optimizer::Adam { lr } => format!("adam lr {lr}"),
+            Box::new(|r| {
+                let o = &r.experiment.optimizer;
+                format!("{} lr {}", o.text(), o.lr())
             }),
         ),
         (

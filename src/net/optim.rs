@@ -7,72 +7,17 @@ use std::collections::BTreeMap;
 use dfdx::optim::{Momentum, WeightDecay};
 use dfdx::prelude::*;
 use dfdx::tensor_ops::{AdamConfig, SgdConfig};
-use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
 use super::ops::{HostMirror, NetDevice};
 use super::{Network, Param};
 
-/// Which optimiser, with its hyperparameters. Weight decay is L2 (added to the gradient).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum OptimizerConfig {
-    Sgd {
-        lr: f64,
-        momentum: f64,
-        weight_decay: f64,
-    },
-    Adam {
-        lr: f64,
-        beta1: f64,
-        beta2: f64,
-        eps: f64,
-        weight_decay: f64,
-    },
-}
+pub use crate::hyperparams::OptimizerConfig;
 
-impl OptimizerConfig {
-    pub fn sgd(lr: f64, momentum: f64, weight_decay: f64) -> Self {
-        OptimizerConfig::Sgd {
-            lr,
-            momentum,
-            weight_decay,
-        }
-    }
-
-    pub fn adam(lr: f64, weight_decay: f64) -> Self {
-        OptimizerConfig::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay,
-        }
-    }
-
-    pub fn lr(&self) -> f64 {
-        match *self {
-            OptimizerConfig::Sgd { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
-        }
-    }
-
-    pub fn weight_decay(&self) -> f64 {
-        match *self {
-            OptimizerConfig::Sgd { weight_decay, .. }
-            | OptimizerConfig::Adam { weight_decay, .. } => weight_decay,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            OptimizerConfig::Sgd { .. } => "sgd",
-            OptimizerConfig::Adam { .. } => "adam",
-        }
-    }
-
-    fn decay(weight_decay: f64) -> Option<WeightDecay> {
-        (weight_decay > 0.0).then_some(WeightDecay::L2(weight_decay))
-    }
+/// L2 weight decay as dfdx's kernels take it (none at zero).
+fn decay(weight_decay: f64) -> Option<WeightDecay> {
+    (weight_decay > 0.0).then_some(WeightDecay::L2(weight_decay))
 }
 
 enum Slot<V> {
@@ -168,7 +113,7 @@ fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
             &SgdConfig {
                 lr,
                 momentum: (momentum > 0.0).then_some(Momentum::Classic(momentum)),
-                weight_decay: OptimizerConfig::decay(weight_decay),
+                weight_decay: decay(weight_decay),
             },
             tensor,
             velocity,
@@ -190,7 +135,7 @@ fn update_one<E: Dtype, D: NetDevice<E>, S: Shape>(
                 lr,
                 betas: [beta1, beta2],
                 eps,
-                weight_decay: OptimizerConfig::decay(weight_decay),
+                weight_decay: decay(weight_decay),
             }
             .try_update(steps, tensor, moment1, moment2, grad)
         }

@@ -18,34 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{PreparedData, Samples};
 use crate::net::ops::NetDevice;
-use crate::net::optim::{Optimizer, OptimizerConfig};
+use crate::net::optim::Optimizer;
 use crate::net::{HostParam, Network};
 use crate::topology::{SkipEdge, Topology, TopologyError};
 
-/// How to train.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub optimizer: OptimizerConfig,
-    pub batch_size: usize,
-    pub epochs: usize,
-    pub seed: u64,
-    #[serde(default)]
-    pub schedule: Option<Schedule>,
-}
-
-/// A change of topology during training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum Schedule {
-    /// The paper's skip*: train with every skip off until validation accuracy has not
-    /// improved for `patience` epochs (or `max_vanilla_epochs` have passed), then enable the
-    /// topology's skips, keeping every trained weight (new skip weights start at zero, so the
-    /// function is unchanged at the switch), and train on to `epochs` in all.
-    SkipStar {
-        max_vanilla_epochs: usize,
-        patience: usize,
-    },
-}
+pub use crate::hyperparams::{Schedule, TrainConfig};
 
 /// Control messages for a running trainer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

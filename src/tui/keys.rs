@@ -33,6 +33,8 @@ pub enum Action {
     Activation,
     Init,
     Flow,
+    /// The selected run's configuration against another run's.
+    Diff,
     Train,
     NextRun,
     PrevRun,
@@ -88,6 +90,7 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Activation, "activation", &[KeyCode::Char('A')]),
     (Init, "initialisation", &[KeyCode::Char('I')]),
     (Flow, "gradient_flow", &[KeyCode::Char('f')]),
+    (Diff, "diff_runs", &[KeyCode::Char('D')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
     (
         NextRun,
@@ -189,8 +192,8 @@ pub const HELP: &[(&[Action], &str)] = &[
         "residual or concatenating edge / skip patterns",
     ),
     (
-        &[Activation, Init, Flow],
-        "activation / initialisation (MLP) / gradient flow",
+        &[Activation, Init, Flow, Diff],
+        "activation / init (MLP) / gradient flow / diff of 2 runs",
     ),
     (
         &[OpenPreset, SavePreset],
@@ -206,41 +209,9 @@ pub const HELP: &[(&[Action], &str)] = &[
     ),
 ];
 
-/// Hint bar entries: actions, the text between their keys, and a word. Most used first: a
-/// narrow terminal cuts the end of the line.
+/// Hint bar entries: actions, the text between their keys, and a word. Each view lists its
+/// own, most used first: a narrow terminal cuts the end of the line.
 pub type Hint = (&'static [Action], &'static str, &'static str);
-
-pub const TOPOLOGY_HINTS: &[Hint] = &[
-    (&[PrevEdge, NextEdge], "", "edge"),
-    (&[Toggle], "", "toggle"),
-    (&[Train], "", "train"),
-    (&[Compare], "", "compare"),
-    (&[SwitchPanel], "", "runs"),
-    (&[Help], "", "help"),
-    (&[Quit], "", "quit"),
-    (&[AllOn, AllOff], "/", "all/none"),
-    (&[Up, Down], "", "layer"),
-    (&[Widen, Narrow], "", "width"),
-    (&[OpenPreset, SavePreset], "/", "preset"),
-    (&[LoadSaved], "", "saved"),
-    (&[Pause], "", "pause"),
-    (&[Stop], "", "stop"),
-];
-
-pub const RUNS_HINTS: &[Hint] = &[
-    (&[Up, Down], "", "run"),
-    (&[Toggle], "", "mark for chart"),
-    (&[Compare], "", "compare"),
-    (&[Filter], "", "filter"),
-    (&[Sort, Reverse], "/", "sort/reverse"),
-    (&[Group], "", "group seeds"),
-    (&[SwitchPanel], "", "topology"),
-    (&[Pause], "", "pause"),
-    (&[Stop], "", "stop"),
-    (&[Delete], "", "delete"),
-    (&[Help], "", "help"),
-    (&[Quit], "", "quit"),
-];
 
 /// The keys in effect: the defaults with the config file's bindings applied.
 #[derive(Clone, Debug, PartialEq)]

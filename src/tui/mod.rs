@@ -5,11 +5,12 @@
 //! carries out the resulting [`Effect`]s, and redraws at most every [`FRAME`].
 
 pub mod app;
-pub mod browser;
-pub mod diagram;
+pub mod context;
 pub mod keys;
-pub mod table;
+pub mod run_list;
 pub mod ui;
+pub mod views;
+pub mod widgets;
 
 use std::io::Stdout;
 use std::path::PathBuf;
@@ -45,7 +46,7 @@ pub enum AppEvent {
     /// A trainer's event for the session, or a signal.
     Session(Message),
     /// The saved runs, read off the lab's thread.
-    SavedRuns(Vec<browser::BrowserItem>),
+    SavedRuns(Vec<views::browser::BrowserItem>),
     /// The input thread could not read the terminal.
     InputFailed(String),
 }
@@ -172,18 +173,18 @@ pub fn run(options: LabOptions) -> Result<Option<i32>> {
         let session = Session::new(settings, Box::new(Threads), outlet(tx.clone()))?;
         let dataset = options.dataset;
         let mut app = App::new(dataset.input_shape(), dataset.classes(), dataset.as_str());
-        app.ascii = options.ascii;
-        app.colours = options.colours;
-        app.keys = options.keys.clone();
-        app.device = options.device;
-        app.presets_dir = options.presets_dir.clone();
-        app.saves_dir = options.saves_dir.clone();
-        app.read_saves = options.read_saves.clone();
+        app.cx.ascii = options.ascii;
+        app.cx.colours = options.colours;
+        app.cx.keys = options.keys.clone();
+        app.cx.device = options.device;
+        app.cx.presets_dir = options.presets_dir.clone();
+        app.cx.saves_dir = options.saves_dir.clone();
+        app.cx.read_saves = options.read_saves.clone();
         if let Some((name, experiment)) = &options.preset {
             app.load_experiment(name, experiment);
         }
         if options.note.is_some() {
-            app.message = options.note.clone();
+            app.cx.message = options.note.clone();
         }
         start(&mut terminal, app, session, tx, rx).map(|app| app.ended_by_signal)
     })();
@@ -261,7 +262,7 @@ impl Lab {
     /// [`Lab::apply`], logging each new message line in full (the screen cuts it to its
     /// width) and every run's end.
     fn apply_logged(&mut self, app: &mut App, event: AppEvent) -> Result<bool> {
-        let before = app.message.clone();
+        let before = app.cx.message.clone();
         if let AppEvent::Session(Message::Run(
             run,
             crate::train::TrainEvent::Ended { status, .. },
@@ -270,8 +271,8 @@ impl Lab {
             tracing::info!("run {run} ended: {status:?}");
         }
         let quit = self.apply(app, event)?;
-        if app.message != before {
-            if let Some(message) = &app.message {
+        if app.cx.message != before {
+            if let Some(message) = &app.cx.message {
                 tracing::info!("message: {message}");
             }
         }
@@ -323,7 +324,7 @@ impl Lab {
                     }
                 }
                 Effect::ListPresets => app.show_presets(
-                    crate::folders::list_all_presets(&app.presets_dir)
+                    crate::folders::list_all_presets(&app.cx.presets_dir)
                         .into_iter()
                         .map(|p| app::PresetItem {
                             name: p.name,
@@ -333,7 +334,7 @@ impl Lab {
                         .collect(),
                 ),
                 Effect::SavePreset(name) => {
-                    let result = save_preset(&app.presets_dir, &name, &app.experiment());
+                    let result = save_preset(&app.cx.presets_dir, &name, &app.experiment());
                     app.preset_saved(result);
                 }
                 Effect::ExportCsv(csv) => {
@@ -341,17 +342,17 @@ impl Lab {
                         .to_string()
                         .replace(':', "");
                     let path = PathBuf::from(format!("skiplab-compare-{}.csv", &stamp[..17]));
-                    app.message = Some(match write_atomically(&path, csv.as_bytes()) {
+                    app.cx.message = Some(match write_atomically(&path, csv.as_bytes()) {
                         Ok(()) => format!("wrote {}", path.display()),
                         Err(e) => format!("not exported: {e}"),
                     });
                 }
                 Effect::ListSavedRuns => {
                     // Hundreds of runs are read and parsed: not on the thread that draws.
-                    let folders = app.saved_run_folders();
+                    let folders = app.cx.saved_run_folders();
                     let names: Vec<String> =
                         folders.iter().map(|f| f.display().to_string()).collect();
-                    app.message = Some(format!("reading saved runs in {}...", names.join(", ")));
+                    app.cx.message = Some(format!("reading saved runs in {}...", names.join(", ")));
                     let tx = self.tx.clone();
                     std::thread::spawn(move || {
                         let items = runs::list_runs_in(&folders).0.into_iter().map(saved_item);
@@ -380,10 +381,10 @@ fn save_preset(
 }
 
 /// A saved run as a line of the run browser and as a runs-table entry.
-fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> browser::BrowserItem {
+fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> views::browser::BrowserItem {
     use crate::train::RunStatus;
     match run {
-        Err(e) => browser::BrowserItem {
+        Err(e) => views::browser::BrowserItem {
             id: e.path.display().to_string(),
             best_val: None,
             status: "unreadable".into(),
@@ -402,7 +403,7 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> browser::BrowserIt
             );
             let run = topology
                 .map_err(|e| e.to_string())
-                .map(|topology| app::Run {
+                .map(|topology| run_list::Run {
                     id: 0,
                     live: None,
                     saved_id: Some(saved.id.clone()),
@@ -413,7 +414,7 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> browser::BrowserIt
                     topology,
                     config: saved.experiment.train_config(),
                     // Left `Running` by a killed process: it trains no more.
-                    state: app::RunState::Ended(
+                    state: run_list::RunState::Ended(
                         saved.summary.status.ended().unwrap_or(RunStatus::Stopped),
                     ),
                     epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
@@ -423,7 +424,7 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> browser::BrowserIt
                     test_accuracy: saved.summary.test_accuracy,
                     skips_enabled_after: saved.summary.skips_enabled_after,
                 });
-            browser::BrowserItem {
+            views::browser::BrowserItem {
                 facets: crate::compare::facets(&saved.experiment, &saved.summary.resumed_after),
                 id: saved.id,
                 best_val: saved.summary.best_val_accuracy,

@@ -11,9 +11,11 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
+use super::{Reply, Request, View};
 use crate::compare::{self, Facet};
-use crate::tui::app::Run;
-use crate::tui::ui::fit;
+use crate::tui::context::Context;
+use crate::tui::run_list::Run;
+use crate::tui::widgets::{fit, hint_line};
 
 /// A saved run as the browser lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,7 +129,7 @@ impl RunBrowser {
         row
     }
 
-    pub fn key(&mut self, key: KeyEvent) -> BrowserOutcome {
+    pub fn outcome(&mut self, key: KeyEvent) -> BrowserOutcome {
         if self.typing {
             match key.code {
                 KeyCode::Enter | KeyCode::Esc => self.typing = false,
@@ -198,7 +200,7 @@ impl RunBrowser {
 
     /// Draws the browser on `area` (the whole screen): a line per run (chosen mark, id, best val, status, what
     /// sets it apart), the filter, and its keys.
-    pub fn draw(&mut self, frame: &mut Frame, area: Rect) {
+    pub fn draw_on(&mut self, frame: &mut Frame, area: Rect) {
         let popup = area;
         frame.render_widget(Clear, popup);
         let shown = self.shown();
@@ -297,5 +299,31 @@ impl RunBrowser {
             ),
             popup,
         );
+    }
+}
+
+impl View for RunBrowser {
+    fn key(&mut self, key: KeyEvent, _cx: &mut Context) -> Reply {
+        match self.outcome(key) {
+            BrowserOutcome::Stay => Reply::Stay,
+            BrowserOutcome::Close => Reply::Close,
+            BrowserOutcome::Load(runs) => Reply::Then(Request::LoadRuns(runs)),
+        }
+    }
+
+    fn draw(&mut self, frame: &mut Frame, area: Rect, _cx: &Context) {
+        self.draw_on(frame, area);
+    }
+
+    fn hints(&self, _cx: &Context) -> Option<Line<'static>> {
+        Some(hint_line([
+            ("↑↓", "select"),
+            ("Enter", "load"),
+            ("Esc", "close"),
+        ]))
+    }
+
+    fn full_screen(&self) -> bool {
+        true
     }
 }
