@@ -368,7 +368,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
     if let Some(model) = &args.single {
         // The child: one measurement, one JSON line.
-        skiplab::net::ops::set_force_composed(args.composed);
+        skiplab::net::cpu_ops::set_force_composed(args.composed);
         let (topology, default_batch, _) = bench_model(model)?;
         let batch = args.batch.unwrap_or(default_batch);
         let m = match args.device {

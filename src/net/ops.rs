@@ -15,8 +15,6 @@
 //! ([`super::cpu_ops`]); the composed versions remain the reference and what other devices
 //! run.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use dfdx::prelude::*;
 use dfdx::tensor_ops::SgdConfig;
 
@@ -265,63 +263,6 @@ where
     let padded = (rows, zeros).concat_along(Axis::<1>);
     let cols: Tensor<(usize, usize, usize), E, D, T> = padded.gather(index.clone());
     cols.reshape_like(&(b, h * w, 9 * c))
-}
-
-/// When set, the CPU runs the composed ops instead of its custom kernels (the benchmark uses
-/// this to measure what the kernels gain).
-static FORCE_COMPOSED: AtomicBool = AtomicBool::new(false);
-
-pub fn set_force_composed(on: bool) {
-    FORCE_COMPOSED.store(on, Ordering::Relaxed);
-}
-
-fn composed_forced() -> bool {
-    FORCE_COMPOSED.load(Ordering::Relaxed)
-}
-
-impl<E: Dtype> NetDevice<E> for Cpu
-where
-    Cpu: Device<E>,
-{
-    fn maxpool2<T: Tape<E, Self>>(x: Images<E, Self, T>) -> Images<E, Self, T> {
-        if composed_forced() {
-            return maxpool2_composed(x);
-        }
-        super::cpu_ops::maxpool2(x)
-    }
-
-    fn host_mirrors() -> bool {
-        !composed_forced()
-    }
-
-    fn sgd_update<S: Shape>(
-        cfg: &SgdConfig,
-        param: &mut Tensor<S, E, Self>,
-        velocity: &mut <Self as Storage<E>>::Vec,
-        grad: &<Self as Storage<E>>::Vec,
-        mirror: &mut Option<HostMirror<E>>,
-    ) -> Result<(), Self::Err> {
-        if composed_forced() {
-            *mirror = None;
-            return cfg.try_update(param, velocity, grad);
-        }
-        super::cpu_ops::sgd_update(cfg, param, velocity, grad, mirror);
-        Ok(())
-    }
-
-    fn dense<T>(
-        inputs: Vec<DenseInput<E, Self, T>>,
-        bias: Option<Tensor<(usize,), E, Self, T>>,
-        relu: bool,
-    ) -> Tensor<(usize, usize), E, Self, T>
-    where
-        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
-    {
-        if composed_forced() {
-            return dense_composed(inputs, bias, relu);
-        }
-        super::cpu_ops::dense(inputs, bias, relu)
-    }
 }
 
 #[cfg(feature = "cuda")]

@@ -20,7 +20,9 @@ use dfdx::prelude::*;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{gemm_serial, host, HostData, Pooled, View, WindowGroup};
+use super::gemm::{gemm_serial, View};
+use super::memory::{host, HostData, Pooled};
+use super::windows::WindowGroup;
 
 /// A minimal filtering algorithm F(M x M, 3x3), on input tiles of side `S = M + 2`: its
 /// matrices, and each 1-D transform and its adjoint written out (the unit tests check them
@@ -356,6 +358,7 @@ struct SharedGrad<E> {
 // SAFETY: a SharedGrad only hands out slices of samples, and the fused backward pass gives each
 // sample to one thread (see `sample`).
 unsafe impl<E: Send> Send for SharedGrad<E> {}
+// SAFETY: as for Send: shared between threads, it still lends each sample to one of them.
 unsafe impl<E: Sync> Sync for SharedGrad<E> {}
 
 impl<E> SharedGrad<E> {
