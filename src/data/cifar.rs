@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{DataError, Dataset, Samples};
+use super::dataset::{DataError, Dataset, Samples};
 use crate::topology::ImageShape;
 
 pub const SIDE: usize = 32;
@@ -143,7 +143,7 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
             .chain([&TEST_BATCH])
             .map(|name| {
                 let path = folder.join(name);
-                super::read_data_file(&path).map(|bytes| (path.clone(), bytes))
+                super::files::read_data_file(&path).map(|bytes| (path.clone(), bytes))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (train, test) = decode_all(&named)?;

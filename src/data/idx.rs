@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::DataError;
+use super::dataset::DataError;
 
 /// A decoded IDX file of unsigned bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +98,7 @@ pub fn parse(bytes: &[u8], expected_rank: usize, origin: &Path) -> Result<IdxArr
 
 /// Reads and parses an IDX file from disk (gzip detected by content, not by name).
 pub fn read_file(path: &Path, expected_rank: usize) -> Result<IdxArray, DataError> {
-    let bytes = super::read_data_file(path)?;
+    let bytes = super::files::read_data_file(path)?;
     parse(&maybe_gunzip(&bytes, path)?, expected_rank, path)
 }
 
@@ -112,7 +112,7 @@ pub fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
         Ok(plain)
     } else if let Some((path, what)) = [&gz, &plain]
         .into_iter()
-        .find_map(|p| super::not_a_file(p).map(|what| (p, what)))
+        .find_map(|p| super::files::not_a_file(p).map(|what| (p, what)))
     {
         // Something is there, only not a file: say what, rather than "missing".
         Err(DataError::new(path, format!("is {what}, not a data file")))

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::catalog::{DatasetName, Download, Entry};
-use super::{cifar, fetch, DataError, Dataset};
+use super::dataset::{DataError, Dataset};
+use super::{cifar, fetch, mnist};
 
 pub const MANIFEST: &str = "manifest.ron";
 /// Downloads in progress and verified downloads awaiting extraction.
@@ -151,12 +152,12 @@ fn check_member_content(entry: &Entry, file: &str, path: &Path) -> Result<(), Da
 pub fn load_from(name: DatasetName, dir: &Path) -> Result<Dataset, DataError> {
     let strings = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
     match name {
-        DatasetName::Builtin => Ok(super::builtin()),
-        DatasetName::Mnist => super::load_mnist_dir(dir, "mnist", strings(&super::MNIST_CLASSES)),
+        DatasetName::Builtin => Ok(mnist::builtin()),
+        DatasetName::Mnist => mnist::load_mnist_dir(dir, "mnist", strings(&mnist::MNIST_CLASSES)),
         DatasetName::FashionMnist => {
-            super::load_mnist_dir(dir, "fashion-mnist", strings(&super::FASHION_MNIST_CLASSES))
+            mnist::load_mnist_dir(dir, "fashion-mnist", strings(&mnist::FASHION_MNIST_CLASSES))
         }
-        DatasetName::EmnistLetters => super::load_emnist_letters(dir),
+        DatasetName::EmnistLetters => mnist::load_emnist_letters(dir),
         DatasetName::Cifar10 => cifar::load_dir(dir),
     }
 }
