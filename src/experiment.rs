@@ -570,6 +570,47 @@ mod tests {
 )"#;
 
     #[test]
+    fn adams_betas_and_eps_survive_a_save_a_reload_and_the_trainer_config() {
+        let text = EXAMPLE.replace(
+            "Sgd(lr: 0.01, momentum: 0.9)",
+            "Adam(lr: 0.002, beta1: 0.8, beta2: 0.99, eps: 1e-6)",
+        );
+        let e = Experiment::from_ron(&text, Path::new("adam.ron")).unwrap();
+        let config = e.train_config();
+        let OptimizerConfig::Adam {
+            beta1, beta2, eps, ..
+        } = config.optimizer
+        else {
+            panic!("{config:?}");
+        };
+        assert_eq!((beta1, beta2, eps), (0.8, 0.99, 1e-6));
+        // Through the lab's path (topology and trainer config back to an experiment) and a
+        // file, nothing is dropped.
+        let back =
+            Experiment::from_parts(&e.topology().unwrap(), e.dataset, &config, e.val_fraction);
+        assert_eq!(back.optimizer, e.optimizer);
+        let reloaded = Experiment::from_ron(&back.to_ron(), Path::new("again.ron")).unwrap();
+        assert_eq!(reloaded.optimizer, e.optimizer);
+        // The usual constants are not written, so older presets read and write as they did.
+        let usual = Experiment::from_ron(
+            &EXAMPLE.replace("Sgd(lr: 0.01, momentum: 0.9)", "Adam(lr: 0.001)"),
+            Path::new("u.ron"),
+        )
+        .unwrap();
+        assert_eq!(usual.optimizer, Optimizer::adam(0.001));
+        assert!(!usual.to_ron().contains("beta"), "{}", usual.to_ron());
+        // Out of range: named.
+        let bad = text.replace("beta2: 0.99", "beta2: 1.5");
+        let error = Experiment::from_ron(&bad, Path::new("bad.ron"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("optimizer.beta2 1.5 must be in [0, 1)"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn preset_to_experiment_to_preset_round_trips() {
         let e = Experiment::from_ron(EXAMPLE, Path::new("x.ron")).unwrap();
         assert_eq!(e.seed, 1);

@@ -725,6 +725,21 @@ impl CnnSpec {
 }
 
 impl Topology {
+    /// The lab's first MLP for data of this shape: two hidden layers, 128 and 256 wide.
+    pub fn default_mlp(input: ImageShape, classes: usize) -> Self {
+        Topology::Mlp(MlpSpec::new(input.len(), vec![128, 256], classes))
+    }
+
+    /// The paper's CNN (three stages of two convs; pools round odd sizes up), with fewer
+    /// stages only where the input is too small to halve three times.
+    pub fn default_cnn(input: ImageShape, classes: usize) -> Self {
+        let mut stages = vec![vec![32, 32], vec![64, 64], vec![128, 128]];
+        while stages.len() > 1 && input.height.min(input.width) < 1 << stages.len() {
+            stages.pop();
+        }
+        Topology::Cnn(CnnSpec::new(input, stages, classes))
+    }
+
     /// Structure, edges and size: a topology that passes can be built without aborting.
     pub fn validate(&self) -> Result<(), TopologyError> {
         match self {

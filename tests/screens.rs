@@ -428,7 +428,7 @@ fn comparison_lab() -> App {
         .apply_skips(&"0-2,0-3,0-4,1-3,1-4".parse().unwrap())
         .unwrap();
     let config = |seed, lr| skiplab::train::TrainConfig {
-        optimizer: skiplab::net::optim::OptimizerConfig::sgd(lr, 0.9, 0.0),
+        optimizer: skiplab::hyperparams::OptimizerConfig::sgd(lr, 0.9, 0.0),
         batch_size: 64,
         epochs: 6,
         seed,
@@ -806,4 +806,56 @@ fn run_browser_filters_chooses_and_loads_each_run_once() {
     key(&mut app, KeyCode::Char('g'));
     let grouped = render(&mut app, 80, 24);
     assert_eq!(grouped.matches("×3").count(), 4, "{grouped}");
+}
+
+#[test]
+fn diff_view_shows_only_what_sets_two_runs_apart() {
+    let mut app = comparison_lab();
+    // Run 1 (skips, lr 0.01, seed 1) against run 5, marked (vanilla, lr 0.05, seed 1).
+    app.cx.runs.all[4].marked = true;
+    key(&mut app, KeyCode::Char('D'));
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("Diff: run-1 against run-5"), "{screen}");
+    let lines: Vec<&str> = screen.lines().collect();
+    let row = |name: &str| lines.iter().find(|l| l.contains(name)).copied();
+    assert!(
+        row("lr 0.01").is_some_and(|l| l.contains("lr 0.05")),
+        "{screen}"
+    );
+    assert!(row("edges on in one only").is_some_and(|l| l.contains("0-2,0-3,0-4,1-3,1-4")));
+    // What they share is not listed: the seed, the data, the batch.
+    assert!(
+        row("seed 1").is_none() && row("batch 64").is_none(),
+        "{screen}"
+    );
+    insta::assert_snapshot!("diff_100x24", screen);
+    // K: the other run before it in the table (wrapping round), never the run itself.
+    key(&mut app, KeyCode::Char('K'));
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("against run-4"), "{screen}");
+    // Against the same configuration with another seed, only the seed differs.
+    key(&mut app, KeyCode::Char('K'));
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("against run-3"), "{screen}");
+    assert!(row_of(&screen, "seed").contains("seed 2"), "{screen}");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    // With one run there is nothing to diff against, and the view says so.
+    let mut single = lab();
+    finished_lone_run(&mut single);
+    key(&mut single, KeyCode::Char('D'));
+    assert!(render(&mut single, 80, 24).contains("Two runs are needed"));
+}
+
+fn row_of(screen: &str, word: &str) -> String {
+    screen
+        .lines()
+        .find(|l| l.contains(word))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn finished_lone_run(app: &mut App) {
+    app.on_session(queued(app, 1));
+    app.cx.runs.selected = Some(0);
 }

@@ -9,6 +9,9 @@ use crate::topology::ImageShape;
 use crate::tui::keys::KeyTable;
 use crate::tui::run_list::RunList;
 
+/// Share of the training set held out for validation in lab runs.
+pub const VAL_FRACTION: f64 = 0.1;
+
 /// How the screen is coloured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Colours {
@@ -65,7 +68,7 @@ pub struct Context {
     pub presets_dir: PathBuf,
     /// Where runs are saved (`None`: not saved).
     pub saves_dir: Option<PathBuf>,
-    /// Where `L` reads saved runs (see [`crate::tui::LabOptions::read_saves`]).
+    /// Where `L` reads saved runs (see `LabOptions::read_saves`).
     pub read_saves: Vec<PathBuf>,
     pub runs: RunList,
 }

@@ -36,8 +36,7 @@ use app::{App, Effect};
 
 /// Shortest time between two redraws (at most 20 frames a second).
 pub const FRAME: Duration = Duration::from_millis(50);
-/// Share of the training set held out for validation in lab runs.
-pub const VAL_FRACTION: f64 = 0.1;
+pub use context::VAL_FRACTION;
 
 /// Everything the lab loop reacts to.
 #[derive(Debug)]

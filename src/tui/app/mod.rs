@@ -15,12 +15,12 @@ use crate::train::Command;
 use crate::tui::keys::Action;
 use crate::tui::views::browser::{BrowserItem, RunBrowser};
 use crate::tui::views::compare::CompareView;
-use crate::tui::views::dialogs::{ConfirmQuit, Help, SaveAs};
+use crate::tui::views::dialogs::{ConfirmDelete, ConfirmQuit, Filter, Help, SaveAs};
 use crate::tui::views::diff::DiffView;
 use crate::tui::views::flow::FlowView;
-use crate::tui::views::list::{self, PresetItem as Preset};
+use crate::tui::views::list::{self, ListPopup};
 use crate::tui::views::topology::TopologyView;
-use crate::tui::views::{runs::RunsView, Reply, Request, View};
+use crate::tui::views::{runs::RunsView, Opening, Reply, Request, View};
 
 pub use crate::tui::context::{Colours, Context, Focus};
 pub use crate::tui::run_list::{RowView, Run, RunList, RunState, SortKey};
@@ -28,7 +28,32 @@ pub use crate::tui::views::compare::ChartView;
 pub use crate::tui::views::form::{FormField, TrainForm, MAX_FORM_SEEDS};
 pub use crate::tui::views::list::PresetItem;
 pub use crate::tui::views::topology::Selection;
-pub use crate::tui::views::{Effect, Mode};
+pub use crate::tui::views::Effect;
+
+/// Which view is in front of the main screen (the topology and runs panels).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help(Help),
+    Form(TrainForm),
+    ConfirmQuit(ConfirmQuit),
+    /// "Remove this run from the table?"
+    ConfirmDelete(ConfirmDelete),
+    /// The compare chart (its settings stay with the router between visits).
+    Compare,
+    /// The preset picker.
+    Presets(ListPopup<PresetItem>),
+    /// "Save as preset": the name typed so far.
+    SaveAs(SaveAs),
+    /// The runs filter being typed.
+    Filter(Filter),
+    /// The selected run's gradient flow: layers by time (its scroll stays with the router).
+    Flow,
+    /// The run browser: saved runs to load into the runs table.
+    Browser(Box<RunBrowser>),
+    /// The selected run's configuration against another run's.
+    Diff(DiffView),
+}
 
 /// The whole lab.
 #[derive(Clone, Debug)]
@@ -174,12 +199,24 @@ impl App {
                 self.mode = Mode::Normal;
                 Vec::new()
             }
-            Reply::Open(mode) => {
-                self.mode = mode;
+            Reply::Open(Opening::Filter) => {
+                self.mode = Mode::Filter(Filter(self.cx.runs.filter.clone()));
+                Vec::new()
+            }
+            Reply::Open(Opening::ConfirmDelete(i)) => {
+                self.mode = Mode::ConfirmDelete(ConfirmDelete(i));
                 Vec::new()
             }
             Reply::Then(request) => {
-                self.mode = Mode::Normal;
+                // The train form is kept as it was submitted, for the next `t`.
+                if let Mode::Form(form) = std::mem::replace(&mut self.mode, Mode::Normal) {
+                    if matches!(request, Request::Train { .. }) {
+                        self.form = TrainForm {
+                            error: None,
+                            ..form
+                        };
+                    }
+                }
                 self.request(request)
             }
         }
@@ -194,13 +231,7 @@ impl App {
             }
             // Quitting stops every run (the session records them as stopped).
             Request::Quit | Request::QuitNow => vec![Effect::Quit],
-            Request::Train(form) => {
-                self.form = TrainForm {
-                    error: None,
-                    ..form.clone()
-                };
-                self.queue_run(form.config(), form.seeds)
-            }
+            Request::Train { config, seeds } => self.queue_run(config, seeds),
             Request::LoadPreset(name, experiment) => {
                 self.load_experiment(&name, &experiment);
                 Vec::new()
@@ -214,7 +245,7 @@ impl App {
         }
     }
 
-    pub fn show_presets(&mut self, items: Vec<Preset>) {
+    pub fn show_presets(&mut self, items: Vec<PresetItem>) {
         self.mode = Mode::Presets(list::presets(items));
     }
 
@@ -251,7 +282,7 @@ impl App {
             &self.editor.topology,
             self.cx.dataset,
             &self.form.config(),
-            crate::tui::VAL_FRACTION,
+            crate::tui::context::VAL_FRACTION,
         )
     }
 
@@ -326,7 +357,7 @@ impl App {
                     &self.editor.topology,
                     self.cx.dataset,
                     &config,
-                    crate::tui::VAL_FRACTION,
+                    crate::tui::context::VAL_FRACTION,
                 );
                 Effect::Submit(Box::new(experiment))
             })
@@ -376,5 +407,4 @@ impl App {
 }
 
 #[cfg(test)]
-#[path = "app_tests.rs"]
 mod tests;

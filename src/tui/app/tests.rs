@@ -5,7 +5,6 @@ use crate::experiment::Optimizer;
 use crate::session::Update;
 use crate::topology::{MlpSpec, SkipEdge, SkipSelection, Topology};
 use crate::train::{RunStatus, TrainEvent};
-use crate::tui::views::topology::default_mlp;
 use crate::tui::views::dialogs::ConfirmDelete;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -311,7 +310,10 @@ fn model_switch_picks_a_cnn_the_input_allows() {
     // Back to the MLP and to this CNN again: each family as it was left.
     let cnn = app.editor.topology.clone();
     app.handle_key(key(KeyCode::Char('m')));
-    assert_eq!(app.editor.topology, default_mlp(app.cx.input, app.cx.classes));
+    assert_eq!(
+        app.editor.topology,
+        Topology::default_mlp(app.cx.input, app.cx.classes)
+    );
     app.handle_key(key(KeyCode::Char('+')));
     let mlp = app.editor.topology.clone();
     app.handle_key(key(KeyCode::Char('m')));
@@ -338,4 +340,31 @@ fn inserting_then_removing_a_layer_restores_every_edge_and_its_kind() {
             app.cx.message
         );
     }
+}
+
+#[test]
+fn a_preset_with_its_own_adam_constants_trains_with_them_from_the_lab() {
+    let mut app = app();
+    let mut e = app.experiment();
+    e.optimizer = Optimizer::Adam {
+        lr: 0.002,
+        beta1: 0.8,
+        beta2: 0.99,
+        eps: 1e-6,
+    };
+    app.load_experiment("tuned", &e);
+    assert_eq!(app.experiment().optimizer, e.optimizer);
+    // Through the form and out as the run the session is handed.
+    app.handle_key(key(KeyCode::Char('t')));
+    let effects = app.handle_key(key(KeyCode::Enter));
+    let [Effect::Submit(submitted)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(submitted.optimizer, e.optimizer);
+    // The form says it trains with them.
+    app.handle_key(key(KeyCode::Char('t')));
+    let Mode::Form(form) = &app.mode else {
+        panic!("{:?}", app.mode);
+    };
+    assert_eq!(form.adam_constants, (0.8, 0.99, 1e-6));
 }

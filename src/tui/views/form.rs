@@ -360,7 +360,10 @@ impl View for TrainForm {
                 form.adjust(true)
             }
             KeyCode::Enter | KeyCode::Char('t') => {
-                return Reply::Then(Request::Train(form.clone()));
+                return Reply::Then(Request::Train {
+                    config: form.config(),
+                    seeds: form.seeds,
+                });
             }
             _ => {}
         }

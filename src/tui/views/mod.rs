@@ -1,7 +1,7 @@
 //! The lab's views. Each owns its state, what its keys do (from the one key table) and its
-//! drawing, and contributes its own hint bar; the router ([`crate::tui::app::App`]) only
-//! decides which view has the keys and the screen. A new view is a file here, a variant of
-//! [`Mode`] (one line in the router) and its rows in the key table.
+//! drawing, and contributes its own hint bar; the router (`tui::app`) only decides which view
+//! has the keys and the screen, and no view names it. A new view is a file here, a variant of
+//! the router's `Mode` (and its line in `App::front`) and its rows in the key table.
 //!
 //! Views talk to the router in [`Reply`]s and to the event loop in [`Effect`]s; what they
 //! share (the runs, the message, the key table) is the [`Context`].
@@ -22,6 +22,7 @@ use ratatui::text::Line;
 use ratatui::Frame;
 
 use crate::experiment::Experiment;
+use crate::hyperparams::TrainConfig;
 use crate::session::RunId;
 use crate::train::Command;
 use crate::tui::context::Context;
@@ -57,8 +58,8 @@ pub enum Reply {
     Effects(Vec<Effect>),
     /// The view closes: back to the main screen.
     Close,
-    /// Open this view in front.
-    Open(Mode),
+    /// Open a view in front (what a main-screen panel opens).
+    Open(Opening),
     /// The view closes and the lab does this.
     Then(Request),
 }
@@ -70,8 +71,8 @@ pub enum Request {
     Quit,
     /// Quit now (the user said yes).
     QuitNow,
-    /// Start the train form's runs on the topology being edited.
-    Train(form::TrainForm),
+    /// Start these runs on the topology being edited: one per seed from `config.seed` on.
+    Train { config: TrainConfig, seeds: usize },
     /// Put a preset's topology in the editor and its hyperparameters in the form.
     LoadPreset(String, Box<Experiment>),
     /// Add saved runs to the table.
@@ -85,45 +86,28 @@ pub enum Request {
 /// What the event loop must do after the state changed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    /// Hand this experiment to the session (it answers with
-    /// [`crate::tui::app::App::on_session`] updates, or an error for
-    /// [`crate::tui::app::App::submit_failed`]).
+    /// Hand this experiment to the session (it answers with `App::on_session` updates, or an
+    /// error for `App::submit_failed`).
     Submit(Box<Experiment>),
     /// A command for the session's run.
     Send(RunId, Command),
-    /// List the presets folder (answered with [`crate::tui::app::App::show_presets`]).
+    /// List the presets folder (answered with `App::show_presets`).
     ListPresets,
     /// Write the current topology and form as a preset of this name
-    /// ([`crate::tui::app::App::preset_saved`]).
+    /// (`App::preset_saved`).
     SavePreset(String),
-    /// List saved runs ([`crate::tui::app::App::show_saved_runs`]).
+    /// List saved runs (`App::show_saved_runs`).
     ListSavedRuns,
     /// Write the compare chart's runs as long-format CSV (answered in the message).
     ExportCsv(String),
     Quit,
 }
 
-/// Which view is in front of the main screen (the topology and runs panels).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Mode {
-    Normal,
-    Help(dialogs::Help),
-    Form(form::TrainForm),
-    ConfirmQuit(dialogs::ConfirmQuit),
-    /// "Remove this run from the table?"
-    ConfirmDelete(dialogs::ConfirmDelete),
-    /// The compare chart (its settings stay with the router between visits).
-    Compare,
-    /// The preset picker.
-    Presets(list::ListPopup<list::PresetItem>),
-    /// "Save as preset": the name typed so far.
-    SaveAs(dialogs::SaveAs),
-    /// The runs filter being typed.
-    Filter(dialogs::Filter),
-    /// The selected run's gradient flow: layers by time (its scroll stays with the router).
-    Flow,
-    /// The run browser: saved runs to load into the runs table.
-    Browser(Box<browser::RunBrowser>),
-    /// The selected run's configuration against another run's.
-    Diff(diff::DiffView),
+/// A view a panel of the main screen opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// The runs filter, starting from the filter in effect.
+    Filter,
+    /// "Remove this run from the table?" (an index into the runs).
+    ConfirmDelete(usize),
 }

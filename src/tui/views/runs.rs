@@ -9,8 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, SparklineBar};
 use ratatui::Frame;
 
-use super::dialogs::{ConfirmDelete, Filter};
-use super::{Effect, Mode, Reply, View};
+use super::{Effect, Opening, Reply, View};
 use crate::topology::grouped;
 use crate::train::Command;
 use crate::tui::context::{Context, Focus};
@@ -73,7 +72,7 @@ impl View for RunsView {
             }
             Action::NextRun => runs.step(1),
             Action::PrevRun => runs.step(-1),
-            Action::Filter => return Reply::Open(Mode::Filter(Filter(runs.filter.clone()))),
+            Action::Filter => return Reply::Open(Opening::Filter),
             Action::Sort => runs.sort = (runs.sort.0.next(), false),
             Action::Reverse => runs.sort.1 = !runs.sort.1,
             Action::Group => runs.grouped = !runs.grouped,
@@ -89,7 +88,7 @@ impl View for RunsView {
             }
             Action::Delete => {
                 if let Some(i) = runs.selected {
-                    return Reply::Open(Mode::ConfirmDelete(ConfirmDelete(i)));
+                    return Reply::Open(Opening::ConfirmDelete(i));
                 }
             }
             _ => return Reply::Ignored,

@@ -3,8 +3,7 @@
 //! MLP and CNN swapped, and the paper's reinforced vanilla network.
 
 use crate::topology::{
-    Activation, CnnSpec, EdgeKind, ImageShape, InitScheme, MlpSpec, SkipEdge, SkipSelection,
-    Topology,
+    Activation, CnnSpec, EdgeKind, InitScheme, SkipEdge, SkipSelection, Topology,
 };
 use crate::tui::context::{Context, Focus};
 
@@ -14,20 +13,6 @@ use super::{Selection, TopologyView};
 fn next_of<T: Copy + PartialEq>(all: &[T], current: T) -> T {
     let at = all.iter().position(|&c| c == current).unwrap_or(0);
     all[(at + 1) % all.len()]
-}
-
-pub fn default_mlp(input: ImageShape, classes: usize) -> Topology {
-    Topology::Mlp(MlpSpec::new(input.len(), vec![128, 256], classes))
-}
-
-/// The paper's CNN (three stages of two convs; pools round odd sizes up), with fewer stages
-/// only where the input is too small to halve three times.
-pub fn default_cnn(input: ImageShape, classes: usize) -> Topology {
-    let mut stages = vec![vec![32, 32], vec![64, 64], vec![128, 128]];
-    while stages.len() > 1 && input.height.min(input.width) < 1 << stages.len() {
-        stages.pop();
-    }
-    Topology::Cnn(CnnSpec::new(input, stages, classes))
 }
 
 impl TopologyView {
@@ -292,8 +277,8 @@ impl TopologyView {
             .other_family
             .take()
             .unwrap_or_else(|| match self.topology {
-                Topology::Mlp(_) => default_cnn(cx.input, cx.classes),
-                Topology::Cnn(_) => default_mlp(cx.input, cx.classes),
+                Topology::Mlp(_) => Topology::default_cnn(cx.input, cx.classes),
+                Topology::Cnn(_) => Topology::default_mlp(cx.input, cx.classes),
             });
         self.other_family = Some(std::mem::replace(&mut self.topology, other));
         self.selection = Selection::Edge(0);

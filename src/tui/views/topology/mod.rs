@@ -19,7 +19,6 @@ use crate::tui::context::{Context, Focus};
 use crate::tui::keys::{Action, Hint};
 use crate::tui::widgets::hint_line;
 use diagram::{ArcStyle, BOX_ROWS};
-pub use edit::{default_cnn, default_mlp};
 
 /// The panel's hint bar: most used first (a narrow terminal cuts the end).
 const HINTS: &[Hint] = &[
@@ -68,7 +67,7 @@ impl TopologyView {
     /// The default MLP for data of this shape.
     pub fn new(input: ImageShape, classes: usize) -> Self {
         Self {
-            topology: default_mlp(input, classes),
+            topology: Topology::default_mlp(input, classes),
             other_family: None,
             selection: Selection::Edge(0),
             pattern: 0,
