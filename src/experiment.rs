@@ -103,6 +103,35 @@ pub enum Optimizer {
     },
 }
 
+/// An experiment that passed every rule, with the network it builds (made only by
+/// [`Experiment::resolve`], so holding one proves it was checked).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    experiment: Experiment,
+    topology: Topology,
+}
+
+impl Resolved {
+    pub fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub fn into_parts(self) -> (Experiment, Topology) {
+        (self.experiment, self.topology)
+    }
+
+    /// The same experiment with another seed (the seed changes no rule and no network).
+    pub fn with_seed(&self, seed: u64) -> Self {
+        let mut next = self.clone();
+        next.experiment.seed = seed;
+        next
+    }
+}
+
 /// Adam's usual constants, the defaults of its fields.
 mod adam {
     pub const BETA1: f64 = 0.9;
@@ -290,6 +319,25 @@ impl Experiment {
 
     /// Every value in range and a topology that builds: the message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        self.check_values()?;
+        self.topology()
+            .map(|_| ())
+            .map_err(|e| format!("model: {e}"))
+    }
+
+    /// The experiment checked once against every rule, with the network it builds: what the
+    /// session runs. The message names the field, as [`Experiment::validate`]'s does.
+    pub fn resolve(self) -> Result<Resolved, String> {
+        self.check_values()?;
+        let topology = self.topology().map_err(|e| format!("model: {e}"))?;
+        Ok(Resolved {
+            experiment: self,
+            topology,
+        })
+    }
+
+    /// Every value in range (the network is checked by building it).
+    fn check_values(&self) -> Result<(), String> {
         let lr = match self.optimizer {
             Optimizer::Sgd { lr, momentum } => {
                 rules::momentum(momentum)
@@ -331,9 +379,7 @@ impl Experiment {
                 ));
             }
         }
-        self.topology()
-            .map(|_| ())
-            .map_err(|e| format!("model: {e}"))
+        Ok(())
     }
 
     /// The network, with the skips the preset asks for (for skip*, the skips of phase 2).

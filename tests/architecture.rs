@@ -240,4 +240,3 @@ fn no_two_files_refer_to_each_other() {
     }
     assert!(circles.is_empty(), "{circles:#?}");
 }
-

@@ -46,7 +46,10 @@ fn bad_arguments_fail_with_a_clear_message() {
             &["train", "--model", "cnn", "--skips", "1-3"],
             "skips connect two convolution layers",
         ),
-        (&["train", "--lr", "-1"], "--lr must be a positive number"),
+        (
+            &["train", "--lr", "-1"],
+            "--lr -1 must be a positive number",
+        ),
     ];
     for (args, message) in cases {
         let (code, out, err) = skiplab(args);
@@ -165,7 +168,7 @@ fn absurd_sizes_and_empty_ranges_are_refused_before_anything_is_allocated() {
         ),
         (
             &["train", "--val-fraction", "0"],
-            "--val-fraction must be above 0",
+            "--val-fraction 0 must be above 0",
         ),
         (&["train", "--seeds", "0"], "--seeds must be at least 1"),
     ];

@@ -201,6 +201,46 @@ fn bad_requests_are_refused_before_anything_is_queued() {
     assert!(spawner.jobs.lock().unwrap().is_empty());
 }
 
+#[test]
+fn a_bad_value_is_named_before_any_data_loads_and_a_resolved_request_is_taken_as_it_is() {
+    let spawner = Scripted::default();
+    let (outlet, _rx) = channel_outlet();
+    let tmp = tempfile::tempdir().unwrap();
+    // Data loaded up front, from a folder without CIFAR-10: the rate is wrong as well.
+    let settings = Settings {
+        load_first: true,
+        ..Settings::new(Device::Cpu, tmp.path().join("no-data"), None)
+    };
+    let mut session = Session::new(settings, Box::new(spawner.clone()), outlet).unwrap();
+    let mut bad = small(1, 1);
+    bad.dataset = skiplab::data::DatasetName::Cifar10;
+    bad.model = Model::mlp(vec![8], Skips("none".parse().unwrap()));
+    bad.optimizer = skiplab::experiment::Optimizer::Sgd {
+        lr: -1.0,
+        momentum: 0.9,
+    };
+    let e = session.submit_all(vec![RunRequest::new(bad)]).unwrap_err();
+    assert!(
+        matches!(&e, SessionError::Refused(m) if m == "optimizer.lr -1 must be a positive number"),
+        "{e:?}"
+    );
+    // A front end that resolved its experiment hands it over checked, network and all.
+    let resolved = small(1, 7).resolve().unwrap();
+    let network = resolved.topology().clone();
+    let events = session
+        .submit_all(vec![RunRequest::resolved(resolved)])
+        .unwrap();
+    let Update::Queued(info) = &events[0].update else {
+        panic!("{events:?}");
+    };
+    assert_eq!(info.topology, network);
+    assert_eq!(info.experiment.seed, 7);
+    // An experiment that breaks a rule cannot be resolved, so cannot be handed over so.
+    let mut zero = small(0, 1);
+    zero.epochs = 0;
+    assert_eq!(zero.resolve().unwrap_err(), "epochs must be at least 1");
+}
+
 /// The file system with a disk that fills up: every replacement that includes the weights
 /// fails once `epochs_that_fit` epochs are saved; with `summary_too`, so does everything
 /// after that.

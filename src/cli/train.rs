@@ -11,13 +11,9 @@ use crate::cli::{self, Place};
 use crate::outln;
 use skiplab::compare::Spread;
 use skiplab::data::DatasetName;
-use skiplab::experiment::{Experiment, Model, Skips};
-use skiplab::net::optim::OptimizerConfig;
+use skiplab::experiment::{Experiment, Model, Optimizer, Resolved, Skips};
 use skiplab::session::RunRequest;
-use skiplab::topology::{
-    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, SkipSelection, Topology,
-};
-use skiplab::train::TrainConfig;
+use skiplab::topology::{Activation, InitScheme};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -118,72 +114,30 @@ pub struct TrainArgs {
     seeds: usize,
 }
 
-fn parse_widths(text: &str) -> Result<Vec<Vec<usize>>> {
-    skiplab::experiment::parse_widths(text).map_err(|e| anyhow::anyhow!("--widths: {e}"))
+/// The flags' names for the preset fields a message names (`optimizer.lr` is `--lr`).
+fn flag_names(message: String) -> String {
+    const FIELDS: [(&str, &str); 7] = [
+        ("optimizer.lr ", "--lr "),
+        ("optimizer.momentum ", "--momentum "),
+        ("weight_decay ", "--weight-decay "),
+        ("val_fraction ", "--val-fraction "),
+        ("batch ", "--batch "),
+        ("epochs ", "--epochs "),
+        ("model: ", ""),
+    ];
+    FIELDS
+        .iter()
+        .find_map(|(field, flag)| {
+            message
+                .strip_prefix(field)
+                .map(|rest| format!("{flag}{rest}"))
+        })
+        .unwrap_or(message)
 }
 
-/// Builds the topology the flags describe for data of `shape` with `classes` classes.
-fn topology_from_args(args: &TrainArgs, shape: ImageShape, classes: usize) -> Result<Topology> {
-    let mut topology = match args.model {
-        ModelKind::Mlp => {
-            let stages = parse_widths(args.widths.as_deref().unwrap_or("128,256"))?;
-            if stages.len() != 1 {
-                bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
-            }
-            let mut mlp = MlpSpec::new(shape.len(), stages.concat(), classes);
-            mlp.activation = match args.activation {
-                ActivationKind::Relu => Activation::Relu,
-                ActivationKind::Tanh => Activation::Tanh,
-                ActivationKind::Sigmoid => Activation::Sigmoid,
-                ActivationKind::Linear => Activation::Linear,
-                ActivationKind::Gelu => Activation::Gelu,
-            };
-            mlp.init = match args.init {
-                InitKind::He => InitScheme::He,
-                InitKind::Lecun => InitScheme::Lecun,
-                InitKind::Xavier => InitScheme::Xavier,
-                InitKind::Torch => InitScheme::Torch,
-            };
-            Topology::Mlp(mlp)
-        }
-        ModelKind::Cnn => {
-            if args.activation != ActivationKind::Relu || args.init != InitKind::He {
-                bail!("--activation and --init are for MLPs; a CNN uses ReLU and He-uniform");
-            }
-            let stages = parse_widths(args.widths.as_deref().unwrap_or("32,32/64,64/128,128"))?;
-            Topology::Cnn(CnnSpec::new(shape, stages, classes))
-        }
-    };
-    topology.validate()?;
-    let selection: SkipSelection = args.skips.parse()?;
-    topology.apply_skips(&selection)?;
-    Ok(topology)
-}
-
-fn optimizer_from(
-    kind: OptimizerKind,
-    lr: Option<f64>,
-    momentum: f64,
-    weight_decay: f64,
-) -> Result<OptimizerConfig> {
-    let config = match kind {
-        OptimizerKind::Sgd => OptimizerConfig::sgd(lr.unwrap_or(0.01), momentum, weight_decay),
-        OptimizerKind::Adam => OptimizerConfig::adam(lr.unwrap_or(0.001), weight_decay),
-    };
-    if !(config.lr() > 0.0 && config.lr().is_finite()) {
-        bail!("--lr must be a positive number");
-    }
-    if !(0.0..1.0).contains(&momentum) {
-        bail!("--momentum must be in [0, 1)");
-    }
-    if !(config.weight_decay() >= 0.0 && config.weight_decay().is_finite()) {
-        bail!("--weight-decay must be zero or positive");
-    }
-    Ok(config)
-}
-
-/// The experiment the flags (or the preset) describe, checked.
-fn experiment_from_args(args: &TrainArgs) -> Result<Experiment> {
+/// The experiment the flags (or the preset) describe, resolved: checked against the
+/// experiment's rules and its network built, once (the session takes it as it is).
+fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
     if let Some(path) = &args.preset {
         let presets = skiplab::folders::default_presets_dir();
         let (_, mut experiment) = skiplab::folders::resolve_preset(path, &presets)?;
@@ -196,36 +150,72 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Experiment> {
         if let Some(batch) = args.batch {
             experiment.batch = batch;
         }
-        experiment
-            .validate()
-            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
-        return Ok(experiment);
+        return experiment
+            .resolve()
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()));
     }
-    if !(args.val_fraction > 0.0 && args.val_fraction < 0.9) {
-        bail!("--val-fraction must be above 0 and below 0.9 (the validation split picks the best epoch)");
-    }
-    if args.epochs == Some(0) {
-        bail!("--epochs must be at least 1");
-    }
-    let shape = args.dataset.input_shape();
-    let topology = topology_from_args(args, shape, args.dataset.classes())?;
-    let optimizer = optimizer_from(args.optimizer, args.lr, args.momentum, args.weight_decay)?;
-    let config = TrainConfig {
+    // Parsed once, and kept as written (`all`, `paper`), not as the edges it makes.
+    let skips = Skips(args.skips.parse()?);
+    let widths = |default: &str| {
+        skiplab::experiment::parse_widths(args.widths.as_deref().unwrap_or(default))
+            .map_err(|e| anyhow::anyhow!("--widths: {e}"))
+    };
+    let model = match args.model {
+        ModelKind::Mlp => {
+            let stages = widths("128,256")?;
+            if stages.len() != 1 {
+                bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
+            }
+            Model::Mlp {
+                widths: stages.concat(),
+                skips,
+                activation: match args.activation {
+                    ActivationKind::Relu => Activation::Relu,
+                    ActivationKind::Tanh => Activation::Tanh,
+                    ActivationKind::Sigmoid => Activation::Sigmoid,
+                    ActivationKind::Linear => Activation::Linear,
+                    ActivationKind::Gelu => Activation::Gelu,
+                },
+                init: match args.init {
+                    InitKind::He => InitScheme::He,
+                    InitKind::Lecun => InitScheme::Lecun,
+                    InitKind::Xavier => InitScheme::Xavier,
+                    InitKind::Torch => InitScheme::Torch,
+                },
+            }
+        }
+        ModelKind::Cnn => {
+            if args.activation != ActivationKind::Relu || args.init != InitKind::He {
+                bail!("--activation and --init are for MLPs; a CNN uses ReLU and He-uniform");
+            }
+            Model::Cnn {
+                stages: widths("32,32/64,64/128,128")?,
+                skips,
+            }
+        }
+    };
+    let optimizer = match args.optimizer {
+        OptimizerKind::Sgd => Optimizer::Sgd {
+            lr: args.lr.unwrap_or(0.01),
+            momentum: args.momentum,
+        },
+        OptimizerKind::Adam => Optimizer::adam(args.lr.unwrap_or(0.001)),
+    };
+    let experiment = Experiment {
+        description: String::new(),
+        dataset: args.dataset,
+        model,
         optimizer,
-        batch_size: args.batch.unwrap_or(64),
+        weight_decay: args.weight_decay,
+        batch: args.batch.unwrap_or(64),
         epochs: args.epochs.unwrap_or(5),
         seed: args.seed.unwrap_or(1),
+        val_fraction: args.val_fraction,
         schedule: None,
     };
-    let mut experiment =
-        Experiment::from_parts(&topology, args.dataset, &config, args.val_fraction);
-    // Keep the selection as the user wrote it (`all`, `paper`), not as the edges it made.
-    let skips = Skips(args.skips.parse()?);
-    match &mut experiment.model {
-        Model::Mlp { skips: s, .. } | Model::Cnn { skips: s, .. } => *s = skips,
-    }
-    experiment.validate().map_err(|m| anyhow::anyhow!("{m}"))?;
-    Ok(experiment)
+    experiment
+        .resolve()
+        .map_err(|m| anyhow::anyhow!("{}", flag_names(m)))
 }
 
 pub fn train(args: TrainArgs) -> Result<ExitCode> {
@@ -233,7 +223,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let first = experiment.seed;
+    let first = experiment.experiment().seed;
     let last = first.checked_add(args.seeds as u64 - 1).with_context(|| {
         format!(
             "--seed {first} with --seeds {}: the seeds would run past the largest, {}",
@@ -243,12 +233,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     })?;
     // One run each for seeds --seed, --seed + 1, ...
     let requests = (first..=last)
-        .map(|seed| {
-            RunRequest::new(Experiment {
-                seed,
-                ..experiment.clone()
-            })
-        })
+        .map(|seed| RunRequest::resolved(experiment.with_seed(seed)))
         .collect();
     let (mut session, inbox) = cli::headless(&args.place, !args.no_save)?;
     let several = args.seeds > 1;

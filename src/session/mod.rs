@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub use data::DataCache;
 
 use crate::device::Device;
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Resolved};
 use crate::provenance::Provenance;
 use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
 use crate::topology::Topology;
@@ -116,6 +116,8 @@ impl Settings {
 /// What to run.
 pub struct RunRequest {
     experiment: Experiment,
+    /// The network, where the experiment came resolved (checked) already.
+    resolved: Option<Topology>,
     resume: Option<(SavedRun, Weights)>,
     /// A fixed run id (a sweep's) instead of one made from the time.
     folder: Option<String>,
@@ -127,9 +129,20 @@ impl RunRequest {
     pub fn new(experiment: Experiment) -> Self {
         Self {
             experiment,
+            resolved: None,
             resume: None,
             folder: None,
             origin: None,
+        }
+    }
+
+    /// An experiment the front end resolved already (to name its own flags in errors): the
+    /// session does not check it or build its network again.
+    pub fn resolved(resolved: Resolved) -> Self {
+        let (experiment, topology) = resolved.into_parts();
+        Self {
+            resolved: Some(topology),
+            ..Self::new(experiment)
         }
     }
 
@@ -170,10 +183,8 @@ impl RunRequest {
         // The saved topology is the one to go on with.
         experiment.schedule = None;
         Ok(Self {
-            experiment,
             resume: Some((saved, weights)),
-            folder: None,
-            origin: None,
+            ..Self::new(experiment)
         })
     }
 }
@@ -343,8 +354,8 @@ impl Session {
     /// the value, a request the data cannot serve: a data set without images, a validation
     /// share that holds out none, a batch larger than the training split. A data set that
     /// does not load is [`SessionError::MissingData`].
-    fn check_data(&self, requests: &[RunRequest]) -> Result<(), SessionError> {
-        for e in requests.iter().map(|r| &r.experiment) {
+    fn check_data(&self, experiments: &[&Experiment]) -> Result<(), SessionError> {
+        for &e in experiments {
             let dataset = self.data.dataset(e.dataset)?;
             let where_ = self.settings.data_dir.join(e.dataset.as_str());
             let name = e.dataset;
@@ -399,15 +410,18 @@ impl Session {
         &mut self,
         requests: Vec<RunRequest>,
     ) -> Result<Vec<SessionEvent>, SessionError> {
-        if self.settings.load_first {
-            self.check_data(&requests)?;
-        }
         let next = self.runs.last().map_or(1, |r| r.id + 1);
+        // Every request checked before any data loads: a bad value is named at once.
         let admitted = requests
             .into_iter()
             .enumerate()
             .map(|(k, request)| self.admit(next + k, request))
             .collect::<Result<Vec<_>, _>>()?;
+        if self.settings.load_first {
+            let experiments: Vec<&Experiment> =
+                admitted.iter().map(|r| &r.info.experiment).collect();
+            self.check_data(&experiments)?;
+        }
         let mut events = Vec::new();
         for run in admitted {
             events.push(SessionEvent {
@@ -425,17 +439,27 @@ impl Session {
     fn admit(&self, id: RunId, request: RunRequest) -> Result<Run, SessionError> {
         let RunRequest {
             experiment,
+            resolved,
             resume,
             folder,
             origin,
         } = request;
         let provenance = Provenance::here(origin.unwrap_or_else(crate::provenance::command_line));
-        experiment.validate().map_err(SessionError::Refused)?;
+        // Checked, and its network built, once: here, or by the front end that resolved it.
+        let built = match resolved {
+            Some(topology) => topology,
+            None => {
+                experiment
+                    .clone()
+                    .resolve()
+                    .map_err(SessionError::Refused)?
+                    .into_parts()
+                    .1
+            }
+        };
         let topology = match &resume {
             Some((_, weights)) => weights.topology.clone(),
-            None => experiment
-                .topology()
-                .map_err(|e| SessionError::Refused(e.to_string()))?,
+            None => built,
         };
         check_memory(
             &topology,
