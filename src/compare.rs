@@ -343,6 +343,44 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// What the runs of one configuration came to over their seeds: best validation accuracy,
+/// test accuracy at the best-validation epoch, and seconds per epoch, each from the runs that
+/// have one (a run that diverged before its first epoch has none: it is counted, not averaged
+/// in as zero). `train --seeds` and `sweep report` both print this.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeedSummary {
+    pub runs: usize,
+    pub best_val: Vec<f64>,
+    pub test: Vec<f64>,
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl SeedSummary {
+    pub fn of<'a>(runs: impl IntoIterator<Item = &'a crate::runs::Summary>) -> Self {
+        let mut out = SeedSummary::default();
+        for run in runs {
+            out.runs += 1;
+            out.best_val.extend(run.best_val_accuracy);
+            out.test.extend(run.test_accuracy);
+            out.epoch_seconds.extend(run.mean_epoch_seconds);
+        }
+        out
+    }
+
+    pub fn best_val_spread(&self) -> Option<Spread> {
+        Spread::of(&self.best_val)
+    }
+
+    pub fn test_spread(&self) -> Option<Spread> {
+        Spread::of(&self.test)
+    }
+
+    /// Mean seconds per epoch, if any run has finished an epoch.
+    pub fn mean_epoch_seconds(&self) -> Option<f64> {
+        Spread::of(&self.epoch_seconds).map(|s| s.mean)
+    }
+}
+
 /// A value over samples as a report gives it: the mean, and the sample standard deviation
 /// where there are two samples or more (of one sample it is undefined).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -711,6 +749,30 @@ mod tests {
         Experiment::from_ron(&text, std::path::Path::new("test.ron")).unwrap()
     }
 
+    #[test]
+    fn a_seed_summary_counts_a_run_without_a_result_but_averages_only_results() {
+        let t = Topology::default_mlp(crate::topology::ImageShape::new(1, 28, 28), 10);
+        let here = crate::provenance::Provenance::here("test");
+        let run = |best: Option<f64>, test: Option<f64>| crate::runs::Summary {
+            best_val_accuracy: best,
+            test_accuracy: test,
+            mean_epoch_seconds: best.map(|_| 2.0),
+            ..crate::runs::Summary::new(&t, "cpu", here.clone())
+        };
+        let runs = [
+            run(Some(0.80), Some(0.79)),
+            run(Some(0.84), Some(0.83)),
+            // Diverged before its first epoch: no accuracy at all, not 0 %.
+            run(None, None),
+        ];
+        let s = SeedSummary::of(&runs);
+        assert_eq!(s.runs, 3);
+        let best = s.best_val_spread().unwrap();
+        assert_eq!((best.n, (best.mean * 100.0).round()), (2, 82.0));
+        assert_eq!(s.test_spread().unwrap().n, 2);
+        assert_eq!(s.mean_epoch_seconds(), Some(2.0));
+        assert_eq!(SeedSummary::of(&runs[2..]).best_val_spread(), None);
+    }
     #[test]
     fn descriptions_say_what_differs_and_groups_ignore_the_seed() {
         let runs = vec![

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{mean_sd, welch, Spread};
+use crate::compare::{mean_sd, welch, SeedSummary, Spread};
 use crate::experiment::{parse_widths, Experiment, Model, Optimizer, PresetError, Skips};
 use crate::runs::{self, SavedRun, Status};
 
@@ -626,32 +626,21 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
             entry.expect("pushed above").1.push(s);
         }
     }
-    let best = |runs: &[&SavedRun]| -> Vec<f64> {
-        runs.iter()
-            .map(|s| s.summary.best_val_accuracy.unwrap_or(0.0))
-            .collect()
-    };
+    let seeds = |runs: &[&SavedRun]| SeedSummary::of(runs.iter().map(|s| &s.summary));
     let pm = |values: &[f64]| Spread::of(values).map_or("-".to_string(), |s| s.text(100.0, 2));
     let base_key = sweep.base_configuration();
     let base_best = configurations
         .iter()
         .find(|(k, _)| *k == base_key)
-        .map(|(_, runs)| best(runs))
+        .map(|(_, runs)| seeds(runs).best_val)
         .unwrap_or_default();
     let _ = writeln!(
         out,
         "| configuration | seeds | best val % | test % (best-val epoch) | s/epoch | best val vs base ({base_key}) |\n|---|---|---|---|---|---|"
     );
     for (key, runs) in &configurations {
-        let val = best(runs);
-        let test: Vec<f64> = runs
-            .iter()
-            .filter_map(|s| s.summary.test_accuracy)
-            .collect();
-        let secs: Vec<f64> = runs
-            .iter()
-            .filter_map(|s| s.summary.mean_epoch_seconds)
-            .collect();
+        let summary = seeds(runs);
+        let (val, test) = (&summary.best_val, &summary.test);
         let diverged = runs
             .iter()
             .filter(|s| matches!(s.summary.status, Status::Diverged { .. }))
@@ -659,7 +648,7 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
         let versus = if *key == base_key {
             "(base)".to_string()
         } else {
-            match welch(&val, &base_best) {
+            match welch(val, &base_best) {
                 Some(w) => format!(
                     "{:+.2} points, p = {:.3} ({})",
                     100.0 * w.difference,
@@ -682,13 +671,11 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
             } else {
                 String::new()
             },
-            pm(&val),
-            pm(&test),
-            if secs.is_empty() {
-                "-".into()
-            } else {
-                format!("{:.2}", mean_sd(&secs).0)
-            },
+            pm(val),
+            pm(test),
+            summary
+                .mean_epoch_seconds()
+                .map_or("-".into(), |s| format!("{s:.2}")),
         );
     }
     // The best value of each axis: its mean best val over every run that has it.
@@ -709,7 +696,7 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
                     let vals: Vec<f64> = done
                         .iter()
                         .filter(|(r, _)| r.values.contains(value))
-                        .map(|(_, s)| s.summary.best_val_accuracy.unwrap_or(0.0))
+                        .filter_map(|(_, s)| s.summary.best_val_accuracy)
                         .collect();
                     let mean = (!vals.is_empty()).then(|| mean_sd(&vals).0);
                     (value.value(), mean, vals.len())

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::{self, Place};
 use crate::outln;
-use skiplab::compare::Spread;
+use skiplab::compare::{SeedSummary, Spread};
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Optimizer, Resolved, Skips};
 use skiplab::session::RunRequest;
@@ -241,16 +241,9 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     let first = session.submit_all(requests)?;
     let signal = cli::follow(&mut session, &inbox, first, &mut printer)?;
     if several {
-        let runs = session.runs();
-        let best: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.summary.best_val_accuracy)
-            .collect();
-        let test: Vec<f64> = runs
-            .iter()
-            .filter_map(|r| r.summary.test_accuracy)
-            .collect();
-        let (b, t) = (Spread::of(&best), Spread::of(&test));
+        let seeds = SeedSummary::of(session.runs().iter().map(|r| &r.summary));
+        let (b, t) = (seeds.best_val_spread(), seeds.test_spread());
+        let (best, test) = (&seeds.best_val, &seeds.test);
         if args.json {
             let mean = |s: Option<Spread>| s.map(|s| s.mean);
             let sd = |s: Option<Spread>| s.and_then(|s| s.sd);

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::context::Colours;
+use super::keys::{Hint, KeyTable};
 
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
@@ -27,6 +28,15 @@ pub fn fit(text: &str, width: usize) -> String {
     let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
     cut.push('…');
     cut
+}
+
+/// A view's hint bar from its rows of the key table, each labelled with the keys in effect.
+pub fn key_hints(keys: &KeyTable, hints: &[Hint]) -> Line<'static> {
+    hint_line(
+        hints
+            .iter()
+            .map(|(actions, joiner, what)| (keys.hint_label(actions, joiner), *what)),
+    )
 }
 
 /// A hint bar: each key in yellow, then what it does.

@@ -15,7 +15,7 @@ use crate::train::Command;
 use crate::tui::context::{Context, Focus};
 use crate::tui::keys::{Action, Hint};
 use crate::tui::run_list::{RunState, SortKey};
-use crate::tui::widgets::{fit, hint_line, pct};
+use crate::tui::widgets::{fit, key_hints, pct};
 
 /// The panel's hint bar: most used first (a narrow terminal cuts the end).
 const HINTS: &[Hint] = &[
@@ -300,12 +300,7 @@ impl View for RunsView {
     }
 
     fn hints(&self, cx: &Context) -> Option<Line<'static>> {
-        Some({
-            let entries = HINTS
-                .iter()
-                .map(|(actions, joiner, what)| (cx.keys.hint_label(actions, joiner), *what));
-            hint_line(entries)
-        })
+        Some(key_hints(&cx.keys, HINTS))
     }
 
     fn click(&mut self, at: Position, cx: &mut Context) -> bool {

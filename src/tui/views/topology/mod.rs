@@ -17,7 +17,7 @@ use crate::experiment::Experiment;
 use crate::topology::{grouped, ImageShape, SkipEdge, SkipSelection, Topology};
 use crate::tui::context::{Context, Focus};
 use crate::tui::keys::{Action, Hint};
-use crate::tui::widgets::hint_line;
+use crate::tui::widgets::key_hints;
 use diagram::{ArcStyle, BOX_ROWS};
 
 /// The panel's hint bar: most used first (a narrow terminal cuts the end).
@@ -209,12 +209,7 @@ impl View for TopologyView {
     }
 
     fn hints(&self, cx: &Context) -> Option<Line<'static>> {
-        Some({
-            let entries = HINTS
-                .iter()
-                .map(|(actions, joiner, what)| (cx.keys.hint_label(actions, joiner), *what));
-            hint_line(entries)
-        })
+        Some(key_hints(&cx.keys, HINTS))
     }
 
     fn click(&mut self, at: Position, _cx: &mut Context) -> bool {
