@@ -14,7 +14,6 @@
 //! disk), leaves the last saved epoch readable and the three files in step.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -27,7 +26,8 @@ use crate::net::HostParam;
 use crate::provenance::Provenance;
 use crate::topology::{SkipEdge, SkipSelection, Topology};
 use crate::train::{
-    BestWeights, EpochMetrics, EventSink, FlowPoint, LayerFlow, RunStatus, StepMetrics, TrainEvent,
+    BestWeights, EpochMetrics, EventSink, FlowPoint, LayerFlow, RunState, RunStatus, StepMetrics,
+    TrainEvent,
 };
 
 pub const EXPERIMENT: &str = "experiment.ron";
@@ -177,87 +177,72 @@ fn flow_points(rows: Vec<FlowRow>) -> Vec<FlowPoint> {
     points
 }
 
-/// Where a saved run stands: `Running` while a process trains it (or if that process was
-/// killed), else how it ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Status {
-    Running,
-    Finished,
-    Stopped,
-    Diverged {
-        epoch: usize,
-        step: usize,
-        loss: f64,
-    },
-    Failed(String),
-}
+/// `summary.ron`'s spelling of a run's state: `Running` (while a process trains it, or if that
+/// process was killed), else how it ended, as `Finished`, `Diverged(...)` and so on. The
+/// program reads and writes [`RunState`]; only the file says it so.
+mod file_status {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-impl From<RunStatus> for Status {
-    fn from(status: RunStatus) -> Self {
-        match status {
-            RunStatus::Finished => Status::Finished,
-            RunStatus::Stopped => Status::Stopped,
-            RunStatus::Diverged { epoch, step, loss } => Status::Diverged { epoch, step, loss },
-            RunStatus::Failed(m) => Status::Failed(m),
-        }
+    use crate::train::{RunState, RunStatus};
+
+    #[derive(Serialize, Deserialize)]
+    enum Status {
+        Running,
+        Finished,
+        Stopped,
+        Diverged {
+            epoch: usize,
+            step: usize,
+            loss: f64,
+        },
+        Failed(String),
     }
-}
 
-impl Status {
-    /// How the run ended; `None` while it is (or was left) running.
-    pub fn ended(&self) -> Option<RunStatus> {
-        Some(match self.clone() {
-            Status::Running => return None,
-            Status::Finished => RunStatus::Finished,
-            Status::Stopped => RunStatus::Stopped,
-            Status::Diverged { epoch, step, loss } => RunStatus::Diverged { epoch, step, loss },
-            Status::Failed(m) => RunStatus::Failed(m),
+    pub fn serialize<S: Serializer>(state: &RunState, s: S) -> Result<S::Ok, S::Error> {
+        match state.ended() {
+            None => Status::Running,
+            Some(RunStatus::Finished) => Status::Finished,
+            Some(RunStatus::Stopped) => Status::Stopped,
+            Some(RunStatus::Diverged { epoch, step, loss }) => {
+                Status::Diverged { epoch, step, loss }
+            }
+            Some(RunStatus::Failed(m)) => Status::Failed(m),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunState, D::Error> {
+        Ok(match Status::deserialize(d)? {
+            Status::Running => RunState::Running,
+            Status::Finished => RunState::Ended(RunStatus::Finished),
+            Status::Stopped => RunState::Ended(RunStatus::Stopped),
+            Status::Diverged { epoch, step, loss } => {
+                RunState::Ended(RunStatus::Diverged { epoch, step, loss })
+            }
+            Status::Failed(m) => RunState::Ended(RunStatus::Failed(m)),
         })
-    }
-
-    /// One word: running, finished, stopped, diverged or failed.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Finished => "finished",
-            Status::Stopped => "stopped",
-            Status::Diverged { .. } => "diverged",
-            Status::Failed(_) => "failed",
-        }
     }
 
     /// Reads the status as summaries before the typed enum wrote it (`"finished"`,
     /// `"diverged: loss NaN at epoch 1, step 3"`, `"failed: ..."`).
-    fn from_text(text: &str) -> Self {
+    pub fn from_text(text: &str) -> RunState {
         let diverged = || {
             let rest = text.strip_prefix("diverged: loss ")?;
             let (loss, rest) = rest.split_once(" at epoch ")?;
             let (epoch, step) = rest.split_once(", step ")?;
-            Some(Status::Diverged {
+            Some(RunStatus::Diverged {
                 epoch: epoch.parse().ok()?,
                 step: step.parse().ok()?,
                 loss: loss.parse().ok()?,
             })
         };
         match text {
-            "running" => Status::Running,
-            "finished" => Status::Finished,
-            "stopped" => Status::Stopped,
-            _ => diverged().unwrap_or_else(|| {
-                Status::Failed(text.strip_prefix("failed: ").unwrap_or(text).to_string())
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Status::Diverged { epoch, step, loss } => {
-                write!(f, "diverged: loss {loss} at epoch {epoch}, step {step}")
-            }
-            Status::Failed(m) => write!(f, "failed: {m}"),
-            other => f.write_str(other.word()),
+            "running" => RunState::Running,
+            "finished" => RunState::Ended(RunStatus::Finished),
+            "stopped" => RunState::Ended(RunStatus::Stopped),
+            _ => RunState::Ended(diverged().unwrap_or_else(|| {
+                RunStatus::Failed(text.strip_prefix("failed: ").unwrap_or(text).to_string())
+            })),
         }
     }
 }
@@ -267,7 +252,8 @@ impl fmt::Display for Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Summary {
-    pub status: Status,
+    #[serde(with = "file_status")]
+    pub status: RunState,
     pub epochs_done: usize,
     pub best_val_accuracy: Option<f64>,
     pub best_epoch: Option<usize>,
@@ -322,7 +308,7 @@ impl Summary {
     /// A run of `topology` on `device` that starts now, as `provenance` says.
     pub fn new(topology: &Topology, device: &str, provenance: Provenance) -> Self {
         Summary {
-            status: Status::Running,
+            status: RunState::Running,
             epochs_done: 0,
             best_val_accuracy: None,
             best_epoch: None,
@@ -415,7 +401,7 @@ impl Summary {
         };
         if let Ok(old) = ron::from_str::<TextStatusSummary>(text) {
             return Ok(Summary {
-                status: Status::from_text(&old.status),
+                status: file_status::from_text(&old.status),
                 epochs_done: old.epochs_done,
                 best_val_accuracy: old.best_val_accuracy,
                 best_epoch: old.best_epoch,
@@ -1068,8 +1054,8 @@ pub fn load_run(dir: &Path) -> Result<SavedRun, RunError> {
     let text = std::fs::read_to_string(&summary_path)
         .map_err(|e| err(&summary_path, format!("cannot read: {e}")))?;
     let mut summary = Summary::from_ron(&text, &summary_path)?;
-    if orphaned && summary.status == Status::Running {
-        summary.status = Status::Failed(INTERRUPTED.into());
+    if orphaned && summary.status == RunState::Running {
+        summary.status = RunStatus::Failed(INTERRUPTED.into()).into();
     }
     let epochs = read_csv_if_there(&dir.join(METRICS))?;
     summary.reconcile(&epochs);
@@ -1217,24 +1203,24 @@ mod tests {
     fn summaries_with_a_text_status_still_read_and_typed_ones_round_trip() {
         let p = Path::new("saves/x/summary.ron");
         let old = Summary::from_ron(OLD_SUMMARY, p).unwrap();
-        let Status::Diverged { epoch, step, loss } = old.status else {
+        let RunState::Ended(RunStatus::Diverged { epoch, step, loss }) = old.status else {
             panic!("{:?}", old.status)
         };
         assert_eq!((epoch, step), (1, 37));
         assert!(loss.is_nan());
         for (text, status) in [
-            ("finished", Status::Finished),
-            ("running", Status::Running),
+            ("finished", RunStatus::Finished.into()),
+            ("running", RunState::Running),
             (
                 "failed: the disk is full",
-                Status::Failed("the disk is full".into()),
+                RunStatus::Failed("the disk is full".into()).into(),
             ),
         ] {
             let old = OLD_SUMMARY.replace("diverged: loss NaN at epoch 1, step 37", text);
             assert_eq!(Summary::from_ron(&old, p).unwrap().status, status);
         }
         let mut typed = old.clone();
-        typed.status = Status::Failed("could not save epoch 3: full".into());
+        typed.status = RunStatus::Failed("could not save epoch 3: full".into()).into();
         let text = typed.to_ron();
         assert!(
             text.contains(r#"status: Failed("could not save epoch 3: full")"#),

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::{mean_sd, welch, SeedSummary, Spread};
 use crate::experiment::{parse_widths, Experiment, Model, Optimizer, PresetError, Skips};
-use crate::runs::{self, SavedRun, Status};
+use crate::runs::{self, SavedRun};
+use crate::train::{RunState, RunStatus};
 
 /// A sweep file as written.
 #[derive(Debug, Deserialize)]
@@ -230,9 +231,12 @@ pub enum Progress {
     Missing,
     /// A folder from an attempt that did not end (killed, stopped, failed, preempted): it is
     /// trained again from the start, so every result is what an uninterrupted run gives.
-    Unfinished { epochs_done: usize, status: Status },
+    Unfinished {
+        epochs_done: usize,
+        status: RunState,
+    },
     /// Finished, or diverged (a result too: that learning rate is too high).
-    Done(Status),
+    Done(RunState),
     /// The folder holds another experiment under this id (the base preset changed since).
     Conflict(String),
 }
@@ -521,17 +525,19 @@ fn progress(run: &PlannedRun, saves: &Path) -> Progress {
     match runs::load_run(&dir) {
         Err(_) => Progress::Unfinished {
             epochs_done: 0,
-            status: Status::Failed("unreadable".into()),
+            status: RunStatus::Failed("unreadable".into()).into(),
         },
         Ok(saved) if saved.experiment != run.experiment => Progress::Conflict(format!(
             "{} holds another experiment (the base preset changed?): remove it or rename the sweep",
             dir.display()
         )),
         Ok(saved) => match saved.summary.status {
-            Status::Finished if saved.summary.epochs_done >= run.experiment.epochs => {
-                Progress::Done(Status::Finished)
+            RunState::Ended(RunStatus::Finished)
+                if saved.summary.epochs_done >= run.experiment.epochs =>
+            {
+                Progress::Done(RunStatus::Finished.into())
             }
-            status @ Status::Diverged { .. } => Progress::Done(status),
+            status @ RunState::Ended(RunStatus::Diverged { .. }) => Progress::Done(status),
             status => Progress::Unfinished {
                 epochs_done: saved.summary.epochs_done,
                 status,
@@ -589,9 +595,7 @@ pub fn array_ranges(indices: &[usize]) -> String {
 pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
     let found = |run: &PlannedRun| {
         saved.iter().find(|s| {
-            s.id == run.id
-                && s.experiment == run.experiment
-                && matches!(s.summary.status, Status::Finished | Status::Diverged { .. })
+            s.id == run.id && s.experiment == run.experiment && s.summary.status.has_result()
         })
     };
     let mut out = String::new();
@@ -643,7 +647,7 @@ pub fn report(sweep: &Sweep, saved: &[SavedRun]) -> String {
         let (val, test) = (&summary.best_val, &summary.test);
         let diverged = runs
             .iter()
-            .filter(|s| matches!(s.summary.status, Status::Diverged { .. }))
+            .filter(|s| matches!(s.summary.status.ended(), Some(RunStatus::Diverged { .. })))
             .count();
         let versus = if *key == base_key {
             "(base)".to_string()

@@ -164,7 +164,10 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     assert_eq!(runs.len(), 1);
     let saved = runs.into_iter().next().unwrap().unwrap();
     assert_eq!(saved.epochs.len(), 2);
-    assert_eq!(saved.summary.status, skiplab::runs::Status::Finished);
+    assert_eq!(
+        saved.summary.status,
+        skiplab::train::RunState::Ended(skiplab::train::RunStatus::Finished)
+    );
     // Save the topology as a preset, find it in the picker.
     tmux(&["send-keys", "-t", &session, "S"]);
     wait_for(&session, "the name prompt", Duration::from_secs(10), |s| {
@@ -373,7 +376,10 @@ fn an_installed_binary_works_from_an_empty_folder_with_a_fresh_home() {
     let runs = skiplab::runs::list_runs(&saves);
     assert_eq!(runs.len(), 1, "the run is in the platform saves folder");
     let run = runs.into_iter().next().unwrap().unwrap();
-    assert_eq!(run.summary.status, skiplab::runs::Status::Finished);
+    assert_eq!(
+        run.summary.status,
+        skiplab::train::RunState::Ended(skiplab::train::RunStatus::Finished)
+    );
     assert_eq!(run.epochs.len(), 2);
     assert_eq!(
         std::fs::read_dir(&empty).unwrap().count(),

@@ -11,8 +11,8 @@ use dfdx::prelude::*;
 use skiplab::data::{self, PreparedData};
 use skiplab::experiment::{list_presets, Experiment};
 use skiplab::net::Network;
-use skiplab::runs::{self, Recorder, Status};
-use skiplab::train::{self, EpochMetrics, RunStatus, Schedule, TrainEvent, Trainer};
+use skiplab::runs::{self, Recorder};
+use skiplab::train::{self, EpochMetrics, RunState, RunStatus, Schedule, TrainEvent, Trainer};
 
 fn presets_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("presets")
@@ -130,7 +130,7 @@ fn a_saved_run_loads_back_with_identical_metrics_and_predictions() {
     let saved = runs::load_run(&dir).unwrap();
     assert_eq!(saved.id, id);
     assert_eq!(saved.experiment, experiment);
-    assert_eq!(saved.summary.status, Status::Finished);
+    assert_eq!(saved.summary.status, RunState::Ended(RunStatus::Finished));
     assert_eq!(saved.summary.epochs_done, 2);
     let loaded: Vec<EpochMetrics> = saved.epochs.iter().map(|r| r.to_metrics()).collect();
     assert_eq!(loaded, metrics, "metrics survive the CSV exactly");
@@ -486,7 +486,7 @@ fn a_killed_training_keeps_every_finished_epoch_readable() {
         .set_modified(std::time::SystemTime::now() - Duration::from_secs(120))
         .unwrap();
     let alive = runs::load_run(dir).unwrap();
-    assert_eq!(alive.summary.status, Status::Running);
+    assert_eq!(alive.summary.status, RunState::Running);
     assert!(left.exists(), "the live writer's files are left alone");
     child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
     child.wait().unwrap();
@@ -498,7 +498,7 @@ fn a_killed_training_keeps_every_finished_epoch_readable() {
     }
     assert_eq!(
         saved.summary.status,
-        Status::Failed(runs::INTERRUPTED.into()),
+        RunState::Ended(RunStatus::Failed(runs::INTERRUPTED.into())),
         "a run whose process died reads as interrupted, not running"
     );
     assert!(
@@ -529,7 +529,7 @@ fn a_saved_run_resumes_for_more_epochs_in_its_own_folder() {
     let epochs: Vec<usize> = saved.epochs.iter().map(|r| r.epoch).collect();
     assert_eq!(epochs, [1, 2, 3]);
     assert_eq!(saved.summary.epochs_done, 3);
-    assert_eq!(saved.summary.status, Status::Finished);
+    assert_eq!(saved.summary.status, RunState::Ended(RunStatus::Finished));
     let after = runs::read_weights(&tmp.path().join(&id).join(runs::WEIGHTS))
         .unwrap()
         .params;
@@ -854,7 +854,11 @@ fn sigint_and_sigterm_stop_the_run_record_it_stopped_and_exit_128_plus_the_signa
             "{stdout}"
         );
         let saved = runs::load_run(&dir).unwrap();
-        assert_eq!(saved.summary.status, Status::Stopped, "{signal}");
+        assert_eq!(
+            saved.summary.status,
+            RunState::Ended(RunStatus::Stopped),
+            "{signal}"
+        );
         assert!(saved.summary.epochs_done >= 1);
         assert_eq!(saved.summary.epochs_done, saved.epochs.len());
         saved.weights_to_resume().unwrap();
@@ -872,7 +876,7 @@ fn a_closed_stdout_stops_the_run_quietly_and_records_it() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let saved = runs::load_run(&dir).unwrap();
-    assert_eq!(saved.summary.status, Status::Stopped);
+    assert_eq!(saved.summary.status, RunState::Ended(RunStatus::Stopped));
 }
 
 #[test]
@@ -1117,10 +1121,10 @@ fn a_resume_stopped_before_its_first_epoch_leaves_the_run_as_it_was() {
     assert_eq!(code, 0, "{err}");
     let saved = runs::list_runs(tmp.path()).remove(0).unwrap();
     let before = (saved.experiment.clone(), saved.summary.clone());
-    assert_eq!(before.1.status, Status::Finished);
+    assert_eq!(before.1.status, RunState::Ended(RunStatus::Finished));
     let (tx, _rx) = mpsc::channel();
     let mut resumed = saved.summary.clone();
-    resumed.status = Status::Running;
+    resumed.status = RunState::Running;
     resumed.resumed_after.push(2);
     let mut recorder = Recorder::resume(tx, Arc::new(runs::Disk), &saved, resumed, 5).unwrap();
     // While it runs, the folder says what it is becoming.
@@ -1138,7 +1142,7 @@ fn a_resume_stopped_before_its_first_epoch_leaves_the_run_as_it_was() {
     drop(recorder);
     let after = runs::load_run(&saved.dir).unwrap();
     assert_eq!(after.experiment, before.0);
-    assert_eq!(after.summary.status, Status::Finished);
+    assert_eq!(after.summary.status, RunState::Ended(RunStatus::Finished));
     assert!(after.summary.resumed_after.is_empty());
     assert_eq!(after.summary.test_accuracy, before.1.test_accuracy);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use skiplab::device::Device;
 use skiplab::experiment::{Experiment, Model, Skips};
-use skiplab::runs::{self, Disk, RunError, RunFiles, Status};
+use skiplab::runs::{self, Disk, RunError, RunFiles};
 use skiplab::session::print::Printer;
 use skiplab::session::{
     Ending, Message, Outlet, RunRequest, RunState, Session, SessionError, SessionEvent, Settings,
@@ -327,10 +327,10 @@ fn a_disk_that_fills_up_fails_the_run_and_keeps_the_saved_epochs_consistent() {
             .weights_to_resume()
             .expect("a consistent folder resumes");
         match (&saved.summary.status, summary_too) {
-            (Status::Failed(m), false) => assert_eq!(m, why),
+            (RunState::Ended(RunStatus::Failed(m)), false) => assert_eq!(m, why),
             // The final summary could not be written either: it still says running, but its
             // writer is gone, so it reads as interrupted.
-            (Status::Failed(m), true) => assert_eq!(m, runs::INTERRUPTED),
+            (RunState::Ended(RunStatus::Failed(m)), true) => assert_eq!(m, runs::INTERRUPTED),
             other => panic!("{other:?}"),
         }
         assert!(

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skiplab::runs::{self, Status};
+use skiplab::runs;
+use skiplab::train::{RunState, RunStatus};
 
 /// A 2 x 2 x 2 sweep (lr x skips x seeds) of a tiny MLP on the built-in data.
 fn write_sweep(dir: &Path, epochs: usize) -> PathBuf {
@@ -66,7 +67,7 @@ fn finished(saves: &Path) -> Vec<String> {
     let mut ids: Vec<String> = runs::list_runs(saves)
         .into_iter()
         .flatten()
-        .filter(|r| r.summary.status == Status::Finished)
+        .filter(|r| r.summary.status == RunState::Ended(RunStatus::Finished))
         .map(|r| r.id)
         .collect();
     ids.sort();

@@ -28,6 +28,8 @@ use crate::experiment::{Experiment, Resolved};
 use crate::provenance::Provenance;
 use crate::runs::{self, Disk, Recorder, RunError, RunFiles, SavedRun, Summary, Weights};
 use crate::topology::Topology;
+/// Where a run stands (one type from the trainer to the saved files).
+pub use crate::train::RunState;
 use crate::train::{
     self, Command, EpochMetrics, EventSink, FlowPoint, RunHandle, RunStatus, StepMetrics,
     TrainConfig,
@@ -36,52 +38,6 @@ use crate::train::{TrainEvent, TrainJob};
 
 /// A run's number within its session (1, 2, ...); its saved id is another thing.
 pub type RunId = usize;
-
-/// Where a run is in its life.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RunState {
-    Queued,
-    /// Its thread is loading or splitting the data.
-    Preparing,
-    Running,
-    Paused,
-    Ended(RunStatus),
-}
-
-impl RunState {
-    pub fn is_active(&self) -> bool {
-        !matches!(self, RunState::Ended(_))
-    }
-
-    /// Where a trainer's event takes a run (`None`: no change of state).
-    pub fn after(event: &TrainEvent) -> Option<RunState> {
-        Some(match event {
-            TrainEvent::Preparing => RunState::Preparing,
-            TrainEvent::Started { .. } | TrainEvent::Resumed => RunState::Running,
-            TrainEvent::Paused => RunState::Paused,
-            TrainEvent::Ended { status, .. } => RunState::Ended(status.clone()),
-            TrainEvent::Progress { .. }
-            | TrainEvent::Step(_)
-            | TrainEvent::Flow(_)
-            | TrainEvent::Epoch(_)
-            | TrainEvent::SkipsEnabled { .. } => return None,
-        })
-    }
-
-    /// One short word for tables.
-    pub fn label(&self) -> String {
-        match self {
-            RunState::Queued => "queued".into(),
-            RunState::Preparing => "loading".into(),
-            RunState::Running => "running".into(),
-            RunState::Paused => "paused".into(),
-            RunState::Ended(RunStatus::Finished) => "done".into(),
-            RunState::Ended(RunStatus::Stopped) => "stopped".into(),
-            RunState::Ended(RunStatus::Diverged { step, .. }) => format!("diverged@{step}"),
-            RunState::Ended(RunStatus::Failed(_)) => "failed".into(),
-        }
-    }
-}
 
 /// How a session runs things.
 #[derive(Clone)]
@@ -474,7 +430,7 @@ impl Session {
         let (summary, epochs, steps, flows) = match &resume {
             Some((saved, _)) => (
                 Summary {
-                    status: runs::Status::Running,
+                    status: RunState::Running,
                     provenance: Some(provenance),
                     // A resumed run is a configuration of its own: where it was resumed.
                     resumed_after: [&saved.summary.resumed_after[..], &[saved.epochs.len()]]

@@ -23,6 +23,9 @@ use crate::net::{HostParam, Network};
 use crate::topology::{SkipEdge, Topology, TopologyError};
 
 pub use crate::hyperparams::{Schedule, TrainConfig};
+pub use status::{RunState, RunStatus};
+
+mod status;
 
 /// Control messages for a running trainer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,19 +92,6 @@ pub struct FlowPoint {
 /// How many step points an epoch reports (fewer when it has fewer steps).
 pub const STEP_POINTS_PER_EPOCH: usize = 20;
 
-/// How a run ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum RunStatus {
-    Finished,
-    Stopped,
-    Diverged {
-        epoch: usize,
-        step: usize,
-        loss: f64,
-    },
-    Failed(String),
-}
-
 /// What the trainer reports.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TrainEvent {
@@ -144,6 +134,23 @@ pub enum TrainEvent {
         /// the last where a resumed run's earlier best weights were not kept.
         test_epoch: Option<usize>,
     },
+}
+
+impl RunState {
+    /// Where a trainer's event takes a run (`None`: no change of state).
+    pub fn after(event: &TrainEvent) -> Option<RunState> {
+        Some(match event {
+            TrainEvent::Preparing => RunState::Preparing,
+            TrainEvent::Started { .. } | TrainEvent::Resumed => RunState::Running,
+            TrainEvent::Paused => RunState::Paused,
+            TrainEvent::Ended { status, .. } => RunState::Ended(status.clone()),
+            TrainEvent::Progress { .. }
+            | TrainEvent::Step(_)
+            | TrainEvent::Flow(_)
+            | TrainEvent::Epoch(_)
+            | TrainEvent::SkipsEnabled { .. } => return None,
+        })
+    }
 }
 
 /// Name of every trainer thread (its panics are caught and reported as failed runs).
