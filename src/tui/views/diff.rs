@@ -62,6 +62,9 @@ impl DiffView {
 
 /// A run's results in a line: best validation, test at the best epoch, seconds per epoch.
 fn results(run: &Run) -> String {
+    if run.epochs.is_empty() {
+        return format!("{}, no epoch finished yet", run.state.label());
+    }
     let best = run.best_val().map_or("-".into(), pct);
     let test = run.test_accuracy.map_or("-".into(), pct);
     let seconds = run
@@ -136,8 +139,16 @@ impl View for DiffView {
                 " The same configuration: these runs differ in nothing but chance.",
             ));
         }
+        // What a run lacks (no edge of its own, a CNN's activation) reads as `-`.
+        let or_dash = |v: &str| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         for d in &differences {
-            lines.push(Line::from(row(d.facet, &d.a, &d.b)));
+            lines.push(Line::from(row(d.facet, &or_dash(&d.a), &or_dash(&d.b))));
         }
         if let Some((name, x, y)) = resume {
             lines.push(Line::from(row(name, &x, &y)));
