@@ -32,15 +32,19 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
             ]
         }
     };
-    let (activation, init) = match &experiment.model {
+    let (activation, init, norm) = match &experiment.model {
         Model::Mlp {
-            activation, init, ..
+            activation,
+            init,
+            norm,
+            ..
         } => (
             activation.name().to_string(),
             format!("{} init", init.name()),
+            norm.label().to_string(),
         ),
         // A CNN's activation and initialisation are fixed (ReLU, He).
-        Model::Cnn { .. } => (String::new(), String::new()),
+        Model::Cnn { .. } => (String::new(), String::new(), String::new()),
     };
     let (optimizer, lr) = (experiment.optimizer.text(), experiment.optimizer.lr());
     let schedule = match experiment.schedule {
@@ -72,6 +76,7 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
         ("net", topology.shape_text()),
         ("activation", activation),
         ("init", init),
+        ("norm", norm),
         ("data", experiment.dataset.to_string()),
         (
             "val",
@@ -817,6 +822,11 @@ mod tests {
         change("activation", &|e| {
             if let Model::Mlp { activation, .. } = &mut e.model {
                 *activation = crate::topology::Activation::Sigmoid;
+            }
+        });
+        change("norm", &|e| {
+            if let Model::Mlp { norm, .. } = &mut e.model {
+                *norm = crate::topology::Norm::Batch;
             }
         });
         change("init", &|e| {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DatasetName;
 use crate::hyperparams::OptimizerConfig;
 use crate::topology::{
-    Activation, CnnSpec, InitScheme, MlpSpec, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, InitScheme, MlpSpec, Norm, SkipEdge, SkipSelection, Topology,
 };
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -74,6 +74,9 @@ pub enum Model {
         activation: Activation,
         #[serde(default, skip_serializing_if = "is_default")]
         init: InitScheme,
+        /// Batch or layer normalisation of every hidden layer (none unless said).
+        #[serde(default, skip_serializing_if = "is_default")]
+        norm: Norm,
     },
     /// Stages of convolution widths, each followed by a 2x2 max-pool.
     Cnn {
@@ -200,6 +203,7 @@ impl Model {
             skips,
             activation: Activation::default(),
             init: InitScheme::default(),
+            norm: Norm::default(),
         }
     }
 }
@@ -391,10 +395,12 @@ impl Experiment {
                 skips,
                 activation,
                 init,
+                norm,
             } => {
                 let mut mlp = MlpSpec::new(shape.len(), widths.clone(), classes);
                 mlp.activation = *activation;
                 mlp.init = *init;
+                mlp.norm = *norm;
                 (Topology::Mlp(mlp), skips)
             }
             Model::Cnn { stages, skips } => (
@@ -412,7 +418,20 @@ impl Experiment {
     /// convolutions).
     pub fn run_label(&self) -> String {
         let (net, skips) = match &self.model {
-            Model::Mlp { widths, skips, .. } => (format!("mlp{}", widths.len() + 1), skips),
+            Model::Mlp {
+                widths,
+                skips,
+                norm,
+                ..
+            } => {
+                // A normalised network says so: `mlp51-bn-...`, `mlp4-ln-...`.
+                let norm = match norm {
+                    Norm::None => "",
+                    Norm::Batch => "-bn",
+                    Norm::Layer => "-ln",
+                };
+                (format!("mlp{}{norm}", widths.len() + 1), skips)
+            }
             Model::Cnn { stages, skips } => (
                 format!("cnn{}", stages.iter().map(Vec::len).sum::<usize>()),
                 skips,
@@ -471,6 +490,7 @@ impl Experiment {
                 skips,
                 activation: m.activation,
                 init: m.init,
+                norm: m.norm,
             },
             Topology::Cnn(c) => Model::Cnn {
                 stages: c.stages.clone(),

@@ -200,6 +200,7 @@ impl Config {
                         skips: skips(selection),
                         activation: Default::default(),
                         init: Default::default(),
+                        norm: Default::default(),
                     },
                     64,
                     schedule,

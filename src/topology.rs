@@ -160,6 +160,49 @@ impl Activation {
     }
 }
 
+/// What normalises each hidden layer of an MLP: its weighted sum, before a residual edge adds
+/// onto it and before the activation (ResNet's post-activation order). Batch and layer
+/// normalisation learn a scale and a shift per unit (which take the place of the bias) and use
+/// eps 1e-5, as PyTorch does; batch normalisation normalises by the batch's statistics while it
+/// trains and by running estimates (momentum 0.1) when it evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    #[default]
+    None,
+    Batch,
+    Layer,
+}
+
+impl Norm {
+    pub const ALL: [Norm; 3] = [Norm::None, Norm::Batch, Norm::Layer];
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::None => "none",
+            Norm::Batch => "batch",
+            Norm::Layer => "layer",
+        }
+    }
+    /// What a description says: `batch norm`, `layer norm`, nothing for none.
+    pub fn label(self) -> &'static str {
+        match self {
+            Norm::None => "",
+            Norm::Batch => "batch norm",
+            Norm::Layer => "layer norm",
+        }
+    }
+}
+
+impl std::str::FromStr for Norm {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Norm::ALL
+            .into_iter()
+            .find(|n| n.name() == text)
+            .ok_or_else(|| format!("`{text}` is not a normalisation: none, batch or layer"))
+    }
+}
+
 /// How an MLP's weights start (uniform distributions; `fan_in` counts every source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,6 +256,8 @@ pub struct MlpSpec {
     pub activation: Activation,
     #[serde(default, skip_serializing_if = "is_default")]
     pub init: InitScheme,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub norm: Norm,
 }
 
 /// Channels, height and width of an image input.
@@ -327,6 +372,7 @@ impl MlpSpec {
             residual: BTreeSet::new(),
             activation: Activation::default(),
             init: InitScheme::default(),
+            norm: Norm::default(),
         }
     }
 
@@ -455,11 +501,16 @@ impl MlpSpec {
                 .filter(|(_, identity)| !identity)
                 .fold(0usize, |n, (from, _)| n.saturating_add(self.width(*from)));
             let weights = fan_in.saturating_add(projected).saturating_mul(width);
+            // A normalised hidden layer has a scale and a shift in place of the bias.
+            let per_unit = match (self.norm, layer == self.output_layer()) {
+                (Norm::None, _) | (_, true) => 1,
+                (Norm::Batch | Norm::Layer, false) => 2,
+            };
             rows.push(LayerSummary {
                 name,
                 shape: width.to_string(),
                 fan_in,
-                params: weights.saturating_add(width),
+                params: weights.saturating_add(width.saturating_mul(per_unit)),
                 macs: weights,
             });
         }
@@ -968,7 +1019,13 @@ impl Topology {
                         .iter()
                         .map(|&h| ((h as f64 * scale).round() as usize).max(1))
                         .collect();
-                    Topology::Mlp(MlpSpec::new(m.input, hidden, m.classes))
+                    // The same kind of network, only without skips.
+                    Topology::Mlp(MlpSpec {
+                        activation: m.activation,
+                        init: m.init,
+                        norm: m.norm,
+                        ..MlpSpec::new(m.input, hidden, m.classes)
+                    })
                 };
                 // Parameters grow with the scale: bisect for the closest count.
                 let (mut low, mut high) = (0.0f64, 1.0f64);
@@ -1008,7 +1065,15 @@ impl Topology {
     /// measured 0.27 GB resident.
     pub fn training_bytes(&self, batch: usize) -> u64 {
         let activations: usize = match self {
-            Topology::Mlp(m) => (0..m.num_layers()).fold(0, |n, l| n.saturating_add(m.width(l))),
+            Topology::Mlp(m) => {
+                let units = (0..m.num_layers()).fold(0usize, |n, l| n.saturating_add(m.width(l)));
+                // Normalising keeps two more copies of each hidden layer (centred, scaled).
+                let normalised = match m.norm {
+                    Norm::None => 0,
+                    Norm::Batch | Norm::Layer => m.hidden.iter().sum::<usize>().saturating_mul(2),
+                };
+                units.saturating_add(normalised)
+            }
             Topology::Cnn(c) => c.layers().iter().fold(c.input.len(), |n, l| {
                 n.saturating_add(
                     (l.height * l.width)
@@ -1036,6 +1101,9 @@ impl Topology {
                     (Activation::Relu, InitScheme::He) => {}
                     (a, InitScheme::He) => net.push_str(&format!(" {}", a.name())),
                     (a, i) => net.push_str(&format!(" {}/{}", a.name(), i.name())),
+                }
+                if m.norm != Norm::None {
+                    net.push_str(&format!(" {}", m.norm.label()));
                 }
                 let residual = match m.residual.len() {
                     0 => String::new(),

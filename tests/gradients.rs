@@ -6,9 +6,9 @@
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use skiplab::net::ops::{conv3x3, im2col_index, maxpool2, Images};
-use skiplab::net::{Network, Param};
+use skiplab::net::{Network, NormMode, Param};
 use skiplab::topology::{
-    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, Norm, SkipEdge, SkipSelection, Topology,
 };
 
 type Dev = Cpu;
@@ -64,6 +64,8 @@ fn one_hot(batch: usize, classes: usize, seed: u64) -> Vec<f64> {
 fn check_network(topology: Topology, batch: usize, per_param: usize) {
     let dev = Dev::seed_from_u64(0);
     let mut net = Network::<f64, Dev>::new(topology.clone(), &dev, 3).unwrap();
+    // Batch norm as it trains, in the numeric passes (without a tape) too.
+    net.set_norm_mode(Some(NormMode::Train));
     // Move biases off zero so their gradients see a generic point.
     for (i, p) in net.params_mut().values_mut().enumerate() {
         if let Param::Vector(_) = p {
@@ -111,6 +113,101 @@ fn mlp_with_all_skips_matches_finite_differences() {
     topo.apply_skips(&SkipSelection::All).unwrap();
     assert_eq!(topo.skips().len(), 6);
     check_network(topo, 4, 1000);
+}
+
+/// Batch and layer normalisation in training mode, with concatenating and residual edges
+/// (identity and projected) around them.
+#[test]
+fn batch_and_layer_norm_match_finite_differences() {
+    for norm in [Norm::Batch, Norm::Layer] {
+        let mut mlp = MlpSpec::new(6, vec![5, 5, 4, 4], 3);
+        mlp.norm = norm;
+        let mut topo = Topology::Mlp(mlp);
+        topo.apply_skips(&"0-2,res:1-3,res:2-4".parse().unwrap())
+            .unwrap();
+        check_network(topo, 6, 1000);
+    }
+}
+
+/// skiplab's batch and layer norm against PyTorch's (`bench/norm_fixture.py` wrote the numbers):
+/// logits and every gradient in training mode, batch norm's running estimates after that pass
+/// (momentum 0.1, unbiased variance), and logits in evaluation mode.
+#[test]
+fn batch_and_layer_norm_equal_pytorchs() {
+    let text = include_str!("fixtures/norm_pytorch.json");
+    let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let near = |what: &str, ours: &[f64], theirs: &[f64]| {
+        assert_eq!(ours.len(), theirs.len(), "{what}");
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-9 + 1e-7 * b.abs(),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    };
+    let (inputs, hidden, classes, batch) = (4, 5, 3, 8);
+    for (key, norm) in [("batch", Norm::Batch), ("layer", Norm::Layer)] {
+        let case = &fixture[key];
+        let mut mlp = MlpSpec::new(inputs, vec![hidden], classes);
+        mlp.norm = norm;
+        let dev = Dev::seed_from_u64(0);
+        let mut net = Network::<f64, Dev>::new(Topology::Mlp(mlp), &dev, 1).unwrap();
+        for (name, values) in case["params"].as_object().unwrap() {
+            net.params_mut()
+                .get_mut(name)
+                .unwrap()
+                .copy_from(&floats(values));
+        }
+        let x = dev.tensor_from_vec(floats(&case["x"]), (batch, inputs));
+        let mut y = vec![0.0; batch * classes];
+        for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
+            y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
+        }
+        let y = dev.tensor_from_vec(y, (batch, classes));
+        let logits = net.forward::<OwnedTape<f64, Dev>>(x);
+        near(
+            &format!("{key} train logits"),
+            &logits.as_vec(),
+            &floats(&case["train_logits"]),
+        );
+        let loss = cross_entropy_with_logits_loss(logits, y);
+        assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
+        let grads = loss.backward();
+        for (name, expected) in case["grads"].as_object().unwrap() {
+            let analytic = match &net.params()[name] {
+                Param::Vector(t) => grads.get(t).as_vec(),
+                Param::Matrix(t) => grads.get(t).as_vec(),
+            };
+            near(&format!("{key} grad {name}"), &analytic, &floats(expected));
+        }
+        if norm == Norm::Batch {
+            let running = net.running_estimates();
+            near(
+                "running mean",
+                &running["fc1.running_mean"],
+                &floats(&case["running_mean"]),
+            );
+            near(
+                "running var",
+                &running["fc1.running_var"],
+                &floats(&case["running_var"]),
+            );
+        }
+        let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, inputs));
+        let eval = net.forward::<NoneTape>(x2);
+        near(
+            &format!("{key} eval logits"),
+            &eval.as_vec(),
+            &floats(&case["eval_logits"]),
+        );
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use skiplab::compare::{SeedSummary, Spread};
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Optimizer, Resolved, Skips};
 use skiplab::session::RunRequest;
-use skiplab::topology::{Activation, InitScheme};
+use skiplab::topology::{Activation, InitScheme, Norm};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -49,7 +49,7 @@ pub enum OptimizerKind {
 pub struct TrainArgs {
     /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
     /// --batch, --device and --data-dir still apply.
-    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "norm", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
     preset: Option<PathBuf>,
     /// Network family.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
@@ -71,6 +71,10 @@ pub struct TrainArgs {
     /// torch (PyTorch's nn.Linear default, biases too).
     #[arg(long, value_enum, default_value_t = InitKind::He)]
     init: InitKind,
+    /// Normalise every hidden layer of an MLP: none, batch (batch statistics while training,
+    /// running estimates when evaluating) or layer.
+    #[arg(long, default_value = "none")]
+    norm: Norm,
     /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
@@ -182,11 +186,15 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
                     InitKind::Xavier => InitScheme::Xavier,
                     InitKind::Torch => InitScheme::Torch,
                 },
+                norm: args.norm,
             }
         }
         ModelKind::Cnn => {
             if args.activation != ActivationKind::Relu || args.init != InitKind::He {
                 bail!("--activation and --init are for MLPs; a CNN uses ReLU and He-uniform");
+            }
+            if args.norm != Norm::None {
+                bail!("--norm is for MLPs so far; a CNN trains without normalisation");
             }
             Model::Cnn {
                 stages: widths("32,32/64,64/128,128")?,

@@ -21,7 +21,8 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::topology::{
-    Activation, ChannelGroup, CnnLayerKind, CnnSpec, InitScheme, MlpSpec, Topology, TopologyError,
+    Activation, ChannelGroup, CnnLayerKind, CnnSpec, InitScheme, MlpSpec, Norm, Topology,
+    TopologyError,
 };
 use ops::{DenseInput, HostMirror, Images};
 
@@ -71,6 +72,30 @@ enum Init {
     /// Uniform in ±bound.
     Uniform(f64),
     Zero,
+    /// A normalisation's scale starts at one.
+    One,
+}
+
+/// Which statistics batch normalisation uses: the batch's while training, the running
+/// estimates while evaluating (PyTorch's `model.eval()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormMode {
+    Train,
+    Eval,
+}
+
+/// PyTorch's defaults for batch and layer normalisation.
+pub const NORM_EPS: f64 = 1e-5;
+pub const NORM_MOMENTUM: f64 = 0.1;
+
+/// Names of a normalised MLP layer's scale and shift, and of batch norm's running estimates.
+pub fn norm_names(layer: usize) -> [String; 4] {
+    [
+        format!("fc{layer}.gamma"),
+        format!("fc{layer}.beta"),
+        format!("fc{layer}.running_mean"),
+        format!("fc{layer}.running_var"),
+    ]
 }
 
 /// A parameter the topology needs.
@@ -141,6 +166,21 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
                 });
             }
         }
+        // A normalised layer's shift takes the place of its bias.
+        if mlp.norm != Norm::None && to != out {
+            let [gamma, beta, ..] = norm_names(to);
+            specs.push(ParamSpec {
+                name: gamma,
+                dims: vec![mlp.width(to)],
+                init: Init::One,
+            });
+            specs.push(ParamSpec {
+                name: beta,
+                dims: vec![mlp.width(to)],
+                init: Init::Zero,
+            });
+            continue;
+        }
         specs.push(ParamSpec {
             name: format!("fc{to}.b"),
             dims: vec![mlp.width(to)],
@@ -148,6 +188,22 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
         });
     }
     specs
+}
+
+/// Batch norm's running estimates a topology needs, with their starting values (mean 0,
+/// variance 1), by name, in the network's element type (so saved weights reload exactly).
+fn running_stats<E: Dtype>(topology: &Topology) -> BTreeMap<String, Vec<E>> {
+    let mut stats = BTreeMap::new();
+    if let Topology::Mlp(m) = topology {
+        if m.norm == Norm::Batch {
+            for layer in 1..m.output_layer() {
+                let [.., mean, var] = norm_names(layer);
+                stats.insert(mean, vec![E::default(); m.width(layer)]);
+                stats.insert(var, vec![E::ONE; m.width(layer)]);
+            }
+        }
+    }
+    stats
 }
 
 fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
@@ -212,6 +268,12 @@ pub struct Network<E: Dtype, D: Device<E>> {
     /// dropped by anything that may change a parameter other than the optimiser, which
     /// updates them in step.
     host_mirrors: RefCell<HashMap<String, HostMirror<E>>>,
+    /// Batch norm's running estimates, by name (not parameters: no gradient, no optimiser;
+    /// saved and loaded with them). Updated by every training-mode forward pass.
+    running: RefCell<BTreeMap<String, Vec<E>>>,
+    /// Batch norm's statistics when set; otherwise a pass with a tape trains and one
+    /// without evaluates.
+    mode: std::cell::Cell<Option<NormMode>>,
 }
 
 /// How a topology change treated the parameters.
@@ -255,6 +317,18 @@ impl<E: Dtype, D: Device<E>> Network<E, D> {
     pub fn param_count(&self) -> usize {
         self.params.values().map(|p| p.len()).sum()
     }
+
+    /// Batch norm's running estimates, by name (`fc1.running_mean`, `fc1.running_var`).
+    pub fn running_estimates(&self) -> BTreeMap<String, Vec<f64>> {
+        let running = self.running.borrow();
+        running
+            .iter()
+            .map(|(name, v)| {
+                let values = v.iter().map(|x| x.to_f64().unwrap_or(f64::NAN));
+                (name.clone(), values.collect())
+            })
+            .collect()
+    }
 }
 
 /// A parameter's values copied to the host, for saving and loading.
@@ -266,22 +340,47 @@ pub struct HostParam {
 }
 
 impl<D: Device<f32>> Network<f32, D> {
-    /// Every parameter, by name.
+    /// Every parameter, by name, and batch norm's running estimates (saved with them).
     pub fn export(&self) -> Vec<HostParam> {
-        self.params
-            .iter()
-            .map(|(name, p)| HostParam {
-                name: name.clone(),
-                dims: p.dims(),
-                values: p.to_vec(),
-            })
-            .collect()
+        let params = self.params.iter().map(|(name, p)| HostParam {
+            name: name.clone(),
+            dims: p.dims(),
+            values: p.to_vec(),
+        });
+        let running = self.running.borrow();
+        let stats = running.iter().map(|(name, v)| HostParam {
+            name: name.clone(),
+            dims: vec![v.len()],
+            values: v.clone(),
+        });
+        let mut all: Vec<HostParam> = params.chain(stats).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// Sets every parameter from `params`, which must match this topology exactly: the
     /// same names with the same shapes, none missing and none extra.
     pub fn import(&mut self, params: &[HostParam]) -> Result<(), String> {
-        for p in params {
+        let running = self.running.get_mut();
+        let (stats, params): (Vec<&HostParam>, Vec<&HostParam>) =
+            params.iter().partition(|p| running.contains_key(&p.name));
+        for p in &stats {
+            if p.values.len() != running[&p.name].len() {
+                return Err(format!(
+                    "`{}` holds {} values; the topology needs {}",
+                    p.name,
+                    p.values.len(),
+                    running[&p.name].len()
+                ));
+            }
+        }
+        if let Some(missing) = running
+            .keys()
+            .find(|name| !stats.iter().any(|p| &&p.name == name))
+        {
+            return Err(format!("running estimate `{missing}` is missing"));
+        }
+        for p in &params {
             let Some(target) = self.params.get(&p.name) else {
                 return Err(format!(
                     "parameter `{}` is not part of the topology",
@@ -303,6 +402,12 @@ impl<D: Device<f32>> Network<f32, D> {
             .find(|name| !params.iter().any(|p| &&p.name == name))
         {
             return Err(format!("parameter `{missing}` is missing"));
+        }
+        // Everything checked: nothing is set unless all of it can be.
+        let running = self.running.get_mut();
+        for p in stats {
+            let target = running.get_mut(&p.name).expect("checked above");
+            target.clone_from(&p.values);
         }
         for p in params {
             self.params_mut()
@@ -327,11 +432,13 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             })
             .collect();
         Ok(Self {
+            running: RefCell::new(running_stats(&topology)),
             topology,
             params,
             dev: dev.clone(),
             conv_index: RefCell::new(HashMap::new()),
             host_mirrors: RefCell::new(HashMap::new()),
+            mode: std::cell::Cell::new(None),
         })
     }
 
@@ -339,6 +446,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         let len: usize = spec.dims.iter().product();
         let values: Vec<E> = match init {
             Init::Zero => vec![E::from_f64(0.0).unwrap(); len],
+            Init::One => vec![E::ONE; len],
             Init::Uniform(bound) => (0..len)
                 .map(|_| E::from_f64(rng.gen_range(-bound..bound)).unwrap())
                 .collect(),
@@ -374,14 +482,29 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                     change.reinitialised.push(spec.name.clone());
                     Self::alloc(&self.dev, &spec, spec.init, &mut rng)
                 }
+                // A new block starts at zero (the function is unchanged); a new scale at one.
                 None => {
                     change.added_zero.push(spec.name.clone());
-                    Self::alloc(&self.dev, &spec, Init::Zero, &mut rng)
+                    let init = match spec.init {
+                        Init::One => Init::One,
+                        _ => Init::Zero,
+                    };
+                    Self::alloc(&self.dev, &spec, init, &mut rng)
                 }
             };
             self.params.insert(spec.name, param);
         }
         change.removed = old.into_keys().collect();
+        // Running estimates of kept layers stay; new ones start afresh.
+        let mut running = running_stats(&topology);
+        for (name, values) in running.iter_mut() {
+            if let Some(old) = self.running.get_mut().remove(name) {
+                if old.len() == values.len() {
+                    *values = old;
+                }
+            }
+        }
+        *self.running.get_mut() = running;
         self.topology = topology;
         Ok(change)
     }
@@ -475,19 +598,24 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                     inputs.push(input.with_host_weight(self.host_weight(&name)));
                 }
             }
-            let bias = self.vector::<T>(&format!("fc{to}.b"));
             let hidden = to != mlp.output_layer();
+            let normed = hidden && mlp.norm != Norm::None;
             let identities: Vec<usize> = residuals
                 .iter()
                 .filter(|(_, identity)| *identity)
                 .map(|(from, _)| *from)
                 .collect();
-            // ReLU without identity residuals stays fused into the layer's kernel.
-            if identities.is_empty() && (!hidden || mlp.activation == Activation::Relu) {
+            // ReLU without identity residuals or a normalisation stays fused into the
+            // layer's kernel.
+            if !normed && identities.is_empty() && (!hidden || mlp.activation == Activation::Relu) {
+                let bias = self.vector::<T>(&format!("fc{to}.b"));
                 prev = Some(D::dense(inputs, Some(bias), hidden));
                 continue;
             }
-            let mut z = D::dense(inputs, Some(bias), false);
+            let mut z = match normed {
+                true => self.normalise(D::dense(inputs, None, false), to, mlp.norm),
+                false => D::dense(inputs, Some(self.vector::<T>(&format!("fc{to}.b"))), false),
+            };
             for from in identities {
                 z = if from == 0 {
                     z + x.clone()
@@ -502,6 +630,90 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             });
         }
         prev.expect("an MLP has an output layer")
+    }
+
+    /// Sets which statistics batch normalisation uses (`None`: by the pass, as
+    /// [`Network::forward`] says).
+    pub fn set_norm_mode(&self, mode: Option<NormMode>) {
+        self.mode.set(mode);
+    }
+
+    /// Batch or layer normalisation of MLP layer `layer`'s sum `z` (`[batch, units]`), with
+    /// its learned scale and shift. Batch norm in training mode normalises by the batch's mean
+    /// and (biased) variance and moves the running estimates towards them (the unbiased
+    /// variance, momentum 0.1), as PyTorch's `BatchNorm1d` does; in evaluation mode it uses
+    /// the running estimates.
+    fn normalise<T>(
+        &self,
+        z: Tensor<(usize, usize), E, D, T>,
+        layer: usize,
+        norm: Norm,
+    ) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        let shape = *z.shape();
+        let [gamma, beta, mean_name, var_name] = norm_names(layer);
+        let train = match self.mode.get() {
+            Some(mode) => mode == NormMode::Train,
+            None => T::OWNS_TAPE,
+        };
+        let xhat = match (norm, train) {
+            (Norm::Batch, true) => {
+                let mean = z.with_empty_tape().mean::<(usize,), Axis<0>>();
+                let std = z.with_empty_tape().stddev::<(usize,), Axis<0>>(NORM_EPS);
+                let batch = shape.0 as f64;
+                let mut running = self.running.borrow_mut();
+                let update = |running: &mut Vec<E>, batch_value: Vec<E>, f: &dyn Fn(f64) -> f64| {
+                    for (r, v) in running.iter_mut().zip(batch_value) {
+                        let v = f(v.to_f64().unwrap_or(f64::NAN));
+                        let old = r.to_f64().unwrap_or(f64::NAN);
+                        let new = (1.0 - NORM_MOMENTUM) * old + NORM_MOMENTUM * v;
+                        *r = E::from_f64(new).unwrap_or_default();
+                    }
+                };
+                if let Some(r) = running.get_mut(&mean_name) {
+                    update(r, mean.as_vec(), &|m| m);
+                }
+                if let Some(r) = running.get_mut(&var_name) {
+                    // The running variance is the unbiased one (PyTorch's).
+                    let unbias = batch / (batch - 1.0).max(1.0);
+                    update(r, std.as_vec(), &|s| (s * s - NORM_EPS) * unbias);
+                }
+                (z - mean.broadcast_like::<_, Axis<0>>(&shape))
+                    / std.broadcast_like::<_, Axis<0>>(&shape)
+            }
+            (Norm::Batch, false) => {
+                let running = self.running.borrow();
+                let units = shape.1;
+                let host = |name: &str, f: &dyn Fn(f64) -> f64| -> Vec<E> {
+                    running.get(name).map_or(vec![E::default(); units], |v| {
+                        v.iter()
+                            .map(|&x| E::from_f64(f(x.to_f64().unwrap_or(f64::NAN))))
+                            .map(Option::unwrap_or_default)
+                            .collect()
+                    })
+                };
+                let mean = self.dev.tensor_from_vec(host(&mean_name, &|m| m), (units,));
+                let std = self
+                    .dev
+                    .tensor_from_vec(host(&var_name, &|v| (v + NORM_EPS).sqrt()), (units,));
+                (z - mean.broadcast_like::<_, Axis<0>>(&shape))
+                    / std.broadcast_like::<_, Axis<0>>(&shape)
+            }
+            (Norm::Layer, _) => {
+                let mean = z.with_empty_tape().mean::<(usize,), Axis<1>>();
+                let std = z.with_empty_tape().stddev::<(usize,), Axis<1>>(NORM_EPS);
+                (z - mean.broadcast_like::<_, Axis<1>>(&shape))
+                    / std.broadcast_like::<_, Axis<1>>(&shape)
+            }
+            (Norm::None, _) => return z,
+        };
+        let gamma = self
+            .vector::<T>(&gamma)
+            .broadcast_like::<_, Axis<0>>(&shape);
+        let beta = self.vector::<T>(&beta).broadcast_like::<_, Axis<0>>(&shape);
+        xhat * gamma + beta
     }
 
     fn index_for(

@@ -98,6 +98,7 @@ impl DeepConfig {
                 ),
                 activation: self.activation,
                 init: STUDY_INIT,
+                norm: Default::default(),
             },
             optimizer: Optimizer::Sgd {
                 lr: 0.01,

@@ -32,6 +32,8 @@ pub enum Action {
     Patterns,
     Activation,
     Init,
+    /// The MLP's normalisation: none, batch, layer.
+    Norm,
     Flow,
     /// The selected run's configuration against another run's.
     Diff,
@@ -89,6 +91,7 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Patterns, "skip_patterns", &[KeyCode::Char('P')]),
     (Activation, "activation", &[KeyCode::Char('A')]),
     (Init, "initialisation", &[KeyCode::Char('I')]),
+    (Norm, "normalisation", &[KeyCode::Char('N')]),
     (Flow, "gradient_flow", &[KeyCode::Char('f')]),
     (Diff, "diff_runs", &[KeyCode::Char('D')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
@@ -192,8 +195,8 @@ pub const HELP: &[(&[Action], &str)] = &[
         "residual or concatenating edge / skip patterns",
     ),
     (
-        &[Activation, Init, Flow, Diff],
-        "activation / init (MLP) / gradient flow / diff of 2 runs",
+        &[Activation, Init, Norm, Flow, Diff],
+        "activation / init / norm (MLP) / flow / diff of 2 runs",
     ),
     (
         &[OpenPreset, SavePreset],

@@ -3,7 +3,7 @@
 //! MLP and CNN swapped, and the paper's reinforced vanilla network.
 
 use crate::topology::{
-    Activation, CnnSpec, EdgeKind, InitScheme, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, EdgeKind, InitScheme, Norm, SkipEdge, SkipSelection, Topology,
 };
 use crate::tui::context::{Context, Focus};
 
@@ -107,6 +107,22 @@ impl TopologyView {
         };
         m.init = next_of(&InitScheme::ALL, m.init);
         cx.say(format!("initialisation {}", m.init.name()));
+    }
+
+    /// `N`: the MLP's normalisation, none → batch → layer.
+    pub(super) fn next_norm(&mut self, cx: &mut Context) {
+        let Topology::Mlp(m) = &mut self.topology else {
+            cx.say("normalisation is for MLPs so far");
+            return;
+        };
+        m.norm = next_of(&Norm::ALL, m.norm);
+        cx.say(match m.norm {
+            Norm::None => "no normalisation".to_string(),
+            n => format!(
+                "{} on every hidden layer (a scale and shift in place of its bias)",
+                n.label()
+            ),
+        });
     }
 
     pub(super) fn select_all(&mut self, cx: &mut Context, selection: SkipSelection) {

@@ -141,6 +141,7 @@ impl View for TopologyView {
             Action::Patterns => self.next_pattern(cx),
             Action::Activation => self.next_activation(cx),
             Action::Init => self.next_init(cx),
+            Action::Norm => self.next_norm(cx),
             Action::AllOn => self.select_all(cx, SkipSelection::All),
             Action::AllOff => self.select_all(cx, SkipSelection::None),
             Action::Widen => self.resize_layer(cx, true),
