@@ -1,5 +1,5 @@
 """Writes tests/fixtures/norm_pytorch.json: PyTorch's BatchNorm1d and LayerNorm in a small
-MLP (Linear without bias -> norm -> ReLU -> Linear), for `tests/gradients.rs` to compare
+MLP (Linear without bias -> norm -> ReLU -> Linear), and BatchNorm2d in a small CNN, for `tests/gradients.rs` to compare
 skiplab's normalisation against, so `cargo test` needs no Python.
 
 For each norm: the parameters, a batch, its logits in training mode, the gradients of the
@@ -68,11 +68,69 @@ def case(norm):
     return out
 
 
+def cnn_case():
+    """One stage of one 3x3 convolution (no bias) -> BatchNorm2d -> ReLU -> 2x2 max-pool, then
+    the classifier on the channels-last flattening, as skiplab's CNN is laid out."""
+    c_in, c, h, w, classes, batch = 2, 3, 4, 4, 3, 4
+    conv = torch.nn.Conv2d(c_in, c, 3, padding=1, bias=False)
+    bn = torch.nn.BatchNorm2d(c)
+    lin = torch.nn.Linear((h // 2) * (w // 2) * c, classes)
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(c) + 0.5)
+        bn.bias.copy_(torch.rand(c) - 0.5)
+
+    def forward(x):
+        y = torch.nn.functional.max_pool2d(torch.relu(bn(conv(x))), 2, ceil_mode=True)
+        return lin(y.permute(0, 2, 3, 1).flatten(1))
+
+    x = torch.randn(batch, c_in, h, w)
+    labels = torch.randint(0, classes, (batch,))
+    # skiplab's weight row (ky * 3 + kx) * c_in + ci is PyTorch's [f, ci, ky, kx].
+    conv_w = conv.weight.detach().permute(2, 3, 1, 0).reshape(9 * c_in, c)
+    params = {
+        "conv": conv_w,
+        "gamma": bn.weight.detach().clone(),
+        "beta": bn.bias.detach().clone(),
+        "out": lin.weight.detach().t().contiguous(),
+        "out.b": lin.bias.detach().clone(),
+    }
+    bn.train()
+    logits = forward(x)
+    loss = torch.nn.functional.cross_entropy(logits, labels)
+    loss.backward()
+    grads = {
+        "conv": conv.weight.grad.permute(2, 3, 1, 0).reshape(9 * c_in, c),
+        "gamma": bn.weight.grad,
+        "beta": bn.bias.grad,
+        "out": lin.weight.grad.t(),
+        "out.b": lin.bias.grad,
+    }
+    bn.eval()
+    x2 = torch.randn(batch, c_in, h, w)
+    with torch.no_grad():
+        eval_logits = forward(x2)
+    flat = lambda t: t.permute(0, 2, 3, 1).flatten().tolist()
+    return {
+        "shape": [c_in, c, h, w, classes, batch],
+        "params": {k: v.flatten().tolist() for k, v in params.items()},
+        "x": flat(x),
+        "labels": labels.tolist(),
+        "train_logits": logits.detach().flatten().tolist(),
+        "loss": loss.item(),
+        "grads": {k: v.flatten().tolist() for k, v in grads.items()},
+        "running_mean": bn.running_mean.tolist(),
+        "running_var": bn.running_var.tolist(),
+        "x_eval": flat(x2),
+        "eval_logits": eval_logits.flatten().tolist(),
+    }
+
+
 fixture = {
     "torch": torch.__version__,
     "shape": [IN, HIDDEN, OUT, BATCH],
     "batch": case("batch"),
     "layer": case("layer"),
+    "cnn_batch": cnn_case(),
 }
 path = pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/norm_pytorch.json"
 path.write_text(json.dumps(fixture, indent=1) + "\n")

@@ -44,7 +44,7 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
             norm.label().to_string(),
         ),
         // A CNN's activation and initialisation are fixed (ReLU, He).
-        Model::Cnn { .. } => (String::new(), String::new(), String::new()),
+        Model::Cnn { norm, .. } => (String::new(), String::new(), norm.label().to_string()),
     };
     let (optimizer, lr) = (experiment.optimizer.text(), experiment.optimizer.lr());
     let schedule = match experiment.schedule {

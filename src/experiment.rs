@@ -82,6 +82,9 @@ pub enum Model {
     Cnn {
         stages: Vec<Vec<usize>>,
         skips: Skips,
+        /// Batch normalisation of every convolution (none unless said).
+        #[serde(default, skip_serializing_if = "is_default")]
+        norm: Norm,
     },
 }
 
@@ -403,8 +406,15 @@ impl Experiment {
                 mlp.norm = *norm;
                 (Topology::Mlp(mlp), skips)
             }
-            Model::Cnn { stages, skips } => (
-                Topology::Cnn(CnnSpec::new(shape, stages.clone(), classes)),
+            Model::Cnn {
+                stages,
+                skips,
+                norm,
+            } => (
+                Topology::Cnn(CnnSpec {
+                    norm: *norm,
+                    ..CnnSpec::new(shape, stages.clone(), classes)
+                }),
                 skips,
             ),
         };
@@ -432,10 +442,15 @@ impl Experiment {
                 };
                 (format!("mlp{}{norm}", widths.len() + 1), skips)
             }
-            Model::Cnn { stages, skips } => (
-                format!("cnn{}", stages.iter().map(Vec::len).sum::<usize>()),
+            Model::Cnn {
+                stages,
                 skips,
-            ),
+                norm,
+            } => {
+                let norm = if *norm == Norm::Batch { "-bn" } else { "" };
+                let convs = stages.iter().map(Vec::len).sum::<usize>();
+                (format!("cnn{convs}{norm}"), skips)
+            }
         };
         let vanilla = matches!(&skips.0, SkipSelection::None)
             || matches!(&skips.0, SkipSelection::Edges(e) if e.is_empty());
@@ -495,6 +510,7 @@ impl Experiment {
             Topology::Cnn(c) => Model::Cnn {
                 stages: c.stages.clone(),
                 skips,
+                norm: c.norm,
             },
         };
         let (optimizer, weight_decay) = match config.optimizer {

@@ -237,6 +237,7 @@ impl Config {
                     Model::Cnn {
                         stages,
                         skips: skips(selection),
+                        norm: Default::default(),
                     },
                     32,
                     None,

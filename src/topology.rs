@@ -72,6 +72,8 @@ pub enum TopologyError {
         grouped(MAX_PARAMS)
     )]
     TooLarge { params: usize },
+    #[error("a CNN normalises with batch norm (per channel); layer norm is for MLPs")]
+    CnnLayerNorm,
 }
 
 /// The largest network skiplab trains: 100 million parameters, about 2 GB of training state
@@ -299,6 +301,10 @@ pub struct CnnSpec {
     pub classes: usize,
     #[serde(default)]
     pub skips: BTreeSet<SkipEdge>,
+    /// Batch normalisation of every convolution (per channel, over the batch and the pixels:
+    /// PyTorch's `BatchNorm2d`); layer normalisation is for MLPs.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub norm: Norm,
 }
 
 /// What a numbered CNN layer is.
@@ -525,6 +531,7 @@ impl CnnSpec {
             stages,
             classes,
             skips: BTreeSet::new(),
+            norm: Norm::None,
         }
     }
 
@@ -630,6 +637,9 @@ impl CnnSpec {
     }
 
     pub fn validate(&self) -> Result<(), TopologyError> {
+        if self.norm == Norm::Layer {
+            return Err(TopologyError::CnnLayerNorm);
+        }
         let convs: usize = self.stages.iter().map(Vec::len).sum();
         if convs > MAX_LAYERS || self.stages.len() > MAX_LAYERS {
             return Err(TopologyError::TooDeep { layers: convs });
@@ -746,7 +756,13 @@ impl CnnSpec {
                         name: format!("conv{}", layer.number),
                         shape,
                         fan_in,
-                        params: fan_in.saturating_mul(filters).saturating_add(filters),
+                        // Batch norm's scale and shift take the place of the bias.
+                        params: fan_in.saturating_mul(filters).saturating_add(
+                            filters.saturating_mul(match self.norm {
+                                Norm::None => 1,
+                                Norm::Batch | Norm::Layer => 2,
+                            }),
+                        ),
                         macs: (layer.height * layer.width)
                             .saturating_mul(fan_in)
                             .saturating_mul(filters),
@@ -1009,7 +1025,10 @@ impl Topology {
                         widths
                     })
                     .collect();
-                Topology::Cnn(CnnSpec::new(c.input, stages, c.classes))
+                Topology::Cnn(CnnSpec {
+                    norm: c.norm,
+                    ..CnnSpec::new(c.input, stages, c.classes)
+                })
             }
             Topology::Mlp(m) => {
                 let target = self.param_count() as f64;
@@ -1111,7 +1130,10 @@ impl Topology {
                 };
                 format!("{net}, {on}/{total} skips{residual}")
             }
-            Topology::Cnn(_) => format!("{net}, {on}/{total} skips"),
+            Topology::Cnn(c) => match c.norm {
+                Norm::None => format!("{net}, {on}/{total} skips"),
+                n => format!("{net} {}, {on}/{total} skips", n.label()),
+            },
         }
     }
 

@@ -127,6 +127,16 @@ fn batch_and_layer_norm_match_finite_differences() {
             .unwrap();
         check_network(topo, 6, 1000);
     }
+    // A CNN's batch norm, with the paper's pooled-concatenating skips around it.
+    let mut cnn = CnnSpec::new(
+        ImageShape::new(2, 8, 8),
+        vec![vec![3, 3], vec![4, 4], vec![5, 5]],
+        3,
+    );
+    cnn.norm = Norm::Batch;
+    let mut topo = Topology::Cnn(cnn);
+    topo.apply_skips(&SkipSelection::Paper).unwrap();
+    check_network(topo, 3, 40);
 }
 
 /// skiplab's batch and layer norm against PyTorch's (`bench/norm_fixture.py` wrote the numbers):
@@ -208,6 +218,98 @@ fn batch_and_layer_norm_equal_pytorchs() {
             &floats(&case["eval_logits"]),
         );
     }
+}
+
+/// A CNN's batch norm is PyTorch's `BatchNorm2d` (per channel, over the batch and the
+/// pixels): one convolution, batch norm, ReLU, pool and the classifier against the fixture.
+#[test]
+fn cnn_batch_norm_equals_pytorchs_batchnorm2d() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/norm_pytorch.json")).unwrap();
+    let case = &fixture["cnn_batch"];
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let near = |what: &str, ours: &[f64], theirs: &[f64]| {
+        assert_eq!(ours.len(), theirs.len(), "{what}");
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-9 + 1e-7 * b.abs(),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    };
+    let (c_in, c, h, w, classes, batch) = (2, 3, 4, 4, 3, 4);
+    let mut cnn = CnnSpec::new(ImageShape::new(c_in, h, w), vec![vec![c]], classes);
+    cnn.norm = Norm::Batch;
+    let dev = Dev::seed_from_u64(0);
+    let mut net = Network::<f64, Dev>::new(Topology::Cnn(cnn), &dev, 1).unwrap();
+    // The fixture's names for skiplab's: the one weight block of conv 1 and of the classifier.
+    let name_of = |net: &Network<f64, Dev>, key: &str| -> String {
+        let prefix = match key {
+            "conv" => "conv1.w",
+            "gamma" => "conv1.gamma",
+            "beta" => "conv1.beta",
+            "out" => "out.w",
+            _ => "out.b",
+        };
+        let names: Vec<&String> = net
+            .params()
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        assert_eq!(names.len(), 1, "{key}: {names:?}");
+        names[0].clone()
+    };
+    for (key, values) in case["params"].as_object().unwrap() {
+        let name = name_of(&net, key);
+        net.params_mut()
+            .get_mut(&name)
+            .unwrap()
+            .copy_from(&floats(values));
+    }
+    let x = dev.tensor_from_vec(floats(&case["x"]), (batch, h * w * c_in));
+    let mut y = vec![0.0; batch * classes];
+    for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
+        y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
+    }
+    let logits = net.forward::<OwnedTape<f64, Dev>>(x);
+    near(
+        "cnn train logits",
+        &logits.as_vec(),
+        &floats(&case["train_logits"]),
+    );
+    let loss = cross_entropy_with_logits_loss(logits, dev.tensor_from_vec(y, (batch, classes)));
+    assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
+    let grads = loss.backward();
+    for (key, expected) in case["grads"].as_object().unwrap() {
+        let analytic = match &net.params()[&name_of(&net, key)] {
+            Param::Vector(t) => grads.get(t).as_vec(),
+            Param::Matrix(t) => grads.get(t).as_vec(),
+        };
+        near(&format!("cnn grad {key}"), &analytic, &floats(expected));
+    }
+    let running = net.running_estimates();
+    near(
+        "cnn running mean",
+        &running["conv1.running_mean"],
+        &floats(&case["running_mean"]),
+    );
+    near(
+        "cnn running var",
+        &running["conv1.running_var"],
+        &floats(&case["running_var"]),
+    );
+    let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, h * w * c_in));
+    near(
+        "cnn eval logits",
+        &net.forward::<NoneTape>(x2).as_vec(),
+        &floats(&case["eval_logits"]),
+    );
 }
 
 #[test]

@@ -71,8 +71,8 @@ pub struct TrainArgs {
     /// torch (PyTorch's nn.Linear default, biases too).
     #[arg(long, value_enum, default_value_t = InitKind::He)]
     init: InitKind,
-    /// Normalise every hidden layer of an MLP: none, batch (batch statistics while training,
-    /// running estimates when evaluating) or layer.
+    /// Normalise every hidden layer of an MLP or every convolution of a CNN: none, batch
+    /// (batch statistics while training, running estimates when evaluating) or layer (MLP).
     #[arg(long, default_value = "none")]
     norm: Norm,
     /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
@@ -193,12 +193,10 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
             if args.activation != ActivationKind::Relu || args.init != InitKind::He {
                 bail!("--activation and --init are for MLPs; a CNN uses ReLU and He-uniform");
             }
-            if args.norm != Norm::None {
-                bail!("--norm is for MLPs so far; a CNN trains without normalisation");
-            }
             Model::Cnn {
                 stages: widths("32,32/64,64/128,128")?,
                 skips,
+                norm: args.norm,
             }
         }
     };

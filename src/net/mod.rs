@@ -88,13 +88,31 @@ pub enum NormMode {
 pub const NORM_EPS: f64 = 1e-5;
 pub const NORM_MOMENTUM: f64 = 0.1;
 
-/// Names of a normalised MLP layer's scale and shift, and of batch norm's running estimates.
-pub fn norm_names(layer: usize) -> [String; 4] {
+/// Names of a normalised layer's scale and shift, and of batch norm's running estimates:
+/// `fc1.gamma`, `conv4.running_var`.
+pub fn norm_names(layer: &str) -> [String; 4] {
     [
-        format!("fc{layer}.gamma"),
-        format!("fc{layer}.beta"),
-        format!("fc{layer}.running_mean"),
-        format!("fc{layer}.running_var"),
+        format!("{layer}.gamma"),
+        format!("{layer}.beta"),
+        format!("{layer}.running_mean"),
+        format!("{layer}.running_var"),
+    ]
+}
+
+/// A normalised layer's scale (starting at one) and shift, in place of its bias.
+fn norm_specs(layer: &str, units: usize) -> [ParamSpec; 2] {
+    let [gamma, beta, ..] = norm_names(layer);
+    [
+        ParamSpec {
+            name: gamma,
+            dims: vec![units],
+            init: Init::One,
+        },
+        ParamSpec {
+            name: beta,
+            dims: vec![units],
+            init: Init::Zero,
+        },
     ]
 }
 
@@ -168,17 +186,7 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
         }
         // A normalised layer's shift takes the place of its bias.
         if mlp.norm != Norm::None && to != out {
-            let [gamma, beta, ..] = norm_names(to);
-            specs.push(ParamSpec {
-                name: gamma,
-                dims: vec![mlp.width(to)],
-                init: Init::One,
-            });
-            specs.push(ParamSpec {
-                name: beta,
-                dims: vec![mlp.width(to)],
-                init: Init::Zero,
-            });
+            specs.extend(norm_specs(&format!("fc{to}"), mlp.width(to)));
             continue;
         }
         specs.push(ParamSpec {
@@ -194,14 +202,25 @@ fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
 /// variance 1), by name, in the network's element type (so saved weights reload exactly).
 fn running_stats<E: Dtype>(topology: &Topology) -> BTreeMap<String, Vec<E>> {
     let mut stats = BTreeMap::new();
-    if let Topology::Mlp(m) = topology {
-        if m.norm == Norm::Batch {
+    let mut add = |layer: String, units: usize| {
+        let [.., mean, var] = norm_names(&layer);
+        stats.insert(mean, vec![E::default(); units]);
+        stats.insert(var, vec![E::ONE; units]);
+    };
+    match topology {
+        Topology::Mlp(m) if m.norm == Norm::Batch => {
             for layer in 1..m.output_layer() {
-                let [.., mean, var] = norm_names(layer);
-                stats.insert(mean, vec![E::default(); m.width(layer)]);
-                stats.insert(var, vec![E::ONE; m.width(layer)]);
+                add(format!("fc{layer}"), m.width(layer));
             }
         }
+        Topology::Cnn(c) if c.norm == Norm::Batch => {
+            for layer in c.layers() {
+                if let CnnLayerKind::Conv { filters } = layer.kind {
+                    add(format!("conv{}", layer.number), filters);
+                }
+            }
+        }
+        _ => {}
     }
     stats
 }
@@ -220,6 +239,10 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
                 dims: vec![9 * group.channels, filters],
                 init: he(fan_in),
             });
+        }
+        if cnn.norm == Norm::Batch {
+            specs.extend(norm_specs(&name, filters));
+            continue;
         }
         specs.push(ParamSpec {
             name: format!("{name}.b"),
@@ -613,7 +636,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 continue;
             }
             let mut z = match normed {
-                true => self.normalise(D::dense(inputs, None, false), to, mlp.norm),
+                true => self.normalise(D::dense(inputs, None, false), &format!("fc{to}"), mlp.norm),
                 false => D::dense(inputs, Some(self.vector::<T>(&format!("fc{to}.b"))), false),
             };
             for from in identities {
@@ -638,15 +661,16 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         self.mode.set(mode);
     }
 
-    /// Batch or layer normalisation of MLP layer `layer`'s sum `z` (`[batch, units]`), with
-    /// its learned scale and shift. Batch norm in training mode normalises by the batch's mean
-    /// and (biased) variance and moves the running estimates towards them (the unbiased
-    /// variance, momentum 0.1), as PyTorch's `BatchNorm1d` does; in evaluation mode it uses
-    /// the running estimates.
+    /// Batch or layer normalisation of layer `layer`'s sum `z` (`[rows, units]`: a batch of
+    /// an MLP layer, or every pixel of a batch of a convolution, so per channel over the batch
+    /// and the pixels), with its learned scale and shift. Batch norm in training mode
+    /// normalises by the rows' mean and (biased) variance and moves the running estimates
+    /// towards them (the unbiased variance, momentum 0.1), as PyTorch's `BatchNorm1d/2d` do;
+    /// in evaluation mode it uses the running estimates.
     fn normalise<T>(
         &self,
         z: Tensor<(usize, usize), E, D, T>,
-        layer: usize,
+        layer: &str,
         norm: Norm,
     ) -> Tensor<(usize, usize), E, D, T>
     where
@@ -776,9 +800,17 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         let input = DenseInput::conv3x3(tensor, w(group), &index);
                         inputs.push(input.with_host_weight(host(group)));
                     }
-                    let bias = self.vector::<T>(&format!("{name}.b"));
                     let shape = (batch, layer.height, layer.width, filters);
-                    let own = D::dense(inputs, Some(bias), true).reshape_like(&shape);
+                    let rows = match cnn.norm {
+                        Norm::None => {
+                            let bias = self.vector::<T>(&format!("{name}.b"));
+                            D::dense(inputs, Some(bias), true)
+                        }
+                        norm => self
+                            .normalise(D::dense(inputs, None, false), &name, norm)
+                            .relu(),
+                    };
+                    let own = rows.reshape_like(&shape);
                     let mut out = vec![own];
                     for edge in cnn.skips.iter().filter(|e| e.to == layer.number) {
                         for source in &kept[&edge.from] {

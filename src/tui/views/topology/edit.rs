@@ -109,14 +109,19 @@ impl TopologyView {
         cx.say(format!("initialisation {}", m.init.name()));
     }
 
-    /// `N`: the MLP's normalisation, none → batch → layer.
+    /// `N`: the normalisation, none → batch → layer for an MLP, none ↔ batch for a CNN.
     pub(super) fn next_norm(&mut self, cx: &mut Context) {
-        let Topology::Mlp(m) = &mut self.topology else {
-            cx.say("normalisation is for MLPs so far");
-            return;
+        let norm = match &mut self.topology {
+            Topology::Mlp(m) => {
+                m.norm = next_of(&Norm::ALL, m.norm);
+                m.norm
+            }
+            Topology::Cnn(c) => {
+                c.norm = next_of(&[Norm::None, Norm::Batch], c.norm);
+                c.norm
+            }
         };
-        m.norm = next_of(&Norm::ALL, m.norm);
-        cx.say(match m.norm {
+        cx.say(match norm {
             Norm::None => "no normalisation".to_string(),
             n => format!(
                 "{} on every hidden layer (a scale and shift in place of its bias)",
