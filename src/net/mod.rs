@@ -636,7 +636,10 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 continue;
             }
             let mut z = match normed {
-                true => self.normalise(D::dense(inputs, None, false), &format!("fc{to}"), mlp.norm),
+                true => {
+                    let z = D::dense(inputs, None, false);
+                    self.normalise(z, &format!("fc{to}"), mlp.norm, false)
+                }
                 false => D::dense(inputs, Some(self.vector::<T>(&format!("fc{to}.b"))), false),
             };
             for from in identities {
@@ -672,6 +675,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         z: Tensor<(usize, usize), E, D, T>,
         layer: &str,
         norm: Norm,
+        relu: bool,
     ) -> Tensor<(usize, usize), E, D, T>
     where
         T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
@@ -684,28 +688,24 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         };
         let xhat = match (norm, train) {
             (Norm::Batch, true) => {
-                let mean = z.with_empty_tape().mean::<(usize,), Axis<0>>();
-                let std = z.with_empty_tape().stddev::<(usize,), Axis<0>>(NORM_EPS);
+                let (gamma, beta) = (self.vector::<T>(&gamma), self.vector::<T>(&beta));
+                let (y, mean, var) = D::batch_norm(z, gamma, beta, NORM_EPS, relu);
                 let batch = shape.0 as f64;
+                // The running variance is the unbiased one (PyTorch's).
+                let unbias = batch / (batch - 1.0).max(1.0);
                 let mut running = self.running.borrow_mut();
-                let update = |running: &mut Vec<E>, batch_value: Vec<E>, f: &dyn Fn(f64) -> f64| {
-                    for (r, v) in running.iter_mut().zip(batch_value) {
-                        let v = f(v.to_f64().unwrap_or(f64::NAN));
-                        let old = r.to_f64().unwrap_or(f64::NAN);
-                        let new = (1.0 - NORM_MOMENTUM) * old + NORM_MOMENTUM * v;
-                        *r = E::from_f64(new).unwrap_or_default();
+                let mut update = |name: &str, batch_values: Vec<f64>| {
+                    if let Some(r) = running.get_mut(name) {
+                        for (r, v) in r.iter_mut().zip(batch_values) {
+                            let old = r.to_f64().unwrap_or(f64::NAN);
+                            let new = (1.0 - NORM_MOMENTUM) * old + NORM_MOMENTUM * v;
+                            *r = E::from_f64(new).unwrap_or_default();
+                        }
                     }
                 };
-                if let Some(r) = running.get_mut(&mean_name) {
-                    update(r, mean.as_vec(), &|m| m);
-                }
-                if let Some(r) = running.get_mut(&var_name) {
-                    // The running variance is the unbiased one (PyTorch's).
-                    let unbias = batch / (batch - 1.0).max(1.0);
-                    update(r, std.as_vec(), &|s| (s * s - NORM_EPS) * unbias);
-                }
-                (z - mean.broadcast_like::<_, Axis<0>>(&shape))
-                    / std.broadcast_like::<_, Axis<0>>(&shape)
+                update(&mean_name, mean);
+                update(&var_name, var.into_iter().map(|v| v * unbias).collect());
+                return y;
             }
             (Norm::Batch, false) => {
                 let running = self.running.borrow();
@@ -731,13 +731,18 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 (z - mean.broadcast_like::<_, Axis<1>>(&shape))
                     / std.broadcast_like::<_, Axis<1>>(&shape)
             }
-            (Norm::None, _) => return z,
+            (Norm::None, _) => return if relu { z.relu() } else { z },
         };
         let gamma = self
             .vector::<T>(&gamma)
             .broadcast_like::<_, Axis<0>>(&shape);
         let beta = self.vector::<T>(&beta).broadcast_like::<_, Axis<0>>(&shape);
-        xhat * gamma + beta
+        let y = xhat * gamma + beta;
+        if relu {
+            y.relu()
+        } else {
+            y
+        }
     }
 
     fn index_for(
@@ -806,9 +811,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                             let bias = self.vector::<T>(&format!("{name}.b"));
                             D::dense(inputs, Some(bias), true)
                         }
-                        norm => self
-                            .normalise(D::dense(inputs, None, false), &name, norm)
-                            .relu(),
+                        norm => self.normalise(D::dense(inputs, None, false), &name, norm, true),
                     };
                     let own = rows.reshape_like(&shape);
                     let mut out = vec![own];

@@ -102,6 +102,58 @@ pub trait NetDevice<E: Dtype>: Device<E> {
     {
         dense_composed(inputs, bias, relu)
     }
+
+    /// Batch norm in training mode on `[rows, units]`: per unit, `gamma · (z - mean) /
+    /// sqrt(var + eps) + beta` with the rows' mean and biased variance, which come back too (for
+    /// the running estimates), then ReLU when `relu`. By default composed from dfdx ops
+    /// ([`batch_norm_composed`]).
+    fn batch_norm<T>(
+        z: Tensor<(usize, usize), E, Self, T>,
+        gamma: Tensor<(usize,), E, Self, T>,
+        beta: Tensor<(usize,), E, Self, T>,
+        eps: f64,
+        relu: bool,
+    ) -> Normalised<E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        batch_norm_composed(z, gamma, beta, eps, relu)
+    }
+}
+
+/// Batch norm's output, and the batch's mean and biased variance per unit.
+pub type Normalised<E, D, T> = (Tensor<(usize, usize), E, D, T>, Vec<f64>, Vec<f64>);
+
+/// [`NetDevice::batch_norm`] from dfdx ops: the mean and standard deviation over the rows,
+/// broadcast back; what CUDA runs and what the CPU kernel is tested against.
+pub fn batch_norm_composed<E, D, T>(
+    z: Tensor<(usize, usize), E, D, T>,
+    gamma: Tensor<(usize,), E, D, T>,
+    beta: Tensor<(usize,), E, D, T>,
+    eps: f64,
+    relu: bool,
+) -> Normalised<E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+{
+    let shape = *z.shape();
+    let mean = z.with_empty_tape().mean::<(usize,), Axis<0>>();
+    let std = z.with_empty_tape().stddev::<(usize,), Axis<0>>(eps);
+    let host = |t: &Tensor<(usize,), E, D, T>| -> Vec<f64> {
+        t.as_vec()
+            .into_iter()
+            .map(|v| v.to_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let batch_mean = host(&mean);
+    let batch_var = host(&std).into_iter().map(|s| s * s - eps).collect();
+    let xhat =
+        (z - mean.broadcast_like::<_, Axis<0>>(&shape)) / std.broadcast_like::<_, Axis<0>>(&shape);
+    let y = xhat * gamma.broadcast_like::<_, Axis<0>>(&shape)
+        + beta.broadcast_like::<_, Axis<0>>(&shape);
+    (if relu { y.relu() } else { y }, batch_mean, batch_var)
 }
 
 /// What a dense layer multiplies by a weight block: rows as they are, or the 3x3 windows of

@@ -12,6 +12,7 @@
 mod dense;
 mod gemm;
 mod memory;
+mod norm;
 mod pool;
 mod sgd;
 mod windows;
@@ -23,11 +24,13 @@ use dfdx::prelude::*;
 use dfdx::tensor_ops::SgdConfig;
 
 use crate::net::ops::{
-    dense_composed, maxpool2_composed, DenseInput, HostMirror, Images, NetDevice,
+    batch_norm_composed, dense_composed, maxpool2_composed, DenseInput, HostMirror, Images,
+    NetDevice, Normalised,
 };
 pub use dense::{
     conv_kernel, conv_kernel_name, with_conv_kernel, ConvKernel, WINOGRAD_MIN_CHANNELS,
 };
+pub use norm::batch_norm;
 
 /// The CPU device training runs on: seeded, with dfdx's buffer cache on. Without the cache
 /// every output and gradient buffer of a step was a fresh allocation, which the allocator
@@ -81,6 +84,22 @@ where
         }
         sgd::sgd_update(cfg, param, velocity, grad, mirror);
         Ok(())
+    }
+
+    fn batch_norm<T>(
+        z: Tensor<(usize, usize), E, Self, T>,
+        gamma: Tensor<(usize,), E, Self, T>,
+        beta: Tensor<(usize,), E, Self, T>,
+        eps: f64,
+        relu: bool,
+    ) -> Normalised<E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        if composed_forced() {
+            return batch_norm_composed(z, gamma, beta, eps, relu);
+        }
+        norm::batch_norm(z, gamma, beta, eps, relu)
     }
 
     fn dense<T>(
