@@ -139,29 +139,36 @@ fn batch_and_layer_norm_match_finite_differences() {
     check_network(topo, 3, 40);
 }
 
+/// The numbers `bench/norm_fixture.py` had PyTorch compute.
+fn pytorch_fixture() -> serde_json::Value {
+    serde_json::from_str(include_str!("fixtures/norm_pytorch.json")).unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Ours against PyTorch's, to 1e-7 relative (both in f64).
+fn near(what: &str, ours: &[f64], theirs: &[f64]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}");
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-9 + 1e-7 * b.abs(),
+            "{what}[{i}]: {a} vs {b}"
+        );
+    }
+}
+
 /// skiplab's batch and layer norm against PyTorch's (`bench/norm_fixture.py` wrote the numbers):
 /// logits and every gradient in training mode, batch norm's running estimates after that pass
 /// (momentum 0.1, unbiased variance), and logits in evaluation mode.
 #[test]
 fn batch_and_layer_norm_equal_pytorchs() {
-    let text = include_str!("fixtures/norm_pytorch.json");
-    let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
-    let floats = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let near = |what: &str, ours: &[f64], theirs: &[f64]| {
-        assert_eq!(ours.len(), theirs.len(), "{what}");
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-9 + 1e-7 * b.abs(),
-                "{what}[{i}]: {a} vs {b}"
-            );
-        }
-    };
+    let fixture = pytorch_fixture();
     let (inputs, hidden, classes, batch) = (4, 5, 3, 8);
     for (key, norm) in [("batch", Norm::Batch), ("layer", Norm::Layer)] {
         let case = &fixture[key];
@@ -224,25 +231,8 @@ fn batch_and_layer_norm_equal_pytorchs() {
 /// pixels): one convolution, batch norm, ReLU, pool and the classifier against the fixture.
 #[test]
 fn cnn_batch_norm_equals_pytorchs_batchnorm2d() {
-    let fixture: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/norm_pytorch.json")).unwrap();
+    let fixture = pytorch_fixture();
     let case = &fixture["cnn_batch"];
-    let floats = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let near = |what: &str, ours: &[f64], theirs: &[f64]| {
-        assert_eq!(ours.len(), theirs.len(), "{what}");
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-9 + 1e-7 * b.abs(),
-                "{what}[{i}]: {a} vs {b}"
-            );
-        }
-    };
     let (c_in, c, h, w, classes, batch) = (2, 3, 4, 4, 3, 4);
     let mut cnn = CnnSpec::new(ImageShape::new(c_in, h, w), vec![vec![c]], classes);
     cnn.norm = Norm::Batch;
