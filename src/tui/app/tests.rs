@@ -368,3 +368,35 @@ fn a_preset_with_its_own_adam_constants_trains_with_them_from_the_lab() {
     };
     assert_eq!(form.adam_constants, (0.8, 0.99, 1e-6));
 }
+
+#[test]
+fn n_cycles_the_normalisation_and_the_run_trains_with_it() {
+    use crate::topology::Norm;
+    let mut app = app();
+    let norm = |app: &App| match &app.editor.topology {
+        Topology::Mlp(m) => m.norm,
+        Topology::Cnn(c) => c.norm,
+    };
+    let before = app.editor.topology.param_count();
+    app.handle_key(key(KeyCode::Char('N')));
+    assert_eq!(norm(&app), Norm::Batch);
+    // A scale and a shift in place of each hidden bias: one more per hidden unit.
+    assert_eq!(app.editor.topology.param_count(), before + 128 + 256);
+    let effects = app.handle_key(key(KeyCode::Char('t')));
+    assert!(effects.is_empty());
+    let effects = app.handle_key(key(KeyCode::Enter));
+    let [Effect::Submit(e)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(e.topology().unwrap(), app.editor.topology);
+    app.handle_key(key(KeyCode::Char('N')));
+    assert_eq!(norm(&app), Norm::Layer);
+    app.handle_key(key(KeyCode::Char('N')));
+    assert_eq!(norm(&app), Norm::None);
+    // A CNN has batch norm or none.
+    app.handle_key(key(KeyCode::Char('m')));
+    app.handle_key(key(KeyCode::Char('N')));
+    assert_eq!(norm(&app), Norm::Batch);
+    app.handle_key(key(KeyCode::Char('N')));
+    assert_eq!(norm(&app), Norm::None);
+}
