@@ -121,10 +121,14 @@ impl TopologyView {
                 c.norm
             }
         };
+        let layers = match self.topology {
+            Topology::Mlp(_) => "hidden layer",
+            Topology::Cnn(_) => "convolution",
+        };
         cx.say(match norm {
             Norm::None => "no normalisation".to_string(),
             n => format!(
-                "{} on every hidden layer (a scale and shift in place of its bias)",
+                "{} on every {layers} (a scale and shift in place of its bias)",
                 n.label()
             ),
         });
