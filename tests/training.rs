@@ -543,3 +543,44 @@ fn batch_norms_running_estimates_are_saved_and_loaded_with_the_weights() {
         "running estimate `fc2.running_var` is missing"
     );
 }
+
+/// Gradient flow shows a normalised layer's scale and shift as a layer of their own, after
+/// the layer they normalise, with the same check as the weights' (plain SGD: the update
+/// ratio is lr * |grad| / |w|).
+#[test]
+fn gradient_flow_covers_the_normalisation_layers() {
+    let mut mlp = MlpSpec::new(784, vec![32, 32], 10);
+    mlp.norm = skiplab::topology::Norm::Batch;
+    let lr = 0.05;
+    let cfg = config(OptimizerConfig::sgd(lr, 0.0, 0.0), 1, 3);
+    let dev = Cpu::default();
+    let mut trainer = Trainer::new(Topology::Mlp(mlp), builtin(3), cfg, &dev).unwrap();
+    let before: std::collections::HashMap<String, Vec<f32>> = trainer
+        .network()
+        .export()
+        .into_iter()
+        .map(|p| (p.name, p.values))
+        .collect();
+    let layers = trainer.network().layer_weights();
+    let names: Vec<&str> = layers.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(names, ["fc1", "fc1.bn", "fc2", "fc2.bn", "fc3"]);
+    assert_eq!(layers[1].1, ["fc1.beta", "fc1.gamma"]);
+    let batch: Vec<usize> = (0..64).collect();
+    let flow = trainer.step(&batch, true).unwrap().2.unwrap();
+    for (f, (layer, names)) in flow.iter().zip(&layers) {
+        assert_eq!(&f.layer, layer);
+        assert!(f.grad_norm > 0.0 && f.grad_norm.is_finite(), "{layer}");
+        let size: f64 = names
+            .iter()
+            .flat_map(|n| before[n].iter())
+            .map(|&w| (w as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let expected = lr * f.grad_norm / size;
+        assert!(
+            (f.update_ratio - expected).abs() <= 1e-3 * expected + 1e-7,
+            "{layer}: update ratio {} vs lr*|g|/|w| {expected}",
+            f.update_ratio
+        );
+    }
+}

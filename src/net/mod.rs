@@ -848,24 +848,32 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         D::dense(inputs, Some(self.vector::<T>("out.b")), false)
     }
 
-    /// The weight matrices of each layer, in layer order: `fc1`, `fc2`, ... (an MLP's last is
-    /// its output), or `conv1`, ..., `out` (a CNN). Biases are left out.
+    /// The weights of each layer, in layer order: `fc1`, `fc2`, ... (an MLP's last is its
+    /// output), or `conv1`, ..., `out` (a CNN): its weight matrices (biases left out), and
+    /// after a normalised layer its normalisation as a layer of its own (`fc1.bn`: the scale
+    /// and the shift), so gradient flow shows what passes through it.
     pub fn layer_weights(&self) -> Vec<(String, Vec<String>)> {
         let mut layers: Vec<(String, Vec<String>)> = Vec::new();
         for (name, param) in &self.params {
-            if !matches!(param, Param::Matrix(_)) {
-                continue;
-            }
-            let layer = name.split('.').next().unwrap_or(name).to_string();
+            let prefix = name.split('.').next().unwrap_or(name).to_string();
+            let layer = match param {
+                Param::Matrix(_) => prefix,
+                Param::Vector(_) if name.ends_with(".gamma") || name.ends_with(".beta") => {
+                    format!("{prefix}.bn")
+                }
+                Param::Vector(_) => continue,
+            };
             match layers.iter_mut().find(|(l, _)| *l == layer) {
                 Some((_, names)) => names.push(name.clone()),
                 None => layers.push((layer, vec![name.clone()])),
             }
         }
-        // By number, `out` last (names sort as text: fc10 before fc2).
+        // By number, a layer's normalisation after it, `out` last (names sort as text: fc10
+        // before fc2).
         let order = |layer: &str| {
             let digits: String = layer.chars().filter(char::is_ascii_digit).collect();
-            digits.parse::<usize>().unwrap_or(usize::MAX)
+            let number = digits.parse::<usize>().unwrap_or(usize::MAX);
+            (number, layer.ends_with(".bn"))
         };
         layers.sort_by_key(|(layer, _)| order(layer));
         layers

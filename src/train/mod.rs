@@ -457,10 +457,17 @@ impl<D: NetDevice<f32>> Trainer<D> {
                 .map(|(layer, names)| {
                     let (mut grad, mut weights) = (0.0, Vec::new());
                     for name in &names {
-                        if let Some(crate::net::Param::Matrix(t)) = self.net.params().get(name) {
-                            grad += norm(&grads.get(t).as_vec()).powi(2);
-                            weights.push(t.as_vec());
-                        }
+                        let (grad_of, values) = match self.net.params().get(name) {
+                            Some(crate::net::Param::Matrix(t)) => {
+                                (grads.get(t).as_vec(), t.as_vec())
+                            }
+                            Some(crate::net::Param::Vector(t)) => {
+                                (grads.get(t).as_vec(), t.as_vec())
+                            }
+                            None => continue,
+                        };
+                        grad += norm(&grad_of).powi(2);
+                        weights.push(values);
                     }
                     (layer, grad.sqrt(), weights)
                 })
@@ -479,8 +486,8 @@ impl<D: NetDevice<f32>> Trainer<D> {
             .map(|((layer, grad_norm, old), (_, names))| {
                 let (mut change, mut size) = (0.0, 0.0);
                 for (name, old) in names.iter().zip(&old) {
-                    if let Some(crate::net::Param::Matrix(t)) = self.net.params().get(name) {
-                        let new = t.as_vec();
+                    if let Some(param) = self.net.params().get(name) {
+                        let new = param.to_vec();
                         change += new
                             .iter()
                             .zip(old)
