@@ -333,12 +333,6 @@ impl App {
         }
     }
 
-    /// Adds a finished run read from disk to the runs table (and so to the compare chart).
-    pub fn add_saved_run(&mut self, run: Run) {
-        let message = self.cx.runs.add_saved(run);
-        self.cx.say(message);
-    }
-
     /// Asks the session to train the current topology with `config`, once per seed of
     /// `seed, seed + 1, ...` (`seeds` runs).
     pub fn queue_run(
