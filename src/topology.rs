@@ -205,6 +205,70 @@ impl std::str::FromStr for Norm {
     }
 }
 
+/// How a CNN's residual edge reaches a target whose shape differs from its source's (a later
+/// stage: fewer pixels, more channels). Where the shapes match the edge is an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shortcut {
+    /// A learned 1x1 convolution (He et al.'s option B; batch-normalised where the network
+    /// is, as torchvision's `downsample`).
+    #[default]
+    Projection,
+    /// PyTorch-ResNet's option A: the source's pixels subsampled and its channels padded with
+    /// zeros up to the target's; no weights.
+    Pad,
+}
+
+/// How a CNN halves its resolution between stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Downsample {
+    /// A 2x2 max-pool after every stage (the paper's CNN; pools are numbered layers).
+    #[default]
+    Pool,
+    /// The first convolution of every later stage has stride 2 (ResNet's); no pools.
+    Stride,
+}
+
+/// What a CNN's classifier reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// Every pixel of the last layer, flattened (the paper's).
+    #[default]
+    Flatten,
+    /// The mean of every channel over the pixels (ResNet's global average pool).
+    Average,
+}
+
+macro_rules! named_choice {
+    ($ty:ty, $what:literal, [$($variant:ident => $name:literal),+]) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),+];
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(<$ty>::$variant => $name),+
+                }
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, String> {
+                let names: Vec<&str> = <$ty>::ALL.iter().map(|v| v.name()).collect();
+                <$ty>::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.name() == text)
+                    .ok_or_else(|| format!("`{text}` is not {}: {}", $what, names.join(", ")))
+            }
+        }
+    };
+}
+
+named_choice!(Shortcut, "a shortcut", [Projection => "projection", Pad => "pad"]);
+named_choice!(Downsample, "a way to downsample", [Pool => "pool", Stride => "stride"]);
+named_choice!(Head, "a classifier head", [Flatten => "flatten", Average => "average"]);
+
 /// How an MLP's weights start (uniform distributions; `fan_in` counts every source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -305,6 +369,17 @@ pub struct CnnSpec {
     /// PyTorch's `BatchNorm2d`); layer normalisation is for MLPs.
     #[serde(default, skip_serializing_if = "is_default")]
     pub norm: Norm,
+    /// The enabled edges that are residual (a subset of `skips`): the source is added to the
+    /// target's normalised sum before its ReLU (ResNet's post-activation block) instead of
+    /// being concatenated.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub residual: BTreeSet<SkipEdge>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub shortcut: Shortcut,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub downsample: Downsample,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub head: Head,
 }
 
 /// What a numbered CNN layer is.
@@ -324,6 +399,8 @@ pub struct CnnLayer {
     pub kind: CnnLayerKind,
     pub height: usize,
     pub width: usize,
+    /// 2 for a convolution that halves the resolution ([`Downsample::Stride`]), else 1.
+    pub stride: usize,
 }
 
 /// A block of channels flowing through the CNN, labelled by where it came from.
@@ -532,6 +609,10 @@ impl CnnSpec {
             classes,
             skips: BTreeSet::new(),
             norm: Norm::None,
+            residual: BTreeSet::new(),
+            shortcut: Shortcut::default(),
+            downsample: Downsample::default(),
+            head: Head::default(),
         }
     }
 
@@ -553,33 +634,100 @@ impl CnnSpec {
     }
 
     /// Every layer in paper numbering, with the size of its output. Assumes a poolable input
-    /// (see [`CnnSpec::validate`]); sizes are floored otherwise.
+    /// (see [`CnnSpec::validate`]); sizes are floored otherwise. Pools and strided
+    /// convolutions round up: an odd row or column forms its own, smaller windows (a 3x3
+    /// convolution with stride 2 and padding 1 gives `ceil(h / 2)` rows, as in PyTorch).
     pub fn layers(&self) -> Vec<CnnLayer> {
         let mut layers = Vec::new();
         let (mut h, mut w) = (self.input.height, self.input.width);
         let mut number = 0;
-        for stage in &self.stages {
-            for &filters in stage {
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (i, &filters) in stage.iter().enumerate() {
                 number += 1;
+                let stride = match self.downsample {
+                    Downsample::Stride if s > 0 && i == 0 => 2,
+                    _ => 1,
+                };
+                if stride == 2 {
+                    (h, w) = (h.div_ceil(2), w.div_ceil(2));
+                }
                 layers.push(CnnLayer {
                     number,
                     kind: CnnLayerKind::Conv { filters },
                     height: h,
                     width: w,
+                    stride,
                 });
             }
-            number += 1;
-            // Pools round up: an odd row or column forms its own, smaller windows.
-            h = h.div_ceil(2);
-            w = w.div_ceil(2);
-            layers.push(CnnLayer {
-                number,
-                kind: CnnLayerKind::Pool,
-                height: h,
-                width: w,
-            });
+            if self.downsample == Downsample::Pool {
+                number += 1;
+                (h, w) = (h.div_ceil(2), w.div_ceil(2));
+                layers.push(CnnLayer {
+                    number,
+                    kind: CnnLayerKind::Pool,
+                    height: h,
+                    width: w,
+                    stride: 2,
+                });
+            }
         }
         layers
+    }
+
+    /// The size of the image layer `number` reads (the previous layer's output; the input
+    /// for layer 1).
+    pub fn input_size(&self, number: usize) -> (usize, usize) {
+        match number.checked_sub(1).and_then(|n| self.layer(n)) {
+            Some(l) => (l.height, l.width),
+            None => (self.input.height, self.input.width),
+        }
+    }
+
+    /// A conv layer's own filter count (`None` for pools and unknown numbers).
+    pub fn filters(&self, number: usize) -> Option<usize> {
+        match self.layer(number)?.kind {
+            CnnLayerKind::Conv { filters } => Some(filters),
+            CnnLayerKind::Pool => None,
+        }
+    }
+
+    /// Residual edges into conv `layer` with their sources: identity where the source's
+    /// output has the target's size and channel count, else a [`Shortcut`].
+    pub fn residuals_into(&self, layer: usize) -> Vec<(usize, bool)> {
+        let target = self.layer(layer);
+        self.residual
+            .iter()
+            .filter(|e| e.to == layer)
+            .map(|e| {
+                let identity = match (self.layer(e.from), target) {
+                    (Some(from), Some(to)) => {
+                        (from.height, from.width) == (to.height, to.width)
+                            && Some(self.channels(e.from)) == self.filters(layer)
+                    }
+                    _ => false,
+                };
+                (e.from, identity)
+            })
+            .collect()
+    }
+
+    /// Whether a residual edge can join its source to its target: a valid edge whose
+    /// source's shape matches the target's, or reaches it by the network's [`Shortcut`]
+    /// (option A cannot drop channels).
+    pub fn check_residual(&self, edge: SkipEdge) -> Result<(), TopologyError> {
+        self.check_edge(edge)?;
+        let (from, filters) = (self.channels(edge.from), self.filters(edge.to).unwrap_or(0));
+        if self.shortcut == Shortcut::Pad && from > filters {
+            return Err(TopologyError::InvalidEdge {
+                edge,
+                reason: format!(
+                    "the pad shortcut cannot fit layer {}'s {from} channels into conv {}'s \
+                     {filters} filters (use the projection shortcut)",
+                    edge.from, edge.to
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn layer(&self, number: usize) -> Option<CnnLayer> {
@@ -618,7 +766,8 @@ impl CnnSpec {
         if edge.to < edge.from + 2 {
             return fail("a skip must jump over at least one layer (to >= from + 2)".into());
         }
-        // The skip pools its source as often as the main path does between the two layers.
+        // The skip downsamples its source as often as the main path does between the two
+        // layers.
         let (mut h, mut w) = (from.height, from.width);
         while h > to.height {
             (h, w) = (h.div_ceil(2), w.div_ceil(2));
@@ -680,11 +829,26 @@ impl CnnSpec {
                 });
             }
         }
-        self.skips.iter().try_for_each(|&e| self.check_edge(e))
+        self.validate_edges()
+    }
+
+    /// The edge rules alone (what a toggle must keep true).
+    pub fn validate_edges(&self) -> Result<(), TopologyError> {
+        if let Some(e) = self.residual.iter().find(|e| !self.skips.contains(e)) {
+            return Err(TopologyError::InvalidEdge {
+                edge: *e,
+                reason: "a residual edge must also be enabled".into(),
+            });
+        }
+        self.skips.iter().try_for_each(|&e| self.check_edge(e))?;
+        self.residual
+            .iter()
+            .try_for_each(|&e| self.check_residual(e))
     }
 
     /// The channel groups of layer `number`'s output (a conv's own filters first, then the
-    /// blocks its incoming skips concatenate; a pool passes its input's groups through).
+    /// blocks its incoming concatenating skips add; a pool passes its input's groups through;
+    /// residual edges add onto the conv's own filters).
     /// Layer 0 is the input image.
     pub fn groups(&self, number: usize) -> Vec<ChannelGroup> {
         if number == 0 {
@@ -699,7 +863,11 @@ impl CnnSpec {
                     path: vec![number],
                     channels: filters,
                 }];
-                for edge in self.skips.iter().filter(|e| e.to == number) {
+                let concatenating = self
+                    .skips
+                    .iter()
+                    .filter(|e| e.to == number && !self.residual.contains(e));
+                for edge in concatenating {
                     for mut g in self.groups(edge.from) {
                         g.path.push(number);
                         groups.push(g);
@@ -724,10 +892,16 @@ impl CnnSpec {
         self.layers().last().map_or(0, |l| l.number)
     }
 
+    /// Features per sample the classifier reads: every pixel of every channel, or one mean
+    /// per channel ([`Head::Average`]).
     pub fn classifier_inputs(&self) -> usize {
         let last = self.layers().last().copied();
         last.map_or(0, |l| {
-            (l.height * l.width).saturating_mul(self.channels(l.number))
+            let pixels = match self.head {
+                Head::Flatten => l.height * l.width,
+                Head::Average => 1,
+            };
+            pixels.saturating_mul(self.channels(l.number))
         })
     }
 
@@ -752,20 +926,37 @@ impl CnnSpec {
             match layer.kind {
                 CnnLayerKind::Conv { filters } => {
                     let fan_in = self.channels(layer.number - 1).saturating_mul(9);
+                    let per_filter = match self.norm {
+                        Norm::None => 1,
+                        Norm::Batch | Norm::Layer => 2,
+                    };
+                    let pixels = layer.height * layer.width;
+                    // Projection shortcuts are 1x1 convolutions (normalised as the network
+                    // is); identities and padding cost nothing.
+                    let projected = match self.shortcut {
+                        Shortcut::Pad => 0,
+                        Shortcut::Projection => self
+                            .residuals_into(layer.number)
+                            .iter()
+                            .filter(|(_, identity)| !identity)
+                            .fold(0usize, |n, (from, _)| {
+                                n.saturating_add(self.channels(*from))
+                            }),
+                    };
+                    let projection_norm = match (projected, self.norm) {
+                        (0, _) | (_, Norm::None) => 0,
+                        _ => 2 * filters,
+                    };
+                    let weights = fan_in.saturating_add(projected).saturating_mul(filters);
                     rows.push(LayerSummary {
                         name: format!("conv{}", layer.number),
                         shape,
                         fan_in,
                         // Batch norm's scale and shift take the place of the bias.
-                        params: fan_in.saturating_mul(filters).saturating_add(
-                            filters.saturating_mul(match self.norm {
-                                Norm::None => 1,
-                                Norm::Batch | Norm::Layer => 2,
-                            }),
-                        ),
-                        macs: (layer.height * layer.width)
-                            .saturating_mul(fan_in)
-                            .saturating_mul(filters),
+                        params: weights
+                            .saturating_add(filters.saturating_mul(per_filter))
+                            .saturating_add(projection_norm),
+                        macs: pixels.saturating_mul(weights),
                     });
                 }
                 CnnLayerKind::Pool => rows.push(LayerSummary {
@@ -867,19 +1058,24 @@ impl Topology {
     /// Invalid edges are an error and leave the topology as it was.
     pub fn set_skip(&mut self, edge: SkipEdge, on: bool) -> Result<(), TopologyError> {
         self.check_edge(edge)?;
-        let skips = match self {
-            Topology::Mlp(m) => {
-                if !on {
-                    m.residual.remove(&edge);
-                }
-                &mut m.skips
-            }
-            Topology::Cnn(c) => &mut c.skips,
+        let before = self.clone();
+        let (skips, residual) = match self {
+            Topology::Mlp(m) => (&mut m.skips, &mut m.residual),
+            Topology::Cnn(c) => (&mut c.skips, &mut c.residual),
         };
         if on {
             skips.insert(edge);
         } else {
             skips.remove(&edge);
+            residual.remove(&edge);
+        }
+        // A CNN's new concatenation widens its target, which a pad shortcut from it may no
+        // longer fit.
+        if let Topology::Cnn(c) = self {
+            if let Err(e) = c.validate_edges() {
+                *self = before;
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -889,34 +1085,58 @@ impl Topology {
         if !self.skips().contains(&edge) {
             return None;
         }
-        Some(match self {
-            Topology::Mlp(m) if m.residual.contains(&edge) => EdgeKind::Residual,
-            _ => EdgeKind::Concat,
+        Some(match self.residual_edges().contains(&edge) {
+            true => EdgeKind::Residual,
+            false => EdgeKind::Concat,
         })
     }
 
-    /// Enables `edge` as `kind`. Residual edges are for MLPs.
+    /// How an enabled residual edge joins its target: `identity` where the shapes match,
+    /// else `projection` (an MLP's, or a CNN's 1x1 convolution) or `pad` (a CNN's option A).
+    /// `None` for an edge that is off or concatenates.
+    pub fn residual_join(&self, edge: SkipEdge) -> Option<&'static str> {
+        let into = match self {
+            Topology::Mlp(m) => m.residuals_into(edge.to),
+            Topology::Cnn(c) => c.residuals_into(edge.to),
+        };
+        let (_, identity) = into.into_iter().find(|(from, _)| *from == edge.from)?;
+        Some(match (identity, self) {
+            (true, _) => "identity",
+            (false, Topology::Cnn(c)) => c.shortcut.name(),
+            (false, Topology::Mlp(_)) => "projection",
+        })
+    }
+
+    /// The enabled edges that are residual.
+    pub fn residual_edges(&self) -> &BTreeSet<SkipEdge> {
+        match self {
+            Topology::Mlp(m) => &m.residual,
+            Topology::Cnn(c) => &c.residual,
+        }
+    }
+
+    /// Enables `edge` as `kind`; an edge the network cannot take that way is an error and
+    /// leaves the topology as it was.
     pub fn set_edge_kind(&mut self, edge: SkipEdge, kind: EdgeKind) -> Result<(), TopologyError> {
         self.check_edge(edge)?;
-        match (self, kind) {
-            (Topology::Mlp(m), kind) => {
-                m.skips.insert(edge);
-                if kind == EdgeKind::Residual {
-                    m.residual.insert(edge);
-                } else {
-                    m.residual.remove(&edge);
-                }
-                Ok(())
-            }
-            (Topology::Cnn(c), EdgeKind::Concat) => {
-                c.skips.insert(edge);
-                Ok(())
-            }
-            (Topology::Cnn(_), EdgeKind::Residual) => Err(TopologyError::InvalidEdge {
-                edge,
-                reason: "a CNN's skips concatenate; residual edges are for MLPs".into(),
-            }),
+        let before = self.clone();
+        let (skips, residual) = match self {
+            Topology::Mlp(m) => (&mut m.skips, &mut m.residual),
+            Topology::Cnn(c) => (&mut c.skips, &mut c.residual),
+        };
+        skips.insert(edge);
+        if kind == EdgeKind::Residual {
+            residual.insert(edge);
+        } else {
+            residual.remove(&edge);
         }
+        if let Topology::Cnn(c) = self {
+            if let Err(e) = c.validate_edges() {
+                *self = before;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// The edges a pattern stands for here.
@@ -934,6 +1154,12 @@ impl Topology {
             Pattern::Every(k) => pick(&|e| e.from % k == 0 && e.to % k == 0),
             Pattern::Next(k) => pick(&|e| e.to - e.from <= k + 1),
             Pattern::Chain(k) => pick(&|e| e.to - e.from == k && e.from % k == 0),
+            Pattern::Blocks(k) => {
+                // Blocks start at the first layer an edge can leave: the MLP's input, the
+                // CNN's first convolution.
+                let first = candidates.iter().map(|e| e.from).min().unwrap_or(0);
+                pick(&|e| e.to - e.from == k && (e.from - first) % k == 0)
+            }
         }
     }
 
@@ -955,13 +1181,11 @@ impl Topology {
                 m.residual = residual;
             }
             Topology::Cnn(c) => {
-                if let Some(&edge) = residual.iter().next() {
-                    return Err(TopologyError::InvalidEdge {
-                        edge,
-                        reason: "a CNN's skips concatenate; residual edges are for MLPs".into(),
-                    });
-                }
-                c.skips = edges;
+                let mut next = c.clone();
+                next.skips = edges;
+                next.residual = residual;
+                next.validate_edges()?;
+                *c = next;
             }
         }
         Ok(())
@@ -969,10 +1193,7 @@ impl Topology {
 
     /// The enabled edges as a selection that rebuilds them, kinds included.
     pub fn selection(&self) -> SkipSelection {
-        let residual = match self {
-            Topology::Mlp(m) => m.residual.clone(),
-            Topology::Cnn(_) => BTreeSet::new(),
-        };
+        let residual = self.residual_edges();
         if residual.is_empty() {
             return SkipSelection::Edges(self.skips().iter().copied().collect());
         }
@@ -1009,24 +1230,22 @@ impl Topology {
     pub fn reinforced(&self) -> Topology {
         match self {
             Topology::Cnn(c) => {
-                let mut number = 0;
+                let mut widths = c
+                    .layers()
+                    .into_iter()
+                    .filter(|l| matches!(l.kind, CnnLayerKind::Conv { .. }))
+                    .map(|l| c.channels(l.number));
                 let stages = c
                     .stages
                     .iter()
-                    .map(|stage| {
-                        let widths = stage
-                            .iter()
-                            .map(|_| {
-                                number += 1;
-                                c.groups(number).iter().map(|g| g.channels).sum()
-                            })
-                            .collect();
-                        number += 1; // the stage's pool
-                        widths
-                    })
+                    .map(|stage| stage.iter().filter_map(|_| widths.next()).collect())
                     .collect();
+                // The same kind of network, only without skips.
                 Topology::Cnn(CnnSpec {
                     norm: c.norm,
+                    shortcut: c.shortcut,
+                    downsample: c.downsample,
+                    head: c.head,
                     ..CnnSpec::new(c.input, stages, c.classes)
                 })
             }
@@ -1130,10 +1349,27 @@ impl Topology {
                 };
                 format!("{net}, {on}/{total} skips{residual}")
             }
-            Topology::Cnn(c) => match c.norm {
-                Norm::None => format!("{net}, {on}/{total} skips"),
-                n => format!("{net} {}, {on}/{total} skips", n.label()),
-            },
+            Topology::Cnn(c) => {
+                let mut net = net;
+                if c.norm != Norm::None {
+                    net.push_str(&format!(" {}", c.norm.label()));
+                }
+                if c.downsample == Downsample::Stride {
+                    net.push_str(" strided");
+                }
+                if c.head == Head::Average {
+                    net.push_str(" avg-pool head");
+                }
+                let shortcuts = (1..=c.last_layer())
+                    .flat_map(|l| c.residuals_into(l))
+                    .any(|(_, identity)| !identity);
+                let residual = match (c.residual.len(), shortcuts) {
+                    (0, _) => String::new(),
+                    (n, false) => format!(" ({n} residual)"),
+                    (n, true) => format!(" ({n} residual, {} shortcuts)", c.shortcut.name()),
+                };
+                format!("{net}, {on}/{total} skips{residual}")
+            }
         }
     }
 
@@ -1177,7 +1413,8 @@ impl Topology {
 /// terms joined by commas, each a pattern optionally marked residual (`res:`):
 /// `i-j`, `all`, `paper`, `every:k` (edges between layers numbered by multiples of k),
 /// `next:k` (each layer to the k layers after its neighbour), `chain:k` (i to i+k for
-/// i = 0, k, 2k, ...: `res:chain:2` is ResNet's two-layer blocks).
+/// i = 0, k, 2k, ...: `res:chain:2` is ResNet's two-layer blocks on an MLP), `blocks:k` (the
+/// same from the first layer an edge can leave: `res:blocks:2` on a CNN too).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SkipSelection {
     All,
@@ -1197,6 +1434,10 @@ pub enum Pattern {
     Every(usize),
     Next(usize),
     Chain(usize),
+    /// `blocks:k`: i to i+k for i = f, f+k, f+2k, ... from the first layer f an edge can
+    /// leave (an MLP's input, a CNN's first convolution): `res:blocks:2` is ResNet's two-layer
+    /// blocks on either.
+    Blocks(usize),
 }
 
 /// A pattern, and whether its edges are residual.
@@ -1237,6 +1478,7 @@ impl fmt::Display for SkipTerm {
             Pattern::Every(k) => write!(f, "every:{k}"),
             Pattern::Next(k) => write!(f, "next:{k}"),
             Pattern::Chain(k) => write!(f, "chain:{k}"),
+            Pattern::Blocks(k) => write!(f, "blocks:{k}"),
         }
     }
 }
@@ -1283,6 +1525,15 @@ impl std::str::FromStr for SkipSelection {
                         )))
                     }
                     k => Pattern::Chain(k),
+                }
+            } else if let Some(k) = rest.strip_prefix("blocks:") {
+                match count(k)? {
+                    1 => {
+                        return Err(bad(format!(
+                            "`{item}`: a block skips at least one layer (blocks:2 or more)"
+                        )))
+                    }
+                    k => Pattern::Blocks(k),
                 }
             } else {
                 let (a, b) = rest.split_once(['-', '>']).ok_or_else(|| {

@@ -8,7 +8,8 @@ use rand::{Rng, SeedableRng};
 use skiplab::net::ops::{conv3x3, im2col_index, maxpool2, Images};
 use skiplab::net::{Network, NormMode, Param};
 use skiplab::topology::{
-    Activation, CnnSpec, ImageShape, InitScheme, MlpSpec, Norm, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, Downsample, Head, ImageShape, InitScheme, MlpSpec, Norm, Shortcut,
+    SkipEdge, SkipSelection, Topology,
 };
 
 type Dev = Cpu;
@@ -137,6 +138,100 @@ fn batch_and_layer_norm_match_finite_differences() {
     let mut topo = Topology::Cnn(cnn);
     topo.apply_skips(&SkipSelection::Paper).unwrap();
     check_network(topo, 3, 40);
+}
+
+/// Residual edges on CNNs: identity, and across a stage both shortcuts (projection, pad),
+/// with pooled and strided downsampling, both heads, with and without batch norm, beside a
+/// concatenating edge, on an odd size (7x5 -> 4x3).
+#[test]
+fn residual_cnns_match_finite_differences() {
+    for downsample in [Downsample::Pool, Downsample::Stride] {
+        for shortcut in [Shortcut::Projection, Shortcut::Pad] {
+            for norm in [Norm::None, Norm::Batch] {
+                let mut cnn =
+                    CnnSpec::new(ImageShape::new(2, 7, 5), vec![vec![3, 3, 3], vec![4, 4]], 3);
+                cnn.downsample = downsample;
+                cnn.shortcut = shortcut;
+                cnn.norm = norm;
+                cnn.head = match norm {
+                    Norm::None => Head::Flatten,
+                    _ => Head::Average,
+                };
+                let mut topo = Topology::Cnn(cnn);
+                topo.apply_skips(&"res:blocks:2,2-5".parse().unwrap())
+                    .unwrap_or_else(|e| panic!("{downsample:?} {shortcut:?}: {e}"));
+                let Topology::Cnn(c) = &topo else {
+                    unreachable!()
+                };
+                // 1-3 is an identity; 3-5 crosses the stage through the shortcut.
+                let residual: Vec<String> = c.residual.iter().map(|e| e.to_string()).collect();
+                assert_eq!(residual, ["1-3", "3-5"]);
+                check_network(topo, 3, 30);
+            }
+        }
+    }
+}
+
+/// A tiny ResNet against PyTorch's (`bench/resnet_fixture.py`): a strided convolution,
+/// identity, projection (1x1, stride 2, batch norm) and option-A shortcuts, post-activation
+/// blocks and the global-average-pool head give PyTorch's logits, loss and gradients in
+/// training mode and its logits in evaluation mode.
+#[test]
+fn residual_cnn_equals_pytorchs_resnet() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/resnet_pytorch.json")).unwrap();
+    let (c_in, h, w, classes, batch) = (2, 5, 5, 3, 4);
+    for (key, shortcut) in [("projection", Shortcut::Projection), ("pad", Shortcut::Pad)] {
+        let case = &fixture[key];
+        let mut cnn = CnnSpec::new(
+            ImageShape::new(c_in, h, w),
+            vec![vec![4, 4, 4], vec![6, 6]],
+            classes,
+        );
+        cnn.norm = Norm::Batch;
+        cnn.downsample = Downsample::Stride;
+        cnn.head = Head::Average;
+        cnn.shortcut = shortcut;
+        let mut topo = Topology::Cnn(cnn);
+        topo.apply_skips(&"res:blocks:2".parse().unwrap()).unwrap();
+        let dev = Dev::seed_from_u64(0);
+        let mut net = Network::<f64, Dev>::new(topo, &dev, 1).unwrap();
+        let params = case["params"].as_object().unwrap();
+        let ours: Vec<&String> = net.params().keys().collect();
+        assert_eq!(ours.len(), params.len(), "{key}: {ours:?}");
+        for (name, values) in params {
+            let param = net.params_mut().get_mut(name);
+            let param = param.unwrap_or_else(|| panic!("{key}: no parameter {name}"));
+            param.copy_from(&floats(values));
+        }
+        let x = dev.tensor_from_vec(floats(&case["x"]), (batch, h * w * c_in));
+        let mut y = vec![0.0; batch * classes];
+        for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
+            y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
+        }
+        let logits = net.forward::<OwnedTape<f64, Dev>>(x);
+        near(
+            &format!("{key} train logits"),
+            &logits.as_vec(),
+            &floats(&case["train_logits"]),
+        );
+        let loss = cross_entropy_with_logits_loss(logits, dev.tensor_from_vec(y, (batch, classes)));
+        assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
+        let grads = loss.backward();
+        for (name, expected) in case["grads"].as_object().unwrap() {
+            let analytic = match &net.params()[name] {
+                Param::Vector(t) => grads.get(t).as_vec(),
+                Param::Matrix(t) => grads.get(t).as_vec(),
+            };
+            near(&format!("{key} grad {name}"), &analytic, &floats(expected));
+        }
+        let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, h * w * c_in));
+        near(
+            &format!("{key} eval logits"),
+            &net.forward::<NoneTape>(x2).as_vec(),
+            &floats(&case["eval_logits"]),
+        );
+    }
 }
 
 /// The numbers `bench/norm_fixture.py` had PyTorch compute.

@@ -21,8 +21,8 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::topology::{
-    Activation, ChannelGroup, CnnLayerKind, CnnSpec, InitScheme, MlpSpec, Norm, Topology,
-    TopologyError,
+    Activation, ChannelGroup, CnnLayer, CnnLayerKind, CnnSpec, Downsample, Head, InitScheme,
+    MlpSpec, Norm, Shortcut, Topology, TopologyError,
 };
 use ops::{DenseInput, HostMirror, Images};
 
@@ -148,6 +148,17 @@ pub fn cnn_weight_name(layer: &str, group: &ChannelGroup) -> String {
     format!("{layer}.w[{}]", group.key())
 }
 
+/// Name of the 1x1 projection that carries channel group `group` of layer `from` along a
+/// residual edge into conv `to` ([`crate::topology::Shortcut::Projection`]); its batch norm,
+/// where the network has one, is named after the edge alone (`conv9.r7.gamma`).
+pub fn cnn_projection_name(from: usize, to: usize, group: &ChannelGroup) -> String {
+    format!("{}[{}]", cnn_projection_layer(from, to), group.key())
+}
+
+fn cnn_projection_layer(from: usize, to: usize) -> String {
+    format!("conv{to}.r{from}")
+}
+
 fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
     let mut specs = Vec::new();
     let out = mlp.output_layer();
@@ -217,12 +228,28 @@ fn running_stats<E: Dtype>(topology: &Topology) -> BTreeMap<String, Vec<E>> {
             for layer in c.layers() {
                 if let CnnLayerKind::Conv { filters } = layer.kind {
                     add(format!("conv{}", layer.number), filters);
+                    for from in cnn_projections_into(c, layer.number) {
+                        add(cnn_projection_layer(from, layer.number), filters);
+                    }
                 }
             }
         }
         _ => {}
     }
     stats
+}
+
+/// The sources of the residual edges into conv `to` that go through a learned projection.
+fn cnn_projections_into(cnn: &CnnSpec, to: usize) -> Vec<usize> {
+    match cnn.shortcut {
+        Shortcut::Pad => Vec::new(),
+        Shortcut::Projection => cnn
+            .residuals_into(to)
+            .into_iter()
+            .filter(|(_, identity)| !identity)
+            .map(|(from, _)| from)
+            .collect(),
+    }
 }
 
 fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
@@ -240,6 +267,21 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
                 init: he(fan_in),
             });
         }
+        for from in cnn_projections_into(cnn, layer.number) {
+            for group in cnn.groups(from) {
+                specs.push(ParamSpec {
+                    name: cnn_projection_name(from, layer.number, &group),
+                    dims: vec![group.channels, filters],
+                    init: he(cnn.channels(from)),
+                });
+            }
+            if cnn.norm == Norm::Batch {
+                specs.extend(norm_specs(
+                    &cnn_projection_layer(from, layer.number),
+                    filters,
+                ));
+            }
+        }
         if cnn.norm == Norm::Batch {
             specs.extend(norm_specs(&name, filters));
             continue;
@@ -255,7 +297,10 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
         .last()
         .copied()
         .expect("validated CNN has layers");
-    let pixels = last.height * last.width;
+    let pixels = match cnn.head {
+        Head::Flatten => last.height * last.width,
+        Head::Average => 1,
+    };
     let fan_in = cnn.classifier_inputs();
     for group in cnn.groups(last.number) {
         specs.push(ParamSpec {
@@ -286,6 +331,8 @@ pub struct Network<E: Dtype, D: Device<E>> {
     dev: D,
     /// im2col gather indices by (batch, height, width): built once, reused every step.
     conv_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
+    /// Stride-2 subsampling gather indices by (batch, height, width), likewise.
+    subsample_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
     /// Host copies of parameters, by name, on devices that keep them
     /// ([`ops::NetDevice::host_mirrors`]): each equals its parameter. Made on first use;
     /// dropped by anything that may change a parameter other than the optimiser, which
@@ -460,6 +507,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             params,
             dev: dev.clone(),
             conv_index: RefCell::new(HashMap::new()),
+            subsample_index: RefCell::new(HashMap::new()),
             host_mirrors: RefCell::new(HashMap::new()),
             mode: std::cell::Cell::new(None),
         })
@@ -758,6 +806,96 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             .clone()
     }
 
+    fn subsample_for(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Tensor<(usize, usize), usize, D> {
+        self.subsample_index
+            .borrow_mut()
+            .entry((batch, height, width))
+            .or_insert_with(|| ops::subsample_index(&self.dev, batch, height, width))
+            .clone()
+    }
+
+    /// Halves an image batch the way the network's main path does between stages: a 2x2
+    /// max-pool, or every other pixel (beside a strided convolution).
+    fn downsample<T: Tape<E, D>>(&self, cnn: &CnnSpec, x: Images<E, D, T>) -> Images<E, D, T> {
+        match cnn.downsample {
+            Downsample::Pool => ops::maxpool2(x),
+            Downsample::Stride => {
+                let (b, h, w, _) = *x.shape();
+                ops::subsample2(x, &self.subsample_for(b, h, w))
+            }
+        }
+    }
+
+    /// What a residual edge from layer `from` (its channel groups, `sources`) adds to conv
+    /// `to`'s rows (`[batch * pixels, filters]`): the source downsampled to `to`'s size, then
+    /// as it is (identity), through a 1x1 projection (normalised where the network is), or
+    /// placed in the first channels with zeros after them (pad).
+    fn shortcut<T>(
+        &self,
+        cnn: &CnnSpec,
+        (from, identity): (usize, bool),
+        to: &CnnLayer,
+        sources: &[Images<E, D, T>],
+    ) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        let filters = cnn.filters(to.number).unwrap_or(0);
+        let rows: Vec<Tensor<(usize, usize), E, D, T>> = sources
+            .iter()
+            .map(|source| {
+                let mut t = source.with_empty_tape();
+                while t.shape().1 > to.height {
+                    t = self.downsample(cnn, t);
+                }
+                let (b, h, w, c) = *t.shape();
+                t.reshape_like(&(b * h * w, c))
+            })
+            .collect();
+        if identity && rows.len() == 1 {
+            return rows.into_iter().next().expect("one group");
+        }
+        if !identity && cnn.shortcut == Shortcut::Projection {
+            let inputs = cnn
+                .groups(from)
+                .iter()
+                .zip(rows)
+                .map(|(group, x)| {
+                    let name = cnn_projection_name(from, to.number, group);
+                    DenseInput::new(x, self.matrix::<T>(&name))
+                        .with_host_weight(self.host_weight(&name))
+                })
+                .collect();
+            let z = D::dense(inputs, None, false);
+            return match cnn.norm {
+                Norm::None => z,
+                norm => self.normalise(z, &cnn_projection_layer(from, to.number), norm, false),
+            };
+        }
+        // Identity over several groups, or option A: each group lands in its own channels.
+        let mut offset = 0;
+        let mut sum: Option<Tensor<(usize, usize), E, D, T>> = None;
+        for x in rows {
+            let channels = x.shape().1;
+            let mut place = vec![E::default(); channels * filters];
+            for c in 0..channels {
+                place[c * filters + offset + c] = E::ONE;
+            }
+            offset += channels;
+            let placed = x.matmul(self.dev.tensor_from_vec(place, (channels, filters)));
+            sum = Some(match sum {
+                None => placed,
+                Some(s) => s + placed,
+            });
+        }
+        sum.expect("a residual source has channels")
+    }
+
     fn forward_cnn<T>(
         &self,
         cnn: &CnnSpec,
@@ -792,7 +930,8 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 }
                 CnnLayerKind::Conv { filters } => {
                     let name = format!("conv{}", layer.number);
-                    let index = self.index_for(batch, layer.height, layer.width);
+                    let (height, width) = cnn.input_size(layer.number);
+                    let index = self.index_for(batch, height, width);
                     let groups = cnn.groups(previous);
                     let w = |group| self.matrix::<T>(&cnn_weight_name(&name, group));
                     let host = |group| self.host_weight(&cnn_weight_name(&name, group));
@@ -805,21 +944,46 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         let input = DenseInput::conv3x3(tensor, w(group), &index);
                         inputs.push(input.with_host_weight(host(group)));
                     }
-                    let shape = (batch, layer.height, layer.width, filters);
-                    let rows = match cnn.norm {
-                        Norm::None => {
-                            let bias = self.vector::<T>(&format!("{name}.b"));
-                            D::dense(inputs, Some(bias), true)
-                        }
-                        norm => self.normalise(D::dense(inputs, None, false), &name, norm, true),
+                    let residuals = cnn.residuals_into(layer.number);
+                    let bias = || self.vector::<T>(&format!("{name}.b"));
+                    // ReLU stays fused into the layer's kernel where nothing comes between.
+                    let fused = cnn.norm == Norm::None && residuals.is_empty() && layer.stride == 1;
+                    let mut rows = match cnn.norm {
+                        Norm::None => D::dense(inputs, Some(bias()), fused),
+                        _ => D::dense(inputs, None, false),
                     };
-                    let own = rows.reshape_like(&shape);
+                    if layer.stride == 2 {
+                        // Stride 2 keeps every other pixel of the stride-1 convolution
+                        // (equal to PyTorch's stride=2, padding=1; it computes 4x the pixels).
+                        let images = rows.reshape_like(&(batch, height, width, filters));
+                        let kept =
+                            ops::subsample2(images, &self.subsample_for(batch, height, width));
+                        rows = kept.reshape_like(&(batch * layer.height * layer.width, filters));
+                    }
+                    let relu_now = residuals.is_empty();
+                    rows = match cnn.norm {
+                        Norm::None if fused || !relu_now => rows,
+                        Norm::None => rows.relu(),
+                        norm => self.normalise(rows, &name, norm, relu_now),
+                    };
+                    if !relu_now {
+                        // Post-activation (ResNet v1): relu(bn(conv(x)) + shortcut).
+                        for residual in residuals {
+                            rows = rows + self.shortcut(cnn, residual, &layer, &kept[&residual.0]);
+                        }
+                        rows = rows.relu();
+                    }
+                    let own = rows.reshape_like(&(batch, layer.height, layer.width, filters));
                     let mut out = vec![own];
-                    for edge in cnn.skips.iter().filter(|e| e.to == layer.number) {
+                    let concatenating = cnn
+                        .skips
+                        .iter()
+                        .filter(|e| e.to == layer.number && !cnn.residual.contains(e));
+                    for edge in concatenating {
                         for source in &kept[&edge.from] {
                             let mut t = source.with_empty_tape();
                             while t.shape().1 > layer.height {
-                                t = ops::maxpool2(t);
+                                t = self.downsample(cnn, t);
                             }
                             out.push(t);
                         }
@@ -838,10 +1002,17 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             .iter()
             .zip(prev)
             .map(|(group, tensor)| {
-                let flat_len = last.height * last.width * group.channels;
-                let flat = tensor.reshape_like(&(batch, flat_len));
+                let features = match cnn.head {
+                    Head::Flatten => {
+                        let flat_len = last.height * last.width * group.channels;
+                        tensor.reshape_like(&(batch, flat_len))
+                    }
+                    Head::Average => tensor
+                        .reshape_like(&(batch, last.height * last.width, group.channels))
+                        .mean::<(usize, usize), Axis<1>>(),
+                };
                 let name = cnn_weight_name("out", group);
-                DenseInput::new(flat, self.matrix::<T>(&name))
+                DenseInput::new(features, self.matrix::<T>(&name))
                     .with_host_weight(self.host_weight(&name))
             })
             .collect();
@@ -900,9 +1071,12 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 sum / n as f64
             }
         };
+        // Identities (and option A's padding) have no weights.
         let identity = |edge: &crate::topology::SkipEdge| match &self.topology {
             Topology::Mlp(m) => m.residual.contains(edge) && m.width(edge.from) == m.width(edge.to),
-            Topology::Cnn(_) => false,
+            Topology::Cnn(c) => {
+                c.residual.contains(edge) && !cnn_projections_into(c, edge.to).contains(&edge.from)
+            }
         };
         self.topology
             .skips()
@@ -914,6 +1088,11 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         vec![mlp_residual_name(edge.from, edge.to)]
                     }
                     Topology::Mlp(_) => vec![mlp_weight_name(edge.from, edge.to)],
+                    Topology::Cnn(c) if c.residual.contains(&edge) => {
+                        let prefix = format!("{}[", cnn_projection_layer(edge.from, edge.to));
+                        let names = self.params.keys().filter(|n| n.starts_with(&prefix));
+                        names.cloned().collect()
+                    }
                     // The blocks that read what this edge concatenated: groups whose path
                     // ends with the hop `from>to` (longer paths belong to later edges).
                     Topology::Cnn(_) => {

@@ -61,6 +61,46 @@ pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
     dev.tensor_from_vec(all, (batch, per))
 }
 
+/// For every pixel of a stride-2 subsampling (rows and columns 0, 2, 4, ..., row-major) of an
+/// `height x width` image, the flattened row it reads, repeated for every sample: `[batch,
+/// ceil(h/2) * ceil(w/2)]`.
+pub fn subsample_index<D: dfdx::tensor::TensorFromVec<usize>>(
+    dev: &D,
+    batch: usize,
+    height: usize,
+    width: usize,
+) -> Tensor<(usize, usize), usize, D> {
+    let rows: Vec<usize> = (0..height)
+        .step_by(2)
+        .flat_map(|y| (0..width).step_by(2).map(move |x| y * width + x))
+        .collect();
+    let per = rows.len();
+    let mut all = Vec::with_capacity(batch * per);
+    for _ in 0..batch {
+        all.extend_from_slice(&rows);
+    }
+    dev.tensor_from_vec(all, (batch, per))
+}
+
+/// Every other pixel of every other row, `[b, h, w, c]` -> `[b, ceil(h/2), ceil(w/2), c]`:
+/// what a stride-2 convolution keeps of the same convolution at stride 1, and option A's
+/// shortcut. A gather (whose backward adds), not a slice. `index` comes from
+/// [`subsample_index`] for the same batch and size.
+pub fn subsample2<E, D, T>(
+    x: Images<E, D, T>,
+    index: &Tensor<(usize, usize), usize, D>,
+) -> Images<E, D, T>
+where
+    E: Dtype,
+    D: Device<E>,
+    T: Tape<E, D>,
+{
+    let (b, h, w, c) = *x.shape();
+    let picked: Tensor<(usize, usize, usize), E, D, T> =
+        x.reshape_like(&(b, h * w, c)).gather(index.clone());
+    picked.reshape_like(&(b, h.div_ceil(2), w.div_ceil(2), c))
+}
+
 /// Device-specific pieces of the network ops: the CPU has custom kernels, other devices
 /// use the composed dfdx ops.
 pub trait NetDevice<E: Dtype>: Device<E> {
