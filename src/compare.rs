@@ -8,7 +8,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::experiment::{Experiment, Model};
 use crate::hyperparams::Schedule;
-use crate::topology::{EdgeKind, SkipEdge, Topology};
+use crate::topology::{Downsample, EdgeKind, Head, Shortcut, SkipEdge, Topology};
 use crate::train::{EpochMetrics, FlowPoint, StepMetrics};
 
 /// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
@@ -31,6 +31,15 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
                 (SEED, format!("seed {}", experiment.seed)),
             ]
         }
+    };
+    let layout = match &experiment.model {
+        Model::Cnn {
+            shortcut,
+            downsample,
+            head,
+            ..
+        } => cnn_layout(*shortcut, *downsample, *head),
+        Model::Mlp { .. } => String::new(),
     };
     let (activation, init, norm) = match &experiment.model {
         Model::Mlp {
@@ -77,6 +86,7 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
         ("activation", activation),
         ("init", init),
         ("norm", norm),
+        ("layout", layout),
         ("data", experiment.dataset.to_string()),
         (
             "val",
@@ -89,6 +99,22 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
         ("epochs", epochs),
         (SEED, format!("seed {}", experiment.seed)),
     ]
+}
+
+/// A CNN's choices beside its widths, where they are not the paper's: `strided`, `avg-pool
+/// head`, `pad shortcuts`, joined by commas (empty for the paper's layout).
+pub fn cnn_layout(shortcut: Shortcut, downsample: Downsample, head: Head) -> String {
+    let mut parts = Vec::new();
+    if downsample == Downsample::Stride {
+        parts.push("strided".to_string());
+    }
+    if head == Head::Average {
+        parts.push("avg-pool head".to_string());
+    }
+    if shortcut != Shortcut::default() {
+        parts.push(format!("{} shortcuts", shortcut.name()));
+    }
+    parts.join(", ")
 }
 
 /// One aspect in which two runs' configurations differ: its name and each run's value
@@ -829,6 +855,39 @@ mod tests {
                 *norm = crate::topology::Norm::Batch;
             }
         });
+        for (name, cnn) in [
+            ("shortcut", Shortcut::Pad),
+            ("downsample", Shortcut::Projection),
+            ("head", Shortcut::Projection),
+        ] {
+            let mut a = base.clone();
+            a.model = Model::Cnn {
+                stages: vec![vec![4, 4], vec![8, 8]],
+                skips: crate::experiment::Skips("res:blocks:2".parse().unwrap()),
+                norm: Default::default(),
+                shortcut: Shortcut::Projection,
+                downsample: Default::default(),
+                head: Default::default(),
+            };
+            let mut b = a.clone();
+            if let Model::Cnn {
+                shortcut,
+                downsample,
+                head,
+                ..
+            } = &mut b.model
+            {
+                *shortcut = cnn;
+                match name {
+                    "downsample" => *downsample = Downsample::Stride,
+                    "head" => *head = Head::Average,
+                    _ => {}
+                }
+            }
+            let (fa, fb) = (facets(&a, &[]), facets(&b, &[]));
+            assert_ne!(group_key(&fa), group_key(&fb), "{name} must set runs apart");
+            assert!(!describe(&[fa, fb]).each[1].is_empty(), "{name}");
+        }
         change("init", &|e| {
             if let Model::Mlp { init, .. } = &mut e.model {
                 *init = crate::topology::InitScheme::Xavier;

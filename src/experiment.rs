@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::DatasetName;
 use crate::hyperparams::OptimizerConfig;
 use crate::topology::{
-    Activation, CnnSpec, InitScheme, MlpSpec, Norm, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, Downsample, Head, InitScheme, MlpSpec, Norm, Shortcut, SkipEdge,
+    SkipSelection, Topology,
 };
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -78,13 +79,24 @@ pub enum Model {
         #[serde(default, skip_serializing_if = "is_default")]
         norm: Norm,
     },
-    /// Stages of convolution widths, each followed by a 2x2 max-pool.
+    /// Stages of convolution widths, each followed by a 2x2 max-pool (or, with `downsample:
+    /// stride`, each after the first starting with a stride-2 convolution). Skips may be
+    /// residual (`res:...`).
     Cnn {
         stages: Vec<Vec<usize>>,
         skips: Skips,
         /// Batch normalisation of every convolution (none unless said).
         #[serde(default, skip_serializing_if = "is_default")]
         norm: Norm,
+        /// How a residual edge reaches a later stage (projection unless said).
+        #[serde(default, skip_serializing_if = "is_default")]
+        shortcut: Shortcut,
+        /// Pools between stages (unless said) or strided convolutions.
+        #[serde(default, skip_serializing_if = "is_default")]
+        downsample: Downsample,
+        /// The classifier reads every pixel (unless said) or each channel's average.
+        #[serde(default, skip_serializing_if = "is_default")]
+        head: Head,
     },
 }
 
@@ -410,9 +422,15 @@ impl Experiment {
                 stages,
                 skips,
                 norm,
+                shortcut,
+                downsample,
+                head,
             } => (
                 Topology::Cnn(CnnSpec {
                     norm: *norm,
+                    shortcut: *shortcut,
+                    downsample: *downsample,
+                    head: *head,
                     ..CnnSpec::new(shape, stages.clone(), classes)
                 }),
                 skips,
@@ -446,6 +464,7 @@ impl Experiment {
                 stages,
                 skips,
                 norm,
+                ..
             } => {
                 let norm = if *norm == Norm::Batch { "-bn" } else { "" };
                 let convs = stages.iter().map(Vec::len).sum::<usize>();
@@ -511,6 +530,9 @@ impl Experiment {
                 stages: c.stages.clone(),
                 skips,
                 norm: c.norm,
+                shortcut: c.shortcut,
+                downsample: c.downsample,
+                head: c.head,
             },
         };
         let (optimizer, weight_decay) = match config.optimizer {

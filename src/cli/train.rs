@@ -13,7 +13,7 @@ use skiplab::compare::{SeedSummary, Spread};
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Optimizer, Resolved, Skips};
 use skiplab::session::RunRequest;
-use skiplab::topology::{Activation, InitScheme, Norm};
+use skiplab::topology::{Activation, Downsample, Head, InitScheme, Norm, Shortcut};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -49,7 +49,7 @@ pub enum OptimizerKind {
 pub struct TrainArgs {
     /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
     /// --batch, --device and --data-dir still apply.
-    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "norm", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "norm", "shortcut", "downsample", "head", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
     preset: Option<PathBuf>,
     /// Network family.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
@@ -59,9 +59,10 @@ pub struct TrainArgs {
     #[arg(long)]
     widths: Option<String>,
     /// Skip edges: `all`, `none`, `paper` (all for an MLP, 1-4,2-5,4-7,5-8 for the CNN),
-    /// pairs like `0-2,1-3`, or patterns: `every:k`, `next:k`, `chain:k`; `res:` before any
-    /// term makes its edges residual (MLP), e.g. `res:chain:2`. MLP layer 0 is the input;
-    /// CNN layers count convs and pools from 1.
+    /// pairs like `0-2,1-3`, or patterns: `every:k`, `next:k`, `chain:k`, `blocks:k`; `res:`
+    /// before any term makes its edges residual, e.g. `res:chain:2` (an MLP's two-layer
+    /// blocks), `res:blocks:2` (a CNN's). MLP layer 0 is the input; CNN layers count convs and
+    /// pools from 1.
     #[arg(long, default_value = "none")]
     skips: String,
     /// The MLP's activation after every hidden layer.
@@ -75,6 +76,17 @@ pub struct TrainArgs {
     /// (batch statistics while training, running estimates when evaluating) or layer (MLP).
     #[arg(long, default_value = "none")]
     norm: Norm,
+    /// CNN: how a residual edge reaches a later stage: projection (a 1x1 convolution) or pad
+    /// (every other pixel, zero channels after; ResNet's option A).
+    #[arg(long, default_value = "projection")]
+    shortcut: Shortcut,
+    /// CNN: halve the resolution with a max-pool after every stage, or with a stride-2 first
+    /// convolution in every later stage (ResNet's).
+    #[arg(long, default_value = "pool")]
+    downsample: Downsample,
+    /// CNN: the classifier reads every pixel (flatten) or each channel's mean (average).
+    #[arg(long, default_value = "flatten")]
+    head: Head,
     /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
@@ -170,6 +182,12 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
             if stages.len() != 1 {
                 bail!("--widths: an MLP takes one list of widths like `128,256`, without `/`");
             }
+            if args.shortcut != Shortcut::default()
+                || args.downsample != Downsample::default()
+                || args.head != Head::default()
+            {
+                bail!("--shortcut, --downsample and --head are for CNNs (--model cnn)");
+            }
             Model::Mlp {
                 widths: stages.concat(),
                 skips,
@@ -197,6 +215,9 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
                 stages: widths("32,32/64,64/128,128")?,
                 skips,
                 norm: args.norm,
+                shortcut: args.shortcut,
+                downsample: args.downsample,
+                head: args.head,
             }
         }
     };
