@@ -34,6 +34,8 @@ pub enum Action {
     Init,
     /// The MLP's normalisation: none, batch, layer.
     Norm,
+    /// A CNN's shortcut across stages: projection or pad.
+    Shortcut,
     Flow,
     /// The selected run's configuration against another run's.
     Diff,
@@ -92,6 +94,7 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Activation, "activation", &[KeyCode::Char('A')]),
     (Init, "initialisation", &[KeyCode::Char('I')]),
     (Norm, "normalisation", &[KeyCode::Char('N')]),
+    (Shortcut, "shortcut", &[KeyCode::Char('O')]),
     (Flow, "gradient_flow", &[KeyCode::Char('f')]),
     (Diff, "diff_runs", &[KeyCode::Char('D')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
@@ -191,12 +194,12 @@ pub const HELP: &[(&[Action], &str)] = &[
         "x axis / metric / smoothing - + / write CSV",
     ),
     (
-        &[EdgeKind, Patterns],
-        "residual or concatenating edge / skip patterns",
+        &[EdgeKind, Patterns, Shortcut],
+        "residual or concat edge / skip patterns / CNN shortcut",
     ),
     (
         &[Activation, Init, Norm, Flow, Diff],
-        "activation / init / norm (MLP) / flow / diff of 2 runs",
+        "activation / init / norm / gradient flow / diff of 2 runs",
     ),
     (
         &[OpenPreset, SavePreset],

@@ -3,7 +3,7 @@
 //! MLP and CNN swapped, and the paper's reinforced vanilla network.
 
 use crate::topology::{
-    Activation, CnnSpec, EdgeKind, InitScheme, Norm, SkipEdge, SkipSelection, Topology,
+    Activation, CnnSpec, EdgeKind, InitScheme, Norm, Shortcut, SkipEdge, SkipSelection, Topology,
 };
 use crate::tui::context::{Context, Focus};
 
@@ -59,26 +59,36 @@ impl TopologyView {
             cx.say(e.to_string());
             return;
         }
-        cx.say(match (kind, &self.topology) {
-            (EdgeKind::Concat, _) => format!("skip {edge} concatenates (its block starts at zero)"),
-            (EdgeKind::Residual, Topology::Mlp(m)) if m.width(edge.from) == m.width(edge.to) => {
+        cx.say(match (kind, self.topology.residual_join(edge), &self.topology) {
+            (EdgeKind::Concat, ..) => {
+                format!("skip {edge} concatenates (its block starts at zero)")
+            }
+            (_, Some("identity"), _) => {
                 format!("skip {edge} is residual: identity (no weights; switching it on changes the function)")
             }
-            (EdgeKind::Residual, _) => {
+            (_, Some("pad"), _) => {
+                format!("skip {edge} is residual: every other pixel, zero channels after (option A)")
+            }
+            (_, _, Topology::Cnn(_)) => {
+                format!("skip {edge} is residual through a 1x1 projection")
+            }
+            (_, _, Topology::Mlp(_)) => {
                 format!("skip {edge} is residual through a projection (starts at zero)")
             }
         });
     }
 
-    /// `P`: the MLP's skips through a few patterns that stay readable at 50 layers.
+    /// `P`: the skips through a few patterns that stay readable at 50 layers (a CNN's:
+    /// ResNet's blocks, the paper's edges).
     pub(super) fn next_pattern(&mut self, cx: &mut Context) {
-        const PATTERNS: [&str; 5] = ["none", "res:chain:2", "next:1", "every:2", "all"];
-        if matches!(self.topology, Topology::Cnn(_)) {
-            cx.say("patterns are for MLPs (a/n: all/none)");
-            return;
-        }
-        self.pattern = (self.pattern + 1) % PATTERNS.len();
-        let pattern = PATTERNS[self.pattern];
+        const MLP: [&str; 5] = ["none", "res:chain:2", "next:1", "every:2", "all"];
+        const CNN: [&str; 4] = ["none", "res:blocks:2", "paper", "blocks:2"];
+        let patterns: &[&str] = match self.topology {
+            Topology::Mlp(_) => &MLP,
+            Topology::Cnn(_) => &CNN,
+        };
+        self.pattern = (self.pattern + 1) % patterns.len();
+        let pattern = patterns[self.pattern];
         match self
             .topology
             .apply_skips(&pattern.parse().expect("valid patterns"))
@@ -132,6 +142,29 @@ impl TopologyView {
                 n.label()
             ),
         });
+    }
+
+    /// `O`: how a CNN's residual edges reach a later stage, projection ↔ pad (option A).
+    pub(super) fn next_shortcut(&mut self, cx: &mut Context) {
+        let Topology::Cnn(c) = &self.topology else {
+            cx.say("an MLP's residual edges project where widths differ");
+            return;
+        };
+        let mut next = c.clone();
+        next.shortcut = next_of(Shortcut::ALL, c.shortcut);
+        match next.validate_edges() {
+            Ok(()) => {
+                cx.say(match next.shortcut {
+                    Shortcut::Projection => "shortcuts across stages: 1x1 projection".to_string(),
+                    Shortcut::Pad => {
+                        "shortcuts across stages: every other pixel, zero channels after (option A)"
+                            .to_string()
+                    }
+                });
+                self.topology = Topology::Cnn(next);
+            }
+            Err(e) => cx.say(e.to_string()),
+        }
     }
 
     pub(super) fn select_all(&mut self, cx: &mut Context, selection: SkipSelection) {

@@ -142,6 +142,7 @@ impl View for TopologyView {
             Action::Activation => self.next_activation(cx),
             Action::Init => self.next_init(cx),
             Action::Norm => self.next_norm(cx),
+            Action::Shortcut => self.next_shortcut(cx),
             Action::AllOn => self.select_all(cx, SkipSelection::All),
             Action::AllOff => self.select_all(cx, SkipSelection::None),
             Action::Widen => self.resize_layer(cx, true),
@@ -250,12 +251,10 @@ impl TopologyView {
                     let kind = match t.edge_kind(e) {
                         None => "off".to_string(),
                         Some(crate::topology::EdgeKind::Concat) => "ON".to_string(),
-                        Some(crate::topology::EdgeKind::Residual) => match t {
-                            Topology::Mlp(m) if m.width(e.from) == m.width(e.to) => {
-                                "ON, residual (identity)".to_string()
-                            }
-                            _ => "ON, residual (projection)".to_string(),
-                        },
+                        Some(crate::topology::EdgeKind::Residual) => format!(
+                            "ON, residual ({})",
+                            t.residual_join(e).unwrap_or("projection")
+                        ),
                     };
                     let mut s = format!("edge {e} is {kind}");
                     if let Some((_, w)) = cx
