@@ -1,6 +1,7 @@
 //! The paper's Tables 1-5: which experiments stand behind each, how results are summarised
 //! over seeds and a small L2 grid, and the published numbers to print beside ours.
 
+pub mod depth;
 pub mod gradient;
 
 use std::fmt::Write as _;
@@ -238,6 +239,9 @@ impl Config {
                         stages,
                         skips: skips(selection),
                         norm: Default::default(),
+                        shortcut: Default::default(),
+                        downsample: Default::default(),
+                        head: Default::default(),
                     },
                     32,
                     None,

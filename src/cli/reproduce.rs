@@ -14,6 +14,7 @@ use crate::outln;
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
 use skiplab::experiment::Experiment;
+use skiplab::reproduce::depth::{self, DepthConfig, DepthOutcome, Family};
 use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
 use skiplab::runs::{self, Summary};
@@ -24,13 +25,19 @@ use skiplab::train::{EpochMetrics, FlowPoint, RunStatus};
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {
     /// Which tables: table1..table5, comma-separated, or all; or `gradient`, the deep-MLP
-    /// study of skips as a gradient shortcut (--depths, --width; the built-in data unless
-    /// --dataset).
+    /// study of skips as a gradient shortcut (--depths, --width); or `depth`, plain against
+    /// residual as networks deepen (--depths, --families). The studies use the built-in data
+    /// unless --dataset.
     #[arg(default_value = "all")]
     tables: String,
-    /// `gradient`: the hidden-layer counts to study.
-    #[arg(long, default_value = "20,50", value_delimiter = ',')]
+    /// `gradient`: the hidden-layer counts to study [default: 20,50]. `depth`: layers with
+    /// weights, 6n + 2 for the CNN [default: 8,20].
+    #[arg(long, value_delimiter = ',')]
     depths: Vec<usize>,
+    /// `depth`: which networks to deepen: cnn (He et al.'s CIFAR ResNet layout, batch norm),
+    /// mlp (batch norm, width 64), or both.
+    #[arg(long, default_value = "cnn,mlp", value_delimiter = ',')]
+    families: Vec<String>,
     /// `gradient`: the width of every hidden layer.
     #[arg(long, default_value_t = 64)]
     width: usize,
@@ -374,11 +381,15 @@ impl Study for DeepReport<'_> {
 }
 
 fn reproduce_gradient(args: &ReproduceArgs) -> Result<ExitCode> {
-    if args.depths.is_empty() || args.depths.contains(&0) || args.width == 0 {
+    if args.depths.contains(&0) || args.width == 0 {
         bail!("--depths takes hidden-layer counts like 20,50 and --width a positive width");
     }
     let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
-    let grid = DeepConfig::grid(&args.depths);
+    let depths = match args.depths.as_slice() {
+        [] => vec![20, 50],
+        given => given.to_vec(),
+    };
+    let grid = DeepConfig::grid(&depths);
     let mut plan = Vec::new();
     for &c in &grid {
         for seed in 1..=args.seeds as u64 {
@@ -409,7 +420,108 @@ fn reproduce_gradient(args: &ReproduceArgs) -> Result<ExitCode> {
     execute(args, "reproduce-gradient", plan, &mut report)
 }
 
+/// The depth study's table.
+struct DepthReport<'a> {
+    args: &'a ReproduceArgs,
+    dataset: DatasetName,
+    outcomes: Vec<DepthOutcome>,
+    text: String,
+}
+
+impl Study for DepthReport<'_> {
+    type Entry = (DepthConfig, u64);
+
+    fn add(
+        &mut self,
+        (config, seed): (DepthConfig, u64),
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let problem = (run.status != RunStatus::Finished).then(|| run.summary.status.to_string());
+        let outcome = DepthOutcome::new(
+            config,
+            seed,
+            run.epochs,
+            run.summary.mean_epoch_seconds,
+            problem,
+        );
+        writeln!(
+            Stdout,
+            "[{done}/{total}] {} seed {seed}: train loss {}, val {}{}{}",
+            config.label(),
+            outcome.train_loss.map_or("-".into(), |v| format!("{v:.3}")),
+            outcome
+                .val_accuracy
+                .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+            outcome
+                .problem
+                .as_deref()
+                .map_or(String::new(), |p| format!(" ({p})")),
+            if run.saved { " (saved earlier)" } else { "" }
+        )?;
+        self.outcomes.push(outcome);
+        self.text = depth::report(&self.outcomes, self.dataset, self.args.epochs);
+        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let mut families = Vec::new();
+    for name in &args.families {
+        families.push(match name.trim() {
+            "cnn" => Family::Cnn,
+            "mlp" => Family::Mlp,
+            other => bail!("--families: `{other}` is not cnn or mlp"),
+        });
+    }
+    let depths = match args.depths.as_slice() {
+        [] => vec![8, 20],
+        given => given.to_vec(),
+    };
+    let grid =
+        DepthConfig::grid(&families, &depths).map_err(|e| anyhow::anyhow!("--depths: {e}"))?;
+    let mut plan = Vec::new();
+    for &c in &grid {
+        for seed in 1..=args.seeds as u64 {
+            let group = format!("depth-{dataset}-e{}-{}", args.epochs, id_part(&c.label()));
+            let id = format!("{group}-s{seed}");
+            plan.push((
+                (c, seed),
+                id,
+                group,
+                c.experiment(dataset, args.epochs, seed),
+            ));
+        }
+    }
+    outln!(
+        "depth study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}",
+        grid.len(),
+        args.seeds,
+        plan.len(),
+        args.epochs,
+    );
+    let mut report = DepthReport {
+        args,
+        dataset,
+        outcomes: Vec::new(),
+        text: String::new(),
+    };
+    execute(args, "reproduce-depth", plan, &mut report)
+}
+
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    if args.tables.trim() == "depth" {
+        if args.epochs == 0 || args.seeds == 0 {
+            bail!("--seeds and --epochs must be at least 1");
+        }
+        return reproduce_depth(&args);
+    }
     if args.tables.trim() == "gradient" {
         if args.epochs == 0 || args.seeds == 0 {
             bail!("--seeds and --epochs must be at least 1");
