@@ -1377,36 +1377,31 @@ impl Topology {
     pub fn shape_text(&self) -> String {
         match self {
             Topology::Mlp(m) => {
-                // Runs of three or more equal widths read `64x20`.
-                let mut widths: Vec<String> = Vec::new();
                 let all: Vec<usize> = (0..m.num_layers()).map(|l| m.width(l)).collect();
-                let mut i = 0;
-                while i < all.len() {
-                    let run = all[i..].iter().take_while(|&&w| w == all[i]).count();
-                    if run >= 3 {
-                        widths.push(format!("{}x{run}", all[i]));
-                    } else {
-                        widths.extend(all[i..i + run].iter().map(|w| w.to_string()));
-                    }
-                    i += run;
-                }
-                format!("mlp {}", widths.join("-"))
+                format!("mlp {}", runs_text(&all, "-"))
             }
             Topology::Cnn(c) => {
-                let stages: Vec<String> = c
-                    .stages
-                    .iter()
-                    .map(|s| {
-                        s.iter()
-                            .map(|w| w.to_string())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .collect();
+                let stages: Vec<String> = c.stages.iter().map(|s| runs_text(s, ",")).collect();
                 format!("cnn {} [{}] -> {}", c.input, stages.join(" | "), c.classes)
             }
         }
     }
+}
+
+/// Widths joined by `sep`, runs of three or more equal ones as `64x20`.
+fn runs_text(all: &[usize], sep: &str) -> String {
+    let mut widths: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        let run = all[i..].iter().take_while(|&&w| w == all[i]).count();
+        if run >= 3 {
+            widths.push(format!("{}x{run}", all[i]));
+        } else {
+            widths.extend(all[i..i + run].iter().map(|w| w.to_string()));
+        }
+        i += run;
+    }
+    widths.join(sep)
 }
 
 /// Which skip edges to enable, as users write it: `all`, `none`, `paper`, `0-2,1-3`, or

@@ -618,6 +618,75 @@ fn a_deep_mlp_scrolls_and_shows_residual_edges() {
     );
 }
 
+/// ResNet-20 in the lab: only the residual arcs are drawn (153 candidates would bury them),
+/// strided stages show their halved size, `e` turns a cross-stage edge residual through the
+/// network's shortcut and `O` switches that shortcut.
+#[test]
+fn a_resnet_draws_its_residual_blocks_and_switches_its_shortcut() {
+    use skiplab::topology::{CnnSpec, Downsample, Head, ImageShape, Norm, Shortcut, Topology};
+    let mut app = lab();
+    let mut cnn = CnnSpec::new(
+        ImageShape::new(1, 28, 28),
+        vec![vec![16; 7], vec![32; 6], vec![64; 6]],
+        10,
+    );
+    cnn.norm = Norm::Batch;
+    cnn.downsample = Downsample::Stride;
+    cnn.head = Head::Average;
+    cnn.shortcut = Shortcut::Pad;
+    app.editor.topology = Topology::Cnn(cnn);
+    app.editor
+        .topology
+        .apply_skips(&"res:blocks:2".parse().unwrap())
+        .unwrap();
+    let screen = render(&mut app, 100, 24);
+    assert!(
+        screen.contains("cnn 1x28x28 [16x7 | 32x6 | 64x6] -> 10 batch norm strided"),
+        "{screen}"
+    );
+    for arc in ["r1-3", "r7-9", "r11-13"] {
+        assert!(screen.contains(arc), "{arc}: {screen}");
+    }
+    assert!(
+        !screen.contains("1-4"),
+        "disabled arcs stay hidden: {screen}"
+    );
+    insta::assert_snapshot!("resnet20_100x24", screen);
+    // 7-9 crosses into the 32-channel stage: option A, then a projection after `O`.
+    let index = app
+        .editor
+        .topology
+        .candidate_edges()
+        .iter()
+        .position(|e| *e == SkipEdge::new(7, 9))
+        .unwrap();
+    app.editor.selection = skiplab::tui::app::Selection::Edge(index);
+    let screen = render(&mut app, 100, 24);
+    assert!(
+        screen.contains("edge 7-9 is ON, residual (pad)"),
+        "{screen}"
+    );
+    key(&mut app, KeyCode::Char('O'));
+    let screen = render(&mut app, 100, 24);
+    assert!(
+        screen.contains("edge 7-9 is ON, residual (projection)"),
+        "{screen}"
+    );
+    // `e` makes it concatenate, and again residual.
+    key(&mut app, KeyCode::Char('e'));
+    assert!(app.cx.message.as_deref().unwrap().contains("concatenates"));
+    key(&mut app, KeyCode::Char('e'));
+    assert!(
+        app.cx
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("1x1 projection"),
+        "{:?}",
+        app.cx.message
+    );
+}
+
 #[test]
 fn gradient_flow_view_shows_a_vanishing_gradient() {
     let mut app = lab();

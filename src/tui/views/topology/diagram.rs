@@ -142,24 +142,27 @@ pub fn plan(
         .zip(attach_points(&boxes, &in_view))
         .collect();
     // Lanes by a fixed order (short arcs low, so they nest under long ones) whenever every
-    // arc fits: an arc then keeps its lane as edges are toggled and selected. Only when room
-    // runs out does the order follow importance: the selected edge, then those that are on.
+    // arc fits: an arc then keeps its lane as edges are toggled and selected. When room runs
+    // out the order follows importance: the selected edge, then those that are on; a network
+    // too deep to fit (it scrolls) draws only those (it has hundreds of candidates, and a
+    // thicket of them would hide the few that are on).
     let span = |i: &usize| attach[i].1 - attach[i].0;
     let mut stable = order.clone();
     stable.sort_by_key(|i| (span(i), *i));
     let mut packed = pack(&stable, &attach, &candidates, max_lanes);
     if packed.2 > 0 {
-        order.sort_by_key(|&i| {
-            let rank = if Some(i) == selected {
-                0
-            } else if enabled.contains(&candidates[i]) {
-                1
-            } else {
-                2
-            };
-            (rank, i)
-        });
+        let in_view = order.len();
+        let rank = |i: usize| match (Some(i) == selected, enabled.contains(&candidates[i])) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        if window.is_some() {
+            order.retain(|&i| rank(i) < 2);
+        }
+        order.sort_by_key(|&i| (rank(i), i));
         packed = pack(&order, &attach, &candidates, max_lanes);
+        packed.2 = in_view - packed.1.len();
     }
     let (lanes, mut arcs, hidden) = packed;
     arcs.sort_by_key(|a| a.index);
