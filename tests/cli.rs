@@ -221,6 +221,40 @@ fn exit_codes_tell_bad_arguments_from_missing_files_and_failed_writes() {
     );
 }
 
+/// `reproduce depth` plans He et al.'s layouts, refuses a depth that is not 6n + 2 for the
+/// CNN, and the CNN-only flags are refused on an MLP.
+#[test]
+fn the_depth_study_plans_resnets_and_names_bad_depths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["reproduce", "depth", "--depths", "10", "--families", "cnn"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--depths") && err.contains("6n + 2"), "{err}");
+    let (code, _, err) = skiplab(&["train", "--shortcut", "pad"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("for CNNs"), "{err}");
+    let sweep = tmp.path().join("depth.ron");
+    let (code, out, err) = skiplab(&[
+        "reproduce",
+        "depth",
+        "--depths",
+        "8,20",
+        "--families",
+        "cnn",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--emit-sweep",
+        sweep.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 configurations x 2 seeds = 8 runs"), "{out}");
+    let text = std::fs::read_to_string(&sweep).unwrap();
+    assert_eq!(text.matches("res:blocks:2").count(), 4, "{text}");
+    assert_eq!(text.matches("downsample: stride").count(), 8, "{text}");
+    assert!(text.contains("depth-builtin-e1-cnn-20-plain-s2"), "{text}");
+}
+
 #[test]
 fn completions_and_man_pages_come_from_the_command_definitions() {
     let tmp = tempfile::tempdir().unwrap();
