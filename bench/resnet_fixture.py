@@ -10,7 +10,12 @@ other pixel padded with zero channels after it ("pad", option A); global average
 linear classifier. In skiplab: stages [[4, 4, 4], [6, 6]], downsample stride, head average,
 norm batch, skips `res:blocks:2` (edges 1-3 and 3-5).
 
-For each shortcut: the parameters, a batch, its logits in training mode, the gradients of the
+"pre" is the same network with full pre-activation blocks (He et al. 2016: batch norm, ReLU,
+conv; the sum passes on unrectified; a final batch norm and ReLU before the pool) and the pad
+shortcut: skiplab's `order: pre`, whose normalisations are named after the layer that reads
+them (`conv3.pre[2]`, `out.pre[5]`).
+
+For each case: the parameters, a batch, its logits in training mode, the gradients of the
 mean cross-entropy, and the logits of a second batch in evaluation mode.
 
     python3 bench/resnet_fixture.py   # torch 2.x
@@ -37,6 +42,66 @@ def bn(c):
         layer.weight.copy_(torch.rand(c) + 0.5)
         layer.bias.copy_(torch.rand(c) - 0.5)
     return layer
+
+
+def pre_case():
+    convs = [conv(C_IN, C1), conv(C1, C1), conv(C1, C1), conv(C1, C2, 2), conv(C2, C2)]
+    bns = [bn(C1), bn(C1), bn(C1), bn(C2), bn(C2)]  # before conv2..conv5, and the head
+    lin = torch.nn.Linear(C2, CLASSES)
+    modules = torch.nn.ModuleList(convs + bns + [lin])
+    act = lambda b, x: F.relu(b(x))
+
+    def forward(x):
+        y1 = convs[0](x)
+        y2 = convs[1](act(bns[0], y1))
+        y3 = convs[2](act(bns[1], y2)) + y1
+        y4 = convs[3](act(bns[2], y3))
+        y5 = convs[4](act(bns[3], y4)) + F.pad(y3[:, :, ::2, ::2], (0, 0, 0, 0, 0, C2 - C1))
+        return lin(act(bns[4], y5).mean(dim=(2, 3)))
+
+    def conv_w(c):
+        return c.permute(2, 3, 1, 0).reshape(-1, c.shape[0])
+
+    readers = ["conv2.pre[1]", "conv3.pre[2]", "conv4.pre[3]", "conv5.pre[4]", "out.pre[5]"]
+
+    def values(get):
+        out = {}
+        for n, c in enumerate(convs, start=1):
+            out[f"conv{n}.w[{n - 1}]"] = conv_w(get(c.weight))
+        for name, b in zip(readers, bns):
+            out[f"{name}.gamma"] = get(b.weight)
+            out[f"{name}.beta"] = get(b.bias)
+        out["out.w[5]"] = get(lin.weight).t()
+        out["out.b"] = get(lin.bias)
+        return {k: v.detach().contiguous().flatten().tolist() for k, v in out.items()}
+
+    return run(modules, forward, values)
+
+
+def run(modules, forward, values):
+    x = torch.randn(BATCH, C_IN, H, W)
+    labels = torch.randint(0, CLASSES, (BATCH,))
+    params = values(lambda t: t)
+    modules.train()
+    logits = forward(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    grads = values(lambda t: t.grad)
+    modules.eval()
+    x2 = torch.randn(BATCH, C_IN, H, W)
+    with torch.no_grad():
+        eval_logits = forward(x2)
+    flat = lambda t: t.permute(0, 2, 3, 1).flatten().tolist()
+    return {
+        "params": params,
+        "x": flat(x),
+        "labels": labels.tolist(),
+        "train_logits": logits.detach().flatten().tolist(),
+        "loss": loss.item(),
+        "grads": grads,
+        "x_eval": flat(x2),
+        "eval_logits": eval_logits.flatten().tolist(),
+    }
 
 
 def case(shortcut):
@@ -88,29 +153,7 @@ def case(shortcut):
             get(lin.bias),
         )
 
-    x = torch.randn(BATCH, C_IN, H, W)
-    labels = torch.randint(0, CLASSES, (BATCH,))
-    params = values(lambda t: t)
-    modules.train()
-    logits = forward(x)
-    loss = F.cross_entropy(logits, labels)
-    loss.backward()
-    grads = values(lambda t: t.grad)
-    modules.eval()
-    x2 = torch.randn(BATCH, C_IN, H, W)
-    with torch.no_grad():
-        eval_logits = forward(x2)
-    flat = lambda t: t.permute(0, 2, 3, 1).flatten().tolist()
-    return {
-        "params": params,
-        "x": flat(x),
-        "labels": labels.tolist(),
-        "train_logits": logits.detach().flatten().tolist(),
-        "loss": loss.item(),
-        "grads": grads,
-        "x_eval": flat(x2),
-        "eval_logits": eval_logits.flatten().tolist(),
-    }
+    return run(modules, forward, values)
 
 
 fixture = {
@@ -118,6 +161,7 @@ fixture = {
     "shape": [C_IN, C1, C2, H, W, CLASSES, BATCH],
     "projection": case("projection"),
     "pad": case("pad"),
+    "pre": pre_case(),
 }
 path = pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/resnet_pytorch.json"
 path.write_text(json.dumps(fixture) + "\n")

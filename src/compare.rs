@@ -8,7 +8,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::experiment::{Experiment, Model};
 use crate::hyperparams::Schedule;
-use crate::topology::{Downsample, EdgeKind, Head, Shortcut, SkipEdge, Topology};
+use crate::topology::{BlockOrder, Downsample, EdgeKind, Head, Shortcut, SkipEdge, Topology};
 use crate::train::{EpochMetrics, FlowPoint, StepMetrics};
 
 /// One aspect of a run, as a short phrase: `skips 1-4,2-5`, `lr 0.05`, `seed 2`.
@@ -37,8 +37,9 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
             shortcut,
             downsample,
             head,
+            order,
             ..
-        } => cnn_layout(*shortcut, *downsample, *head),
+        } => cnn_layout(*shortcut, *downsample, *head, *order),
         Model::Mlp { .. } => String::new(),
     };
     let (activation, init, norm) = match &experiment.model {
@@ -103,8 +104,16 @@ pub fn facets(experiment: &Experiment, resumed_after: &[usize]) -> Vec<Facet> {
 
 /// A CNN's choices beside its widths, where they are not the paper's: `strided`, `avg-pool
 /// head`, `pad shortcuts`, joined by commas (empty for the paper's layout).
-pub fn cnn_layout(shortcut: Shortcut, downsample: Downsample, head: Head) -> String {
+pub fn cnn_layout(
+    shortcut: Shortcut,
+    downsample: Downsample,
+    head: Head,
+    order: BlockOrder,
+) -> String {
     let mut parts = Vec::new();
+    if order == BlockOrder::Pre {
+        parts.push("pre-activation".to_string());
+    }
     if downsample == Downsample::Stride {
         parts.push("strided".to_string());
     }
@@ -859,6 +868,7 @@ mod tests {
             ("shortcut", Shortcut::Pad),
             ("downsample", Shortcut::Projection),
             ("head", Shortcut::Projection),
+            ("order", Shortcut::Projection),
         ] {
             let mut a = base.clone();
             a.model = Model::Cnn {
@@ -868,12 +878,14 @@ mod tests {
                 shortcut: Shortcut::Projection,
                 downsample: Default::default(),
                 head: Default::default(),
+                order: Default::default(),
             };
             let mut b = a.clone();
             if let Model::Cnn {
                 shortcut,
                 downsample,
                 head,
+                order,
                 ..
             } = &mut b.model
             {
@@ -881,6 +893,7 @@ mod tests {
                 match name {
                     "downsample" => *downsample = Downsample::Stride,
                     "head" => *head = Head::Average,
+                    "order" => *order = BlockOrder::Pre,
                     _ => {}
                 }
             }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::DatasetName;
 use crate::hyperparams::OptimizerConfig;
 use crate::topology::{
-    Activation, CnnSpec, Downsample, Head, InitScheme, MlpSpec, Norm, Shortcut, SkipEdge,
-    SkipSelection, Topology,
+    Activation, BlockOrder, CnnSpec, Downsample, Head, InitScheme, MlpSpec, Norm, Shortcut,
+    SkipEdge, SkipSelection, Topology,
 };
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -97,6 +97,9 @@ pub enum Model {
         /// The classifier reads every pixel (unless said) or each channel's average.
         #[serde(default, skip_serializing_if = "is_default")]
         head: Head,
+        /// Post-activation blocks (unless said) or pre-activation ones.
+        #[serde(default, skip_serializing_if = "is_default")]
+        order: BlockOrder,
     },
 }
 
@@ -425,12 +428,14 @@ impl Experiment {
                 shortcut,
                 downsample,
                 head,
+                order,
             } => (
                 Topology::Cnn(CnnSpec {
                     norm: *norm,
                     shortcut: *shortcut,
                     downsample: *downsample,
                     head: *head,
+                    order: *order,
                     ..CnnSpec::new(shape, stages.clone(), classes)
                 }),
                 skips,
@@ -533,6 +538,7 @@ impl Experiment {
                 shortcut: c.shortcut,
                 downsample: c.downsample,
                 head: c.head,
+                order: c.order,
             },
         };
         let (optimizer, weight_decay) = match config.optimizer {

@@ -242,6 +242,7 @@ impl Config {
                         shortcut: Default::default(),
                         downsample: Default::default(),
                         head: Default::default(),
+                        order: Default::default(),
                     },
                     32,
                     None,

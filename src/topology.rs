@@ -241,6 +241,19 @@ pub enum Head {
     Average,
 }
 
+/// Where a CNN's normalisation and ReLU sit around each convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockOrder {
+    /// conv, batch norm, (+ residual), ReLU: ResNet v1 (He et al. 2015).
+    #[default]
+    Post,
+    /// batch norm, ReLU, conv (+ residual): ResNet v2's full pre-activation (He et al. 2016).
+    /// A layer's output is its raw sum; the next layer (or the head) normalises and rectifies
+    /// it, per channel group; the first convolution reads the image as it is.
+    Pre,
+}
+
 macro_rules! named_choice {
     ($ty:ty, $what:literal, [$($variant:ident => $name:literal),+]) => {
         impl $ty {
@@ -268,6 +281,7 @@ macro_rules! named_choice {
 named_choice!(Shortcut, "a shortcut", [Projection => "projection", Pad => "pad"]);
 named_choice!(Downsample, "a way to downsample", [Pool => "pool", Stride => "stride"]);
 named_choice!(Head, "a classifier head", [Flatten => "flatten", Average => "average"]);
+named_choice!(BlockOrder, "a block order", [Post => "post", Pre => "pre"]);
 
 /// How an MLP's weights start (uniform distributions; `fan_in` counts every source).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -380,6 +394,8 @@ pub struct CnnSpec {
     pub downsample: Downsample,
     #[serde(default, skip_serializing_if = "is_default")]
     pub head: Head,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub order: BlockOrder,
 }
 
 /// What a numbered CNN layer is.
@@ -613,6 +629,7 @@ impl CnnSpec {
             shortcut: Shortcut::default(),
             downsample: Downsample::default(),
             head: Head::default(),
+            order: BlockOrder::default(),
         }
     }
 
@@ -926,9 +943,14 @@ impl CnnSpec {
             match layer.kind {
                 CnnLayerKind::Conv { filters } => {
                     let fan_in = self.channels(layer.number - 1).saturating_mul(9);
-                    let per_filter = match self.norm {
-                        Norm::None => 1,
-                        Norm::Batch | Norm::Layer => 2,
+                    // Post-activation: a bias, or batch norm's scale and shift per filter.
+                    // Pre-activation: a bias without normalisation; with it, a scale and a
+                    // shift per input channel (none before the first convolution).
+                    let (per_filter, per_input) = match (self.norm, self.order) {
+                        (Norm::None, _) => (1, 0),
+                        (_, BlockOrder::Post) => (2, 0),
+                        (_, BlockOrder::Pre) if layer.number == 1 => (0, 0),
+                        (_, BlockOrder::Pre) => (0, 2),
                     };
                     let pixels = layer.height * layer.width;
                     // Projection shortcuts are 1x1 convolutions (normalised as the network
@@ -943,8 +965,8 @@ impl CnnSpec {
                                 n.saturating_add(self.channels(*from))
                             }),
                     };
-                    let projection_norm = match (projected, self.norm) {
-                        (0, _) | (_, Norm::None) => 0,
+                    let projection_norm = match (projected, self.norm, self.order) {
+                        (0, ..) | (_, Norm::None, _) | (.., BlockOrder::Pre) => 0,
                         _ => 2 * filters,
                     };
                     let weights = fan_in.saturating_add(projected).saturating_mul(filters);
@@ -955,6 +977,7 @@ impl CnnSpec {
                         // Batch norm's scale and shift take the place of the bias.
                         params: weights
                             .saturating_add(filters.saturating_mul(per_filter))
+                            .saturating_add(fan_in / 9 * per_input)
                             .saturating_add(projection_norm),
                         macs: pixels.saturating_mul(weights),
                     });
@@ -969,13 +992,19 @@ impl CnnSpec {
             }
         }
         let fan_in = self.classifier_inputs();
+        // Pre-activation normalises the last layer's channels before the head.
+        let head_norm = match (self.norm, self.order) {
+            (Norm::None, _) | (_, BlockOrder::Post) => 0,
+            _ => 2 * self.channels(self.last_layer()),
+        };
         rows.push(LayerSummary {
             name: "output".into(),
             shape: self.classes.to_string(),
             fan_in,
             params: fan_in
                 .saturating_mul(self.classes)
-                .saturating_add(self.classes),
+                .saturating_add(self.classes)
+                .saturating_add(head_norm),
             macs: fan_in.saturating_mul(self.classes),
         });
         rows
@@ -1246,6 +1275,7 @@ impl Topology {
                     shortcut: c.shortcut,
                     downsample: c.downsample,
                     head: c.head,
+                    order: c.order,
                     ..CnnSpec::new(c.input, stages, c.classes)
                 })
             }
@@ -1359,6 +1389,9 @@ impl Topology {
                 }
                 if c.head == Head::Average {
                     net.push_str(" avg-pool head");
+                }
+                if c.order == BlockOrder::Pre {
+                    net.push_str(" pre-activation");
                 }
                 let shortcuts = (1..=c.last_layer())
                     .flat_map(|l| c.residuals_into(l))

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use skiplab::net::ops::{conv3x3, im2col_index, maxpool2, Images};
 use skiplab::net::{Network, NormMode, Param};
 use skiplab::topology::{
-    Activation, CnnSpec, Downsample, Head, ImageShape, InitScheme, MlpSpec, Norm, Shortcut,
-    SkipEdge, SkipSelection, Topology,
+    Activation, BlockOrder, CnnSpec, Downsample, Head, ImageShape, InitScheme, MlpSpec, Norm,
+    Shortcut, SkipEdge, SkipSelection, Topology,
 };
 
 type Dev = Cpu;
@@ -141,11 +141,16 @@ fn batch_and_layer_norm_match_finite_differences() {
 }
 
 /// Residual edges on CNNs: identity, and across a stage both shortcuts (projection, pad),
-/// with pooled and strided downsampling, both heads, with and without batch norm, beside a
-/// concatenating edge, on an odd size (7x5 -> 4x3).
+/// with pooled downsampling and post-activation blocks, then strided downsampling and
+/// pre-activation ones, both heads, with and without batch norm, beside a concatenating
+/// edge, on an odd size (7x5 -> 4x3).
 #[test]
 fn residual_cnns_match_finite_differences() {
-    for downsample in [Downsample::Pool, Downsample::Stride] {
+    let orders = [BlockOrder::Post, BlockOrder::Pre];
+    for (downsample, order) in [Downsample::Pool, Downsample::Stride]
+        .into_iter()
+        .zip(orders)
+    {
         for shortcut in [Shortcut::Projection, Shortcut::Pad] {
             for norm in [Norm::None, Norm::Batch] {
                 let mut cnn =
@@ -153,6 +158,7 @@ fn residual_cnns_match_finite_differences() {
                 cnn.downsample = downsample;
                 cnn.shortcut = shortcut;
                 cnn.norm = norm;
+                cnn.order = order;
                 cnn.head = match norm {
                     Norm::None => Head::Flatten,
                     _ => Head::Average,
@@ -173,15 +179,19 @@ fn residual_cnns_match_finite_differences() {
 }
 
 /// A tiny ResNet against PyTorch's (`bench/resnet_fixture.py`): a strided convolution,
-/// identity, projection (1x1, stride 2, batch norm) and option-A shortcuts, post-activation
-/// blocks and the global-average-pool head give PyTorch's logits, loss and gradients in
-/// training mode and its logits in evaluation mode.
+/// identity, projection (1x1, stride 2, batch norm) and option-A shortcuts, post- and
+/// pre-activation blocks and the global-average-pool head give PyTorch's logits, loss and
+/// gradients in training mode and its logits in evaluation mode.
 #[test]
 fn residual_cnn_equals_pytorchs_resnet() {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/resnet_pytorch.json")).unwrap();
     let (c_in, h, w, classes, batch) = (2, 5, 5, 3, 4);
-    for (key, shortcut) in [("projection", Shortcut::Projection), ("pad", Shortcut::Pad)] {
+    for (key, shortcut, order) in [
+        ("projection", Shortcut::Projection, BlockOrder::Post),
+        ("pad", Shortcut::Pad, BlockOrder::Post),
+        ("pre", Shortcut::Pad, BlockOrder::Pre),
+    ] {
         let case = &fixture[key];
         let mut cnn = CnnSpec::new(
             ImageShape::new(c_in, h, w),
@@ -192,6 +202,7 @@ fn residual_cnn_equals_pytorchs_resnet() {
         cnn.downsample = Downsample::Stride;
         cnn.head = Head::Average;
         cnn.shortcut = shortcut;
+        cnn.order = order;
         let mut topo = Topology::Cnn(cnn);
         topo.apply_skips(&"res:blocks:2".parse().unwrap()).unwrap();
         let dev = Dev::seed_from_u64(0);

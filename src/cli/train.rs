@@ -13,7 +13,7 @@ use skiplab::compare::{SeedSummary, Spread};
 use skiplab::data::DatasetName;
 use skiplab::experiment::{Experiment, Model, Optimizer, Resolved, Skips};
 use skiplab::session::RunRequest;
-use skiplab::topology::{Activation, Downsample, Head, InitScheme, Norm, Shortcut};
+use skiplab::topology::{Activation, BlockOrder, Downsample, Head, InitScheme, Norm, Shortcut};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModelKind {
@@ -49,7 +49,7 @@ pub enum OptimizerKind {
 pub struct TrainArgs {
     /// Run the experiment in this preset file (RON, see presets/); --epochs, --seed,
     /// --batch, --device and --data-dir still apply.
-    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "norm", "shortcut", "downsample", "head", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
+    #[arg(long, conflicts_with_all = ["model", "widths", "skips", "activation", "init", "norm", "shortcut", "downsample", "head", "order", "dataset", "optimizer", "lr", "momentum", "weight_decay", "val_fraction"])]
     preset: Option<PathBuf>,
     /// Network family.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
@@ -87,6 +87,10 @@ pub struct TrainArgs {
     /// CNN: the classifier reads every pixel (flatten) or each channel's mean (average).
     #[arg(long, default_value = "flatten")]
     head: Head,
+    /// CNN: post-activation blocks (conv, norm, + residual, ReLU: ResNet v1) or pre-activation
+    /// ones (norm, ReLU, conv, + residual: ResNet v2).
+    #[arg(long, default_value = "post")]
+    order: BlockOrder,
     /// Data set: builtin, mnist, fashion-mnist, emnist-letters or cifar10 (all but builtin
     /// from the data directory; see `skiplab data`).
     #[arg(long, default_value = "builtin")]
@@ -185,8 +189,9 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
             if args.shortcut != Shortcut::default()
                 || args.downsample != Downsample::default()
                 || args.head != Head::default()
+                || args.order != BlockOrder::default()
             {
-                bail!("--shortcut, --downsample and --head are for CNNs (--model cnn)");
+                bail!("--shortcut, --downsample, --head and --order are for CNNs (--model cnn)");
             }
             Model::Mlp {
                 widths: stages.concat(),
@@ -218,6 +223,7 @@ fn experiment_from_args(args: &TrainArgs) -> Result<Resolved> {
                 shortcut: args.shortcut,
                 downsample: args.downsample,
                 head: args.head,
+                order: args.order,
             }
         }
     };

@@ -21,8 +21,8 @@ use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use crate::topology::{
-    Activation, ChannelGroup, CnnLayer, CnnLayerKind, CnnSpec, Downsample, Head, InitScheme,
-    MlpSpec, Norm, Shortcut, Topology, TopologyError,
+    Activation, BlockOrder, ChannelGroup, CnnLayer, CnnLayerKind, CnnSpec, Downsample, Head,
+    InitScheme, MlpSpec, Norm, Shortcut, Topology, TopologyError,
 };
 use ops::{DenseInput, HostMirror, Images};
 
@@ -159,6 +159,33 @@ fn cnn_projection_layer(from: usize, to: usize) -> String {
     format!("conv{to}.r{from}")
 }
 
+/// Name of the normalisation a pre-activation layer (`conv{n}`, or `out` for the head) applies
+/// to one channel group of its input: `conv3.pre[1>3]` (`conv3.pre[1>3].gamma`, ...).
+fn cnn_pre_norm_name(layer: &str, group: &ChannelGroup) -> String {
+    format!("{layer}.pre[{}]", group.key())
+}
+
+/// The pre-activation normalisations a CNN has, with their channel counts: before every
+/// convolution but the first and before the head, per channel group.
+fn cnn_pre_norms(cnn: &CnnSpec) -> Vec<(String, usize)> {
+    if cnn.order != BlockOrder::Pre || cnn.norm == Norm::None {
+        return Vec::new();
+    }
+    let mut norms = Vec::new();
+    for layer in cnn.layers() {
+        if matches!(layer.kind, CnnLayerKind::Conv { .. }) && layer.number > 1 {
+            let name = format!("conv{}", layer.number);
+            for g in cnn.groups(layer.number - 1) {
+                norms.push((cnn_pre_norm_name(&name, &g), g.channels));
+            }
+        }
+    }
+    for g in cnn.groups(cnn.last_layer()) {
+        norms.push((cnn_pre_norm_name("out", &g), g.channels));
+    }
+    norms
+}
+
 fn mlp_specs(mlp: &MlpSpec) -> Vec<ParamSpec> {
     let mut specs = Vec::new();
     let out = mlp.output_layer();
@@ -224,6 +251,11 @@ fn running_stats<E: Dtype>(topology: &Topology) -> BTreeMap<String, Vec<E>> {
                 add(format!("fc{layer}"), m.width(layer));
             }
         }
+        Topology::Cnn(c) if c.norm == Norm::Batch && c.order == BlockOrder::Pre => {
+            for (name, channels) in cnn_pre_norms(c) {
+                add(name, channels);
+            }
+        }
         Topology::Cnn(c) if c.norm == Norm::Batch => {
             for layer in c.layers() {
                 if let CnnLayerKind::Conv { filters } = layer.kind {
@@ -275,12 +307,16 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
                     init: he(cnn.channels(from)),
                 });
             }
-            if cnn.norm == Norm::Batch {
+            if cnn.norm == Norm::Batch && cnn.order == BlockOrder::Post {
                 specs.extend(norm_specs(
                     &cnn_projection_layer(from, layer.number),
                     filters,
                 ));
             }
+        }
+        // Pre-activation: the next layer normalises this one's output (no bias needed).
+        if cnn.norm == Norm::Batch && cnn.order == BlockOrder::Pre {
+            continue;
         }
         if cnn.norm == Norm::Batch {
             specs.extend(norm_specs(&name, filters));
@@ -314,6 +350,9 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
         dims: vec![cnn.classes],
         init: Init::Zero,
     });
+    for (name, channels) in cnn_pre_norms(cnn) {
+        specs.extend(norm_specs(&name, channels));
+    }
     specs
 }
 
@@ -872,9 +911,11 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 })
                 .collect();
             let z = D::dense(inputs, None, false);
-            return match cnn.norm {
-                Norm::None => z,
-                norm => self.normalise(z, &cnn_projection_layer(from, to.number), norm, false),
+            return match (cnn.norm, cnn.order) {
+                (Norm::None, _) | (_, BlockOrder::Pre) => z,
+                (norm, BlockOrder::Post) => {
+                    self.normalise(z, &cnn_projection_layer(from, to.number), norm, false)
+                }
             };
         }
         // Identity over several groups, or option A: each group lands in its own channels.
@@ -894,6 +935,22 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             });
         }
         sum.expect("a residual source has channels")
+    }
+
+    /// Pre-activation of one channel group: batch norm (where the network has it) and ReLU,
+    /// per channel over the batch and the pixels.
+    fn pre_activate<T>(&self, cnn: &CnnSpec, x: Images<E, D, T>, name: &str) -> Images<E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        let shape = *x.shape();
+        let (b, h, w, c) = shape;
+        let rows = x.reshape_like(&(b * h * w, c));
+        let rows = match cnn.norm {
+            Norm::None => rows.relu(),
+            norm => self.normalise(rows, name, norm, true),
+        };
+        rows.reshape_like(&shape)
     }
 
     fn forward_cnn<T>(
@@ -940,14 +997,22 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         let input = DenseInput::conv3x3_network_input(image, w(&groups[0]), &index);
                         inputs.push(input.with_host_weight(host(&groups[0])));
                     }
+                    let pre = cnn.order == BlockOrder::Pre;
                     for (group, tensor) in groups.iter().zip(prev) {
+                        let tensor = match pre {
+                            true => {
+                                self.pre_activate(cnn, tensor, &cnn_pre_norm_name(&name, group))
+                            }
+                            false => tensor,
+                        };
                         let input = DenseInput::conv3x3(tensor, w(group), &index);
                         inputs.push(input.with_host_weight(host(group)));
                     }
                     let residuals = cnn.residuals_into(layer.number);
                     let bias = || self.vector::<T>(&format!("{name}.b"));
                     // ReLU stays fused into the layer's kernel where nothing comes between.
-                    let fused = cnn.norm == Norm::None && residuals.is_empty() && layer.stride == 1;
+                    let fused =
+                        cnn.norm == Norm::None && residuals.is_empty() && layer.stride == 1 && !pre;
                     let mut rows = match cnn.norm {
                         Norm::None => D::dense(inputs, Some(bias()), fused),
                         _ => D::dense(inputs, None, false),
@@ -960,17 +1025,19 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                             ops::subsample2(images, &self.subsample_for(batch, height, width));
                         rows = kept.reshape_like(&(batch * layer.height * layer.width, filters));
                     }
-                    let relu_now = residuals.is_empty();
+                    let relu_now = residuals.is_empty() && !pre;
                     rows = match cnn.norm {
+                        _ if pre => rows,
                         Norm::None if fused || !relu_now => rows,
                         Norm::None => rows.relu(),
                         norm => self.normalise(rows, &name, norm, relu_now),
                     };
-                    if !relu_now {
-                        // Post-activation (ResNet v1): relu(bn(conv(x)) + shortcut).
-                        for residual in residuals {
-                            rows = rows + self.shortcut(cnn, residual, &layer, &kept[&residual.0]);
-                        }
+                    // Post-activation (ResNet v1): relu(bn(conv(x)) + shortcut); pre-activation
+                    // (v2): conv(relu(bn(x))) + shortcut, rectified by the next layer.
+                    for &residual in &residuals {
+                        rows = rows + self.shortcut(cnn, residual, &layer, &kept[&residual.0]);
+                    }
+                    if !residuals.is_empty() && !pre {
                         rows = rows.relu();
                     }
                     let own = rows.reshape_like(&(batch, layer.height, layer.width, filters));
@@ -1002,6 +1069,12 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             .iter()
             .zip(prev)
             .map(|(group, tensor)| {
+                let tensor = match cnn.order {
+                    BlockOrder::Pre => {
+                        self.pre_activate(cnn, tensor, &cnn_pre_norm_name("out", group))
+                    }
+                    BlockOrder::Post => tensor,
+                };
                 let features = match cnn.head {
                     Head::Flatten => {
                         let flat_len = last.height * last.width * group.channels;

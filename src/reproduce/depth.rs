@@ -96,6 +96,7 @@ impl DepthConfig {
                         shortcut: Shortcut::Pad,
                         downsample: Downsample::Stride,
                         head: Head::Average,
+                        order: Default::default(),
                     },
                     // He et al.'s: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128.
                     Optimizer::Sgd {
