@@ -82,6 +82,51 @@ class SkipCNN(nn.Module):
         return self.fc(outs[self.plan[-1][0]].flatten(1))
 
 
+class ResNet(nn.Module):
+    """He et al.'s CIFAR ResNet (post-activation basic blocks, option-A shortcuts: every
+    other pixel, zero channels after), or the same network without its shortcuts (plain):
+    skiplab's `resnet20` / `plain20` presets. Convolutions without bias, batch norm after
+    each, global average pool, a linear classifier."""
+
+    def __init__(self, n, residual, classes=10):
+        super().__init__()
+        self.residual = residual
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        blocks = []
+        c_in = 16
+        for stage, c in enumerate([16, 32, 64]):
+            for b in range(n):
+                stride = 2 if stage > 0 and b == 0 else 1
+                blocks.append(
+                    nn.ModuleList(
+                        [
+                            nn.Conv2d(c_in, c, 3, stride=stride, padding=1, bias=False),
+                            nn.BatchNorm2d(c),
+                            nn.Conv2d(c, c, 3, padding=1, bias=False),
+                            nn.BatchNorm2d(c),
+                        ]
+                    )
+                )
+                c_in = c
+        self.blocks = nn.ModuleList(blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for conv1, bn1, conv2, bn2 in self.blocks:
+            y = F.relu(bn1(conv1(x)))
+            y = bn2(conv2(y))
+            if self.residual:
+                s = x
+                if s.shape[-1] != y.shape[-1]:
+                    s = s[:, :, ::2, ::2]
+                if s.shape[1] != y.shape[1]:
+                    s = F.pad(s, (0, 0, 0, 0, 0, y.shape[1] - s.shape[1]))
+                y = y + s
+            x = F.relu(y)
+        return self.fc(x.mean(dim=(2, 3)))
+
+
 def all_skips(n_layers):
     return [(i, j) for i in range(n_layers) for j in range(i + 2, n_layers)]
 
@@ -98,6 +143,8 @@ def build(model):
         return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, paper_skips, 32), (3, 32, 32), 10
     if model == "cnn-reinforced":
         return SkipCNN(3, [[32, 32], [96, 96], [224, 224]], 10, [], 32), (3, 32, 32), 10
+    if model in ("resnet20", "plain20"):
+        return ResNet(3, model == "resnet20"), (3, 32, 32), 10
     raise SystemExit(f"unknown model {model}")
 
 

@@ -16,7 +16,9 @@ use skiplab::data::{self, Dataset, DatasetName, PreparedData, Samples};
 use skiplab::device as devices;
 use skiplab::net::ops::NetDevice;
 use skiplab::net::optim::OptimizerConfig;
-use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+use skiplab::topology::{
+    CnnSpec, Downsample, Head, ImageShape, MlpSpec, Norm, Shortcut, SkipSelection, Topology,
+};
 use skiplab::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -74,7 +76,10 @@ pub struct BenchArgs {
 pub enum BenchModels {
     All,
     Mlp,
+    /// The paper's CNNs and the ResNet rows.
     Cnn,
+    /// `resnet20` and `plain20` alone.
+    Resnet,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -219,6 +224,27 @@ fn bench_model(name: &str) -> Result<(Topology, usize, &'static str)> {
             32,
             "cnn 3x32x32 reinforced vanilla (96/224)",
         ),
+        "resnet20" | "plain20" => {
+            let mut cnn = CnnSpec::new(
+                ImageShape::new(3, 32, 32),
+                vec![vec![16; 7], vec![32; 6], vec![64; 6]],
+                10,
+            );
+            cnn.norm = Norm::Batch;
+            cnn.downsample = Downsample::Stride;
+            cnn.head = Head::Average;
+            cnn.shortcut = Shortcut::Pad;
+            let mut t = Topology::Cnn(cnn);
+            let residual = name == "resnet20";
+            let skips = if residual { "res:blocks:2" } else { "none" };
+            t.apply_skips(&skips.parse()?)?;
+            let label = if residual {
+                "resnet20 3x32x32, batch norm, option A"
+            } else {
+                "plain20 3x32x32, batch norm (no shortcuts)"
+            };
+            (t, 128, label)
+        }
         other => bail!("unknown benchmark model `{other}`"),
     })
 }
@@ -426,15 +452,21 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         ),
     }
     let mut names: Vec<(&str, bool)> = Vec::new();
-    if args.models != BenchModels::Cnn {
+    if matches!(args.models, BenchModels::All | BenchModels::Mlp) {
         names.extend([("mlp-paper", false), ("mlp-cifar", false)]);
     }
-    if args.models != BenchModels::Mlp {
+    if matches!(args.models, BenchModels::All | BenchModels::Cnn) {
         names.extend([
             ("cnn-vanilla", true),
             ("cnn-skip", true),
             ("cnn-reinforced", true),
         ]);
+    }
+    if matches!(
+        args.models,
+        BenchModels::All | BenchModels::Cnn | BenchModels::Resnet
+    ) {
+        names.extend([("resnet20", true), ("plain20", true)]);
     }
     outln!(
         "{:<44} {:>5} {:>10} {:>7} {:>16} {:>7} {:>9} {:>9} {:>9}",
@@ -455,8 +487,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         // and weights' gradients), 2 FLOPs per multiply-add.
         let flops_per_sample = 6.0 * topology.macs_per_sample() as f64;
         let mut batches = vec![default_batch];
-        if args.large_batches {
-            batches.push(if is_cnn { 128 } else { 256 });
+        let large = if is_cnn { 128 } else { 256 };
+        if args.large_batches && large != default_batch {
+            batches.push(large);
         }
         for batch in batches {
             let steps = if is_cnn { args.cnn_steps } else { args.steps };
