@@ -40,8 +40,9 @@ class SkipMLP(nn.Module):
 class SkipCNN(nn.Module):
     """Convs numbered as in the paper (pools count): stages [[a, b], [c, d], [e, f]]."""
 
-    def __init__(self, channels, stages, classes, skips, size):
+    def __init__(self, channels, stages, classes, skips, size, bn=False):
         super().__init__()
+        self.bn = bn
         self.plan = []  # (number, "conv"/"pool")
         number = 0
         for stage in stages:
@@ -55,7 +56,9 @@ class SkipCNN(nn.Module):
         convs = {}
         for n, kind, filters in self.plan:
             if kind == "conv":
-                convs[str(n)] = nn.Conv2d(out_channels[n - 1], filters, 3, padding=1)
+                conv = nn.Conv2d(out_channels[n - 1], filters, 3, padding=1, bias=not bn)
+                # Batch norm's shift takes the place of the bias, as in skiplab.
+                convs[str(n)] = nn.Sequential(conv, nn.BatchNorm2d(filters)) if bn else conv
                 out_channels[n] = filters + sum(out_channels[i] for (i, t) in skips if t == n)
             else:
                 out_channels[n] = out_channels[n - 1]
@@ -141,6 +144,8 @@ def build(model):
         return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, [], 32), (3, 32, 32), 10
     if model == "cnn-skip":
         return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, paper_skips, 32), (3, 32, 32), 10
+    if model == "cnn-vanilla-bn":
+        return SkipCNN(3, [[32, 32], [64, 64], [128, 128]], 10, [], 32, bn=True), (3, 32, 32), 10
     if model == "cnn-reinforced":
         return SkipCNN(3, [[32, 32], [96, 96], [224, 224]], 10, [], 32), (3, 32, 32), 10
     if model in ("resnet20", "plain20"):

@@ -211,6 +211,13 @@ fn bench_model(name: &str) -> Result<(Topology, usize, &'static str)> {
             32,
             "cnn 3x32x32 paper, vanilla",
         ),
+        "cnn-vanilla-bn" => {
+            let mut t = cnn(paper(), SkipSelection::None)?;
+            if let Topology::Cnn(c) = &mut t {
+                c.norm = Norm::Batch;
+            }
+            (t, 32, "cnn 3x32x32 paper, vanilla, batch norm")
+        }
         "cnn-skip" => (
             cnn(paper(), SkipSelection::Paper)?,
             32,
@@ -456,8 +463,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         names.extend([("mlp-paper", false), ("mlp-cifar", false)]);
     }
     if matches!(args.models, BenchModels::All | BenchModels::Cnn) {
+        // The batch-norm row right after its plain twin: the norm's cost is their ratio.
         names.extend([
             ("cnn-vanilla", true),
+            ("cnn-vanilla-bn", true),
             ("cnn-skip", true),
             ("cnn-reinforced", true),
         ]);
@@ -481,6 +490,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "peak MiB"
     );
     let mut grew = false;
+    // skiplab's median rate by model and batch, for the rows compared with each other.
+    let mut rates: Vec<(&str, usize, f64)> = Vec::new();
     for (name, is_cnn) in names {
         let (topology, default_batch, label) = bench_model(name)?;
         // Training work per sample: the forward product and the two backward ones (inputs'
@@ -524,6 +535,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let m = last.expect("at least one round");
             let per_round = ours;
             let ours = median(&per_round);
+            rates.push((name, batch, ours));
             if !im2col.is_empty() {
                 let im2col = median(&im2col);
                 eprintln!(
@@ -570,6 +582,18 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 mib(m.rss_at_100),
                 mib(m.rss_at_end),
                 mib(m.peak_rss_mib)
+            );
+        }
+    }
+    // What batch norm costs: the same CNN with and without it, measured in this run.
+    for &(name, batch, plain) in &rates {
+        let normed = rates
+            .iter()
+            .find(|(n, b, _)| *n == "cnn-vanilla-bn" && *b == batch && name == "cnn-vanilla");
+        if let Some((_, _, normed)) = normed {
+            outln!(
+                "batch norm costs {:+.0}% per step on the paper's vanilla CNN at batch {batch} (cnn-vanilla-bn against cnn-vanilla)",
+                100.0 * (plain / normed - 1.0)
             );
         }
     }
