@@ -249,10 +249,10 @@ pub fn report(outcomes: &[DepthOutcome], dataset: DatasetName, epochs: usize) ->
         };
         let seconds = |runs: &[&DepthOutcome]| {
             let s = values(runs, &|o| o.seconds_per_epoch);
-            if s.is_empty() {
-                "-".to_string()
-            } else {
-                format!("{:.0}", mean_sd(&s).0)
+            match mean_sd(&s).0 {
+                _ if s.is_empty() => "-".to_string(),
+                m if m < 10.0 => format!("{m:.1}"),
+                m => format!("{m:.0}"),
             }
         };
         let li = match family {
