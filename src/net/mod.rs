@@ -911,6 +911,8 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 })
                 .collect();
             let z = D::dense(inputs, None, false);
+            // Pre-activation projects the raw source and does not normalise the projection
+            // (He et al.'s v2 code projects the pre-activated input instead).
             return match (cnn.norm, cnn.order) {
                 (Norm::None, _) | (_, BlockOrder::Pre) => z,
                 (norm, BlockOrder::Post) => {
