@@ -186,7 +186,7 @@ fn residual_cnns_match_finite_differences() {
 fn residual_cnn_equals_pytorchs_resnet() {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/resnet_pytorch.json")).unwrap();
-    let (c_in, h, w, classes, batch) = (2, 5, 5, 3, 4);
+    let (c_in, h, w, classes) = (2, 5, 5, 3);
     for (key, shortcut, order) in [
         ("projection", Shortcut::Projection, BlockOrder::Post),
         ("pad", Shortcut::Pad, BlockOrder::Post),
@@ -207,41 +207,13 @@ fn residual_cnn_equals_pytorchs_resnet() {
         topo.apply_skips(&"res:blocks:2".parse().unwrap()).unwrap();
         let dev = Dev::seed_from_u64(0);
         let mut net = Network::<f64, Dev>::new(topo, &dev, 1).unwrap();
-        let params = case["params"].as_object().unwrap();
         let ours: Vec<&String> = net.params().keys().collect();
-        assert_eq!(ours.len(), params.len(), "{key}: {ours:?}");
-        for (name, values) in params {
-            let param = net.params_mut().get_mut(name);
-            let param = param.unwrap_or_else(|| panic!("{key}: no parameter {name}"));
-            param.copy_from(&floats(values));
-        }
-        let x = dev.tensor_from_vec(floats(&case["x"]), (batch, h * w * c_in));
-        let mut y = vec![0.0; batch * classes];
-        for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
-            y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
-        }
-        let logits = net.forward::<OwnedTape<f64, Dev>>(x);
-        near(
-            &format!("{key} train logits"),
-            &logits.as_vec(),
-            &floats(&case["train_logits"]),
+        assert_eq!(
+            ours.len(),
+            case["params"].as_object().unwrap().len(),
+            "{key}: {ours:?}"
         );
-        let loss = cross_entropy_with_logits_loss(logits, dev.tensor_from_vec(y, (batch, classes)));
-        assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
-        let grads = loss.backward();
-        for (name, expected) in case["grads"].as_object().unwrap() {
-            let analytic = match &net.params()[name] {
-                Param::Vector(t) => grads.get(t).as_vec(),
-                Param::Matrix(t) => grads.get(t).as_vec(),
-            };
-            near(&format!("{key} grad {name}"), &analytic, &floats(expected));
-        }
-        let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, h * w * c_in));
-        near(
-            &format!("{key} eval logits"),
-            &net.forward::<NoneTape>(x2).as_vec(),
-            &floats(&case["eval_logits"]),
-        );
+        equals_fixture(&mut net, case, key, classes, &same_name);
     }
 }
 
@@ -269,47 +241,74 @@ fn near(what: &str, ours: &[f64], theirs: &[f64]) {
     }
 }
 
+/// Loads a fixture case's parameters into `net` (`name_of` maps the fixture's names to
+/// ours), trains one pass on its batch and checks PyTorch's logits, loss and gradients, then
+/// evaluates its second batch against PyTorch's evaluation logits. Batch norm's running
+/// estimates are the caller's to check (the evaluation pass leaves them alone).
+fn equals_fixture(
+    net: &mut Network<f64, Dev>,
+    case: &serde_json::Value,
+    what: &str,
+    classes: usize,
+    name_of: &dyn Fn(&Network<f64, Dev>, &str) -> String,
+) {
+    let dev = net.device().clone();
+    for (key, values) in case["params"].as_object().unwrap() {
+        let name = name_of(net, key);
+        let param = net.params_mut().get_mut(&name);
+        let param = param.unwrap_or_else(|| panic!("{what}: no parameter {name}"));
+        param.copy_from(&floats(values));
+    }
+    let (x, x_eval) = (floats(&case["x"]), floats(&case["x_eval"]));
+    let labels = case["labels"].as_array().unwrap();
+    let (batch, inputs) = (labels.len(), x.len() / labels.len());
+    let mut y = vec![0.0; batch * classes];
+    for (b, label) in labels.iter().enumerate() {
+        y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
+    }
+    let logits = net.forward::<OwnedTape<f64, Dev>>(dev.tensor_from_vec(x, (batch, inputs)));
+    near(
+        &format!("{what} train logits"),
+        &logits.as_vec(),
+        &floats(&case["train_logits"]),
+    );
+    let loss = cross_entropy_with_logits_loss(logits, dev.tensor_from_vec(y, (batch, classes)));
+    assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
+    let grads = loss.backward();
+    for (key, expected) in case["grads"].as_object().unwrap() {
+        let analytic = match &net.params()[&name_of(net, key)] {
+            Param::Vector(t) => grads.get(t).as_vec(),
+            Param::Matrix(t) => grads.get(t).as_vec(),
+        };
+        near(&format!("{what} grad {key}"), &analytic, &floats(expected));
+    }
+    let eval = net.forward::<NoneTape>(dev.tensor_from_vec(x_eval, (batch, inputs)));
+    near(
+        &format!("{what} eval logits"),
+        &eval.as_vec(),
+        &floats(&case["eval_logits"]),
+    );
+}
+
+/// The fixture's names are ours.
+fn same_name(_: &Network<f64, Dev>, name: &str) -> String {
+    name.to_string()
+}
+
 /// skiplab's batch and layer norm against PyTorch's (`bench/norm_fixture.py` wrote the numbers):
 /// logits and every gradient in training mode, batch norm's running estimates after that pass
 /// (momentum 0.1, unbiased variance), and logits in evaluation mode.
 #[test]
 fn batch_and_layer_norm_equal_pytorchs() {
     let fixture = pytorch_fixture();
-    let (inputs, hidden, classes, batch) = (4, 5, 3, 8);
+    let (inputs, hidden, classes) = (4, 5, 3);
     for (key, norm) in [("batch", Norm::Batch), ("layer", Norm::Layer)] {
         let case = &fixture[key];
         let mut mlp = MlpSpec::new(inputs, vec![hidden], classes);
         mlp.norm = norm;
         let dev = Dev::seed_from_u64(0);
         let mut net = Network::<f64, Dev>::new(Topology::Mlp(mlp), &dev, 1).unwrap();
-        for (name, values) in case["params"].as_object().unwrap() {
-            net.params_mut()
-                .get_mut(name)
-                .unwrap()
-                .copy_from(&floats(values));
-        }
-        let x = dev.tensor_from_vec(floats(&case["x"]), (batch, inputs));
-        let mut y = vec![0.0; batch * classes];
-        for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
-            y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
-        }
-        let y = dev.tensor_from_vec(y, (batch, classes));
-        let logits = net.forward::<OwnedTape<f64, Dev>>(x);
-        near(
-            &format!("{key} train logits"),
-            &logits.as_vec(),
-            &floats(&case["train_logits"]),
-        );
-        let loss = cross_entropy_with_logits_loss(logits, y);
-        assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
-        let grads = loss.backward();
-        for (name, expected) in case["grads"].as_object().unwrap() {
-            let analytic = match &net.params()[name] {
-                Param::Vector(t) => grads.get(t).as_vec(),
-                Param::Matrix(t) => grads.get(t).as_vec(),
-            };
-            near(&format!("{key} grad {name}"), &analytic, &floats(expected));
-        }
+        equals_fixture(&mut net, case, key, classes, &same_name);
         if norm == Norm::Batch {
             let running = net.running_estimates();
             near(
@@ -323,13 +322,6 @@ fn batch_and_layer_norm_equal_pytorchs() {
                 &floats(&case["running_var"]),
             );
         }
-        let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, inputs));
-        let eval = net.forward::<NoneTape>(x2);
-        near(
-            &format!("{key} eval logits"),
-            &eval.as_vec(),
-            &floats(&case["eval_logits"]),
-        );
     }
 }
 
@@ -339,7 +331,7 @@ fn batch_and_layer_norm_equal_pytorchs() {
 fn cnn_batch_norm_equals_pytorchs_batchnorm2d() {
     let fixture = pytorch_fixture();
     let case = &fixture["cnn_batch"];
-    let (c_in, c, h, w, classes, batch) = (2, 3, 4, 4, 3, 4);
+    let (c_in, c, h, w, classes) = (2, 3, 4, 4, 3);
     let mut cnn = CnnSpec::new(ImageShape::new(c_in, h, w), vec![vec![c]], classes);
     cnn.norm = Norm::Batch;
     let dev = Dev::seed_from_u64(0);
@@ -361,34 +353,7 @@ fn cnn_batch_norm_equals_pytorchs_batchnorm2d() {
         assert_eq!(names.len(), 1, "{key}: {names:?}");
         names[0].clone()
     };
-    for (key, values) in case["params"].as_object().unwrap() {
-        let name = name_of(&net, key);
-        net.params_mut()
-            .get_mut(&name)
-            .unwrap()
-            .copy_from(&floats(values));
-    }
-    let x = dev.tensor_from_vec(floats(&case["x"]), (batch, h * w * c_in));
-    let mut y = vec![0.0; batch * classes];
-    for (b, label) in case["labels"].as_array().unwrap().iter().enumerate() {
-        y[b * classes + label.as_u64().unwrap() as usize] = 1.0;
-    }
-    let logits = net.forward::<OwnedTape<f64, Dev>>(x);
-    near(
-        "cnn train logits",
-        &logits.as_vec(),
-        &floats(&case["train_logits"]),
-    );
-    let loss = cross_entropy_with_logits_loss(logits, dev.tensor_from_vec(y, (batch, classes)));
-    assert!((loss.array() - case["loss"].as_f64().unwrap()).abs() < 1e-9);
-    let grads = loss.backward();
-    for (key, expected) in case["grads"].as_object().unwrap() {
-        let analytic = match &net.params()[&name_of(&net, key)] {
-            Param::Vector(t) => grads.get(t).as_vec(),
-            Param::Matrix(t) => grads.get(t).as_vec(),
-        };
-        near(&format!("cnn grad {key}"), &analytic, &floats(expected));
-    }
+    equals_fixture(&mut net, case, "cnn", classes, &name_of);
     let running = net.running_estimates();
     near(
         "cnn running mean",
@@ -399,12 +364,6 @@ fn cnn_batch_norm_equals_pytorchs_batchnorm2d() {
         "cnn running var",
         &running["conv1.running_var"],
         &floats(&case["running_var"]),
-    );
-    let x2 = dev.tensor_from_vec(floats(&case["x_eval"]), (batch, h * w * c_in));
-    near(
-        "cnn eval logits",
-        &net.forward::<NoneTape>(x2).as_vec(),
-        &floats(&case["eval_logits"]),
     );
 }
 
