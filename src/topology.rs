@@ -642,6 +642,21 @@ impl CnnSpec {
         )
     }
 
+    /// He et al.'s CIFAR ResNet layout without its edges (`res:blocks:2` adds them): a
+    /// 16-filter stem, then three stages of `n` two-convolution blocks at 16, 32 and 64
+    /// filters, stride-2 downsampling, batch norm, option-A shortcuts, an average-pool head:
+    /// `6n + 2` layers with weights (ResNet-20 for n = 3).
+    pub fn he_cifar(input: ImageShape, n: usize, classes: usize) -> Self {
+        let stages = vec![vec![16; 2 * n + 1], vec![32; 2 * n], vec![64; 2 * n]];
+        Self {
+            norm: Norm::Batch,
+            shortcut: Shortcut::Pad,
+            downsample: Downsample::Stride,
+            head: Head::Average,
+            ..Self::new(input, stages, classes)
+        }
+    }
+
     /// The paper's skips 1-4, 2-5, 4-7, 5-8 (valid for any 3-stage, 2-conv-per-stage CNN).
     pub fn paper_skips() -> BTreeSet<SkipEdge> {
         [(1, 4), (2, 5), (4, 7), (5, 8)]

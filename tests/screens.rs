@@ -623,17 +623,9 @@ fn a_deep_mlp_scrolls_and_shows_residual_edges() {
 /// network's shortcut and `O` switches that shortcut.
 #[test]
 fn a_resnet_draws_its_residual_blocks_and_switches_its_shortcut() {
-    use skiplab::topology::{CnnSpec, Downsample, Head, ImageShape, Norm, Shortcut, Topology};
+    use skiplab::topology::{CnnSpec, ImageShape, Topology};
     let mut app = lab();
-    let mut cnn = CnnSpec::new(
-        ImageShape::new(1, 28, 28),
-        vec![vec![16; 7], vec![32; 6], vec![64; 6]],
-        10,
-    );
-    cnn.norm = Norm::Batch;
-    cnn.downsample = Downsample::Stride;
-    cnn.head = Head::Average;
-    cnn.shortcut = Shortcut::Pad;
+    let cnn = CnnSpec::he_cifar(ImageShape::new(1, 28, 28), 3, 10);
     app.editor.topology = Topology::Cnn(cnn);
     app.editor
         .topology

@@ -187,6 +187,17 @@ fn enabling_an_edge_keeps_the_function_and_every_other_weight() {
     );
 }
 
+/// The validation accuracy of a run's first epoch.
+fn first_val(events: &[TrainEvent]) -> f64 {
+    events
+        .iter()
+        .find_map(|e| match e {
+            TrainEvent::Epoch(m) => Some(m.val_accuracy),
+            _ => None,
+        })
+        .expect("one epoch")
+}
+
 #[test]
 fn cnn_with_skips_learns_the_builtin_data() {
     use skiplab::topology::{CnnSpec, ImageShape};
@@ -202,14 +213,7 @@ fn cnn_with_skips_learns_the_builtin_data() {
     assert_eq!(spec.channels(5), 24);
     let mut cfg = config(OptimizerConfig::adam(2e-3, 0.0), 1, 2);
     cfg.batch_size = 32;
-    let events = run_to_end(topology, cfg);
-    let val = events
-        .iter()
-        .find_map(|e| match e {
-            TrainEvent::Epoch(m) => Some(m.val_accuracy),
-            _ => None,
-        })
-        .expect("one epoch");
+    let val = first_val(&run_to_end(topology, cfg));
     assert!(val > 0.75, "validation accuracy after one epoch {val}");
 }
 
@@ -592,13 +596,6 @@ fn resnet20_learns_the_builtin_data_in_one_epoch() {
     assert_eq!(topology.residual_edges().len(), 9);
     let mut cfg = resnet.train_config();
     cfg.epochs = 1;
-    let events = run_to_end(topology, cfg);
-    let val = events
-        .iter()
-        .find_map(|e| match e {
-            TrainEvent::Epoch(m) => Some(m.val_accuracy),
-            _ => None,
-        })
-        .expect("one epoch");
+    let val = first_val(&run_to_end(topology, cfg));
     assert!(val > 0.5, "validation accuracy after one epoch {val}");
 }

@@ -16,9 +16,7 @@ use skiplab::data::{self, Dataset, DatasetName, PreparedData, Samples};
 use skiplab::device as devices;
 use skiplab::net::ops::NetDevice;
 use skiplab::net::optim::OptimizerConfig;
-use skiplab::topology::{
-    CnnSpec, Downsample, Head, ImageShape, MlpSpec, Norm, Shortcut, SkipSelection, Topology,
-};
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, Norm, SkipSelection, Topology};
 use skiplab::train::{TrainConfig, Trainer};
 
 #[derive(Args, Debug)]
@@ -232,16 +230,7 @@ fn bench_model(name: &str) -> Result<(Topology, usize, &'static str)> {
             "cnn 3x32x32 reinforced vanilla (96/224)",
         ),
         "resnet20" | "plain20" => {
-            let mut cnn = CnnSpec::new(
-                ImageShape::new(3, 32, 32),
-                vec![vec![16; 7], vec![32; 6], vec![64; 6]],
-                10,
-            );
-            cnn.norm = Norm::Batch;
-            cnn.downsample = Downsample::Stride;
-            cnn.head = Head::Average;
-            cnn.shortcut = Shortcut::Pad;
-            let mut t = Topology::Cnn(cnn);
+            let mut t = Topology::Cnn(CnnSpec::he_cifar(ImageShape::new(3, 32, 32), 3, 10));
             let residual = name == "resnet20";
             let skips = if residual { "res:blocks:2" } else { "none" };
             t.apply_skips(&skips.parse()?)?;
