@@ -32,6 +32,18 @@ type Activations<E, D, T> = BTreeMap<usize, Tensor<(usize, usize), E, D, T>>;
 /// Row indices for a gather, `[batch, rows]`.
 pub type GatherIndex<D> = Tensor<(usize, usize), usize, D>;
 
+/// A gather index's kind, batch, height and width.
+type IndexKey = (IndexKind, usize, usize, usize);
+
+/// Which gather a [`GatherIndex`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum IndexKind {
+    /// The 3x3 windows of a "same" convolution ([`ops::im2col_index`]).
+    Im2col,
+    /// Every other pixel of every other row ([`ops::subsample_index`]).
+    Subsample,
+}
+
 /// A parameter tensor: a bias vector or a weight matrix.
 #[derive(Clone, Debug)]
 pub enum Param<E: Dtype, D: Device<E>> {
@@ -368,10 +380,9 @@ pub struct Network<E: Dtype, D: Device<E>> {
     topology: Topology,
     params: BTreeMap<String, Param<E, D>>,
     dev: D,
-    /// im2col gather indices by (batch, height, width): built once, reused every step.
-    conv_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
-    /// Stride-2 subsampling gather indices by (batch, height, width), likewise.
-    subsample_index: RefCell<HashMap<(usize, usize, usize), GatherIndex<D>>>,
+    /// Gather indices (im2col windows, stride-2 subsampling) by kind, batch, height and
+    /// width: built once, reused every step.
+    gather_indices: RefCell<HashMap<IndexKey, GatherIndex<D>>>,
     /// Host copies of parameters, by name, on devices that keep them
     /// ([`ops::NetDevice::host_mirrors`]): each equals its parameter. Made on first use;
     /// dropped by anything that may change a parameter other than the optimiser, which
@@ -545,8 +556,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             topology,
             params,
             dev: dev.clone(),
-            conv_index: RefCell::new(HashMap::new()),
-            subsample_index: RefCell::new(HashMap::new()),
+            gather_indices: RefCell::new(HashMap::new()),
             host_mirrors: RefCell::new(HashMap::new()),
             mode: std::cell::Cell::new(None),
         })
@@ -832,29 +842,21 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         }
     }
 
-    fn index_for(
+    fn gather_index(
         &self,
+        kind: IndexKind,
         batch: usize,
         height: usize,
         width: usize,
     ) -> Tensor<(usize, usize), usize, D> {
-        self.conv_index
+        let build = || match kind {
+            IndexKind::Im2col => ops::im2col_index(&self.dev, batch, height, width),
+            IndexKind::Subsample => ops::subsample_index(&self.dev, batch, height, width),
+        };
+        self.gather_indices
             .borrow_mut()
-            .entry((batch, height, width))
-            .or_insert_with(|| ops::im2col_index(&self.dev, batch, height, width))
-            .clone()
-    }
-
-    fn subsample_for(
-        &self,
-        batch: usize,
-        height: usize,
-        width: usize,
-    ) -> Tensor<(usize, usize), usize, D> {
-        self.subsample_index
-            .borrow_mut()
-            .entry((batch, height, width))
-            .or_insert_with(|| ops::subsample_index(&self.dev, batch, height, width))
+            .entry((kind, batch, height, width))
+            .or_insert_with(build)
             .clone()
     }
 
@@ -865,7 +867,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             Downsample::Pool => ops::maxpool2(x),
             Downsample::Stride => {
                 let (b, h, w, _) = *x.shape();
-                ops::subsample2(x, &self.subsample_for(b, h, w))
+                ops::subsample2(x, &self.gather_index(IndexKind::Subsample, b, h, w))
             }
         }
     }
@@ -990,7 +992,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 CnnLayerKind::Conv { filters } => {
                     let name = format!("conv{}", layer.number);
                     let (height, width) = cnn.input_size(layer.number);
-                    let index = self.index_for(batch, height, width);
+                    let index = self.gather_index(IndexKind::Im2col, batch, height, width);
                     let groups = cnn.groups(previous);
                     let w = |group| self.matrix::<T>(&cnn_weight_name(&name, group));
                     let host = |group| self.host_weight(&cnn_weight_name(&name, group));
@@ -1023,8 +1025,10 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         // Stride 2 keeps every other pixel of the stride-1 convolution
                         // (equal to PyTorch's stride=2, padding=1; it computes 4x the pixels).
                         let images = rows.reshape_like(&(batch, height, width, filters));
-                        let kept =
-                            ops::subsample2(images, &self.subsample_for(batch, height, width));
+                        let kept = ops::subsample2(
+                            images,
+                            &self.gather_index(IndexKind::Subsample, batch, height, width),
+                        );
                         rows = kept.reshape_like(&(batch * layer.height * layer.width, filters));
                     }
                     let relu_now = residuals.is_empty() && !pre;
