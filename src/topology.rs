@@ -11,7 +11,10 @@
 //!   paper's CNN reads conv 1, conv 2, pool 3, conv 4, conv 5, pool 6, conv 7, conv 8, pool 9.
 //!   A skip edge `i-j` between two non-adjacent convolutions max-pools `i`'s output down to
 //!   `j`'s resolution and concatenates it onto `j`'s output channels; the widened tensor feeds
-//!   the next layer and any later skip that starts at `j`.
+//!   the next layer and any later skip that starts at `j`. A residual edge adds the source
+//!   onto `j`'s own filters instead (through a [`Shortcut`] where the shapes differ). With
+//!   [`Downsample::Stride`] there are no pools: the first convolution of every later stage
+//!   halves the resolution.
 
 use std::collections::BTreeSet;
 use std::fmt;
