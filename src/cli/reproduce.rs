@@ -78,6 +78,21 @@ struct Ended<'a> {
     saved: bool,
 }
 
+impl Ended<'_> {
+    /// Why the run did not finish, if it did not.
+    fn problem(&self) -> Option<String> {
+        (self.status != RunStatus::Finished).then(|| self.summary.status.to_string())
+    }
+
+    /// What a progress line adds after the figures: the run's problem and whether it was
+    /// found saved.
+    fn suffix(&self, problem: Option<&str>) -> String {
+        let problem = problem.map_or(String::new(), |p| format!(" ({p})"));
+        let saved = if self.saved { " (saved earlier)" } else { "" };
+        format!("{problem}{saved}")
+    }
+}
+
 /// A reproduction's report: it takes every run's result as it comes, prints its line and
 /// rewrites the Markdown file, so an interrupted reproduction keeps what it has.
 trait Study {
@@ -284,8 +299,7 @@ impl Study for Report<'_> {
             .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy));
         let problem = match run.status {
             RunStatus::Finished if best.is_none() => Some("no epoch finished".to_string()),
-            RunStatus::Finished => None,
-            _ => Some(summary.status.to_string()),
+            _ => run.problem(),
         };
         let outcome = Outcome {
             config,
@@ -300,13 +314,12 @@ impl Study for Report<'_> {
         };
         writeln!(
             Stdout,
-            "[{done}/{total}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}{}",
+            "[{done}/{total}] {:<16} {dataset} l2 {l2} seed {seed}: val {:.2}% train {:.2}%, {:.2} s/epoch{}",
             config.label(),
             100.0 * outcome.val,
             100.0 * outcome.train,
             outcome.seconds_per_epoch,
-            outcome.problem.as_deref().map_or(String::new(), |p| format!(" ({p})")),
-            if run.saved { " (saved earlier)" } else { "" }
+            run.suffix(outcome.problem.as_deref()),
         )?;
         self.outcomes.push(outcome);
         self.text = rep::report(
@@ -343,7 +356,7 @@ impl Study for DeepReport<'_> {
         done: usize,
         total: usize,
     ) -> io::Result<()> {
-        let problem = (run.status != RunStatus::Finished).then(|| run.summary.status.to_string());
+        let problem = run.problem();
         let outcome = DeepOutcome::new(
             config,
             run.epochs,
@@ -353,17 +366,13 @@ impl Study for DeepReport<'_> {
         );
         writeln!(
             Stdout,
-            "[{done}/{total}] {}: final val {}, layer-1 |grad| {}{}{}",
+            "[{done}/{total}] {}: final val {}, layer-1 |grad| {}{}",
             config.label(),
             outcome
                 .final_val
                 .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
             gradient::norm_text(outcome.first_layer_gradient),
-            outcome
-                .problem
-                .as_deref()
-                .map_or(String::new(), |p| format!(" ({p})")),
-            if run.saved { " (saved earlier)" } else { "" }
+            run.suffix(outcome.problem.as_deref()),
         )?;
         self.outcomes.push(outcome);
         self.text = gradient::report(
@@ -438,7 +447,7 @@ impl Study for DepthReport<'_> {
         done: usize,
         total: usize,
     ) -> io::Result<()> {
-        let problem = (run.status != RunStatus::Finished).then(|| run.summary.status.to_string());
+        let problem = run.problem();
         let outcome = DepthOutcome::new(
             config,
             seed,
@@ -448,17 +457,13 @@ impl Study for DepthReport<'_> {
         );
         writeln!(
             Stdout,
-            "[{done}/{total}] {} seed {seed}: train loss {}, val {}{}{}",
+            "[{done}/{total}] {} seed {seed}: train loss {}, val {}{}",
             config.label(),
             outcome.train_loss.map_or("-".into(), |v| format!("{v:.3}")),
             outcome
                 .val_accuracy
                 .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
-            outcome
-                .problem
-                .as_deref()
-                .map_or(String::new(), |p| format!(" ({p})")),
-            if run.saved { " (saved earlier)" } else { "" }
+            run.suffix(outcome.problem.as_deref()),
         )?;
         self.outcomes.push(outcome);
         self.text = depth::report(&self.outcomes, self.dataset, self.args.epochs);
