@@ -144,7 +144,6 @@ pub struct DepthOutcome {
     pub config: DepthConfig,
     pub seed: u64,
     pub train_loss: Option<f64>,
-    pub train_accuracy: Option<f64>,
     pub val_accuracy: Option<f64>,
     pub seconds_per_epoch: Option<f64>,
     /// Why it did not finish, if it did not.
@@ -164,7 +163,6 @@ impl DepthOutcome {
             config,
             seed,
             train_loss: last.map(|m| m.train_loss),
-            train_accuracy: last.map(|m| m.train_accuracy),
             val_accuracy: last.map(|m| m.val_accuracy),
             seconds_per_epoch,
             problem,
@@ -327,7 +325,6 @@ mod tests {
             },
             seed,
             train_loss: Some(loss),
-            train_accuracy: None,
             val_accuracy: Some(acc),
             seconds_per_epoch: Some(10.0),
             problem: None,
