@@ -258,21 +258,26 @@ where
     // The ReLU mask: the output itself (y > 0 iff z > 0).
     let activation = relu.then_some(z);
     tape.add_backward_op(move |grads| {
-        with_scratch::<E, _>(m * n, |dz| -> Result<(), CpuError> {
-            dz.copy_from_slice(&host::<E>(grads.get_or_alloc_mut(&out_ghost)?)[..m * n]);
-            if let Some(y) = &activation {
-                let zero = E::default();
-                dz.iter_mut()
-                    .zip(y.iter())
-                    .for_each(|(g, y)| *g = if *y > zero { *g } else { zero });
-            }
+        // The output's gradient is moved out of the store, masked in place (nothing else reads
+        // it) and put back after, so the store can lend the inputs' gradients meanwhile: no
+        // copy of it.
+        let mut dz_buf = Storage::<E>::try_alloc_len(&dev, 0)?;
+        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
+        let dz = &mut host::<E>(&mut dz_buf)[..m * n];
+        if let Some(y) = &activation {
+            let zero = E::default();
+            dz.iter_mut()
+                .zip(y.iter())
+                .for_each(|(g, y)| *g = if *y > zero { *g } else { zero });
+        }
+        let dz = View::new(&*dz, m, n);
+        let result = (|| -> Result<(), CpuError> {
             if let Some(b) = &bias {
                 let db = host::<E>(grads.get_or_alloc_mut(b)?);
-                for row in dz.chunks_exact(n.max(1)) {
+                for row in dz.data.chunks_exact(n.max(1)) {
                     db.iter_mut().zip(row).for_each(|(d, g)| *d += *g);
                 }
             }
-            let dz = View::new(&*dz, m, n);
             for part in &row_parts {
                 let k = part.k;
                 // dw += xᵀ · dz
@@ -288,7 +293,9 @@ where
                 windows_backward(block, dz, grads)?;
             }
             Ok(())
-        })
+        })();
+        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
+        result
     });
     out.put_tape(tape)
 }
