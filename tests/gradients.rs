@@ -727,6 +727,78 @@ fn dense_equals_composed((b, h, w, c): (usize, usize, usize, usize), k: usize, n
     }
 }
 
+/// A stride-2 layer on the CPU kernel (im2col over the kept windows only) equals the composed
+/// one (the strided gather) and the stride-1 layer subsampled (what PyTorch's `stride=2,
+/// padding=1` computes), on odd and even sizes, with two channel groups: values and the
+/// gradients of the images and weights.
+#[test]
+fn strided_windows_equal_the_composed_and_the_subsampled_convolution() {
+    use skiplab::net::ops::{
+        dense_composed, im2col_index_strided, subsample2, subsample_index, DenseInput, NetDevice,
+    };
+    type T = OwnedTape<f64, Dev>;
+    let dev = Dev::seed_from_u64(0);
+    for (b, h, w) in [(2, 6, 6), (3, 5, 7)] {
+        let (c1, c2, n) = (3, 2, 4);
+        let first = dev.tensor_from_vec(random(b * h * w * c1, 80), (b, h, w, c1));
+        let second = dev.tensor_from_vec(random(b * h * w * c2, 81), (b, h, w, c2));
+        let w1 = dev.tensor_from_vec(random(9 * c1 * n, 82), (9 * c1, n));
+        let w2 = dev.tensor_from_vec(random(9 * c2 * n, 83), (9 * c2, n));
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let p = dev.tensor_from_vec(random(b * oh * ow * n, 84), (b * oh * ow, n));
+        let strided = im2col_index_strided(&dev, b, h, w, 2);
+        let dense = im2col_index(&dev, b, h, w);
+        let run = |how: usize| {
+            let inputs = |index| {
+                vec![
+                    DenseInput::conv3x3(first.retaped::<T>(), w1.retaped::<T>(), index),
+                    DenseInput::conv3x3(second.retaped::<T>(), w2.retaped::<T>(), index),
+                ]
+            };
+            let y = match how {
+                0 => Dev::dense(
+                    inputs(&strided)
+                        .into_iter()
+                        .map(|i| i.strided(2, &strided))
+                        .collect(),
+                    None,
+                    false,
+                ),
+                1 => dense_composed(
+                    inputs(&strided)
+                        .into_iter()
+                        .map(|i| i.strided(2, &strided))
+                        .collect(),
+                    None,
+                    false,
+                ),
+                _ => {
+                    let full = dense_composed(inputs(&dense), None, false);
+                    let index = subsample_index(&dev, b, h, w);
+                    subsample2(full.reshape_like(&(b, h, w, n)), &index)
+                        .reshape_like(&(b * oh * ow, n))
+                }
+            };
+            let out = y.as_vec();
+            let grads = (y * p.clone()).sum::<Rank0, _>().backward();
+            let g = |t: &Images<f64, Dev>| grads.get(t).as_vec();
+            let gw = |t: &Tensor<(usize, usize), f64, Dev>| grads.get(t).as_vec();
+            vec![out, g(&first), g(&second), gw(&w1), gw(&w2)]
+        };
+        let (custom, composed, subsampled) = (run(0), run(1), run(2));
+        for (i, ((a, b), c)) in custom.iter().zip(&composed).zip(&subsampled).enumerate() {
+            assert_eq!((a.len(), a.len()), (b.len(), c.len()), "result {i}");
+            assert!(a.iter().any(|&v| v != 0.0), "result {i} is all zero");
+            for ((x, y), z) in a.iter().zip(b).zip(c) {
+                assert!(
+                    (x - y).abs() < 1e-12 && (x - z).abs() < 1e-12,
+                    "result {i}: {x} {y} {z}"
+                );
+            }
+        }
+    }
+}
+
 /// The CPU's parallel SGD step gives every parameter and velocity bit for bit what dfdx's own
 /// kernel gives, for every momentum and weight decay variant, and leaves its host copy of the
 /// parameter equal to it.

@@ -38,8 +38,9 @@ type IndexKey = (IndexKind, usize, usize, usize);
 /// Which gather a [`GatherIndex`] is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum IndexKind {
-    /// The 3x3 windows of a "same" convolution ([`ops::im2col_index`]).
-    Im2col,
+    /// The 3x3 windows of a convolution of this stride, padding 1
+    /// ([`ops::im2col_index_strided`]).
+    Im2col { stride: usize },
     /// Every other pixel of every other row ([`ops::subsample_index`]).
     Subsample,
 }
@@ -850,7 +851,9 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         width: usize,
     ) -> Tensor<(usize, usize), usize, D> {
         let build = || match kind {
-            IndexKind::Im2col => ops::im2col_index(&self.dev, batch, height, width),
+            IndexKind::Im2col { stride } => {
+                ops::im2col_index_strided(&self.dev, batch, height, width, stride)
+            }
             IndexKind::Subsample => ops::subsample_index(&self.dev, batch, height, width),
         };
         self.gather_indices
@@ -992,13 +995,16 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 CnnLayerKind::Conv { filters } => {
                     let name = format!("conv{}", layer.number);
                     let (height, width) = cnn.input_size(layer.number);
-                    let index = self.gather_index(IndexKind::Im2col, batch, height, width);
+                    let stride = layer.stride;
+                    let kind = IndexKind::Im2col { stride };
+                    let index = self.gather_index(kind, batch, height, width);
                     let groups = cnn.groups(previous);
                     let w = |group| self.matrix::<T>(&cnn_weight_name(&name, group));
                     let host = |group| self.host_weight(&cnn_weight_name(&name, group));
                     let mut inputs = Vec::with_capacity(groups.len());
                     if let Some(image) = image.take() {
                         let input = DenseInput::conv3x3_network_input(image, w(&groups[0]), &index);
+                        let input = input.strided(stride, &index);
                         inputs.push(input.with_host_weight(host(&groups[0])));
                     }
                     let pre = cnn.order == BlockOrder::Pre;
@@ -1010,27 +1016,17 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                             false => tensor,
                         };
                         let input = DenseInput::conv3x3(tensor, w(group), &index);
+                        let input = input.strided(stride, &index);
                         inputs.push(input.with_host_weight(host(group)));
                     }
                     let residuals = cnn.residuals_into(layer.number);
                     let bias = || self.vector::<T>(&format!("{name}.b"));
                     // ReLU stays fused into the layer's kernel where nothing comes between.
-                    let fused =
-                        cnn.norm == Norm::None && residuals.is_empty() && layer.stride == 1 && !pre;
+                    let fused = cnn.norm == Norm::None && residuals.is_empty() && !pre;
                     let mut rows = match cnn.norm {
                         Norm::None => D::dense(inputs, Some(bias()), fused),
                         _ => D::dense(inputs, None, false),
                     };
-                    if layer.stride == 2 {
-                        // Stride 2 keeps every other pixel of the stride-1 convolution
-                        // (equal to PyTorch's stride=2, padding=1; it computes 4x the pixels).
-                        let images = rows.reshape_like(&(batch, height, width, filters));
-                        let kept = ops::subsample2(
-                            images,
-                            &self.gather_index(IndexKind::Subsample, batch, height, width),
-                        );
-                        rows = kept.reshape_like(&(batch * layer.height * layer.width, filters));
-                    }
                     let relu_now = residuals.is_empty() && !pre;
                     rows = match cnn.norm {
                         _ if pre => rows,

@@ -25,10 +25,17 @@ pub type Images<E, D, T = NoneTape> = Tensor<(usize, usize, usize, usize), E, D,
 /// the flattened input to read, or `h * w` (the appended zero row) where the window leaves
 /// the image.
 pub fn im2col_rows(height: usize, width: usize) -> Vec<usize> {
+    im2col_rows_strided(height, width, 1)
+}
+
+/// [`im2col_rows`] for a convolution of stride `stride` (padding 1, as PyTorch's): the windows
+/// centred on rows and columns 0, stride, 2·stride, ..., `ceil(h/stride) x ceil(w/stride)` of
+/// them.
+pub fn im2col_rows_strided(height: usize, width: usize, stride: usize) -> Vec<usize> {
     let pad = height * width;
-    let mut rows = Vec::with_capacity(height * width * 9);
-    for y in 0..height as isize {
-        for x in 0..width as isize {
+    let mut rows = Vec::with_capacity(height.div_ceil(stride) * width.div_ceil(stride) * 9);
+    for y in (0..height as isize).step_by(stride) {
+        for x in (0..width as isize).step_by(stride) {
             for dy in -1..=1isize {
                 for dx in -1..=1isize {
                     let (sy, sx) = (y + dy, x + dx);
@@ -52,7 +59,18 @@ pub fn im2col_index<D: dfdx::tensor::TensorFromVec<usize>>(
     height: usize,
     width: usize,
 ) -> Tensor<(usize, usize), usize, D> {
-    let rows = im2col_rows(height, width);
+    im2col_index_strided(dev, batch, height, width, 1)
+}
+
+/// [`im2col_index`] for a convolution of stride `stride` ([`im2col_rows_strided`]).
+pub fn im2col_index_strided<D: dfdx::tensor::TensorFromVec<usize>>(
+    dev: &D,
+    batch: usize,
+    height: usize,
+    width: usize,
+    stride: usize,
+) -> Tensor<(usize, usize), usize, D> {
+    let rows = im2col_rows_strided(height, width, stride);
     let per = rows.len();
     let mut all = Vec::with_capacity(batch * per);
     for _ in 0..batch {
@@ -201,9 +219,10 @@ where
 pub enum DenseSource<E: Dtype, D: Device<E>, T> {
     /// `[rows, k]`.
     Rows(Tensor<(usize, usize), E, D, T>),
-    /// `[b, h, w, c]`, read as `[b*h*w, 9c]`; the gather index from [`im2col_index`] for the
-    /// same batch and size (only the composed version reads it).
-    Windows3x3(Images<E, D, T>, Tensor<(usize, usize), usize, D>),
+    /// `[b, h, w, c]`, read as `[b*h*w, 9c]`, or at stride `s` (the third field) as
+    /// `[b*ceil(h/s)*ceil(w/s), 9c]`; the gather index from [`im2col_index_strided`] for the
+    /// same batch, size and stride (only the composed version reads it).
+    Windows3x3(Images<E, D, T>, Tensor<(usize, usize), usize, D>, usize),
 }
 
 impl<E: Dtype, D: Device<E>, T> DenseSource<E, D, T> {
@@ -211,9 +230,9 @@ impl<E: Dtype, D: Device<E>, T> DenseSource<E, D, T> {
     pub fn matrix_shape(&self) -> (usize, usize) {
         match self {
             DenseSource::Rows(x) => *x.shape(),
-            DenseSource::Windows3x3(x, _) => {
+            DenseSource::Windows3x3(x, _, stride) => {
                 let (b, h, w, c) = *x.shape();
-                (b * h * w, 9 * c)
+                (b * h.div_ceil(*stride) * w.div_ceil(*stride), 9 * c)
             }
         }
     }
@@ -258,11 +277,30 @@ impl<E: Dtype, D: Device<E>, T> DenseInput<E, D, T> {
             "conv weight rows must be 9 x input channels"
         );
         Self {
-            x: DenseSource::Windows3x3(x, index.clone()),
+            x: DenseSource::Windows3x3(x, index.clone(), 1),
             w,
             x_needs_grad: true,
             w_host: None,
         }
+    }
+
+    /// Reads a window source at stride `stride` (padding 1, as PyTorch's) with `index` from
+    /// [`im2col_index_strided`] for that stride: only the kept output pixels are computed.
+    /// Rows sources stay as they are.
+    pub fn strided(self, stride: usize, index: &Tensor<(usize, usize), usize, D>) -> Self {
+        let x = match self.x {
+            DenseSource::Windows3x3(x, _, _) => {
+                let (_, h, w, _) = *x.shape();
+                assert_eq!(
+                    index.shape().1,
+                    h.div_ceil(stride) * w.div_ceil(stride) * 9,
+                    "im2col index for a {h}x{w} image at stride {stride}"
+                );
+                DenseSource::Windows3x3(x, index.clone(), stride)
+            }
+            rows => rows,
+        };
+        Self { x, ..self }
     }
 }
 
@@ -316,9 +354,10 @@ where
     for DenseInput { x, w, .. } in inputs {
         let rows = match x {
             DenseSource::Rows(x) => x,
-            DenseSource::Windows3x3(x, index) => {
-                let (b, h, w, c) = *x.shape();
-                im2col3x3_composed(x, &index).reshape_like(&(b * h * w, 9 * c))
+            DenseSource::Windows3x3(x, index, _) => {
+                let (b, c) = (x.shape().0, x.shape().3);
+                let windows = index.shape().1 / 9;
+                im2col3x3_composed(x, &index).reshape_like(&(b * windows, 9 * c))
             }
         };
         let y = rows.matmul(w);
@@ -339,7 +378,8 @@ where
     }
 }
 
-/// The composed im2col: append a zero row, gather the nine neighbour rows of every pixel.
+/// The composed im2col: append a zero row, gather the nine neighbour rows of every output
+/// pixel (`[b, windows, 9c]`).
 pub fn im2col3x3_composed<E, D, T>(
     x: Images<E, D, T>,
     index: &Tensor<(usize, usize), usize, D>,
@@ -354,7 +394,8 @@ where
     let rows = x.reshape_like(&(b, h * w, c));
     let padded = (rows, zeros).concat_along(Axis::<1>);
     let cols: Tensor<(usize, usize, usize), E, D, T> = padded.gather(index.clone());
-    cols.reshape_like(&(b, h * w, 9 * c))
+    // One window per output pixel: all of them, or the strided ones the index picks.
+    cols.reshape_like(&(b, index.shape().1 / 9, 9 * c))
 }
 
 #[cfg(feature = "cuda")]

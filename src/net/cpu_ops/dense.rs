@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul_into, View};
 use super::memory::{host, with_scratch, HostData, Pooled};
-use super::windows::{col2im_sample, im2col_sample, WindowGroup};
+use super::windows::{col2im_sample, im2col_sample, Layout, WindowGroup};
 use super::winograd;
 use crate::net::ops::{DenseInput, DenseSource, HostMirror, Images};
 
@@ -26,6 +26,7 @@ struct RowsPart<E: Dtype> {
 /// A window input of a layer, off the tape, before its block is built.
 struct WindowInput<E: Dtype> {
     image: Images<E, Cpu>,
+    stride: usize,
     weight: Tensor<(usize, usize), E, Cpu>,
     weight_host: HostData<E>,
     needs_grad: bool,
@@ -35,8 +36,10 @@ struct WindowInput<E: Dtype> {
 struct WindowsBlock<E: Dtype> {
     groups: Vec<WindowGroup<E>>,
     kernel: BlockKernel<E>,
-    /// `(batch, height, width)`, the same for every group.
+    /// `(batch, height, width)` of the input images, the same for every group.
     size: (usize, usize, usize),
+    /// The convolution's stride (Winograd only at 1).
+    stride: usize,
 }
 
 /// How a [`WindowsBlock`] multiplies.
@@ -200,11 +203,12 @@ where
                     k,
                 });
             }
-            DenseSource::Windows3x3(x, _) => {
+            DenseSource::Windows3x3(x, _, stride) => {
                 let (x, x_tape) = x.split_tape();
                 tape = tape.merge(x_tape);
                 windows.push(WindowInput {
                     image: x,
+                    stride,
                     weight: w,
                     weight_host,
                     needs_grad: x_needs_grad,
@@ -330,13 +334,17 @@ where
     Cpu: Device<E>,
 {
     let (b, h, w, _) = *windows[0].image.shape();
+    let stride = windows[0].stride;
     let pixels = h * w;
+    // Output pixels per sample (all of them at stride 1).
+    let windows_per_sample = h.div_ceil(stride) * w.div_ceil(stride);
     let mut groups = Vec::with_capacity(windows.len());
     let mut images = Vec::with_capacity(windows.len());
     let mut weight_blocks = Vec::with_capacity(windows.len());
     let mut k = 0;
     for WindowInput {
         image: x,
+        stride: group_stride,
         weight,
         weight_host,
         needs_grad,
@@ -344,9 +352,9 @@ where
     {
         let (xb, xh, xw, c) = *x.shape();
         assert_eq!(
-            (xb, xh, xw),
-            (b, h, w),
-            "window inputs of one layer differ in size"
+            (xb, xh, xw, group_stride),
+            (b, h, w, stride),
+            "window inputs of one layer differ in size or stride"
         );
         let mut image = Pooled::<E>::new(b * pixels * c);
         x.copy_into(&mut image);
@@ -365,7 +373,10 @@ where
         ConvKernel::WinogradF2 => Some(winograd::Kind::F2),
         ConvKernel::WinogradF4 => Some(winograd::Kind::F4),
         ConvKernel::Auto => (k / 9 >= WINOGRAD_MIN_CHANNELS).then_some(AUTO_SCHEME),
-    };
+    }
+    // Winograd computes every output pixel: a strided convolution takes im2col, which
+    // computes only the kept ones.
+    .filter(|_| stride == 1);
     // Winograd's fractions need a float type (the networks are f32 or f64).
     let is_float = E::from_f64(0.5).is_some_and(|half| half + half != E::default());
     let size = (b, h, w);
@@ -375,17 +386,25 @@ where
             groups,
             kernel: BlockKernel::Winograd(transformed),
             size,
+            stride,
         };
     }
-    let mut cols = Pooled::<E>::new(b * pixels * k);
-    if b * pixels * k > 0 {
-        cols.par_chunks_mut(pixels * k)
+    let mut cols = Pooled::<E>::new(b * windows_per_sample * k);
+    if b * windows_per_sample * k > 0 {
+        cols.par_chunks_mut(windows_per_sample * k)
             .enumerate()
             .for_each(|(sample, cols)| {
                 for (group, image) in groups.iter().zip(&images) {
                     let c = group.channels;
                     let img = &image[sample * pixels * c..(sample + 1) * pixels * c];
-                    im2col_sample(img, &mut cols[group.offset..], h, w, c, k);
+                    let at = Layout {
+                        h,
+                        w,
+                        c,
+                        ld: k,
+                        stride,
+                    };
+                    im2col_sample(img, &mut cols[group.offset..], at);
                 }
             });
     }
@@ -403,6 +422,7 @@ where
         groups,
         kernel: BlockKernel::Im2col { cols, weights, k },
         size,
+        stride,
     }
 }
 
@@ -422,7 +442,9 @@ where
         BlockKernel::Winograd(t) => return winograd::backward(t, &block.groups, dz.data, grads),
     };
     let (b, h, w) = block.size;
-    let (m, n) = (b * h * w, dz.cols);
+    let stride = block.stride;
+    let windows_per_sample = h.div_ceil(stride) * w.div_ceil(stride);
+    let (m, n) = (b * windows_per_sample, dz.cols);
     for group in &block.groups {
         // dw += colsᵀ · dz, the group's columns read in place.
         let cols = View {
@@ -452,9 +474,16 @@ where
             let grad_in = host::<E>(grads.get_or_alloc_mut(x)?);
             grad_in
                 .par_chunks_mut(h * w * c)
-                .zip(grad_cols.par_chunks(h * w * k))
+                .zip(grad_cols.par_chunks(windows_per_sample * k))
                 .for_each(|(g_in, g_cols)| {
-                    col2im_sample(&g_cols[group.offset..], g_in, h, w, c, k)
+                    let at = Layout {
+                        h,
+                        w,
+                        c,
+                        ld: k,
+                        stride,
+                    };
+                    col2im_sample(&g_cols[group.offset..], g_in, at)
                 });
         }
         Ok(())
