@@ -1004,48 +1004,50 @@ fn custom_cpu_batch_norm_equals_the_composed_one() {
     use skiplab::net::cpu_ops::batch_norm;
     use skiplab::net::ops::batch_norm_composed;
     let dev = Dev::seed_from_u64(0);
-    let (m, n) = (700, 6);
-    let z = dev.tensor_from_vec(
-        random(m * n, 31).iter().map(|v| 3.0 * v + 0.5).collect(),
-        (m, n),
-    );
-    let gamma = dev.tensor_from_vec(random(n, 32), (n,));
-    let beta = dev.tensor_from_vec(random(n, 33), (n,));
-    let weights = dev.tensor_from_vec(random(m * n, 34), (m, n));
-    let run = |custom: bool, relu: bool| {
-        let traced = (
-            z.clone().leaky_traced(),
-            gamma.clone().leaky_traced(),
-            beta.clone().leaky_traced(),
+    // Rows over several parallel blocks; units fewer and more than a vector's lanes.
+    for (m, n) in [(700, 6), (300, 37)] {
+        let z = dev.tensor_from_vec(
+            random(m * n, 31).iter().map(|v| 3.0 * v + 0.5).collect(),
+            (m, n),
         );
-        let (y, mean, var) = match custom {
-            true => batch_norm(traced.0, traced.1, traced.2, 1e-5, relu),
-            false => batch_norm_composed(traced.0, traced.1, traced.2, 1e-5, relu),
-        };
-        let values = y.as_vec();
-        let grads = (y * weights.clone()).sum().backward();
-        let g = |t: &Tensor<(usize, usize), f64, Dev>| grads.get(t).as_vec();
-        let v = |t: &Tensor<(usize,), f64, Dev>| grads.get(t).as_vec();
-        (values, mean, var, g(&z), v(&gamma), v(&beta))
-    };
-    let same = |what: &str, x: &[f64], y: &[f64]| {
-        assert_eq!(x.len(), y.len());
-        for (i, (p, q)) in x.iter().zip(y).enumerate() {
-            assert!(
-                (p - q).abs() <= 1e-10 + 1e-9 * q.abs(),
-                "{what}[{i}]: {p} vs {q}"
+        let gamma = dev.tensor_from_vec(random(n, 32), (n,));
+        let beta = dev.tensor_from_vec(random(n, 33), (n,));
+        let weights = dev.tensor_from_vec(random(m * n, 34), (m, n));
+        let run = |custom: bool, relu: bool| {
+            let traced = (
+                z.clone().leaky_traced(),
+                gamma.clone().leaky_traced(),
+                beta.clone().leaky_traced(),
             );
+            let (y, mean, var) = match custom {
+                true => batch_norm(traced.0, traced.1, traced.2, 1e-5, relu),
+                false => batch_norm_composed(traced.0, traced.1, traced.2, 1e-5, relu),
+            };
+            let values = y.as_vec();
+            let grads = (y * weights.clone()).sum().backward();
+            let g = |t: &Tensor<(usize, usize), f64, Dev>| grads.get(t).as_vec();
+            let v = |t: &Tensor<(usize,), f64, Dev>| grads.get(t).as_vec();
+            (values, mean, var, g(&z), v(&gamma), v(&beta))
+        };
+        let same = |what: &str, x: &[f64], y: &[f64]| {
+            assert_eq!(x.len(), y.len());
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-10 + 1e-9 * q.abs(),
+                    "{what}[{i}]: {p} vs {q}"
+                );
+            }
+        };
+        for relu in [false, true] {
+            let (a, b) = (run(true, relu), run(false, relu));
+            same("output", &a.0, &b.0);
+            same("mean", &a.1, &b.1);
+            same("variance", &a.2, &b.2);
+            same("grad z", &a.3, &b.3);
+            same("grad gamma", &a.4, &b.4);
+            same("grad beta", &a.5, &b.5);
+            // ReLU zeroes some outputs, or the check would not see it.
+            assert_eq!(relu, a.0.iter().filter(|&&v| v == 0.0).count() > m * n / 10);
         }
-    };
-    for relu in [false, true] {
-        let (a, b) = (run(true, relu), run(false, relu));
-        same("output", &a.0, &b.0);
-        same("mean", &a.1, &b.1);
-        same("variance", &a.2, &b.2);
-        same("grad z", &a.3, &b.3);
-        same("grad gamma", &a.4, &b.4);
-        same("grad beta", &a.5, &b.5);
-        // ReLU zeroes some outputs, or the check would not see it.
-        assert_eq!(relu, a.0.iter().filter(|&&v| v == 0.0).count() > m * n / 10);
     }
 }

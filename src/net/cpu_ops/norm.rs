@@ -9,6 +9,7 @@
 //! dfdx reduces a column at a time.
 
 use dfdx::prelude::*;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::memory::{host, Pooled};
@@ -31,26 +32,9 @@ fn mean_and_variance<E: Dtype>(x: &[E], n: usize) -> (Vec<f64>, Vec<f64>) {
     let (count, mean, m2) = x
         .par_chunks(ROWS_PER_TASK * n)
         .map(|block| {
-            let count = block.len() / n;
-            let mut sum = vec![E::default(); n];
-            for row in block.chunks_exact(n) {
-                sum.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-            }
-            let inv = E::from_f64(1.0 / count as f64).unwrap_or_default();
-            let mean: Vec<E> = sum.iter().map(|&s| s * inv).collect();
-            let mut m2 = vec![E::default(); n];
-            for row in block.chunks_exact(n) {
-                m2.iter_mut().zip(row).zip(&mean).for_each(|((s, &v), &m)| {
-                    let d = v - m;
-                    *s += d * d;
-                });
-            }
-            let mean: Vec<f64> = mean.into_iter().map(to_f64).collect();
-            (
-                count as f64,
-                mean,
-                m2.into_iter().map(to_f64).collect::<Vec<f64>>(),
-            )
+            let (mean, m2) = block_moments(block, n);
+            let back = |s: Vec<E>| s.into_iter().map(to_f64).collect::<Vec<f64>>();
+            ((block.len() / n) as f64, back(mean), back(m2))
         })
         .reduce(
             || (0.0, vec![0.0; n], vec![0.0; n]),
@@ -70,6 +54,41 @@ fn mean_and_variance<E: Dtype>(x: &[E], n: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, m2.into_iter().map(|q| q / count).collect())
 }
 
+/// One block's per-unit mean and sum of squared deviations from it (`block`: whole rows of
+/// `n` units), each pass over spans of whole rows as flat arrays (see [`Affine`]).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn block_moments<E: Dtype>(block: &[E], n: usize) -> (Vec<E>, Vec<E>) {
+    let zero = E::default();
+    let span = tiled(&vec![zero; n]).len();
+    // Per-span sums folded onto one row.
+    let fold = |spans: Vec<E>| {
+        let mut per_unit = vec![zero; n];
+        for row in spans.chunks_exact(n) {
+            per_unit.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
+        }
+        per_unit
+    };
+    let mut sums = vec![zero; span];
+    for chunk in block.chunks(span) {
+        let acc = &mut sums[..chunk.len()];
+        for j in 0..chunk.len() {
+            acc[j] += chunk[j];
+        }
+    }
+    let inv = E::from_f64(1.0 / (block.len() / n) as f64).unwrap_or_default();
+    let mean: Vec<E> = fold(sums).into_iter().map(|s| s * inv).collect();
+    let spread = tiled(&mean);
+    let mut squares = vec![zero; span];
+    for chunk in block.chunks(span) {
+        let (acc, mean) = (&mut squares[..chunk.len()], &spread[..chunk.len()]);
+        for j in 0..chunk.len() {
+            let d = chunk[j] - mean[j];
+            acc[j] += d * d;
+        }
+    }
+    (mean, fold(squares))
+}
+
 /// Adds two blocks' per-unit sums (f64).
 fn add_sums(
     (mut a1, mut a2): (Vec<f64>, Vec<f64>),
@@ -80,23 +99,143 @@ fn add_sums(
     (a1, a2)
 }
 
-/// The per-unit constants of one batch norm: the batch mean, `gamma / std` and the shift.
+/// The per-unit constants of one batch norm (the batch mean, `gamma / std` and the shift),
+/// each repeated for [`Affine::span`] elements: whole rows, at least [`MIN_SPAN`] values. The
+/// loops below run over such spans as flat arrays. Row by row they would not vectorise: a
+/// row of 16 or 32 channels is shorter than the vectorised loop's step (16 lanes unrolled
+/// four times), so every value went down the scalar tail.
 struct Affine<E> {
     mean: Vec<E>,
     scale: Vec<E>,
     beta: Vec<E>,
 }
 
+/// The fewest values an [`Affine`] span holds.
+const MIN_SPAN: usize = 256;
+
+/// `values` (one per unit) repeated over whole rows to at least [`MIN_SPAN`] values.
+fn tiled<E: Copy>(values: &[E]) -> Vec<E> {
+    let rows = MIN_SPAN.div_ceil(values.len().max(1));
+    values.repeat(rows)
+}
+
 impl<E: Dtype> Affine<E> {
-    /// One row's output before ReLU, `(x - mean) · scale + beta`, into `out`. (`x - mean`
-    /// first: `x · scale + (beta - mean · scale)` would cancel where the mean is large.) The
-    /// backward pass recomputes it to find the ReLU mask: the same operations in the same
-    /// order give the same values.
-    #[inline(always)]
-    fn row(&self, x: &[E], out: &mut [E]) {
-        let constants = self.mean.iter().zip(&self.scale).zip(&self.beta);
-        for ((y, &x), ((&m, &s), &b)) in out.iter_mut().zip(x).zip(constants) {
-            *y = (x - m) * s + b;
+    fn new(mean: &[E], scale: &[E], beta: &[E]) -> Self {
+        Affine {
+            mean: tiled(mean),
+            scale: tiled(scale),
+            beta: tiled(beta),
+        }
+    }
+
+    /// Values per span (a whole number of rows).
+    fn span(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// The forward pass over a block of whole rows: `(x - mean) · scale + beta`, then ReLU
+    /// when `RELU`. (`x - mean` first: `x · scale + (beta - mean · scale)` would cancel where
+    /// the mean is large.) The backward pass recomputes the same expression for the ReLU
+    /// mask: the same operations in the same order give the same values.
+    fn forward<const RELU: bool>(&self, xs: &[E], ys: &mut [E]) {
+        forward::<E, RELU>(self, xs, ys)
+    }
+
+    /// Per-unit `Σ dy` and `Σ dy · (x - mean)` over a block of whole rows of `n` units, `dy`
+    /// masked by the ReLU where `RELU`.
+    fn gradient_sums<const RELU: bool>(&self, n: usize, xs: &[E], dys: &[E]) -> [Vec<E>; 2] {
+        gradient_sums::<E, RELU>(self, n, xs, dys)
+    }
+
+    /// `dz += a · dy + c · (x - mean) + d` per unit over a block of whole rows, `dy` masked by
+    /// the ReLU where `RELU`; `a`, `c` and `d` tiled as the span is ([`tiled`]).
+    fn input_gradient<const RELU: bool>(
+        &self,
+        constants: [&[E]; 3],
+        xs: &[E],
+        dys: &[E],
+        dzs: &mut [E],
+    ) {
+        input_gradient::<E, RELU>(self, constants, xs, dys, dzs)
+    }
+}
+
+// The loops behind [`Affine`]'s methods, compiled for AVX-512 and AVX2 beside the baseline
+// and chosen at run time (the crate builds for any x86-64: at its SSE2 baseline these loops
+// ran scalar).
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn forward<E: Dtype, const RELU: bool>(this: &Affine<E>, xs: &[E], ys: &mut [E]) {
+    let zero = E::default();
+    for (x, y) in xs.chunks(this.span()).zip(ys.chunks_mut(this.span())) {
+        let len = x.len();
+        let (mean, scale, beta) = (&this.mean[..len], &this.scale[..len], &this.beta[..len]);
+        let y = &mut y[..len];
+        for j in 0..len {
+            let v = (x[j] - mean[j]) * scale[j] + beta[j];
+            // A select, not a branch (NaN becomes 0, as in dfdx's ReLU).
+            y[j] = if RELU && !(v > zero) { zero } else { v };
+        }
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn gradient_sums<E: Dtype, const RELU: bool>(
+    this: &Affine<E>,
+    n: usize,
+    xs: &[E],
+    dys: &[E],
+) -> [Vec<E>; 2] {
+    let zero = E::default();
+    let (mut s1, mut s2) = (vec![zero; this.span()], vec![zero; this.span()]);
+    for (x, dy) in xs.chunks(this.span()).zip(dys.chunks(this.span())) {
+        let len = x.len();
+        let (mean, scale, beta) = (&this.mean[..len], &this.scale[..len], &this.beta[..len]);
+        let (dy, t1, t2) = (&dy[..len], &mut s1[..len], &mut s2[..len]);
+        for j in 0..len {
+            let xc = x[j] - mean[j];
+            let d = if RELU && !(xc * scale[j] + beta[j] > zero) {
+                zero
+            } else {
+                dy[j]
+            };
+            t1[j] += d;
+            t2[j] += d * xc;
+        }
+    }
+    // The span's rows folded onto one.
+    [s1, s2].map(|s| {
+        let mut per_unit = vec![zero; n];
+        for row in s.chunks_exact(n) {
+            per_unit.iter_mut().zip(row).for_each(|(p, &v)| *p += v);
+        }
+        per_unit
+    })
+}
+
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn input_gradient<E: Dtype, const RELU: bool>(
+    this: &Affine<E>,
+    [a, c, d]: [&[E]; 3],
+    xs: &[E],
+    dys: &[E],
+    dzs: &mut [E],
+) {
+    let zero = E::default();
+    let rows = xs.chunks(this.span()).zip(dys.chunks(this.span()));
+    for ((x, dy), dz) in rows.zip(dzs.chunks_mut(this.span())) {
+        let len = x.len();
+        let (mean, scale, beta) = (&this.mean[..len], &this.scale[..len], &this.beta[..len]);
+        let (a, c, d) = (&a[..len], &c[..len], &d[..len]);
+        let (dy, dz) = (&dy[..len], &mut dz[..len]);
+        for j in 0..len {
+            let xc = x[j] - mean[j];
+            let g = if RELU && !(xc * scale[j] + beta[j] > zero) {
+                zero
+            } else {
+                dy[j]
+            };
+            dz[j] += a[j] * g + c[j] * xc + d[j];
         }
     }
 }
@@ -129,24 +268,16 @@ where
         .map(|v| from_f64(1.0 / (v + eps).sqrt()))
         .collect();
     let g = gamma.as_vec();
-    let affine = Affine {
-        mean: mean.iter().map(|&v| from_f64(v)).collect(),
-        scale: g.iter().zip(&inv_std).map(|(&g, &s)| g * s).collect(),
-        beta: beta.as_vec(),
-    };
+    let mean_e: Vec<E> = mean.iter().map(|&v| from_f64(v)).collect();
+    let scale: Vec<E> = g.iter().zip(&inv_std).map(|(&g, &s)| g * s).collect();
+    let affine = Affine::new(&mean_e, &scale, &beta.as_vec());
     let mut y = Pooled::<E>::new(m * n);
     if n > 0 {
         x.par_chunks(ROWS_PER_TASK * n)
             .zip(y.par_chunks_mut(ROWS_PER_TASK * n))
-            .for_each(|(xs, ys)| {
-                for (x, y) in xs.chunks_exact(n).zip(ys.chunks_exact_mut(n)) {
-                    affine.row(x, y);
-                    if relu {
-                        // A select, not a branch, so it vectorises (NaN becomes 0, as dfdx's).
-                        y.iter_mut()
-                            .for_each(|v| *v = if *v > zero { *v } else { zero });
-                    }
-                }
+            .for_each(|(xs, ys)| match relu {
+                true => affine.forward::<true>(xs, ys),
+                false => affine.forward::<false>(xs, ys),
             });
     }
     let mut out = z.device().zeros_like(&(m, n));
@@ -163,31 +294,15 @@ where
         let dy_host: &[E] = &host::<E>(&mut dy)[..m * n];
         let to_f64 = |v: E| v.to_f64().unwrap_or(f64::NAN);
         let chunk = ROWS_PER_TASK * n.max(1);
-        // The output's gradient where the unit passed the ReLU (else 0), one row into `masked`.
-        let mask = |x: &[E], dy: &[E], masked: &mut [E]| {
-            if relu {
-                affine.row(x, masked);
-                for (d, &g) in masked.iter_mut().zip(dy) {
-                    *d = if *d > zero { g } else { zero };
-                }
-            } else {
-                masked.copy_from_slice(dy);
-            }
-        };
         // Σ dy and Σ dy · (x - mean) per unit: the gradients of beta and (times 1/std) gamma.
         let (sum_dy, sum_dyx) = x
             .par_chunks(chunk)
             .zip(dy_host.par_chunks(chunk))
             .map(|(xs, dys)| {
-                let (mut s1, mut s2, mut masked) = (vec![zero; n], vec![zero; n], vec![zero; n]);
-                for (x, dy) in xs.chunks_exact(n).zip(dys.chunks_exact(n)) {
-                    mask(x, dy, &mut masked);
-                    let units = s1.iter_mut().zip(s2.iter_mut()).zip(&affine.mean);
-                    for (((s1, s2), &mean), (&d, &x)) in units.zip(masked.iter().zip(x)) {
-                        *s1 += d;
-                        *s2 += d * (x - mean);
-                    }
-                }
+                let [s1, s2] = match relu {
+                    true => affine.gradient_sums::<true>(n, xs, dys),
+                    false => affine.gradient_sums::<false>(n, xs, dys),
+                };
                 let back = |s: Vec<E>| s.into_iter().map(to_f64).collect::<Vec<f64>>();
                 (back(s1), back(s2))
             })
@@ -213,23 +328,17 @@ where
             c[j] = from_f64(-s * i * i * sum_dyx[j] / rows);
             d[j] = from_f64(-s * sum_dy[j] / rows);
         }
+        let (a, c, d) = (tiled(&a), tiled(&c), tiled(&d));
+        let constants = [&a[..], &c[..], &d[..]];
         let dz = host::<E>(grads.get_or_alloc_mut(&z_ghost)?);
         if n > 0 {
             dz[..m * n]
                 .par_chunks_mut(chunk)
                 .zip(x.par_chunks(chunk))
                 .zip(dy_host.par_chunks(chunk))
-                .for_each(|((dzs, xs), dys)| {
-                    let mut masked = vec![zero; n];
-                    let rows = dzs.chunks_exact_mut(n).zip(xs.chunks_exact(n));
-                    for ((dz, x), dy) in rows.zip(dys.chunks_exact(n)) {
-                        mask(x, dy, &mut masked);
-                        let constants = a.iter().zip(&c).zip(&d).zip(&affine.mean);
-                        let values = dz.iter_mut().zip(x).zip(&masked);
-                        for (((dz, &x), &dy), (((&a, &c), &d), &mean)) in values.zip(constants) {
-                            *dz += a * dy + c * (x - mean) + d;
-                        }
-                    }
+                .for_each(|((dzs, xs), dys)| match relu {
+                    true => affine.input_gradient::<true>(constants, xs, dys, dzs),
+                    false => affine.input_gradient::<false>(constants, xs, dys, dzs),
                 });
         }
         std::mem::swap(&mut dy, grads.get_or_alloc_mut(&out_ghost)?);
