@@ -998,7 +998,8 @@ fn winograd_in_f32_stays_close_to_im2col() {
 }
 
 /// The CPU's batch-norm kernel against the composed ops it replaces, over several blocks of
-/// rows: outputs, batch statistics and the gradients of the input, scale and shift.
+/// rows, with and without ReLU and a residual: outputs, batch statistics and the gradients
+/// of the input, scale, shift and residual.
 #[test]
 fn custom_cpu_batch_norm_equals_the_composed_one() {
     use skiplab::net::cpu_ops::batch_norm;
@@ -1013,21 +1014,24 @@ fn custom_cpu_batch_norm_equals_the_composed_one() {
         let gamma = dev.tensor_from_vec(random(n, 32), (n,));
         let beta = dev.tensor_from_vec(random(n, 33), (n,));
         let weights = dev.tensor_from_vec(random(m * n, 34), (m, n));
-        let run = |custom: bool, relu: bool| {
+        let shortcut = dev.tensor_from_vec(random(m * n, 35), (m, n));
+        let run = |custom: bool, relu: bool, residual: bool| {
             let traced = (
                 z.clone().leaky_traced(),
                 gamma.clone().leaky_traced(),
                 beta.clone().leaky_traced(),
             );
+            let r = residual.then(|| shortcut.clone().leaky_traced());
             let (y, mean, var) = match custom {
-                true => batch_norm(traced.0, traced.1, traced.2, 1e-5, relu),
-                false => batch_norm_composed(traced.0, traced.1, traced.2, 1e-5, relu),
+                true => batch_norm(traced.0, traced.1, traced.2, 1e-5, relu, r),
+                false => batch_norm_composed(traced.0, traced.1, traced.2, 1e-5, relu, r),
             };
             let values = y.as_vec();
             let grads = (y * weights.clone()).sum().backward();
             let g = |t: &Tensor<(usize, usize), f64, Dev>| grads.get(t).as_vec();
             let v = |t: &Tensor<(usize,), f64, Dev>| grads.get(t).as_vec();
-            (values, mean, var, g(&z), v(&gamma), v(&beta))
+            let r = if residual { g(&shortcut) } else { vec![1.0] };
+            (values, mean, var, g(&z), v(&gamma), v(&beta), r)
         };
         let same = |what: &str, x: &[f64], y: &[f64]| {
             assert_eq!(x.len(), y.len());
@@ -1038,14 +1042,16 @@ fn custom_cpu_batch_norm_equals_the_composed_one() {
                 );
             }
         };
-        for relu in [false, true] {
-            let (a, b) = (run(true, relu), run(false, relu));
+        // With a residual (a shortcut added before the ReLU) and without.
+        for (relu, residual) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, b) = (run(true, relu, residual), run(false, relu, residual));
             same("output", &a.0, &b.0);
             same("mean", &a.1, &b.1);
             same("variance", &a.2, &b.2);
             same("grad z", &a.3, &b.3);
             same("grad gamma", &a.4, &b.4);
             same("grad beta", &a.5, &b.5);
+            same("grad residual", &a.6, &b.6);
             // ReLU zeroes some outputs, or the check would not see it.
             assert_eq!(relu, a.0.iter().filter(|&&v| v == 0.0).count() > m * n / 10);
         }

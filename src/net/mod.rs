@@ -736,7 +736,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             let mut z = match normed {
                 true => {
                     let z = D::dense(inputs, None, false);
-                    self.normalise(z, &format!("fc{to}"), mlp.norm, false)
+                    self.normalise(z, &format!("fc{to}"), mlp.norm, false, None)
                 }
                 false => D::dense(inputs, Some(self.vector::<T>(&format!("fc{to}.b"))), false),
             };
@@ -767,13 +767,15 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
     /// and the pixels), with its learned scale and shift. Batch norm in training mode
     /// normalises by the rows' mean and (biased) variance and moves the running estimates
     /// towards them (the unbiased variance, momentum 0.1), as PyTorch's `BatchNorm1d/2d` do;
-    /// in evaluation mode it uses the running estimates.
+    /// in evaluation mode it uses the running estimates. `residual` (a residual block's
+    /// shortcut) is added before the ReLU, in the same kernel where the device has one.
     fn normalise<T>(
         &self,
         z: Tensor<(usize, usize), E, D, T>,
         layer: &str,
         norm: Norm,
         relu: bool,
+        residual: Option<Tensor<(usize, usize), E, D, T>>,
     ) -> Tensor<(usize, usize), E, D, T>
     where
         T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
@@ -787,7 +789,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         let xhat = match (norm, train) {
             (Norm::Batch, true) => {
                 let (gamma, beta) = (self.vector::<T>(&gamma), self.vector::<T>(&beta));
-                let (y, mean, var) = D::batch_norm(z, gamma, beta, NORM_EPS, relu);
+                let (y, mean, var) = D::batch_norm(z, gamma, beta, NORM_EPS, relu, residual);
                 let batch = shape.0 as f64;
                 // The running variance is the unbiased one (PyTorch's).
                 let unbias = batch / (batch - 1.0).max(1.0);
@@ -829,13 +831,22 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 (z - mean.broadcast_like::<_, Axis<1>>(&shape))
                     / std.broadcast_like::<_, Axis<1>>(&shape)
             }
-            (Norm::None, _) => return if relu { z.relu() } else { z },
+            (Norm::None, _) => {
+                let y = match residual {
+                    Some(r) => z + r,
+                    None => z,
+                };
+                return if relu { y.relu() } else { y };
+            }
         };
         let gamma = self
             .vector::<T>(&gamma)
             .broadcast_like::<_, Axis<0>>(&shape);
         let beta = self.vector::<T>(&beta).broadcast_like::<_, Axis<0>>(&shape);
-        let y = xhat * gamma + beta;
+        let mut y = xhat * gamma + beta;
+        if let Some(r) = residual {
+            y = y + r;
+        }
         if relu {
             y.relu()
         } else {
@@ -921,7 +932,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             return match (cnn.norm, cnn.order) {
                 (Norm::None, _) | (_, BlockOrder::Pre) => z,
                 (norm, BlockOrder::Post) => {
-                    self.normalise(z, &cnn_projection_layer(from, to.number), norm, false)
+                    self.normalise(z, &cnn_projection_layer(from, to.number), norm, false, None)
                 }
             };
         }
@@ -955,7 +966,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         let rows = x.reshape_like(&(b * h * w, c));
         let rows = match cnn.norm {
             Norm::None => rows.relu(),
-            norm => self.normalise(rows, name, norm, true),
+            norm => self.normalise(rows, name, norm, true, None),
         };
         rows.reshape_like(&shape)
     }
@@ -1027,21 +1038,19 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         Norm::None => D::dense(inputs, Some(bias()), fused),
                         _ => D::dense(inputs, None, false),
                     };
-                    let relu_now = residuals.is_empty() && !pre;
-                    rows = match cnn.norm {
-                        _ if pre => rows,
-                        Norm::None if fused || !relu_now => rows,
-                        Norm::None => rows.relu(),
-                        norm => self.normalise(rows, &name, norm, relu_now),
+                    // The shortcuts' sum: post-activation (ResNet v1) is relu(bn(conv(x)) +
+                    // shortcut), normalised, added and rectified in one kernel; pre-activation
+                    // (v2) is conv(relu(bn(x))) + shortcut, rectified by the next layer.
+                    let shortcut = residuals
+                        .iter()
+                        .map(|&r| self.shortcut(cnn, r, &layer, &kept[&r.0]))
+                        .reduce(|a, b| a + b);
+                    rows = match (cnn.norm, shortcut) {
+                        (_, Some(shortcut)) if pre => rows + shortcut,
+                        (_, None) if pre => rows,
+                        (Norm::None, None) if fused => rows,
+                        (norm, shortcut) => self.normalise(rows, &name, norm, true, shortcut),
                     };
-                    // Post-activation (ResNet v1): relu(bn(conv(x)) + shortcut); pre-activation
-                    // (v2): conv(relu(bn(x))) + shortcut, rectified by the next layer.
-                    for &residual in &residuals {
-                        rows = rows + self.shortcut(cnn, residual, &layer, &kept[&residual.0]);
-                    }
-                    if !residuals.is_empty() && !pre {
-                        rows = rows.relu();
-                    }
                     let own = rows.reshape_like(&(batch, layer.height, layer.width, filters));
                     let mut out = vec![own];
                     let concatenating = cnn

@@ -162,19 +162,20 @@ pub trait NetDevice<E: Dtype>: Device<E> {
 
     /// Batch norm in training mode on `[rows, units]`: per unit, `gamma · (z - mean) /
     /// sqrt(var + eps) + beta` with the rows' mean and biased variance, which come back too (for
-    /// the running estimates), then ReLU when `relu`. By default composed from dfdx ops
-    /// ([`batch_norm_composed`]).
+    /// the running estimates), plus `residual` where given (a residual block's shortcut), then
+    /// ReLU when `relu`. By default composed from dfdx ops ([`batch_norm_composed`]).
     fn batch_norm<T>(
         z: Tensor<(usize, usize), E, Self, T>,
         gamma: Tensor<(usize,), E, Self, T>,
         beta: Tensor<(usize,), E, Self, T>,
         eps: f64,
         relu: bool,
+        residual: Option<Tensor<(usize, usize), E, Self, T>>,
     ) -> Normalised<E, Self, T>
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
     {
-        batch_norm_composed(z, gamma, beta, eps, relu)
+        batch_norm_composed(z, gamma, beta, eps, relu, residual)
     }
 }
 
@@ -189,6 +190,7 @@ pub fn batch_norm_composed<E, D, T>(
     beta: Tensor<(usize,), E, D, T>,
     eps: f64,
     relu: bool,
+    residual: Option<Tensor<(usize, usize), E, D, T>>,
 ) -> Normalised<E, D, T>
 where
     E: Dtype,
@@ -208,8 +210,11 @@ where
     let batch_var = host(&std).into_iter().map(|s| s * s - eps).collect();
     let xhat =
         (z - mean.broadcast_like::<_, Axis<0>>(&shape)) / std.broadcast_like::<_, Axis<0>>(&shape);
-    let y = xhat * gamma.broadcast_like::<_, Axis<0>>(&shape)
+    let mut y = xhat * gamma.broadcast_like::<_, Axis<0>>(&shape)
         + beta.broadcast_like::<_, Axis<0>>(&shape);
+    if let Some(r) = residual {
+        y = y + r;
+    }
     (if relu { y.relu() } else { y }, batch_mean, batch_var)
 }
 

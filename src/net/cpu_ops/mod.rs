@@ -92,14 +92,15 @@ where
         beta: Tensor<(usize,), E, Self, T>,
         eps: f64,
         relu: bool,
+        residual: Option<Tensor<(usize, usize), E, Self, T>>,
     ) -> Normalised<E, Self, T>
     where
         T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
     {
         if composed_forced() {
-            return batch_norm_composed(z, gamma, beta, eps, relu);
+            return batch_norm_composed(z, gamma, beta, eps, relu, residual);
         }
-        norm::batch_norm(z, gamma, beta, eps, relu)
+        norm::batch_norm(z, gamma, beta, eps, relu, residual)
     }
 
     fn dense<T>(

@@ -138,7 +138,12 @@ impl<E: Dtype> Affine<E> {
     /// the mean is large.) The backward pass recomputes the same expression for the ReLU
     /// mask: the same operations in the same order give the same values.
     fn forward<const RELU: bool>(&self, xs: &[E], ys: &mut [E]) {
-        forward::<E, RELU>(self, xs, ys)
+        forward::<E, RELU, false>(self, xs, ys)
+    }
+
+    /// [`Affine::forward`] with a residual added before the ReLU: `ys` holds it on entry.
+    fn forward_onto<const RELU: bool>(&self, xs: &[E], ys: &mut [E]) {
+        forward::<E, RELU, true>(self, xs, ys)
     }
 
     /// Per-unit `Σ dy` and `Σ dy · (x - mean)` over a block of whole rows of `n` units, `dy`
@@ -165,14 +170,22 @@ impl<E: Dtype> Affine<E> {
 // ran scalar).
 
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn forward<E: Dtype, const RELU: bool>(this: &Affine<E>, xs: &[E], ys: &mut [E]) {
+fn forward<E: Dtype, const RELU: bool, const RESIDUAL: bool>(
+    this: &Affine<E>,
+    xs: &[E],
+    ys: &mut [E],
+) {
     let zero = E::default();
     for (x, y) in xs.chunks(this.span()).zip(ys.chunks_mut(this.span())) {
         let len = x.len();
         let (mean, scale, beta) = (&this.mean[..len], &this.scale[..len], &this.beta[..len]);
         let y = &mut y[..len];
         for j in 0..len {
-            let v = (x[j] - mean[j]) * scale[j] + beta[j];
+            let mut v = (x[j] - mean[j]) * scale[j] + beta[j];
+            if RESIDUAL {
+                // `y` holds the residual.
+                v += y[j];
+            }
             // A select, not a branch (NaN becomes 0, as in dfdx's ReLU).
             y[j] = if RELU && !(v > zero) { zero } else { v };
         }
@@ -240,15 +253,45 @@ fn input_gradient<E: Dtype, const RELU: bool>(
     }
 }
 
+/// `dy = 0` where the output `y` is not positive (the ReLU's gradient; NaN passes nothing).
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn mask_by_output<E: Dtype>(dy: &mut [E], y: &[E]) {
+    let zero = E::default();
+    dy.par_chunks_mut(1 << 14)
+        .zip(y.par_chunks(1 << 14))
+        .for_each(|(dy, y)| {
+            let y = &y[..dy.len()];
+            for j in 0..dy.len() {
+                dy[j] = if y[j] > zero { dy[j] } else { zero };
+            }
+        });
+}
+
+/// `into += from`, elementwise.
+#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
+fn add_into<E: Dtype>(into: &mut [E], from: &[E]) {
+    into.par_chunks_mut(1 << 14)
+        .zip(from.par_chunks(1 << 14))
+        .for_each(|(into, from)| {
+            let from = &from[..into.len()];
+            for j in 0..into.len() {
+                into[j] += from[j];
+            }
+        });
+}
+
 /// `gamma · (z - mean) / sqrt(var + eps) + beta` per unit of `z` (`[rows, units]`), with the
-/// rows' mean and biased variance (those come back too, for the running estimates); then
-/// ReLU when `relu`, in the same pass.
+/// rows' mean and biased variance (those come back too, for the running estimates); plus
+/// `residual` (a residual block's shortcut, `[rows, units]`) where given; then ReLU when
+/// `relu`, all in the same pass. (The shortcut's add and the ReLU as dfdx ops cost a ResNet
+/// two more passes each way, in generic kernels.)
 pub fn batch_norm<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
     z: Tensor<(usize, usize), E, Cpu, T>,
     gamma: Tensor<(usize,), E, Cpu, T>,
     beta: Tensor<(usize,), E, Cpu, T>,
     eps: f64,
     relu: bool,
+    residual: Option<Tensor<(usize, usize), E, Cpu, T>>,
 ) -> Normalised<E, Cpu, T>
 where
     Cpu: Device<E>,
@@ -258,6 +301,12 @@ where
     let (gamma, gamma_tape) = gamma.split_tape();
     let (beta, beta_tape) = beta.split_tape();
     tape = tape.merge(gamma_tape).merge(beta_tape);
+    let residual = residual.map(|r| {
+        assert_eq!(*r.shape(), (m, n), "batch norm's residual");
+        let (r, r_tape) = r.split_tape();
+        tape = std::mem::take(&mut tape).merge(r_tape);
+        r
+    });
     let from_f64 = |v: f64| E::from_f64(v).unwrap_or_default();
     let zero = E::default();
     let mut x = Pooled::<E>::new(m * n);
@@ -272,26 +321,43 @@ where
     let scale: Vec<E> = g.iter().zip(&inv_std).map(|(&g, &s)| g * s).collect();
     let affine = Affine::new(&mean_e, &scale, &beta.as_vec());
     let mut y = Pooled::<E>::new(m * n);
+    if let Some(r) = &residual {
+        r.copy_into(&mut y);
+    }
     if n > 0 {
         x.par_chunks(ROWS_PER_TASK * n)
             .zip(y.par_chunks_mut(ROWS_PER_TASK * n))
-            .for_each(|(xs, ys)| match relu {
-                true => affine.forward::<true>(xs, ys),
-                false => affine.forward::<false>(xs, ys),
+            .for_each(|(xs, ys)| match (relu, residual.is_some()) {
+                (true, false) => affine.forward::<true>(xs, ys),
+                (false, false) => affine.forward::<false>(xs, ys),
+                (true, true) => affine.forward_onto::<true>(xs, ys),
+                (false, true) => affine.forward_onto::<false>(xs, ys),
             });
     }
     let mut out = z.device().zeros_like(&(m, n));
     out.copy_from(&y);
-    drop(y);
+    // With a residual the ReLU mask cannot be recomputed from the input alone: the output
+    // keeps it (y > 0 iff the sum passed).
+    let kept_output = (relu && residual.is_some()).then_some(y);
+    let recompute_mask = relu && residual.is_none();
     let dev = z.device().clone();
+    let residual_ghost = residual.map(|r| r.ghost());
     let (out_ghost, z_ghost, gamma_ghost, beta_ghost) =
         (out.ghost(), z.ghost(), gamma.ghost(), beta.ghost());
     tape.add_backward_op(move |grads| {
         // The output's gradient is moved out of the store while the input's is written (the
-        // store lends one buffer at a time), and put back after: no copy.
+        // store lends one buffer at a time), and put back after: no copy. It is masked in
+        // place where the output holds the mask (nothing else reads it).
         let mut dy = Storage::<E>::try_alloc_len(&dev, 0)?;
         std::mem::swap(&mut dy, grads.get_or_alloc_mut(&out_ghost)?);
+        if let Some(y) = &kept_output {
+            mask_by_output(&mut host::<E>(&mut dy)[..m * n], y);
+        }
         let dy_host: &[E] = &host::<E>(&mut dy)[..m * n];
+        if let Some(r) = &residual_ghost {
+            add_into(&mut host::<E>(grads.get_or_alloc_mut(r)?)[..m * n], dy_host);
+        }
+        let relu = recompute_mask;
         let to_f64 = |v: E| v.to_f64().unwrap_or(f64::NAN);
         let chunk = ROWS_PER_TASK * n.max(1);
         // Σ dy and Σ dy · (x - mean) per unit: the gradients of beta and (times 1/std) gamma.
