@@ -5,6 +5,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
+use super::elementwise::mask_by_output;
 use super::gemm::{matmul_into, View};
 use super::memory::{host, with_scratch, HostData, Pooled};
 use super::windows::{col2im_sample, im2col_sample, Layout, WindowGroup};
@@ -269,10 +270,7 @@ where
         std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
         let dz = &mut host::<E>(&mut dz_buf)[..m * n];
         if let Some(y) = &activation {
-            let zero = E::default();
-            dz.iter_mut()
-                .zip(y.iter())
-                .for_each(|(g, y)| *g = if *y > zero { *g } else { zero });
+            mask_by_output(dz, &y[..m * n]);
         }
         let dz = View::new(&*dz, m, n);
         let result = (|| -> Result<(), CpuError> {

@@ -10,6 +10,7 @@
 //! (`tests/gradients.rs`).
 
 mod dense;
+mod elementwise;
 mod gemm;
 mod memory;
 mod norm;

@@ -12,6 +12,7 @@ use dfdx::prelude::*;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::elementwise::{add_into, mask_by_output};
 use super::memory::{host, Pooled};
 use crate::net::ops::Normalised;
 
@@ -24,7 +25,7 @@ const ROWS_PER_TASK: usize = 256;
 /// cache: no cancellation, as `E[x²] - E[x]²` would have); the blocks are merged in f64 by
 /// Chan et al.'s pairwise update.
 fn mean_and_variance<E: Dtype>(x: &[E], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    let rows = x.len().checked_div(n).unwrap_or(0);
     if rows == 0 {
         return (vec![0.0; n], vec![0.0; n]);
     }
@@ -187,7 +188,7 @@ fn forward<E: Dtype, const RELU: bool, const RESIDUAL: bool>(
                 v += y[j];
             }
             // A select, not a branch (NaN becomes 0, as in dfdx's ReLU).
-            y[j] = if RELU && !(v > zero) { zero } else { v };
+            y[j] = if !RELU || v > zero { v } else { zero };
         }
     }
 }
@@ -207,10 +208,10 @@ fn gradient_sums<E: Dtype, const RELU: bool>(
         let (dy, t1, t2) = (&dy[..len], &mut s1[..len], &mut s2[..len]);
         for j in 0..len {
             let xc = x[j] - mean[j];
-            let d = if RELU && !(xc * scale[j] + beta[j] > zero) {
-                zero
-            } else {
+            let d = if !RELU || xc * scale[j] + beta[j] > zero {
                 dy[j]
+            } else {
+                zero
             };
             t1[j] += d;
             t2[j] += d * xc;
@@ -243,41 +244,14 @@ fn input_gradient<E: Dtype, const RELU: bool>(
         let (dy, dz) = (&dy[..len], &mut dz[..len]);
         for j in 0..len {
             let xc = x[j] - mean[j];
-            let g = if RELU && !(xc * scale[j] + beta[j] > zero) {
-                zero
-            } else {
+            let g = if !RELU || xc * scale[j] + beta[j] > zero {
                 dy[j]
+            } else {
+                zero
             };
             dz[j] += a[j] * g + c[j] * xc + d[j];
         }
     }
-}
-
-/// `dy = 0` where the output `y` is not positive (the ReLU's gradient; NaN passes nothing).
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn mask_by_output<E: Dtype>(dy: &mut [E], y: &[E]) {
-    let zero = E::default();
-    dy.par_chunks_mut(1 << 14)
-        .zip(y.par_chunks(1 << 14))
-        .for_each(|(dy, y)| {
-            let y = &y[..dy.len()];
-            for j in 0..dy.len() {
-                dy[j] = if y[j] > zero { dy[j] } else { zero };
-            }
-        });
-}
-
-/// `into += from`, elementwise.
-#[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn add_into<E: Dtype>(into: &mut [E], from: &[E]) {
-    into.par_chunks_mut(1 << 14)
-        .zip(from.par_chunks(1 << 14))
-        .for_each(|(into, from)| {
-            let from = &from[..into.len()];
-            for j in 0..into.len() {
-                into[j] += from[j];
-            }
-        });
 }
 
 /// `gamma · (z - mean) / sqrt(var + eps) + beta` per unit of `z` (`[rows, units]`), with the
