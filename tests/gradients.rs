@@ -1057,3 +1057,93 @@ fn custom_cpu_batch_norm_equals_the_composed_one() {
         }
     }
 }
+
+/// The CPU's fused dense layer and batch norm against the composed ops (dense, then batch
+/// norm), on a layer with a rows input and an image's 3x3 windows, on both window kernels,
+/// with and without ReLU and a residual: outputs, batch statistics and the gradients of both
+/// inputs, both weights, scale, shift and residual.
+#[test]
+fn fused_dense_and_batch_norm_equal_the_composed_ops() {
+    use skiplab::net::cpu_ops::{dense_batch_norm, with_conv_kernel, ConvKernel};
+    use skiplab::net::ops::{batch_norm_composed, dense_composed, DenseInput};
+    let dev = Dev::seed_from_u64(0);
+    // 16 channels: Winograd takes the windows under the automatic choice.
+    let (b, h, w, c, k, n) = (3, 6, 5, 16, 7, 19);
+    let m = b * h * w;
+    let rows = dev.tensor_from_vec(random(m * k, 40), (m, k));
+    let image = dev.tensor_from_vec(random(m * c, 41), (b, h, w, c));
+    let w_rows = dev.tensor_from_vec(random(k * n, 42), (k, n));
+    let w_image = dev.tensor_from_vec(random(9 * c * n, 43), (9 * c, n));
+    let gamma = dev.tensor_from_vec(random(n, 44), (n,));
+    let beta = dev.tensor_from_vec(random(n, 45), (n,));
+    let shortcut = dev.tensor_from_vec(random(m * n, 46), (m, n));
+    let weights = dev.tensor_from_vec(random(m * n, 47), (m, n));
+    let index = im2col_index(&dev, b, h, w);
+    type T = OwnedTape<f64, Dev>;
+    let run = |fused: bool, relu: bool, residual: bool| {
+        let inputs = vec![
+            DenseInput::new(rows.retaped::<T>(), w_rows.retaped::<T>()),
+            DenseInput::conv3x3(image.retaped::<T>(), w_image.retaped::<T>(), &index),
+        ];
+        let (gamma_t, beta_t) = (gamma.retaped::<T>(), beta.retaped::<T>());
+        let r = residual.then(|| shortcut.retaped::<T>());
+        let (y, mean, var) = match fused {
+            true => dense_batch_norm(inputs, gamma_t, beta_t, 1e-5, relu, r),
+            false => {
+                let z = dense_composed(inputs, None, false);
+                batch_norm_composed(z, gamma_t, beta_t, 1e-5, relu, r)
+            }
+        };
+        let values = y.as_vec();
+        let grads = (y * weights.clone()).sum().backward();
+        [
+            values,
+            mean,
+            var,
+            grads.get(&rows).as_vec(),
+            grads.get(&image).as_vec(),
+            grads.get(&w_rows).as_vec(),
+            grads.get(&w_image).as_vec(),
+            grads.get(&gamma).as_vec(),
+            grads.get(&beta).as_vec(),
+            if residual {
+                grads.get(&shortcut).as_vec()
+            } else {
+                vec![]
+            },
+        ]
+    };
+    let names = [
+        "output",
+        "mean",
+        "variance",
+        "grad rows",
+        "grad image",
+        "grad rows weight",
+        "grad image weight",
+        "grad gamma",
+        "grad beta",
+        "grad residual",
+    ];
+    for kernel in [ConvKernel::Auto, ConvKernel::Im2col] {
+        for (relu, residual) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, r) = with_conv_kernel(kernel, || {
+                (run(true, relu, residual), run(false, relu, residual))
+            });
+            for (what, (a, r)) in names.iter().zip(a.iter().zip(&r)) {
+                assert_eq!(a.len(), r.len(), "{what}");
+                for (i, (p, q)) in a.iter().zip(r).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-9 + 1e-8 * q.abs(),
+                        "{kernel:?} relu {relu} residual {residual} {what}[{i}]: {p} vs {q}"
+                    );
+                }
+            }
+            // ReLU zeroes some outputs, or the check would not see it.
+            assert_eq!(
+                relu,
+                a[0].iter().filter(|&&v| v == 0.0).count() > m * n / 10
+            );
+        }
+    }
+}

@@ -734,10 +734,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 continue;
             }
             let mut z = match normed {
-                true => {
-                    let z = D::dense(inputs, None, false);
-                    self.normalise(z, &format!("fc{to}"), mlp.norm, false, None)
-                }
+                true => self.dense_normalised(inputs, &format!("fc{to}"), mlp.norm, false, None),
                 false => D::dense(inputs, Some(self.vector::<T>(&format!("fc{to}.b"))), false),
             };
             for from in identities {
@@ -782,29 +779,11 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
     {
         let shape = *z.shape();
         let [gamma, beta, mean_name, var_name] = norm_names(layer);
-        let train = match self.mode.get() {
-            Some(mode) => mode == NormMode::Train,
-            None => T::OWNS_TAPE,
-        };
-        let xhat = match (norm, train) {
+        let xhat = match (norm, self.training::<T>()) {
             (Norm::Batch, true) => {
                 let (gamma, beta) = (self.vector::<T>(&gamma), self.vector::<T>(&beta));
                 let (y, mean, var) = D::batch_norm(z, gamma, beta, NORM_EPS, relu, residual);
-                let batch = shape.0 as f64;
-                // The running variance is the unbiased one (PyTorch's).
-                let unbias = batch / (batch - 1.0).max(1.0);
-                let mut running = self.running.borrow_mut();
-                let mut update = |name: &str, batch_values: Vec<f64>| {
-                    if let Some(r) = running.get_mut(name) {
-                        for (r, v) in r.iter_mut().zip(batch_values) {
-                            let old = r.to_f64().unwrap_or(f64::NAN);
-                            let new = (1.0 - NORM_MOMENTUM) * old + NORM_MOMENTUM * v;
-                            *r = E::from_f64(new).unwrap_or_default();
-                        }
-                    }
-                };
-                update(&mean_name, mean);
-                update(&var_name, var.into_iter().map(|v| v * unbias).collect());
+                self.update_running(layer, shape.0, mean, var);
                 return y;
             }
             (Norm::Batch, false) => {
@@ -852,6 +831,59 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
         } else {
             y
         }
+    }
+
+    /// The dense layer `inputs` (no bias: the normalisation shifts) followed by
+    /// [`Network::normalise`]; batch norm in training mode runs as one op
+    /// ([`NetDevice::dense_batch_norm`]).
+    fn dense_normalised<T>(
+        &self,
+        inputs: Vec<DenseInput<E, D, T>>,
+        layer: &str,
+        norm: Norm,
+        relu: bool,
+        residual: Option<Tensor<(usize, usize), E, D, T>>,
+    ) -> Tensor<(usize, usize), E, D, T>
+    where
+        T: Tape<E, D> + Merge<T> + Merge<NoneTape>,
+    {
+        if norm == Norm::Batch && self.training::<T>() {
+            let [gamma, beta, ..] = norm_names(layer);
+            let (gamma, beta) = (self.vector::<T>(&gamma), self.vector::<T>(&beta));
+            let (y, mean, var) = D::dense_batch_norm(inputs, gamma, beta, NORM_EPS, relu, residual);
+            self.update_running(layer, y.shape().0, mean, var);
+            return y;
+        }
+        let z = D::dense(inputs, None, false);
+        self.normalise(z, layer, norm, relu, residual)
+    }
+
+    /// Whether batch norm takes the batch's statistics (training) or the running estimates.
+    fn training<T: Tape<E, D>>(&self) -> bool {
+        match self.mode.get() {
+            Some(mode) => mode == NormMode::Train,
+            None => T::OWNS_TAPE,
+        }
+    }
+
+    /// Moves layer `layer`'s running estimates towards a batch's mean and biased variance
+    /// over `rows` rows (momentum 0.1; the running variance is the unbiased one, PyTorch's).
+    fn update_running(&self, layer: &str, rows: usize, mean: Vec<f64>, var: Vec<f64>) {
+        let [_, _, mean_name, var_name] = norm_names(layer);
+        let batch = rows as f64;
+        let unbias = batch / (batch - 1.0).max(1.0);
+        let mut running = self.running.borrow_mut();
+        let mut update = |name: &str, batch_values: Vec<f64>| {
+            if let Some(r) = running.get_mut(name) {
+                for (r, v) in r.iter_mut().zip(batch_values) {
+                    let old = r.to_f64().unwrap_or(f64::NAN);
+                    let new = (1.0 - NORM_MOMENTUM) * old + NORM_MOMENTUM * v;
+                    *r = E::from_f64(new).unwrap_or_default();
+                }
+            }
+        };
+        update(&mean_name, mean);
+        update(&var_name, var.into_iter().map(|v| v * unbias).collect());
     }
 
     fn gather_index(
@@ -926,13 +958,13 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         .with_host_weight(self.host_weight(&name))
                 })
                 .collect();
-            let z = D::dense(inputs, None, false);
             // Pre-activation projects the raw source and does not normalise the projection
             // (He et al.'s v2 code projects the pre-activated input instead).
             return match (cnn.norm, cnn.order) {
-                (Norm::None, _) | (_, BlockOrder::Pre) => z,
+                (Norm::None, _) | (_, BlockOrder::Pre) => D::dense(inputs, None, false),
                 (norm, BlockOrder::Post) => {
-                    self.normalise(z, &cnn_projection_layer(from, to.number), norm, false, None)
+                    let layer = cnn_projection_layer(from, to.number);
+                    self.dense_normalised(inputs, &layer, norm, false, None)
                 }
             };
         }
@@ -1031,25 +1063,34 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                         inputs.push(input.with_host_weight(host(group)));
                     }
                     let residuals = cnn.residuals_into(layer.number);
-                    let bias = || self.vector::<T>(&format!("{name}.b"));
-                    // ReLU stays fused into the layer's kernel where nothing comes between.
-                    let fused = cnn.norm == Norm::None && residuals.is_empty() && !pre;
-                    let mut rows = match cnn.norm {
-                        Norm::None => D::dense(inputs, Some(bias()), fused),
-                        _ => D::dense(inputs, None, false),
-                    };
                     // The shortcuts' sum: post-activation (ResNet v1) is relu(bn(conv(x)) +
-                    // shortcut), normalised, added and rectified in one kernel; pre-activation
-                    // (v2) is conv(relu(bn(x))) + shortcut, rectified by the next layer.
+                    // shortcut), normalised, added and rectified in one kernel with the
+                    // convolution; pre-activation (v2) is conv(relu(bn(x))) + shortcut,
+                    // rectified by the next layer.
                     let shortcut = residuals
                         .iter()
                         .map(|&r| self.shortcut(cnn, r, &layer, &kept[&r.0]))
                         .reduce(|a, b| a + b);
-                    rows = match (cnn.norm, shortcut) {
-                        (_, Some(shortcut)) if pre => rows + shortcut,
-                        (_, None) if pre => rows,
-                        (Norm::None, None) if fused => rows,
-                        (norm, shortcut) => self.normalise(rows, &name, norm, true, shortcut),
+                    // Normalised layers have no bias: the normalisation shifts.
+                    let bias =
+                        (cnn.norm == Norm::None).then(|| self.vector::<T>(&format!("{name}.b")));
+                    let rows = match (pre, cnn.norm, shortcut) {
+                        (true, _, shortcut) => {
+                            let rows = D::dense(inputs, bias, false);
+                            match shortcut {
+                                Some(shortcut) => rows + shortcut,
+                                None => rows,
+                            }
+                        }
+                        // ReLU stays fused into the layer's kernel where nothing comes between.
+                        (false, Norm::None, None) => D::dense(inputs, bias, true),
+                        (false, Norm::None, shortcut) => {
+                            let rows = D::dense(inputs, bias, false);
+                            self.normalise(rows, &name, Norm::None, true, shortcut)
+                        }
+                        (false, norm, shortcut) => {
+                            self.dense_normalised(inputs, &name, norm, true, shortcut)
+                        }
                     };
                     let own = rows.reshape_like(&(batch, layer.height, layer.width, filters));
                     let mut out = vec![own];

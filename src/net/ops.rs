@@ -177,6 +177,24 @@ pub trait NetDevice<E: Dtype>: Device<E> {
     {
         batch_norm_composed(z, gamma, beta, eps, relu, residual)
     }
+
+    /// [`NetDevice::dense`] without bias or ReLU, then [`NetDevice::batch_norm`]: a
+    /// normalised layer in training mode. The CPU fuses the two (batch norm reads the layer's
+    /// output where the layer wrote it).
+    fn dense_batch_norm<T>(
+        inputs: Vec<DenseInput<E, Self, T>>,
+        gamma: Tensor<(usize,), E, Self, T>,
+        beta: Tensor<(usize,), E, Self, T>,
+        eps: f64,
+        relu: bool,
+        residual: Option<Tensor<(usize, usize), E, Self, T>>,
+    ) -> Normalised<E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        let z = Self::dense(inputs, None, false);
+        Self::batch_norm(z, gamma, beta, eps, relu, residual)
+    }
 }
 
 /// Batch norm's output, and the batch's mean and biased variance per unit.

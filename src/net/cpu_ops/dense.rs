@@ -156,6 +156,66 @@ pub fn dense<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
 where
     Cpu: Device<E>,
 {
+    let DenseForward {
+        z,
+        mut tape,
+        backward,
+    } = dense_forward(inputs, bias, relu);
+    let (m, n) = (backward.m, backward.n);
+    let dev = backward.dev.clone();
+    let mut out = dev.zeros_like(&(m, n));
+    out.copy_from(&z);
+    let out_ghost = out.ghost();
+    // The ReLU mask: the output itself (y > 0 iff z > 0).
+    let activation = relu.then_some(z);
+    tape.add_backward_op(move |grads| {
+        // The output's gradient is moved out of the store, masked in place (nothing else reads
+        // it) and put back after, so the store can lend the inputs' gradients meanwhile: no
+        // copy of it.
+        let mut dz_buf = Storage::<E>::try_alloc_len(&dev, 0)?;
+        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
+        let dz = &mut host::<E>(&mut dz_buf)[..m * n];
+        if let Some(y) = &activation {
+            mask_by_output(dz, &y[..m * n]);
+        }
+        let result = backward.run(dz, grads);
+        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
+        result
+    });
+    out.put_tape(tape)
+}
+
+/// A dense layer's forward pass, off the tape: its output `[m, n]` (bias and ReLU applied
+/// where asked) in a host buffer, the inputs' tapes merged, and what the backward pass needs.
+/// [`dense`] puts the output in a tensor; batch norm after a layer reads it in place
+/// ([`super::norm::dense_batch_norm`]).
+pub(super) struct DenseForward<E: Dtype, T> {
+    pub z: Pooled<E>,
+    pub tape: T,
+    pub backward: DenseBackward<E>,
+}
+
+/// What a dense layer's backward pass needs: the host copies of its inputs and weights made
+/// in the forward pass, and the tensors whose gradients it adds to.
+pub(super) struct DenseBackward<E: Dtype> {
+    row_parts: Vec<RowsPart<E>>,
+    block: Option<WindowsBlock<E>>,
+    /// The bias (a tensor sharing its data: dfdx does not export ghosts), if any.
+    bias: Option<Tensor<(usize,), E, Cpu>>,
+    pub m: usize,
+    pub n: usize,
+    pub dev: Cpu,
+}
+
+/// The forward pass of [`dense`] into a host buffer.
+pub(super) fn dense_forward<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
+    inputs: Vec<DenseInput<E, Cpu, T>>,
+    bias: Option<Tensor<(usize,), E, Cpu, T>>,
+    relu: bool,
+) -> DenseForward<E, T>
+where
+    Cpu: Device<E>,
+{
     let first = inputs
         .first()
         .expect("a dense layer has at least one input");
@@ -248,7 +308,7 @@ where
                     row.for_each(|(z, b)| *z += *b);
                 }
             }
-            Some(b.ghost())
+            Some(b)
         }
         None => {
             if relu {
@@ -257,49 +317,51 @@ where
             None
         }
     };
-    let mut out = dev.zeros_like(&(m, n));
-    out.copy_from(&z);
-    let out_ghost = out.ghost();
-    // The ReLU mask: the output itself (y > 0 iff z > 0).
-    let activation = relu.then_some(z);
-    tape.add_backward_op(move |grads| {
-        // The output's gradient is moved out of the store, masked in place (nothing else reads
-        // it) and put back after, so the store can lend the inputs' gradients meanwhile: no
-        // copy of it.
-        let mut dz_buf = Storage::<E>::try_alloc_len(&dev, 0)?;
-        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
-        let dz = &mut host::<E>(&mut dz_buf)[..m * n];
-        if let Some(y) = &activation {
-            mask_by_output(dz, &y[..m * n]);
+    DenseForward {
+        z,
+        tape,
+        backward: DenseBackward {
+            row_parts,
+            block,
+            bias,
+            m,
+            n,
+            dev,
+        },
+    }
+}
+
+impl<E: Dtype> DenseBackward<E>
+where
+    Cpu: Device<E>,
+{
+    /// Adds the gradients of the bias, every weight and every input that needs one, given the
+    /// gradient `dz` of the layer's output before its ReLU (`[m, n]`, masked by the caller).
+    pub(super) fn run(&self, dz: &[E], grads: &mut Gradients<E, Cpu>) -> Result<(), CpuError> {
+        let (m, n) = (self.m, self.n);
+        let dz = View::new(dz, m, n);
+        if let Some(b) = &self.bias {
+            let db = host::<E>(grads.get_or_alloc_mut(b)?);
+            for row in dz.data.chunks_exact(n.max(1)) {
+                db.iter_mut().zip(row).for_each(|(d, g)| *d += *g);
+            }
         }
-        let dz = View::new(&*dz, m, n);
-        let result = (|| -> Result<(), CpuError> {
-            if let Some(b) = &bias {
-                let db = host::<E>(grads.get_or_alloc_mut(b)?);
-                for row in dz.data.chunks_exact(n.max(1)) {
-                    db.iter_mut().zip(row).for_each(|(d, g)| *d += *g);
-                }
+        for part in &self.row_parts {
+            let k = part.k;
+            // dw += xᵀ · dz
+            let dw = host::<E>(grads.get_or_alloc_mut(&part.weight)?);
+            matmul_into(dw, View::new(&part.rows, m, k).t(), dz, true);
+            if let Some(x) = &part.grad_target {
+                // dx += dz · wᵀ
+                let w_t = View::new(&part.weight_host, k, n).t();
+                matmul_into(host::<E>(grads.get_or_alloc_mut(x)?), dz, w_t, true);
             }
-            for part in &row_parts {
-                let k = part.k;
-                // dw += xᵀ · dz
-                let dw = host::<E>(grads.get_or_alloc_mut(&part.weight)?);
-                matmul_into(dw, View::new(&part.rows, m, k).t(), dz, true);
-                if let Some(x) = &part.grad_target {
-                    // dx += dz · wᵀ
-                    let w_t = View::new(&part.weight_host, k, n).t();
-                    matmul_into(host::<E>(grads.get_or_alloc_mut(x)?), dz, w_t, true);
-                }
-            }
-            if let Some(block) = &block {
-                windows_backward(block, dz, grads)?;
-            }
-            Ok(())
-        })();
-        std::mem::swap(&mut dz_buf, grads.get_or_alloc_mut(&out_ghost)?);
-        result
-    });
-    out.put_tape(tape)
+        }
+        if let Some(block) = &self.block {
+            windows_backward(block, dz, grads)?;
+        }
+        Ok(())
+    }
 }
 
 /// The host values of a weight: its mirror where the network keeps one, else a copy.

@@ -31,7 +31,7 @@ use crate::net::ops::{
 pub use dense::{
     conv_kernel, conv_kernel_name, with_conv_kernel, ConvKernel, WINOGRAD_MIN_CHANNELS,
 };
-pub use norm::batch_norm;
+pub use norm::{batch_norm, dense_batch_norm};
 
 /// The CPU device training runs on: seeded, with dfdx's buffer cache on. Without the cache
 /// every output and gradient buffer of a step was a fresh allocation, which the allocator
@@ -116,5 +116,23 @@ where
             return dense_composed(inputs, bias, relu);
         }
         dense::dense(inputs, bias, relu)
+    }
+
+    fn dense_batch_norm<T>(
+        inputs: Vec<DenseInput<E, Self, T>>,
+        gamma: Tensor<(usize,), E, Self, T>,
+        beta: Tensor<(usize,), E, Self, T>,
+        eps: f64,
+        relu: bool,
+        residual: Option<Tensor<(usize, usize), E, Self, T>>,
+    ) -> Normalised<E, Self, T>
+    where
+        T: Tape<E, Self> + Merge<T> + Merge<NoneTape>,
+    {
+        if composed_forced() {
+            let z = dense_composed(inputs, None, false);
+            return batch_norm_composed(z, gamma, beta, eps, relu, residual);
+        }
+        norm::dense_batch_norm(inputs, gamma, beta, eps, relu, residual)
     }
 }

@@ -4,7 +4,9 @@
 //! cache, the blocks merged in f64) and writes the output in a second; the backward pass
 //! takes its two sums in one sweep and the input's gradient in another. Only a copy of the
 //! input is kept for the backward pass: the normalised values and the ReLU mask are
-//! recomputed from it, which costs less than storing and reading them again. The composed
+//! recomputed from it, which costs less than storing and reading them again. After a dense
+//! layer ([`dense_batch_norm`]) the layer's own output buffer is that copy, and the input's
+//! gradient goes straight to the layer's backward pass. The composed
 //! version (`ops::batch_norm_composed`) made a normalised CNN step about four times as slow:
 //! dfdx reduces a column at a time.
 
@@ -12,9 +14,10 @@ use dfdx::prelude::*;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::dense::{dense_forward, DenseForward};
 use super::elementwise::{add_into, mask_by_output};
 use super::memory::{host, Pooled};
-use crate::net::ops::Normalised;
+use crate::net::ops::{DenseInput, Normalised};
 
 /// Rows a parallel task takes (a block of whole rows, so each task sums every unit, and a
 /// block of a few thousand values stays in cache between its two passes).
@@ -153,16 +156,17 @@ impl<E: Dtype> Affine<E> {
         gradient_sums::<E, RELU>(self, n, xs, dys)
     }
 
-    /// `dz += a · dy + c · (x - mean) + d` per unit over a block of whole rows, `dy` masked by
-    /// the ReLU where `RELU`; `a`, `c` and `d` tiled as the span is ([`tiled`]).
-    fn input_gradient<const RELU: bool>(
+    /// `dz = a · dy + c · (x - mean) + d` per unit over a block of whole rows (`dz +=` where
+    /// `ACCUMULATE`), `dy` masked by the ReLU where `RELU`; `a`, `c` and `d` tiled as the span
+    /// is ([`tiled`]).
+    fn input_gradient<const RELU: bool, const ACCUMULATE: bool>(
         &self,
         constants: [&[E]; 3],
         xs: &[E],
         dys: &[E],
         dzs: &mut [E],
     ) {
-        input_gradient::<E, RELU>(self, constants, xs, dys, dzs)
+        input_gradient::<E, RELU, ACCUMULATE>(self, constants, xs, dys, dzs)
     }
 }
 
@@ -228,7 +232,7 @@ fn gradient_sums<E: Dtype, const RELU: bool>(
 }
 
 #[multiversion(targets("x86_64+avx512f", "x86_64+avx2"))]
-fn input_gradient<E: Dtype, const RELU: bool>(
+fn input_gradient<E: Dtype, const RELU: bool, const ACCUMULATE: bool>(
     this: &Affine<E>,
     [a, c, d]: [&[E]; 3],
     xs: &[E],
@@ -249,7 +253,8 @@ fn input_gradient<E: Dtype, const RELU: bool>(
             } else {
                 zero
             };
-            dz[j] += a[j] * g + c[j] * xc + d[j];
+            let v = a[j] * g + c[j] * xc + d[j];
+            dz[j] = if ACCUMULATE { dz[j] + v } else { v };
         }
     }
 }
@@ -271,7 +276,121 @@ where
     Cpu: Device<E>,
 {
     let (m, n) = *z.shape();
-    let (z, mut tape) = z.split_tape();
+    let (z, tape) = z.split_tape();
+    let mut x = Pooled::<E>::new(m * n);
+    z.copy_into(&mut x);
+    let z_ghost = z.ghost();
+    let rows = Rows { x, tape, m, n };
+    normalise(
+        rows,
+        gamma,
+        beta,
+        eps,
+        relu,
+        residual,
+        move |pass, grads| {
+            // The input's gradient is added to what the store holds.
+            let dz = host::<E>(grads.get_or_alloc_mut(&z_ghost)?);
+            pass.input_gradient::<true>(&mut dz[..m * n]);
+            Ok(())
+        },
+    )
+}
+
+/// [`super::dense::dense`] (no bias, no ReLU) followed by [`batch_norm`], in one tape entry:
+/// the layer's output is normalised where the layer wrote it, and the backward pass hands the
+/// layer its output's gradient in a host buffer. As two ops the output went into a tensor,
+/// was copied again for batch norm, and its gradient was a zeroed buffer in the store that
+/// batch norm added to and the layer copied out: four more passes over the layer's output.
+pub fn dense_batch_norm<E: Dtype, T: Tape<E, Cpu> + Merge<T>>(
+    inputs: Vec<DenseInput<E, Cpu, T>>,
+    gamma: Tensor<(usize,), E, Cpu, T>,
+    beta: Tensor<(usize,), E, Cpu, T>,
+    eps: f64,
+    relu: bool,
+    residual: Option<Tensor<(usize, usize), E, Cpu, T>>,
+) -> Normalised<E, Cpu, T>
+where
+    Cpu: Device<E>,
+{
+    let DenseForward { z, tape, backward } = dense_forward(inputs, None, false);
+    let (m, n) = (backward.m, backward.n);
+    let rows = Rows { x: z, tape, m, n };
+    normalise(
+        rows,
+        gamma,
+        beta,
+        eps,
+        relu,
+        residual,
+        move |pass, grads| {
+            let mut dz = Pooled::<E>::new(m * n);
+            pass.input_gradient::<false>(&mut dz);
+            backward.run(&dz, grads)
+        },
+    )
+}
+
+/// A batch norm's backward pass at the point where its input's gradient is due: `dy` (the
+/// output's gradient, masked by the ReLU where the output keeps the mask) and the constants
+/// of `dz = a · dy + c · (x - mean) + d`.
+pub(super) struct InputGradient<'a, E: Dtype> {
+    affine: &'a Affine<E>,
+    x: &'a [E],
+    dy: &'a [E],
+    constants: [Vec<E>; 3],
+    /// Whether the ReLU's mask is recomputed from `x` (no residual).
+    relu: bool,
+    n: usize,
+}
+
+impl<E: Dtype> InputGradient<'_, E> {
+    /// Writes the input's gradient into `dz` (`+=` where `ACCUMULATE`).
+    fn input_gradient<const ACCUMULATE: bool>(&self, dz: &mut [E]) {
+        let n = self.n;
+        if n == 0 {
+            return;
+        }
+        let chunk = ROWS_PER_TASK * n;
+        let [a, c, d] = &self.constants;
+        let constants = [&a[..], &c[..], &d[..]];
+        let affine = self.affine;
+        dz.par_chunks_mut(chunk)
+            .zip(self.x.par_chunks(chunk))
+            .zip(self.dy.par_chunks(chunk))
+            .for_each(|((dzs, xs), dys)| match self.relu {
+                true => affine.input_gradient::<true, ACCUMULATE>(constants, xs, dys, dzs),
+                false => affine.input_gradient::<false, ACCUMULATE>(constants, xs, dys, dzs),
+            });
+    }
+}
+
+/// What batch norm normalises: host rows `x` (`[m, n]`, kept for the backward pass) and the
+/// tape of the op that made them.
+struct Rows<E: Dtype, T> {
+    x: Pooled<E>,
+    tape: T,
+    m: usize,
+    n: usize,
+}
+
+/// Batch norm over `rows`; `input_gradient` finishes the backward pass with the input's
+/// gradient (into the store, or into the layer that made the rows).
+fn normalise<E, T, F>(
+    Rows { x, mut tape, m, n }: Rows<E, T>,
+    gamma: Tensor<(usize,), E, Cpu, T>,
+    beta: Tensor<(usize,), E, Cpu, T>,
+    eps: f64,
+    relu: bool,
+    residual: Option<Tensor<(usize, usize), E, Cpu, T>>,
+    input_gradient: F,
+) -> Normalised<E, Cpu, T>
+where
+    E: Dtype,
+    T: Tape<E, Cpu> + Merge<T>,
+    Cpu: Device<E>,
+    F: 'static + FnOnce(&InputGradient<E>, &mut Gradients<E, Cpu>) -> Result<(), CpuError>,
+{
     let (gamma, gamma_tape) = gamma.split_tape();
     let (beta, beta_tape) = beta.split_tape();
     tape = tape.merge(gamma_tape).merge(beta_tape);
@@ -283,8 +402,6 @@ where
     });
     let from_f64 = |v: f64| E::from_f64(v).unwrap_or_default();
     let zero = E::default();
-    let mut x = Pooled::<E>::new(m * n);
-    z.copy_into(&mut x);
     let (mean, var) = mean_and_variance(&x, n);
     let inv_std: Vec<E> = var
         .iter()
@@ -308,16 +425,15 @@ where
                 (false, true) => affine.forward_onto::<false>(xs, ys),
             });
     }
-    let mut out = z.device().zeros_like(&(m, n));
+    let dev = gamma.device().clone();
+    let mut out = dev.zeros_like(&(m, n));
     out.copy_from(&y);
     // With a residual the ReLU mask cannot be recomputed from the input alone: the output
     // keeps it (y > 0 iff the sum passed).
     let kept_output = (relu && residual.is_some()).then_some(y);
     let recompute_mask = relu && residual.is_none();
-    let dev = z.device().clone();
     let residual_ghost = residual.map(|r| r.ghost());
-    let (out_ghost, z_ghost, gamma_ghost, beta_ghost) =
-        (out.ghost(), z.ghost(), gamma.ghost(), beta.ghost());
+    let (out_ghost, gamma_ghost, beta_ghost) = (out.ghost(), gamma.ghost(), beta.ghost());
     tape.add_backward_op(move |grads| {
         // The output's gradient is moved out of the store while the input's is written (the
         // store lends one buffer at a time), and put back after: no copy. It is masked in
@@ -358,7 +474,7 @@ where
             *d += from_f64(*s) * *i;
         }
         // dz = gamma / std · (dy - mean(dy) - xhat · mean(dy · xhat)) per unit, with
-        // xhat = (x - mean) / std: dz += a · dy + c · (x - mean) + d.
+        // xhat = (x - mean) / std: dz = a · dy + c · (x - mean) + d.
         let rows = m.max(1) as f64;
         let (mut a, mut c, mut d) = (vec![zero; n], vec![zero; n], vec![zero; n]);
         for j in 0..n {
@@ -368,21 +484,17 @@ where
             c[j] = from_f64(-s * i * i * sum_dyx[j] / rows);
             d[j] = from_f64(-s * sum_dy[j] / rows);
         }
-        let (a, c, d) = (tiled(&a), tiled(&c), tiled(&d));
-        let constants = [&a[..], &c[..], &d[..]];
-        let dz = host::<E>(grads.get_or_alloc_mut(&z_ghost)?);
-        if n > 0 {
-            dz[..m * n]
-                .par_chunks_mut(chunk)
-                .zip(x.par_chunks(chunk))
-                .zip(dy_host.par_chunks(chunk))
-                .for_each(|((dzs, xs), dys)| match relu {
-                    true => affine.input_gradient::<true>(constants, xs, dys, dzs),
-                    false => affine.input_gradient::<false>(constants, xs, dys, dzs),
-                });
-        }
+        let pass = InputGradient {
+            affine: &affine,
+            x: &x,
+            dy: dy_host,
+            constants: [tiled(&a), tiled(&c), tiled(&d)],
+            relu,
+            n,
+        };
+        let result = input_gradient(&pass, grads);
         std::mem::swap(&mut dy, grads.get_or_alloc_mut(&out_ghost)?);
-        Ok(())
+        result
     });
     (out.put_tape(tape), mean, var)
 }
