@@ -11,11 +11,13 @@
 //! - [`experiment`]: presets (RON): a model, data set, optimiser and schedule.
 //! - [`provenance`]: what made a run (build, machine, command), recorded with it.
 //! - [`runs`]: saved runs on disk (`saves/<run-id>/`), written as training goes.
+//! - [`analysis`]: what skip edges do in a trained network (edge usage), as plain results.
 //! - [`compare`]: what differs between runs, seed groups, curves, smoothing, Welch's t-test.
 //! - [`session`]: the one owner of every run's life (queue, data, saving, summaries), which
 //!   the lab and the headless commands share.
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
+pub mod analysis;
 pub mod compare;
 pub mod data;
 pub mod device;

@@ -1,0 +1,142 @@
+//! The analyses on small hand-built networks, with values worked out by hand.
+
+use dfdx::prelude::*;
+use skiplab::analysis::usage::{edge_usage, Reading, UsageError};
+use skiplab::net::{HostParam, Network};
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, SkipSelection, Topology};
+
+/// The parameters of `topology` as saved, each filled by `fill(name, index)`.
+fn params(topology: &Topology, fill: impl Fn(&str, usize) -> f32) -> Vec<HostParam> {
+    let dev = Cpu::seed_from_u64(0);
+    let net = Network::<f32, Cpu>::new(topology.clone(), &dev, 0).expect("valid topology");
+    net.export()
+        .into_iter()
+        .map(|mut p| {
+            for (i, v) in p.values.iter_mut().enumerate() {
+                *v = fill(&p.name, i);
+            }
+            p
+        })
+        .collect()
+}
+
+/// Input 3, hidden 2-4-2, 2 classes; 0-2 concatenates, 1-3 is an identity residual (2 to 2
+/// units), 2-4 a residual projection (4 to 2).
+fn small_mlp() -> Topology {
+    let mut t = Topology::Mlp(MlpSpec::new(3, vec![2, 4, 2], 2));
+    let skips: SkipSelection = "0-2,res:1-3,res:2-4".parse().expect("selection");
+    t.apply_skips(&skips).expect("valid edges");
+    t
+}
+
+#[test]
+fn mlp_edge_usage_equals_the_hand_computed_map() {
+    let t = small_mlp();
+    // Block values: fc2.w0 (3x4) is 1, -2, 3, ..., -12 over 10; every other weight block is
+    // its index + 1 with alternating sign; biases and norms are ignored.
+    let p = params(&t, |name, i| {
+        let v = (i + 1) as f32 * if i % 2 == 0 { 1.0 } else { -1.0 };
+        if name == "fc2.w0" {
+            v / 10.0
+        } else {
+            v
+        }
+    });
+    let usage = edge_usage(&t, &p).expect("usage");
+    assert_eq!(usage.layers, ["input", "fc1", "fc2", "fc3", "out"]);
+    let find = |s: usize, t: usize, r: Reading| {
+        usage
+            .blocks
+            .iter()
+            .find(|b| (b.source, b.target, b.reading) == (s, t, r))
+            .unwrap_or_else(|| panic!("no block {s} -> {t} {r:?}"))
+            .clone()
+    };
+    // Σ 1..n over k input features: n(n+1)/2 / k.
+    let tri = |n: usize| (n * (n + 1) / 2) as f64;
+    // Values are f32 (tenths are not exact): relative 1e-6.
+    let close = |a: Option<f64>, b: f64| (a.expect("a value") - b).abs() <= 1e-6 * b.abs();
+    // fc1 reads the input (3x2): 21 / 3.
+    assert!(close(find(0, 1, Reading::Main).usage, tri(6) / 3.0));
+    // fc2: the main input fc1 (2x4): 36 / 2; the skip from the input (3x4): 7.8 / 3.
+    assert!(close(find(1, 2, Reading::Main).usage, tri(8) / 2.0));
+    let skip = find(0, 2, Reading::Skip);
+    assert_eq!((skip.block.as_str(), skip.features), ("fc2.w0", 3));
+    assert!(close(skip.usage, tri(12) / 10.0 / 3.0));
+    // fc3: main from fc2 (4x2): 36 / 4; the identity from fc1 has no weights.
+    assert!(close(find(2, 3, Reading::Main).usage, tri(8) / 4.0));
+    let identity = find(1, 3, Reading::Identity);
+    assert_eq!((identity.usage, identity.block.as_str()), (None, ""));
+    // out: main from fc3 (2x2): 10 / 2; the projection from fc2 (4x2): 36 / 4.
+    assert!(close(find(3, 4, Reading::Main).usage, tri(4) / 2.0));
+    let projection = find(2, 4, Reading::Projection);
+    assert_eq!(projection.block, "fc4.r2");
+    assert!(close(projection.usage, tri(8) / 4.0));
+    assert_eq!(usage.blocks.len(), 7);
+    // The map has a cell per pair with weights, the identity none.
+    let map = usage.map();
+    assert_eq!(map.len(), 6);
+    assert!(!map.contains_key(&(1, 3)));
+    assert!(close(Some(map[&(0, 2)]), tri(12) / 10.0 / 3.0));
+}
+
+/// The paper's CNN (skips 1-4, 2-5, 4-7, 5-8) with every weight 1: a conv block reads each
+/// input channel through 9 taps into every filter (usage 9 x filters), the flattening head
+/// through every pixel into every class; the groups name their source layers.
+#[test]
+fn cnn_edge_usage_follows_the_channel_groups() {
+    let mut t = Topology::Cnn(CnnSpec::paper(ImageShape::new(1, 8, 8), 3));
+    t.apply_skips(&"paper".parse::<SkipSelection>().expect("selection"))
+        .expect("valid edges");
+    let Topology::Cnn(cnn) = &t else {
+        unreachable!()
+    };
+    let usage = edge_usage(&t, &params(&t, |_, _| 1.0)).expect("usage");
+    let out = usage.layers.len() - 1;
+    assert_eq!(usage.layers[out], "out");
+    let last = *cnn.layers().last().expect("layers");
+    for b in &usage.blocks {
+        let expected = match b.target == out {
+            true => (last.height * last.width * 3) as f64,
+            false => 9.0 * cnn.filters(b.target).expect("a conv") as f64,
+        };
+        assert!(
+            (b.usage.expect("weights") - expected).abs() < 1e-6,
+            "{b:?}: expected {expected}"
+        );
+        assert_eq!(b.reading == Reading::Skip, b.block.contains('>'), "{b:?}");
+    }
+    // Conv 5 reads conv 4's output and conv 1's, carried by the skip 1-4.
+    let into_5: Vec<(usize, Reading)> = usage
+        .blocks
+        .iter()
+        .filter(|b| b.target == 5)
+        .map(|b| (b.source, b.reading))
+        .collect();
+    assert_eq!(into_5, [(4, Reading::Main), (1, Reading::Skip)]);
+}
+
+#[test]
+fn edge_usage_names_a_missing_or_misshapen_block() {
+    let t = small_mlp();
+    let mut p = params(&t, |_, _| 1.0);
+    p.retain(|p| p.name != "fc4.r2");
+    assert_eq!(
+        edge_usage(&t, &p),
+        Err(UsageError::Missing("fc4.r2".into()))
+    );
+    let mut p = params(&t, |_, _| 1.0);
+    p.iter_mut()
+        .find(|p| p.name == "fc2.w0")
+        .expect("block")
+        .values
+        .pop();
+    assert_eq!(
+        edge_usage(&t, &p),
+        Err(UsageError::WrongSize {
+            name: "fc2.w0".into(),
+            expected: 12,
+            found: 11
+        })
+    );
+}
