@@ -43,6 +43,8 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     /// Saved runs' metrics as one long-format CSV, or their accuracy curves as an SVG chart.
     Export(cli::export::ExportArgs),
+    /// Analyses of saved runs' trained networks: edge usage.
+    Analyze(cli::analyze::AnalyzeArgs),
     /// Grids of runs from a sweep file: plan, run here, emit for Slurm or GNU parallel, report.
     Sweep(cli::sweep::SweepArgs),
     /// The settings file (`config init` writes one) and the folders in effect.
@@ -182,6 +184,7 @@ fn main() -> ExitCode {
         Some(Command::Runs(a)) => cli::runs::list(a),
         Some(Command::Compare(a)) => cli::compare::compare(a),
         Some(Command::Export(a)) => cli::export::export(a),
+        Some(Command::Analyze(a)) => cli::analyze::analyze(a),
         Some(Command::Sweep(a)) => cli::sweep::sweep(a),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Man { dir }) => man(dir),

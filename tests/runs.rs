@@ -1161,3 +1161,61 @@ fn a_run_another_process_trains_is_not_resumed_under_it() {
         "{err}"
     );
 }
+
+/// `analyze usage` on saved runs: one run's JSON equals the analysis of its weights read
+/// back; two seeds of one topology give mean ± sd (a run named twice counts once); runs of
+/// different topologies are refused, naming both.
+#[test]
+fn analyze_usage_reads_saved_runs_and_averages_a_seed_group() {
+    use skiplab::analysis::usage::edge_usage;
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let a = train_deep(saves, "0-3,2-5", "1");
+    let b = train_deep(saves, "0-3,2-5", "2");
+    let (code, out, err) = skiplab(&["analyze", "usage", &a, "--json"], saves);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let weights = runs::read_weights(&saves.join(&a).join(runs::WEIGHTS)).unwrap();
+    let direct = edge_usage(&weights.topology, &weights.params).unwrap();
+    let blocks = report["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), direct.blocks.len());
+    for (json, block) in blocks.iter().zip(&direct.blocks) {
+        assert_eq!(json["block"], block.block.as_str());
+        assert_eq!(json["source"], block.source);
+        let mean = json["usage"]["mean"].as_f64().unwrap();
+        assert!((mean - block.usage.unwrap()).abs() <= 1e-12 * mean.abs());
+        assert!(json["usage"]["sd"].is_null());
+    }
+    // The skip edges are there: 0-3 and 2-5 read as skips.
+    let skips: Vec<(u64, u64)> = blocks
+        .iter()
+        .filter(|b| b["reading"] == "skip")
+        .map(|b| (b["source"].as_u64().unwrap(), b["target"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(skips, [(0, 3), (2, 5)]);
+
+    let (code, out, err) = skiplab(&["analyze", "usage", &a, &b, &a], saves);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("names the same run"), "{err}");
+    assert!(out.contains("2 runs"), "{out}");
+    assert!(out.contains(" ± "), "{out}");
+    assert!(out.contains("from \\ to"), "{out}");
+    let (code, out, _) = skiplab(&["analyze", "usage", &a, &b, "--csv"], saves);
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("source,target,source_name,target_name,reading,block,features,usage,sd,runs")
+    );
+    let row = lines.find(|l| l.contains("fc3.w0")).expect("the 0-3 block");
+    let cells: Vec<&str> = row.split(',').collect();
+    assert_eq!(&cells[..5], ["0", "3", "input", "fc3", "skip"]);
+    assert!(cells[8].parse::<f64>().unwrap() >= 0.0, "{row}");
+    assert_eq!(cells[9], "2");
+
+    let other = train_deep(saves, "0-2", "1");
+    let (code, _, err) = skiplab(&["analyze", "usage", &a, &other], saves);
+    assert_ne!(code, 0);
+    assert!(err.contains(&a) && err.contains(&other), "{err}");
+    assert!(err.contains("different topologies"), "{err}");
+}

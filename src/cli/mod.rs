@@ -2,6 +2,7 @@
 //! trains goes through a [`Session`], followed by an observer (the table/JSON printer, the
 //! reproduction report).
 
+pub mod analyze;
 pub mod bench;
 pub mod compare;
 pub mod config;
