@@ -755,23 +755,13 @@ fn strided_windows_equal_the_composed_and_the_subsampled_convolution() {
                     DenseInput::conv3x3(second.retaped::<T>(), w2.retaped::<T>(), index),
                 ]
             };
+            let at_stride_2 = || {
+                let inputs = inputs(&strided).into_iter();
+                inputs.map(|i| i.strided(2, &strided)).collect()
+            };
             let y = match how {
-                0 => Dev::dense(
-                    inputs(&strided)
-                        .into_iter()
-                        .map(|i| i.strided(2, &strided))
-                        .collect(),
-                    None,
-                    false,
-                ),
-                1 => dense_composed(
-                    inputs(&strided)
-                        .into_iter()
-                        .map(|i| i.strided(2, &strided))
-                        .collect(),
-                    None,
-                    false,
-                ),
+                0 => Dev::dense(at_stride_2(), None, false),
+                1 => dense_composed(at_stride_2(), None, false),
                 _ => {
                     let full = dense_composed(inputs(&dense), None, false);
                     let index = subsample_index(&dev, b, h, w);
