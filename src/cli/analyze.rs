@@ -252,16 +252,13 @@ fn print_table(report: &UsageReport) -> Result<()> {
         );
     }
     // The heat map as a matrix: a row per source, a column per target (means).
-    let targets: Vec<usize> = {
-        let mut t: Vec<usize> = report.map.iter().map(|c| c.target).collect();
-        t.dedup();
-        t.sort_unstable();
-        t.dedup();
-        t
+    let layers_of = |pick: fn(&MapCell) -> usize| {
+        let mut numbers: Vec<usize> = report.map.iter().map(pick).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
     };
-    let mut sources: Vec<usize> = report.map.iter().map(|c| c.source).collect();
-    sources.sort_unstable();
-    sources.dedup();
+    let (sources, targets) = (layers_of(|c| c.source), layers_of(|c| c.target));
     outln!();
     let mut header = format!("{:<10}", "from \\ to");
     for &t in &targets {
