@@ -334,7 +334,7 @@ where
 /// A batch norm's backward pass at the point where its input's gradient is due: `dy` (the
 /// output's gradient, masked by the ReLU where the output keeps the mask) and the constants
 /// of `dz = a · dy + c · (x - mean) + d`.
-pub(super) struct InputGradient<'a, E: Dtype> {
+struct InputGradient<'a, E: Dtype> {
     affine: &'a Affine<E>,
     x: &'a [E],
     dy: &'a [E],
