@@ -101,8 +101,8 @@ pub fn subsample_index<D: dfdx::tensor::TensorFromVec<usize>>(
 }
 
 /// Every other pixel of every other row, `[b, h, w, c]` -> `[b, ceil(h/2), ceil(w/2), c]`:
-/// option A's shortcut (the pixels a stride-2 convolution keeps). A gather (whose backward adds), not a slice. `index` comes from
-/// [`subsample_index`] for the same batch and size.
+/// option A's shortcut (the pixels a stride-2 convolution keeps). A gather (whose backward
+/// adds), not a slice. `index` comes from [`subsample_index`] for the same batch and size.
 pub fn subsample2<E, D, T>(
     x: Images<E, D, T>,
     index: &Tensor<(usize, usize), usize, D>,
