@@ -40,9 +40,9 @@ thread_local! {
 }
 
 /// A host buffer from this thread's pool, returned to it on drop (so nested uses never
-/// share one). [`super::dense::dense`] also keeps its host copies from the forward to the backward pass
-/// in these: fresh allocations of megabytes every step would cost page faults, and a
-/// training step needs the same sizes every time.
+/// share one). [`super::dense::dense`] also keeps its host copies from the forward to the
+/// backward pass in these: fresh allocations of megabytes every step would cost page faults,
+/// and a training step needs the same sizes every time.
 pub(super) struct Pooled<E: Dtype> {
     /// Never shorter than `len`. A buffer keeps its length when reused for fewer elements,
     /// so it is not filled again each time it serves a larger request (the kernels of one

@@ -6,7 +6,8 @@ use dfdx::prelude::*;
 
 use crate::net::ops::Images;
 
-/// One image batch of a [`super::dense`] layer's windows block: its columns are `offset..offset + 9 * channels`.
+/// One image batch of a [`super::dense`] layer's windows block: its columns are
+/// `offset..offset + 9 * channels`.
 pub(super) struct WindowGroup<E: Dtype> {
     pub(super) grad_target: Option<Images<E, Cpu>>,
     pub(super) weight: Tensor<(usize, usize), E, Cpu>,
