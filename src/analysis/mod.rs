@@ -4,5 +4,25 @@
 //!
 //! - [`usage`]: edge usage (Huang et al. 2017, DenseNet, Fig. 5): how strongly each layer
 //!   reads each earlier layer's features, from the weights alone.
+//! - [`lesion`]: lesion studies (Veit et al. 2016): what a trained network loses, without
+//!   retraining, when a layer is deleted, an edge removed, or k blocks deleted at random.
 
+pub mod lesion;
 pub mod usage;
+
+use crate::topology::{CnnLayerKind, Topology};
+
+/// Every layer's name by number, as the analyses and the lab name them: `input`, then an
+/// MLP's `fc1`, `fc2`, ... or a CNN's `conv1`, `pool3`, ..., and `out` for the classifier.
+pub fn layer_names(topology: &Topology) -> Vec<String> {
+    let mut names = vec!["input".to_string()];
+    match topology {
+        Topology::Mlp(mlp) => names.extend((1..=mlp.hidden.len()).map(|n| format!("fc{n}"))),
+        Topology::Cnn(cnn) => names.extend(cnn.layers().iter().map(|l| match l.kind {
+            CnnLayerKind::Conv { .. } => format!("conv{}", l.number),
+            CnnLayerKind::Pool => format!("pool{}", l.number),
+        })),
+    }
+    names.push("out".into());
+    names
+}

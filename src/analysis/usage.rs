@@ -146,21 +146,15 @@ pub fn edge_usage(topology: &Topology, params: &[HostParam]) -> Result<EdgeUsage
                     });
                 }
             }
-            let mut names = vec!["input".to_string()];
-            names.extend((1..=mlp.hidden.len()).map(|n| format!("fc{n}")));
-            names.push("out".into());
-            names
+            super::layer_names(topology)
         }
         Topology::Cnn(cnn) => {
             let layers = cnn.layers();
             let last = layers.last().map_or(0, |l| l.number);
-            let mut names = vec!["input".to_string()];
             for layer in &layers {
                 let CnnLayerKind::Conv { filters } = layer.kind else {
-                    names.push(format!("pool{}", layer.number));
                     continue;
                 };
-                names.push(format!("conv{}", layer.number));
                 let name = format!("conv{}", layer.number);
                 for group in cnn.groups(layer.number - 1) {
                     let c = group.channels;
@@ -203,7 +197,6 @@ pub fn edge_usage(topology: &Topology, params: &[HostParam]) -> Result<EdgeUsage
                 }
             }
             let out = last + 1;
-            names.push("out".into());
             let (height, width) = layers.last().map_or((1, 1), |l| (l.height, l.width));
             let pixels = match cnn.head {
                 crate::topology::Head::Flatten => height * width,
@@ -225,7 +218,7 @@ pub fn edge_usage(topology: &Topology, params: &[HostParam]) -> Result<EdgeUsage
                     features: c,
                 });
             }
-            names
+            super::layer_names(topology)
         }
     };
     Ok(EdgeUsage { layers, blocks })

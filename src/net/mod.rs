@@ -369,6 +369,15 @@ fn cnn_specs(cnn: &CnnSpec) -> Vec<ParamSpec> {
     specs
 }
 
+/// The names of everything a network of `topology` stores: its parameters and batch norm's
+/// running estimates (what [`Network::import`] takes).
+pub fn stored_names(topology: &Topology) -> std::collections::BTreeSet<String> {
+    let mut names: std::collections::BTreeSet<String> =
+        param_specs(topology).into_iter().map(|s| s.name).collect();
+    names.extend(running_stats::<f32>(topology).into_keys());
+    names
+}
+
 fn param_specs(topology: &Topology) -> Vec<ParamSpec> {
     match topology {
         Topology::Mlp(m) => mlp_specs(m),

@@ -261,6 +261,60 @@ fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> 
         .count()
 }
 
+/// Mean loss and accuracy of `net` over a whole split, in evaluation mode, in batches of
+/// [`EVAL_BATCH`], uploading through `buffers` (kept by batch size).
+fn evaluate_with<D: NetDevice<f32>>(
+    net: &Network<f32, D>,
+    buffers: &mut HashMap<usize, BatchBuffers<D>>,
+    samples: &Samples,
+) -> (f64, f64) {
+    let classes = net.topology().classes();
+    let n = samples.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(EVAL_BATCH) {
+        let buffers = buffers.entry(chunk.len()).or_insert_with(|| {
+            BatchBuffers::new(net.device(), chunk.len(), samples.dim(), classes)
+        });
+        buffers.load(samples, chunk, classes);
+        let (x, y) = (buffers.x.clone(), buffers.y.clone());
+        let logits = net.forward::<NoneTape>(x);
+        hits += correct(
+            &logits.as_vec(),
+            chunk.iter().map(|&i| samples.labels[i]),
+            classes,
+        );
+        loss_sum +=
+            cross_entropy_with_logits_loss(logits, y).as_vec()[0] as f64 * chunk.len() as f64;
+    }
+    (loss_sum / n as f64, hits as f64 / n as f64)
+}
+
+/// Evaluates networks on one device again and again (an analysis's many variants of one
+/// network) through upload buffers it keeps.
+pub struct Evaluator<D: NetDevice<f32>> {
+    buffers: HashMap<usize, BatchBuffers<D>>,
+}
+
+impl<D: NetDevice<f32>> Default for Evaluator<D> {
+    fn default() -> Self {
+        Self {
+            buffers: HashMap::new(),
+        }
+    }
+}
+
+impl<D: NetDevice<f32>> Evaluator<D> {
+    /// Mean loss and accuracy of `net` over `samples` (evaluation mode: batch norm's running
+    /// estimates), as [`Trainer::evaluate`] measures a run's validation split.
+    pub fn evaluate(&mut self, net: &Network<f32, D>, samples: &Samples) -> (f64, f64) {
+        evaluate_with(net, &mut self.buffers, samples)
+    }
+}
+
 /// What one step gave: loss, correct predictions, and (when asked) each layer's flow.
 pub type StepOutcome = (f64, usize, Option<Vec<LayerFlow>>);
 
@@ -513,27 +567,7 @@ impl<D: NetDevice<f32>> Trainer<D> {
 
     /// Mean loss and accuracy over a whole split, in batches, without a tape.
     pub fn evaluate(&mut self, samples: &Samples) -> (f64, f64) {
-        let classes = self.data.classes();
-        let n = samples.len();
-        if n == 0 {
-            return (f64::NAN, f64::NAN);
-        }
-        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-        let all: Vec<usize> = (0..n).collect();
-        for chunk in all.chunks(EVAL_BATCH) {
-            let buffers = self.buffers(chunk.len());
-            buffers.load(samples, chunk, classes);
-            let (x, y) = (buffers.x.clone(), buffers.y.clone());
-            let logits = self.net.forward::<NoneTape>(x);
-            hits += correct(
-                &logits.as_vec(),
-                chunk.iter().map(|&i| samples.labels[i]),
-                classes,
-            );
-            loss_sum +=
-                cross_entropy_with_logits_loss(logits, y).as_vec()[0] as f64 * chunk.len() as f64;
-        }
-        (loss_sum / n as f64, hits as f64 / n as f64)
+        evaluate_with(&self.net, &mut self.buffers, samples)
     }
 
     /// Obeys the commands that arrived; a pause waits here for Resume or Stop, and its length
