@@ -1219,3 +1219,99 @@ fn analyze_usage_reads_saved_runs_and_averages_a_seed_group() {
     assert!(err.contains(&a) && err.contains(&other), "{err}");
     assert!(err.contains("different topologies"), "{err}");
 }
+
+/// `analyze lesion` studies saved runs on their own validation split: its baseline is the
+/// run's last validation accuracy, its study the library's on the weights read back, and a
+/// seed group gives mean ± sd.
+#[test]
+fn analyze_lesion_studies_saved_runs_on_their_own_split() {
+    use skiplab::analysis::lesion::{lesion, LesionOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let a = train_deep(saves, "res:1-3,res:3-5", "1");
+    let b = train_deep(saves, "res:1-3,res:3-5", "2");
+    let args = [
+        "analyze", "lesion", &a, "--json", "--draws", "3", "--seed", "4",
+    ];
+    let (code, out, err) = skiplab(&args, saves);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let run = runs::load_run(&saves.join(&a)).unwrap();
+    let val = run.epochs.last().unwrap().val_accuracy;
+    let baseline = report["baseline_accuracy"]["mean"].as_f64().unwrap();
+    assert!((baseline - val).abs() < 1e-9, "{baseline} against {val}");
+    // The same study in the library, on the weights read back and the run's split.
+    let weights = runs::read_weights(&saves.join(&a).join(runs::WEIGHTS)).unwrap();
+    let split = PreparedData::prepare(&data::builtin(), 0.1, 1);
+    let options = LesionOptions {
+        max_k: None,
+        draws: 3,
+        seed: 4,
+    };
+    let dev = Cpu::seed_from_u64(0);
+    let direct = lesion(
+        &dev,
+        &weights.topology,
+        &weights.params,
+        &split.val,
+        &options,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(
+        report["studies"][0],
+        serde_json::to_value(&direct).unwrap(),
+        "the CLI's study is the library's"
+    );
+    // Sigmoid layers without a residual cannot be passed through; the blocks 3 and 5 can
+    // lose their branches.
+    assert_eq!(report["pool"], serde_json::json!(["fc3", "fc5"]));
+    let rows = report["rows"].as_array().unwrap();
+    let row = |target: &str| rows.iter().find(|r| r["target"] == target).unwrap();
+    assert_eq!(row("fc3")["how"], "branch");
+    assert!(row("fc2")["why_not"]
+        .as_str()
+        .unwrap()
+        .contains("sigmoid does not pass its input through"));
+    assert_eq!(row("1-3")["how"], "residual");
+
+    let (code, out, err) = skiplab(&["analyze", "lesion", &a, &b], saves);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 runs") && out.contains(" ± "), "{out}");
+    assert!(
+        out.contains("k blocks deleted at random from 2 (fc3 fc5)"),
+        "{out}"
+    );
+    let (code, out, _) = skiplab(
+        &[
+            "analyze",
+            "lesion",
+            &a,
+            "--csv",
+            "--split",
+            "test",
+            "--samples",
+            "100",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("kind,target,how,accuracy,accuracy_sd,loss,loss_sd,drop,drop_sd,runs,why_not")
+    );
+    let baseline: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(baseline[0], "baseline");
+    // 100 samples: accuracy in hundredths.
+    let accuracy: f64 = baseline[3].parse().unwrap();
+    assert!(((accuracy * 100.0).round() - accuracy * 100.0).abs() < 1e-9);
+
+    let other = train_deep(saves, "0-2", "1");
+    let (code, _, err) = skiplab(&["analyze", "lesion", &a, &other], saves);
+    assert_ne!(code, 0);
+    assert!(err.contains("different topologies"), "{err}");
+    let (code, _, err) = skiplab(&["analyze", "lesion", "no-such-run"], saves);
+    assert_ne!(code, 0);
+    assert!(err.contains("no-such-run"), "{err}");
+}

@@ -144,6 +144,8 @@ pub enum LesionError {
     NoSamples,
     #[error("cancelled")]
     Cancelled,
+    #[error("{0}")]
+    Device(String),
 }
 
 /// The hidden layers a lesion study lists: an MLP's hidden layers, a CNN's convolutions and
@@ -513,6 +515,37 @@ pub fn lesion<D: NetDevice<f32>>(
         pool,
         curve,
     })
+}
+
+/// [`lesion`] on `device`: the CPU (with a worker pool of its own, as a run trains), or a
+/// CUDA GPU where this skiplab was built with CUDA.
+pub fn lesion_on(
+    device: crate::device::Device,
+    topology: &Topology,
+    params: &[HostParam],
+    samples: &Samples,
+    options: &LesionOptions,
+    progress: &mut dyn FnMut(Progress) -> bool,
+) -> Result<Lesion, LesionError> {
+    match device {
+        crate::device::Device::Cpu => {
+            let _pool = crate::train::cpu_worker_pool_here();
+            let dev = crate::net::cpu_ops::training_device(options.seed);
+            lesion(&dev, topology, params, samples, options, progress)
+        }
+        #[cfg(feature = "cuda")]
+        crate::device::Device::Cuda { ordinal } => {
+            use dfdx::tensor::Cuda;
+            let dev = Cuda::try_build(ordinal, options.seed).map_err(|e| {
+                LesionError::Device(format!("cannot start CUDA device {ordinal}: {e}"))
+            })?;
+            lesion(&dev, topology, params, samples, options, progress)
+        }
+        #[cfg(not(feature = "cuda"))]
+        crate::device::Device::Cuda { .. } => Err(LesionError::Device(
+            "this skiplab was built without CUDA support".into(),
+        )),
+    }
 }
 
 /// Up to `draws` distinct sets of `k` layers from `pool` (all of them where there are fewer),

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::runs::load_all;
 use crate::outln;
+use skiplab::analysis::lesion::{lesion_on, Lesion, LesionOptions, Score};
 use skiplab::analysis::usage::{edge_usage, EdgeUsage, Reading};
 use skiplab::runs::{self, SavedRun};
 
@@ -25,6 +26,59 @@ enum Analysis {
     /// layer reads an earlier layer's features, Σ|w| per input feature; over several runs of
     /// one topology (a seed group), the mean and standard deviation.
     Usage(UsageArgs),
+    /// Lesion study (Veit et al. 2016): accuracy with each hidden layer deleted (a residual
+    /// block's branch dropped, or a plain layer passed through), each skip edge removed, and
+    /// k random blocks deleted at once; no retraining. Over a seed group, mean ± sd.
+    Lesion(LesionArgs),
+}
+
+/// Which split a study evaluates on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Split {
+    /// The run's own validation split (its seed and share): the baseline is its last
+    /// validation accuracy.
+    Val,
+    /// The data set's test set.
+    Test,
+}
+
+#[derive(Args, Debug)]
+struct LesionArgs {
+    /// Run ids (or unique prefixes, or paths), all of one topology; a run named twice counts
+    /// once.
+    #[arg(required = true, num_args = 1..)]
+    runs: Vec<String>,
+    /// The weights of the best validation epoch (`best.safetensors`) instead of the last.
+    #[arg(long)]
+    best: bool,
+    #[arg(long, value_enum, default_value_t = Split::Val)]
+    split: Split,
+    /// Evaluate on the first N samples of the split only.
+    #[arg(long, value_name = "N")]
+    samples: Option<usize>,
+    /// Random draws for each k of the k-deletion curve.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    draws: u64,
+    /// The largest k of the curve [default: every block].
+    #[arg(long, value_name = "K")]
+    max_k: Option<usize>,
+    /// Seed of the curve's draws (the same seed draws the same blocks).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON document: the summary over the runs, then every run's study in full.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// One CSV row per deletion, removal and k.
+    #[arg(long)]
+    csv: bool,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
+    device: super::DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
+    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
 }
 
 #[derive(Args, Debug)]
@@ -49,6 +103,7 @@ struct UsageArgs {
 pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     match args.analysis {
         Analysis::Usage(args) => usage(args),
+        Analysis::Lesion(args) => lesion(args),
     }
 }
 
@@ -60,6 +115,7 @@ struct Spread {
 }
 
 impl Spread {
+    /// `values` must not be empty.
     fn of(values: &[f64]) -> Self {
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
@@ -274,6 +330,327 @@ fn print_table(report: &UsageReport) -> Result<()> {
             }
         }
         outln!("{line}");
+    }
+    Ok(())
+}
+
+/// One deletion or removal over the runs.
+#[derive(Serialize)]
+struct LesionRow {
+    /// `layer`, `edge` or `k`.
+    kind: &'static str,
+    /// The layer's or edge's name, or k.
+    target: String,
+    /// How a layer was deleted (`branch`, `identity`), an edge's kind, or the k-deletion
+    /// pool's size.
+    how: String,
+    /// Why a layer cannot be deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why_not: Option<String>,
+    accuracy: Option<Spread>,
+    loss: Option<Spread>,
+    /// Accuracy lost against the intact network (baseline minus lesioned), per run.
+    drop: Option<Spread>,
+}
+
+#[derive(Serialize)]
+struct LesionReport {
+    runs: Vec<String>,
+    weights: &'static str,
+    split: &'static str,
+    samples: usize,
+    baseline_accuracy: Spread,
+    baseline_loss: Spread,
+    pool: Vec<String>,
+    rows: Vec<LesionRow>,
+    studies: Vec<Lesion>,
+}
+
+fn lesion(args: LesionArgs) -> Result<ExitCode> {
+    let saved = load_all(&args.saves, &args.runs)?;
+    let (device, note) = skiplab::device::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let options = LesionOptions {
+        max_k: args.max_k,
+        draws: args.draws as usize,
+        seed: args.seed,
+    };
+    let mut studies: Vec<(String, Lesion)> = Vec::new();
+    let mut topology: Option<(String, skiplab::topology::Topology)> = None;
+    let mut datasets: BTreeMap<skiplab::data::DatasetName, skiplab::data::Dataset> =
+        BTreeMap::new();
+    for run in &saved {
+        let weights = weights_of(run, args.best)?;
+        match &topology {
+            None => topology = Some((run.id.clone(), weights.topology.clone())),
+            Some((first, t)) if *t != weights.topology => bail!(
+                "runs {first} and {} have different topologies: a lesion study is averaged over \
+                 runs of one topology (study them one at a time)",
+                run.id
+            ),
+            Some(_) => {}
+        }
+        let e = &run.experiment;
+        if !datasets.contains_key(&e.dataset) {
+            let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
+                format!(
+                    "run {}: its data set {} (see `skiplab data`)",
+                    run.id, e.dataset
+                )
+            })?;
+            datasets.insert(e.dataset, data);
+        }
+        let prepared =
+            skiplab::data::PreparedData::prepare(&datasets[&e.dataset], e.val_fraction, e.seed);
+        let mut samples = match args.split {
+            Split::Val => prepared.val,
+            Split::Test => prepared.test,
+        };
+        if let Some(n) = args.samples.filter(|&n| n < samples.len()) {
+            samples.images.truncate(n * samples.dim());
+            samples.labels.truncate(n);
+        }
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let style = indicatif::ProgressStyle::with_template(
+                "  {msg} [{bar:30}] {pos}/{len} evaluations · ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("#>-");
+            indicatif::ProgressBar::new(0)
+                .with_style(style)
+                .with_message(run.id.clone())
+        });
+        let study = lesion_on(
+            device,
+            &weights.topology,
+            &weights.params,
+            &samples,
+            &options,
+            &mut |p| {
+                if let Some(bar) = &bar {
+                    bar.set_length(p.total as u64);
+                    bar.set_position(p.done as u64);
+                }
+                true
+            },
+        )
+        .with_context(|| format!("run {}", run.id))?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        studies.push((run.id.clone(), study));
+    }
+    let report = lesion_report(&args, studies);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.csv {
+        outln!("kind,target,how,accuracy,accuracy_sd,loss,loss_sd,drop,drop_sd,runs,why_not");
+        let cell = |s: &Option<Spread>| match s {
+            Some(s) => (
+                s.mean.to_string(),
+                s.sd.map(|v| v.to_string()).unwrap_or_default(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let baseline = LesionRow {
+            kind: "baseline",
+            target: String::new(),
+            how: String::new(),
+            why_not: None,
+            accuracy: Some(report.baseline_accuracy),
+            loss: Some(report.baseline_loss),
+            drop: None,
+        };
+        for row in std::iter::once(&baseline).chain(&report.rows) {
+            let ((a, a_sd), (l, l_sd), (d, d_sd)) =
+                (cell(&row.accuracy), cell(&row.loss), cell(&row.drop));
+            let why = row.why_not.as_deref().unwrap_or_default();
+            outln!(
+                "{},{},{},{a},{a_sd},{l},{l_sd},{d},{d_sd},{},{}",
+                row.kind,
+                row.target,
+                row.how,
+                report.runs.len(),
+                csv_field(why)
+            );
+        }
+    } else {
+        print_lesion(&report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A CSV field, quoted where it holds a comma or a quote.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The studies of a seed group summarised: every value as mean ± sd over the runs.
+fn lesion_report(args: &LesionArgs, studies: Vec<(String, Lesion)>) -> LesionReport {
+    let first = &studies[0].1;
+    let over = |pick: &dyn Fn(&Lesion) -> Option<f64>| -> Option<Spread> {
+        let values: Option<Vec<f64>> = studies.iter().map(|(_, s)| pick(s)).collect();
+        values.map(|v| Spread::of(&v))
+    };
+    let mut rows = Vec::new();
+    for (i, d) in first.deletions.iter().enumerate() {
+        let score = |s: &Lesion| s.deletions[i].score;
+        rows.push(LesionRow {
+            kind: "layer",
+            target: d.name.clone(),
+            how: d.deletion.map_or("-", |h| h.name()).to_string(),
+            why_not: d.why_not.clone(),
+            accuracy: over(&|s| score(s).map(|x| x.accuracy)),
+            loss: over(&|s| score(s).map(|x| x.loss)),
+            drop: over(&|s| score(s).map(|x| s.baseline.accuracy - x.accuracy)),
+        });
+    }
+    for (i, e) in first.edges.iter().enumerate() {
+        let score = |s: &Lesion| Some(s.edges[i].score);
+        rows.push(LesionRow {
+            kind: "edge",
+            target: e.edge.to_string(),
+            how: match e.kind {
+                skiplab::topology::EdgeKind::Concat => "concat",
+                skiplab::topology::EdgeKind::Residual => "residual",
+            }
+            .to_string(),
+            why_not: None,
+            accuracy: over(&|s| score(s).map(|x| x.accuracy)),
+            loss: over(&|s| score(s).map(|x| x.loss)),
+            drop: over(&|s| score(s).map(|x| s.baseline.accuracy - x.accuracy)),
+        });
+    }
+    // A run's value at k is its mean over its draws; the spread is over the runs (one run:
+    // over its draws).
+    let mean_of = |p: &skiplab::analysis::lesion::CurvePoint, f: &dyn Fn(&Score) -> f64| {
+        p.draws.iter().map(|(_, s)| f(s)).sum::<f64>() / p.draws.len() as f64
+    };
+    for (i, p) in first.curve.iter().enumerate() {
+        let spread = |f: &dyn Fn(&Lesion, &Score) -> f64| -> Option<Spread> {
+            if studies.len() == 1 {
+                let values: Vec<f64> = p.draws.iter().map(|(_, s)| f(first, s)).collect();
+                return Some(Spread::of(&values));
+            }
+            over(&|s| s.curve.get(i).map(|q| mean_of(q, &|x| f(s, x))))
+        };
+        rows.push(LesionRow {
+            kind: "k",
+            target: p.k.to_string(),
+            how: format!("{} draws", p.draws.len()),
+            why_not: None,
+            accuracy: spread(&|_, x| x.accuracy),
+            loss: spread(&|_, x| x.loss),
+            drop: spread(&|s, x| s.baseline.accuracy - x.accuracy),
+        });
+    }
+    LesionReport {
+        runs: studies.iter().map(|(id, _)| id.clone()).collect(),
+        weights: if args.best { "best" } else { "last" },
+        split: match args.split {
+            Split::Val => "validation",
+            Split::Test => "test",
+        },
+        samples: first.samples,
+        baseline_accuracy: Spread::of(
+            &studies
+                .iter()
+                .map(|(_, s)| s.baseline.accuracy)
+                .collect::<Vec<_>>(),
+        ),
+        baseline_loss: Spread::of(
+            &studies
+                .iter()
+                .map(|(_, s)| s.baseline.loss)
+                .collect::<Vec<_>>(),
+        ),
+        pool: first
+            .pool
+            .iter()
+            .map(|&l| first.layers[l].clone())
+            .collect(),
+        rows,
+        studies: studies.into_iter().map(|(_, s)| s).collect(),
+    }
+}
+
+fn percent(s: &Option<Spread>) -> String {
+    match s {
+        None => String::new(),
+        Some(Spread { mean, sd: Some(sd) }) => format!("{:.1} ± {:.1}", 100.0 * mean, 100.0 * sd),
+        Some(Spread { mean, sd: None }) => format!("{:.1}", 100.0 * mean),
+    }
+}
+
+fn print_lesion(report: &LesionReport) -> Result<()> {
+    let of = match report.runs.as_slice() {
+        [one] => format!("run {one}"),
+        many => format!("{} runs ({}), mean ± sd", many.len(), many.join(", ")),
+    };
+    outln!(
+        "lesion study of {of}, {} weights, {} {} samples: accuracy {}%, loss {:.3}",
+        report.weights,
+        report.samples,
+        report.split,
+        percent(&Some(report.baseline_accuracy)),
+        report.baseline_loss.mean
+    );
+    outln!("(accuracy and its drop in percentage points; no retraining)");
+    let mut section = "";
+    for row in &report.rows {
+        if row.kind != section {
+            section = row.kind;
+            outln!();
+            match row.kind {
+                "layer" => outln!(
+                    "{:<12} {:<10} {:>14} {:>14}",
+                    "deleted",
+                    "how",
+                    "accuracy",
+                    "drop"
+                ),
+                "edge" => outln!(
+                    "{:<12} {:<10} {:>14} {:>14}",
+                    "removed",
+                    "kind",
+                    "accuracy",
+                    "drop"
+                ),
+                _ => {
+                    outln!(
+                        "k blocks deleted at random from {} ({}):",
+                        report.pool.len(),
+                        report.pool.join(" ")
+                    );
+                    outln!(
+                        "{:<12} {:<10} {:>14} {:>14}",
+                        "k",
+                        "draws",
+                        "accuracy",
+                        "drop"
+                    );
+                }
+            }
+        }
+        match &row.why_not {
+            Some(why) => outln!("{:<12} cannot: {why}", row.target),
+            None => outln!(
+                "{:<12} {:<10} {:>14} {:>14}",
+                row.target,
+                row.how.trim_end_matches(" draws"),
+                percent(&row.accuracy),
+                percent(&row.drop)
+            ),
+        }
+    }
+    if report.pool.is_empty() {
+        outln!("\nno block can be deleted, so there is no k-deletion curve");
     }
     Ok(())
 }
