@@ -393,17 +393,19 @@ fn lesion(args: LesionArgs) -> Result<ExitCode> {
             Some(_) => {}
         }
         let e = &run.experiment;
-        if !datasets.contains_key(&e.dataset) {
-            let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
-                format!(
-                    "run {}: its data set {} (see `skiplab data`)",
-                    run.id, e.dataset
-                )
-            })?;
-            datasets.insert(e.dataset, data);
-        }
-        let prepared =
-            skiplab::data::PreparedData::prepare(&datasets[&e.dataset], e.val_fraction, e.seed);
+        let dataset = match datasets.entry(e.dataset) {
+            std::collections::btree_map::Entry::Occupied(loaded) => loaded.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
+                    format!(
+                        "run {}: its data set {} (see `skiplab data`)",
+                        run.id, e.dataset
+                    )
+                })?;
+                slot.insert(data)
+            }
+        };
+        let prepared = skiplab::data::PreparedData::prepare(dataset, e.val_fraction, e.seed);
         let mut samples = match args.split {
             Split::Val => prepared.val,
             Split::Test => prepared.test,
