@@ -3,6 +3,7 @@
 
 pub mod depth;
 pub mod gradient;
+pub mod lesion;
 
 use std::fmt::Write as _;
 

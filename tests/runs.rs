@@ -1315,3 +1315,42 @@ fn analyze_lesion_studies_saved_runs_on_their_own_split() {
     assert_ne!(code, 0);
     assert!(err.contains("no-such-run"), "{err}");
 }
+
+/// `reproduce lesion` trains the depth study's networks (or finds them saved: a second call
+/// trains nothing), lesions each on its validation split and sets plain beside residual.
+#[test]
+fn reproduce_lesion_studies_the_depth_studys_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path().join("saves");
+    let report = tmp.path().join("lesion.md");
+    let args = [
+        "reproduce",
+        "lesion",
+        "--families",
+        "mlp",
+        "--depths",
+        "8",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (code, out, err) = skiplab(&args, &saves);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 configurations x 1 seeds = 2 runs"), "{out}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    // 8 layers: hidden 1..7; the plain net passes 2..7 through, the residual net's blocks
+    // are 4 and 6 (block 0-2's projection is normalised with its branch).
+    assert!(text.contains("| mlp | 8 | plain | 6 layers |"), "{text}");
+    assert!(text.contains("| mlp | 8 | residual | 2 blocks |"), "{text}");
+    assert!(text.contains("acc, 2 deleted"), "{text}");
+    assert!(saves.join("depth-builtin-e1-mlp-8-residual-s1").is_dir());
+    let (code, out, err) = skiplab(&args, &saves);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("(saved earlier)").count(), 2, "{out}");
+    let (code, _, err) = skiplab(&["reproduce", "lesion", "--no-save"], &saves);
+    assert_ne!(code, 0);
+    assert!(err.contains("saved weights"), "{err}");
+}

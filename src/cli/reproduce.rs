@@ -11,11 +11,13 @@ use clap::Args;
 
 use crate::cli::{self, Place, Stdout};
 use crate::outln;
+use skiplab::analysis::lesion::{lesion_on, LesionOptions};
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
 use skiplab::experiment::Experiment;
 use skiplab::reproduce::depth::{self, DepthConfig, DepthOutcome, Family};
 use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
+use skiplab::reproduce::lesion::{self, LesionOutcome};
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
 use skiplab::runs::{self, Summary};
 use skiplab::session::{Observer, RunId, RunRequest, Session, SessionEvent, Update};
@@ -26,15 +28,16 @@ use skiplab::train::{EpochMetrics, FlowPoint, RunStatus};
 pub struct ReproduceArgs {
     /// Which tables: table1..table5, comma-separated, or all; or `gradient`, the deep-MLP
     /// study of skips as a gradient shortcut (--depths, --width); or `depth`, plain against
-    /// residual as networks deepen (--depths, --families). The studies use the built-in data
-    /// unless --dataset.
+    /// residual as networks deepen (--depths, --families); or `lesion`, Veit et al.'s lesion
+    /// study of the depth study's networks (--depths, --families; runs `depth` trained are
+    /// reused). The studies use the built-in data unless --dataset.
     #[arg(default_value = "all")]
     tables: String,
     /// `gradient`: the hidden-layer counts to study [default: 20,50]. `depth`: layers with
-    /// weights, 6n + 2 for the CNN [default: 8,20].
+    /// weights, 6n + 2 for the CNN [default: 8,20]. `lesion`: likewise [default: 20].
     #[arg(long, value_delimiter = ',')]
     depths: Vec<usize>,
-    /// `depth`: which networks to deepen: cnn (He et al.'s CIFAR ResNet layout, batch norm),
+    /// `depth`, `lesion`: which networks to deepen: cnn (He et al.'s CIFAR ResNet layout, batch norm),
     /// mlp (batch norm, width 64), or both.
     #[arg(long, default_value = "cnn,mlp", value_delimiter = ',')]
     families: Vec<String>,
@@ -475,8 +478,16 @@ impl Study for DepthReport<'_> {
     }
 }
 
-fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
-    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+/// The depth study's plan (shared by the lesion study, which reuses its runs): every
+/// configuration of the families and depths asked for (`default_depths` where none), each
+/// seed a run with a stable id.
+type DepthPlan = Vec<((DepthConfig, u64), String, String, Experiment)>;
+
+fn depth_plan(
+    args: &ReproduceArgs,
+    dataset: DatasetName,
+    default_depths: &[usize],
+) -> Result<(Vec<DepthConfig>, DepthPlan)> {
     let mut families = Vec::new();
     for name in &args.families {
         families.push(match name.trim() {
@@ -486,7 +497,7 @@ fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
         });
     }
     let depths = match args.depths.as_slice() {
-        [] => vec![8, 20],
+        [] => default_depths.to_vec(),
         given => given.to_vec(),
     };
     let grid =
@@ -504,6 +515,12 @@ fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
             ));
         }
     }
+    Ok((grid, plan))
+}
+
+fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let (grid, plan) = depth_plan(args, dataset, &[8, 20])?;
     outln!(
         "depth study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}",
         grid.len(),
@@ -520,7 +537,125 @@ fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
     execute(args, "reproduce-depth", plan, &mut report)
 }
 
+/// The lesion study's table: each run of the depth study's plan, once trained (or found
+/// saved), lesioned on its validation split.
+struct LesionReport<'a> {
+    args: &'a ReproduceArgs,
+    dataset: DatasetName,
+    /// The data set, loaded at the first run that needs it.
+    data: Option<skiplab::data::Dataset>,
+    device: skiplab::device::Device,
+    outcomes: Vec<LesionOutcome>,
+    text: String,
+}
+
+impl LesionReport<'_> {
+    fn study(&mut self, config: DepthConfig, seed: u64) -> Result<LesionOutcome, String> {
+        let id = format!(
+            "depth-{}-e{}-{}-s{seed}",
+            self.dataset,
+            self.args.epochs,
+            id_part(&config.label())
+        );
+        let saved = runs::load_run(&self.args.place.saves.join(&id)).map_err(|e| e.to_string())?;
+        let weights = saved.weights_to_resume().map_err(|e| e.to_string())?;
+        if self.data.is_none() {
+            let data = skiplab::data::load(self.dataset, &self.args.place.data_dir)
+                .map_err(|e| e.to_string())?;
+            self.data = Some(data);
+        }
+        let data = self.data.as_ref().expect("loaded above");
+        let e = &saved.experiment;
+        let split = skiplab::data::PreparedData::prepare(data, e.val_fraction, e.seed);
+        let options = LesionOptions {
+            max_k: Some(lesion::CURVE_COLUMNS),
+            draws: 10,
+            seed: 0,
+        };
+        let study = lesion_on(
+            self.device,
+            &weights.topology,
+            &weights.params,
+            &split.val,
+            &options,
+            &mut |_| true,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(LesionOutcome::new(config, seed, &study))
+    }
+}
+
+impl Study for LesionReport<'_> {
+    type Entry = (DepthConfig, u64);
+
+    fn add(
+        &mut self,
+        (config, seed): (DepthConfig, u64),
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let outcome = match run.problem() {
+            Some(problem) => LesionOutcome::failed(config, seed, problem),
+            None => self
+                .study(config, seed)
+                .unwrap_or_else(|e| LesionOutcome::failed(config, seed, e)),
+        };
+        let percent = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}", 100.0 * v));
+        writeln!(
+            Stdout,
+            "[{done}/{total}] {} seed {seed}: val {}%, one deletion costs {} pp on average, {} at worst{}",
+            config.label(),
+            percent(outcome.baseline),
+            percent(outcome.mean_drop()),
+            percent(outcome.worst_drop()),
+            run.suffix(outcome.problem.as_deref()),
+        )?;
+        self.outcomes.push(outcome);
+        self.text = lesion::report(&self.outcomes, self.dataset, self.args.epochs);
+        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+fn reproduce_lesion(args: &ReproduceArgs) -> Result<ExitCode> {
+    if args.no_save {
+        bail!("--no-save: the lesion study reads the runs' saved weights; drop --no-save");
+    }
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let (grid, plan) = depth_plan(args, dataset, &[20])?;
+    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    outln!(
+        "lesion study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, each lesioned on its validation split",
+        grid.len(),
+        args.seeds,
+        plan.len(),
+        args.epochs,
+    );
+    let mut report = LesionReport {
+        args,
+        dataset,
+        data: None,
+        device,
+        outcomes: Vec::new(),
+        text: String::new(),
+    };
+    execute(args, "reproduce-lesion", plan, &mut report)
+}
+
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    if args.tables.trim() == "lesion" {
+        if args.epochs == 0 || args.seeds == 0 {
+            bail!("--seeds and --epochs must be at least 1");
+        }
+        return reproduce_lesion(&args);
+    }
     if args.tables.trim() == "depth" {
         if args.epochs == 0 || args.seeds == 0 {
             bail!("--seeds and --epochs must be at least 1");
