@@ -920,3 +920,170 @@ fn finished_lone_run(app: &mut App) {
     app.on_session(queued(app, 1));
     app.cx.runs.selected = Some(0);
 }
+
+/// A deep residual MLP (batch norm, residual edges every two layers) trained and saved.
+fn residual_mlp_run(app: &mut App) -> skiplab::topology::Topology {
+    let mut mlp = skiplab::topology::MlpSpec::new(784, vec![64; 7], 10);
+    mlp.norm = skiplab::topology::Norm::Batch;
+    let mut topology = skiplab::topology::Topology::Mlp(mlp);
+    topology
+        .apply_skips(&"res:chain:2".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    app.editor.topology = topology.clone();
+    let config = app.form.config();
+    finished_run(app, 1, &topology, config, 0.7, 0.15);
+    app.cx.runs.selected = Some(0);
+    topology
+}
+
+/// The lesion view: asked of the event loop with the run's saved id, a progress bar while
+/// it works, then the diagram coloured by the points each deletion costs, the table and the
+/// k-deletion curve; an answer to an earlier request is ignored; Esc cancels.
+#[test]
+fn lesion_view_colours_the_diagram_by_what_each_deletion_costs() {
+    use skiplab::analysis::lesion::{CurvePoint, Deletion, EdgeLesion, LayerLesion, Lesion, Score};
+    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate};
+    use skiplab::tui::views::Effect;
+    let mut app = lab();
+    let topology = residual_mlp_run(&mut app);
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('X'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.kind, AnalysisKind::Lesion);
+    assert!(
+        request.run_id.starts_with("20261202-130001-"),
+        "{request:?}"
+    );
+    let ticket = request.ticket;
+    app.on_analysis(AnalysisUpdate::Progress {
+        ticket,
+        done: 12,
+        total: 40,
+    });
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("12 of 40 evaluations"), "{screen}");
+
+    let score = |accuracy| Score {
+        accuracy,
+        loss: 1.0 - accuracy,
+    };
+    let layer = |l: usize, how: Result<Deletion, &str>, accuracy: f64| LayerLesion {
+        layer: l,
+        name: format!("fc{l}"),
+        deletion: how.ok(),
+        score: how.ok().map(|_| score(accuracy)),
+        why_not: how.err().map(str::to_string),
+    };
+    let edge = |from, to, accuracy| EdgeLesion {
+        edge: SkipEdge::new(from, to),
+        kind: skiplab::topology::EdgeKind::Residual,
+        score: score(accuracy),
+    };
+    let study = Lesion {
+        layers: skiplab::analysis::layer_names(&topology),
+        baseline: score(0.83),
+        samples: 1000,
+        deletions: vec![
+            layer(1, Err("no residual edge, and its input has 784 units"), 0.0),
+            layer(2, Err("its shortcut is a projection"), 0.0),
+            layer(3, Ok(Deletion::Identity), 0.55),
+            layer(4, Ok(Deletion::Branch), 0.70),
+            layer(5, Ok(Deletion::Identity), 0.60),
+            layer(6, Ok(Deletion::Branch), 0.825),
+            layer(7, Ok(Deletion::Identity), 0.30),
+        ],
+        edges: vec![
+            edge(0, 2, 0.20),
+            edge(2, 4, 0.65),
+            edge(4, 6, 0.80),
+            edge(6, 8, 0.78),
+        ],
+        pool: vec![4, 6],
+        curve: vec![
+            CurvePoint {
+                k: 1,
+                draws: vec![(vec![4], score(0.70)), (vec![6], score(0.825))],
+            },
+            CurvePoint {
+                k: 2,
+                draws: vec![(vec![4, 6], score(0.62))],
+            },
+        ],
+    };
+    // An earlier request's answer does not land.
+    app.on_analysis(AnalysisUpdate::Lesion {
+        ticket: ticket - 1,
+        result: Err("stale".into()),
+    });
+    assert!(!render(&mut app, 80, 24).contains("stale"));
+    app.on_analysis(AnalysisUpdate::Lesion {
+        ticket,
+        result: Ok(Box::new((topology, study))),
+    });
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("Lesion: run-1"), "{screen}");
+    assert!(
+        screen.contains("k of 2 blocks deleted at random"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("lesion_80x24", screen);
+    insta::assert_snapshot!("lesion_160x48", render(&mut app, 160, 48));
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert_eq!(effects, [Effect::CancelAnalysis]);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+/// The edge-usage view: the source × target heat map of hand-set weights, the arrows moving
+/// the selected cell, whose blocks and value show below.
+#[test]
+fn edge_usage_view_maps_what_each_layer_reads() {
+    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate};
+    use skiplab::tui::views::Effect;
+    let mut app = lab();
+    let mut mlp = skiplab::topology::MlpSpec::new(784, vec![32, 32, 32], 10);
+    mlp.norm = skiplab::topology::Norm::None;
+    let mut topology = skiplab::topology::Topology::Mlp(mlp);
+    topology
+        .apply_skips(&"0-2,0-3,res:1-3".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    app.editor.topology = topology.clone();
+    let config = app.form.config();
+    finished_run(&mut app, 1, &topology, config, 0.7, 0.15);
+    app.cx.runs.selected = Some(0);
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.kind, AnalysisKind::Usage);
+    // Every block's weights are its target's number over 10: later layers read harder.
+    let dev = dfdx::prelude::Cpu::default();
+    let net =
+        skiplab::net::Network::<f32, dfdx::prelude::Cpu>::new(topology.clone(), &dev, 0).unwrap();
+    let params: Vec<skiplab::net::HostParam> = net
+        .export()
+        .into_iter()
+        .map(|mut p| {
+            let target: f32 = p.name[2..3].parse().unwrap();
+            p.values.fill(target / 10.0);
+            p
+        })
+        .collect();
+    let usage = skiplab::analysis::usage::edge_usage(&topology, &params).unwrap();
+    app.on_analysis(AnalysisUpdate::Usage {
+        ticket: request.ticket,
+        result: Ok(Box::new((topology, usage))),
+    });
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("Edge usage: run-1"), "{screen}");
+    assert!(screen.contains("input → fc1"), "{screen}");
+    insta::assert_snapshot!("edge_usage_80x24", screen);
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Down);
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains("fc1 → fc2"), "{screen}");
+    assert!(screen.contains("1 identity shortcut(s)"), "{screen}");
+    insta::assert_snapshot!("edge_usage_160x48", screen);
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert_eq!(effects, [Effect::CancelAnalysis]);
+}

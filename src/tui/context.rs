@@ -66,6 +66,8 @@ pub struct Context {
     pub focus: Focus,
     /// Where presets are listed and saved.
     pub presets_dir: PathBuf,
+    /// Where data sets are read (the analyses evaluate on a run's own split).
+    pub data_dir: PathBuf,
     /// Where runs are saved (`None`: not saved).
     pub saves_dir: Option<PathBuf>,
     /// Where `L` reads saved runs (see `LabOptions::read_saves`).
@@ -87,6 +89,7 @@ impl Context {
             message: None,
             focus: Focus::Topology,
             presets_dir: "presets".into(),
+            data_dir: "data".into(),
             saves_dir: None,
             read_saves: Vec::new(),
             runs: RunList::default(),

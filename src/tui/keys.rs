@@ -39,6 +39,10 @@ pub enum Action {
     Flow,
     /// The selected run's configuration against another run's.
     Diff,
+    /// The selected run's lesion study.
+    Lesion,
+    /// The selected run's edge usage.
+    Usage,
     Train,
     NextRun,
     PrevRun,
@@ -97,6 +101,8 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Shortcut, "shortcut", &[KeyCode::Char('O')]),
     (Flow, "gradient_flow", &[KeyCode::Char('f')]),
     (Diff, "diff_runs", &[KeyCode::Char('D')]),
+    (Lesion, "lesion_study", &[KeyCode::Char('X')]),
+    (Usage, "edge_usage", &[KeyCode::Char('u')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
     (
         NextRun,
@@ -155,10 +161,9 @@ pub const HELP: &[(&[Action], &str)] = &[
         &[InsertLayer, RemoveLayer],
         "insert a layer after the selected one / remove it",
     ),
-    (&[SwitchModel], "switch between MLP and CNN"),
     (
-        &[Reinforce],
-        "reinforce: the vanilla net as wide (CNN) or big (MLP)",
+        &[SwitchModel, Reinforce],
+        "MLP or CNN / reinforce: the vanilla net as big",
     ),
     (
         &[Train],
@@ -200,6 +205,10 @@ pub const HELP: &[(&[Action], &str)] = &[
     (
         &[Activation, Init, Norm, Flow, Diff],
         "activation / init / norm / gradient flow / diff of 2 runs",
+    ),
+    (
+        &[Lesion, Usage],
+        "why a skip helps: lesion study / edge usage of the run",
     ),
     (
         &[OpenPreset, SavePreset],

@@ -14,6 +14,7 @@ pub mod widgets;
 
 use std::io::Stdout;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ pub enum AppEvent {
     SavedRuns(Vec<views::browser::BrowserItem>),
     /// The input thread could not read the terminal.
     InputFailed(String),
+    /// An analysis's progress or result, computed off the lab's thread.
+    Analysis(views::analysis::AnalysisUpdate),
 }
 
 /// Options of the lab.
@@ -177,6 +180,7 @@ pub fn run(options: LabOptions) -> Result<Option<i32>> {
         app.cx.keys = options.keys.clone();
         app.cx.device = options.device;
         app.cx.presets_dir = options.presets_dir.clone();
+        app.cx.data_dir = options.data_dir.clone();
         app.cx.saves_dir = options.saves_dir.clone();
         app.cx.read_saves = options.read_saves.clone();
         if let Some((name, experiment)) = &options.preset {
@@ -217,7 +221,11 @@ pub fn start<B: Backend>(
     tx: Sender<AppEvent>,
     rx: Receiver<AppEvent>,
 ) -> Result<App> {
-    let mut lab = Lab { session, tx };
+    let mut lab = Lab {
+        session,
+        tx,
+        analysis: Arc::default(),
+    };
     terminal.draw(|f| ui::draw(f, &mut app))?;
     let mut last_draw = Instant::now();
     let result = (|| {
@@ -251,10 +259,12 @@ pub fn start<B: Backend>(
     result.map(|()| app)
 }
 
-/// What the loop owns besides the app state: the session and a way back into the loop.
+/// What the loop owns besides the app state: the session, a way back into the loop, and the
+/// ticket of the analysis that may run (an analysis thread stops when it changes).
 struct Lab {
     session: Session,
     tx: Sender<AppEvent>,
+    analysis: Arc<AtomicU64>,
 }
 
 impl Lab {
@@ -304,6 +314,10 @@ impl Lab {
                 Vec::new()
             }
             AppEvent::InputFailed(message) => anyhow::bail!("cannot read the terminal: {message}"),
+            AppEvent::Analysis(update) => {
+                app.on_analysis(update);
+                Vec::new()
+            }
         };
         for effect in effects {
             match effect {
@@ -346,6 +360,21 @@ impl Lab {
                         Err(e) => format!("not exported: {e}"),
                     });
                 }
+                Effect::Analyse(request) => {
+                    self.analysis.store(request.ticket, Ordering::SeqCst);
+                    let (current, tx) = (Arc::clone(&self.analysis), self.tx.clone());
+                    let (data_dir, device) = (app.cx.data_dir.clone(), app.cx.device);
+                    std::thread::Builder::new()
+                        .name("skiplab-analysis".into())
+                        .spawn(move || {
+                            let update = analyse(&request, &data_dir, device, &current, &tx);
+                            if current.load(Ordering::SeqCst) == request.ticket {
+                                let _ = tx.send(AppEvent::Analysis(update));
+                            }
+                        })
+                        .context("cannot start the analysis thread")?;
+                }
+                Effect::CancelAnalysis => self.analysis.store(0, Ordering::SeqCst),
                 Effect::ListSavedRuns => {
                     // Hundreds of runs are read and parsed: not on the thread that draws.
                     let folders = app.cx.saved_run_folders();
@@ -361,6 +390,66 @@ impl Lab {
             }
         }
         Ok(false)
+    }
+}
+
+/// Computes `request` on this thread (not the lab's), telling the lab its progress while
+/// `current` holds its ticket and stopping when it no longer does.
+fn analyse(
+    request: &views::analysis::AnalysisRequest,
+    data_dir: &std::path::Path,
+    device: crate::device::Device,
+    current: &AtomicU64,
+    tx: &Sender<AppEvent>,
+) -> views::analysis::AnalysisUpdate {
+    use views::analysis::{AnalysisKind, AnalysisUpdate};
+    let ticket = request.ticket;
+    let read = || -> Result<(runs::SavedRun, runs::Weights), String> {
+        let dir =
+            runs::find_run_in(&request.folders, &request.run_id).map_err(|e| e.to_string())?;
+        let saved = runs::load_run(&dir).map_err(|e| e.to_string())?;
+        let weights = saved.weights_to_resume().map_err(|e| e.to_string())?;
+        Ok((saved, weights))
+    };
+    match request.kind {
+        AnalysisKind::Usage => AnalysisUpdate::Usage {
+            ticket,
+            result: read().and_then(|(_, w)| {
+                let usage = crate::analysis::usage::edge_usage(&w.topology, &w.params)
+                    .map_err(|e| e.to_string())?;
+                Ok(Box::new((w.topology, usage)))
+            }),
+        },
+        AnalysisKind::Lesion => {
+            let result = read().and_then(|(saved, w)| {
+                let e = &saved.experiment;
+                let data = crate::data::load(e.dataset, data_dir).map_err(|e| e.to_string())?;
+                let split = crate::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
+                let mut progress = |p: crate::analysis::lesion::Progress| {
+                    let going = current.load(Ordering::SeqCst) == ticket;
+                    if going {
+                        let update = AnalysisUpdate::Progress {
+                            ticket,
+                            done: p.done,
+                            total: p.total,
+                        };
+                        let _ = tx.send(AppEvent::Analysis(update));
+                    }
+                    going
+                };
+                let study = crate::analysis::lesion::lesion_on(
+                    device,
+                    &w.topology,
+                    &w.params,
+                    &split.val,
+                    &Default::default(),
+                    &mut progress,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(Box::new((w.topology, study)))
+            });
+            AnalysisUpdate::Lesion { ticket, result }
+        }
     }
 }
 

@@ -13,13 +13,16 @@ use crate::session::SessionEvent;
 use crate::topology::{ImageShape, SkipEdge};
 use crate::train::Command;
 use crate::tui::keys::Action;
+use crate::tui::views::analysis::{AnalysisKind, AnalysisRequest, AnalysisUpdate, Pending};
 use crate::tui::views::browser::{BrowserItem, RunBrowser};
 use crate::tui::views::compare::CompareView;
 use crate::tui::views::dialogs::{ConfirmDelete, ConfirmQuit, Filter, Help, SaveAs};
 use crate::tui::views::diff::DiffView;
 use crate::tui::views::flow::FlowView;
+use crate::tui::views::lesion::LesionView;
 use crate::tui::views::list::{self, ListPopup};
 use crate::tui::views::topology::TopologyView;
+use crate::tui::views::usage::UsageView;
 use crate::tui::views::{runs::RunsView, Opening, Reply, Request, View};
 
 pub use crate::tui::context::{Colours, Context, Focus};
@@ -53,6 +56,10 @@ pub enum Mode {
     Browser(Box<RunBrowser>),
     /// The selected run's configuration against another run's.
     Diff(DiffView),
+    /// The selected run's lesion study.
+    Lesion(LesionView),
+    /// The selected run's edge usage.
+    Usage(UsageView),
 }
 
 /// The whole lab.
@@ -72,6 +79,8 @@ pub struct App {
     pub mode: Mode,
     /// The signal (SIGTERM, SIGHUP, ...) that closed the lab, if one did.
     pub ended_by_signal: Option<i32>,
+    /// The last analysis asked for (its answers carry it).
+    pub analysis_ticket: u64,
 }
 
 impl App {
@@ -85,6 +94,7 @@ impl App {
             form: TrainForm::default(),
             mode: Mode::Normal,
             ended_by_signal: None,
+            analysis_ticket: 0,
         }
     }
 
@@ -112,6 +122,8 @@ impl App {
             Mode::Flow => &mut self.flow,
             Mode::Browser(v) => v.as_mut(),
             Mode::Diff(v) => v,
+            Mode::Lesion(v) => v,
+            Mode::Usage(v) => v,
         };
         (Some(view), &mut self.cx)
     }
@@ -171,6 +183,8 @@ impl App {
             Action::Compare => self.mode = Mode::Compare,
             Action::Flow => self.mode = Mode::Flow,
             Action::Diff => self.mode = Mode::Diff(DiffView::new(&self.cx.runs)),
+            Action::Lesion => return self.open_analysis(AnalysisKind::Lesion),
+            Action::Usage => return self.open_analysis(AnalysisKind::Usage),
             Action::SwitchPanel => {
                 self.cx.focus = match self.cx.focus {
                     Focus::Topology => Focus::Runs,
@@ -385,6 +399,74 @@ impl App {
     pub fn on_session(&mut self, event: SessionEvent) {
         if let Some(message) = self.cx.runs.on_session(event) {
             self.cx.say(message);
+        }
+    }
+
+    /// Opens an analysis view of the selected run and asks the event loop for the study.
+    fn open_analysis(&mut self, kind: AnalysisKind) -> Vec<Effect> {
+        let Some(run) = self.cx.runs.selected() else {
+            self.cx
+                .say("select a run first (J/K): the analyses study a trained run");
+            return Vec::new();
+        };
+        let Some(run_id) = run.saved_id.clone() else {
+            self.cx.say(format!(
+                "{} has no saved weights to analyse (the lab saves runs unless --no-save; a run saves after its first epoch)",
+                run.name
+            ));
+            return Vec::new();
+        };
+        let name = run.name.clone();
+        self.analysis_ticket += 1;
+        let ticket = self.analysis_ticket;
+        self.mode = match kind {
+            AnalysisKind::Lesion => Mode::Lesion(LesionView::new(ticket, name)),
+            AnalysisKind::Usage => Mode::Usage(UsageView::new(ticket, name)),
+        };
+        // Where the lab saves first, then the folders `L` reads.
+        let mut folders: Vec<std::path::PathBuf> = self.cx.saves_dir.iter().cloned().collect();
+        folders.extend(self.cx.saved_run_folders());
+        vec![Effect::Analyse(AnalysisRequest {
+            ticket,
+            kind,
+            run_id,
+            folders,
+        })]
+    }
+
+    /// Takes an analysis's progress or result, if its view still waits for it.
+    pub fn on_analysis(&mut self, update: AnalysisUpdate) {
+        match (&mut self.mode, update) {
+            (
+                Mode::Lesion(v),
+                AnalysisUpdate::Progress {
+                    ticket,
+                    done,
+                    total,
+                },
+            ) if v.ticket == ticket => v.state = Pending::Working { done, total },
+            (
+                Mode::Usage(v),
+                AnalysisUpdate::Progress {
+                    ticket,
+                    done,
+                    total,
+                },
+            ) if v.ticket == ticket => v.state = Pending::Working { done, total },
+            (Mode::Lesion(v), AnalysisUpdate::Lesion { ticket, result }) if v.ticket == ticket => {
+                v.state = match result {
+                    Ok(ready) => Pending::Ready(ready),
+                    Err(e) => Pending::Failed(e),
+                }
+            }
+            (Mode::Usage(v), AnalysisUpdate::Usage { ticket, result }) if v.ticket == ticket => {
+                v.state = match result {
+                    Ok(ready) => Pending::Ready(ready),
+                    Err(e) => Pending::Failed(e),
+                }
+            }
+            // A closed view's, or an earlier request's.
+            _ => {}
         }
     }
 

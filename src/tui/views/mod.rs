@@ -6,15 +6,18 @@
 //! Views talk to the router in [`Reply`]s and to the event loop in [`Effect`]s; what they
 //! share (the runs, the message, the key table) is the [`Context`].
 
+pub mod analysis;
 pub mod browser;
 pub mod compare;
 pub mod dialogs;
 pub mod diff;
 pub mod flow;
 pub mod form;
+pub mod lesion;
 pub mod list;
 pub mod runs;
 pub mod topology;
+pub mod usage;
 
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Position, Rect};
@@ -100,6 +103,11 @@ pub enum Effect {
     ListSavedRuns,
     /// Write the compare chart's runs as long-format CSV (answered in the message).
     ExportCsv(String),
+    /// Compute an analysis of a saved run off the screen's thread (answered with
+    /// `App::on_analysis`, progress first).
+    Analyse(analysis::AnalysisRequest),
+    /// Stop the analysis being computed, if any (its view closed).
+    CancelAnalysis,
     Quit,
 }
 

@@ -94,14 +94,17 @@ fn nodes(topology: &Topology) -> Vec<Node> {
     }
 }
 
-/// Lays out the diagram in `width` columns with at most `max_lanes` rows of arcs. A network
-/// with more layers than fit shows a window of them around layer `focus`.
+/// Lays out the diagram in `width` columns with at most `max_lanes` rows of arcs: every
+/// candidate edge, or only the enabled ones (`enabled_only`, where the picture is about the
+/// trained network). A network with more layers than fit shows a window of them around layer
+/// `focus`.
 pub fn plan(
     topology: &Topology,
     width: u16,
     max_lanes: u16,
     selected: Option<usize>,
     focus: usize,
+    enabled_only: bool,
 ) -> Diagram {
     let mut nodes = nodes(topology);
     let fit = (width / MIN_SLOT).max(2) as usize;
@@ -134,6 +137,7 @@ pub fn plan(
     // What to draw, most important first when room runs out.
     let mut order: Vec<usize> = (0..candidates.len())
         .filter(|&i| shown(candidates[i].from) && shown(candidates[i].to))
+        .filter(|&i| !enabled_only || enabled.contains(&candidates[i]))
         .collect();
     let in_view: Vec<SkipEdge> = order.iter().map(|&i| candidates[i]).collect();
     let attach: std::collections::HashMap<usize, (u16, u16)> = order
@@ -284,7 +288,8 @@ impl Default for ArcStyle {
 /// What the renderer records for mouse hits: (area, edge index) and (area, layer).
 pub type Hits = (Vec<(Rect, usize)>, Vec<(Rect, usize)>);
 
-/// Draws `diagram` with its top-left corner at `area`'s; returns the clickable regions.
+/// Draws `diagram` with its top-left corner at `area`'s, each edge in `labels` labelled with
+/// its text after its name where the arc has room; returns the clickable regions.
 #[allow(clippy::too_many_arguments)]
 pub fn render(
     diagram: &Diagram,
@@ -293,7 +298,7 @@ pub fn render(
     buf: &mut Buffer,
     selected_edge: Option<usize>,
     selected_layer: Option<usize>,
-    weights: &[(SkipEdge, f64)],
+    labels: &[(SkipEdge, String)],
     style: ArcStyle,
 ) -> Hits {
     let enabled = topology.skips();
@@ -356,13 +361,13 @@ pub fn render(
                 }
             }
         }
-        let weight = weights.iter().find(|(e, _)| *e == a.edge).map(|(_, w)| *w);
+        let extra = labels.iter().find(|(e, _)| *e == a.edge).map(|(_, l)| l);
         let name = match residual(a.edge) {
             true => format!("r{}", a.edge),
             false => a.edge.to_string(),
         };
-        let label = match weight {
-            Some(w) => format!("{name} |w|{w:.3}"),
+        let label = match extra {
+            Some(extra) => format!("{name} {extra}"),
             None => name.clone(),
         };
         let span = a.to_x.saturating_sub(a.from_x + 1);
@@ -471,7 +476,7 @@ mod tests {
     fn lanes_pack_without_overlap_and_hide_only_when_out_of_room() {
         let mut t = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
         t.apply_skips(&SkipSelection::All).unwrap();
-        let d = plan(&t, 76, 10, Some(0), 0);
+        let d = plan(&t, 76, 10, Some(0), 0, false);
         assert_eq!(d.arcs.len(), 6);
         assert_eq!(d.hidden, 0);
         for a in &d.arcs {
@@ -490,8 +495,8 @@ mod tests {
         toggled
             .set_skip(toggled.candidate_edges()[2], false)
             .unwrap();
-        assert_eq!(lanes(&plan(&toggled, 76, 10, Some(4), 0)), lanes(&d));
-        let tight = plan(&t, 76, 2, Some(5), 0);
+        assert_eq!(lanes(&plan(&toggled, 76, 10, Some(4), 0, false)), lanes(&d));
+        let tight = plan(&t, 76, 2, Some(5), 0, false);
         assert!(tight.hidden > 0);
         assert!(
             tight.arcs.iter().any(|a| a.index == 5),
@@ -503,7 +508,7 @@ mod tests {
     fn cnn_boxes_show_widened_channels() {
         let mut t = Topology::Cnn(CnnSpec::paper(ImageShape::new(3, 32, 32), 10));
         t.apply_skips(&SkipSelection::Paper).unwrap();
-        let d = plan(&t, 78, 12, None, 0);
+        let d = plan(&t, 78, 12, None, 0, false);
         let c8 = d.boxes.iter().find(|b| b.name == "c8").unwrap();
         assert_eq!(c8.detail, "224");
         assert_eq!(d.boxes.len(), 11);

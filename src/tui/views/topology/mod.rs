@@ -116,6 +116,7 @@ impl TopologyView {
             max_lanes,
             selected_edge,
             focus,
+            false,
         );
         let height = plan.lanes + BOX_ROWS + 4;
         self.plan = Some(plan);
@@ -184,11 +185,14 @@ impl View for TopologyView {
             Selection::Layer(l) => Some(l),
             Selection::Edge(_) => None,
         };
-        let weights = cx
+        let weights: Vec<(SkipEdge, String)> = cx
             .runs
             .selected()
             .map(|r| r.skip_weights().to_vec())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(e, w)| (e, format!("|w|{w:.3}")))
+            .collect();
         let (edge_hits, layer_hits) = diagram::render(
             &plan,
             &self.topology,
