@@ -1029,6 +1029,15 @@ fn lesion_view_colours_the_diagram_by_what_each_deletion_costs() {
     );
     insta::assert_snapshot!("lesion_80x24", screen);
     insta::assert_snapshot!("lesion_160x48", render(&mut app, 160, 48));
+    // --ascii: every symbol has a stand-in.
+    app.cx.ascii = true;
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.is_ascii() && !screen.contains('?'), "{screen}");
+    assert!(
+        screen.contains("# <1") && screen.contains("# >20"),
+        "{screen}"
+    );
+    app.cx.ascii = false;
     let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert_eq!(effects, [Effect::CancelAnalysis]);
     assert_eq!(app.mode, Mode::Normal);

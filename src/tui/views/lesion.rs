@@ -14,7 +14,7 @@ use ratatui::Frame;
 use super::analysis::{draw_pending, Pending};
 use super::topology::diagram::{self, ArcStyle, BOX_ROWS};
 use super::{Effect, Reply, Request, View};
-use crate::analysis::lesion::Lesion;
+use crate::analysis::lesion::{Deletion, Lesion};
 use crate::topology::{SkipEdge, Topology};
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
@@ -24,7 +24,7 @@ use crate::tui::widgets::{fit, hint_line};
 const SCALE: [(f64, Color, &str); 4] = [
     (1.0, Color::Green, "<1"),
     (5.0, Color::Yellow, "<5"),
-    (20.0, Color::LightRed, "<20"),
+    (20.0, Color::Magenta, "<20"),
     (f64::INFINITY, Color::Red, "≥20"),
 ];
 
@@ -251,9 +251,14 @@ impl View for LesionView {
         lines.extend(rows.into_iter().skip(self.scroll).take(shown));
         frame.render_widget(Paragraph::new(lines), table_area);
         // The k-deletion curve: accuracy (mean ± sd over the draws) as bars.
+        let branches = study
+            .deletions
+            .iter()
+            .any(|d| study.pool.contains(&d.layer) && d.deletion == Some(Deletion::Branch));
         let mut curve = vec![Line::from(format!(
-            "k of {} blocks deleted at random",
-            study.pool.len()
+            "k of {} {} deleted at random",
+            study.pool.len(),
+            if branches { "blocks" } else { "layers" }
         ))
         .bold()];
         if study.curve.is_empty() {

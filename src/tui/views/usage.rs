@@ -121,7 +121,15 @@ impl View for UsageView {
             v
         };
         let (sources, targets) = (distinct(|c| c.0), distinct(|c| c.1));
-        let max = map.values().copied().fold(0.0, f64::max).max(1e-30);
+        // Each column on its own scale, from its smallest cell to its largest: which sources
+        // a layer reads most. (Usage sums over the reading layer's own units, so layers of
+        // different widths differ in scale.)
+        let column_range = |t: usize| {
+            map.iter()
+                .filter(|((_, target), _)| *target == t)
+                .map(|(_, &v)| v)
+                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+        };
         let label_width = 8usize;
         // Cells as wide as the screen allows, up to the width of a layer's name.
         let room = (inner.width as usize).saturating_sub(label_width + 1);
@@ -150,7 +158,9 @@ impl View for UsageView {
                 let gap = " ".repeat(cell_width - width);
                 match map.get(&(s, t)) {
                     Some(&v) => {
-                        let level = ((v / max) * (SHADES.len() - 1) as f64).round() as usize;
+                        let (lo, hi) = column_range(t);
+                        let share = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+                        let level = (share * (SHADES.len() - 1) as f64).round() as usize;
                         let (shade, colour) = SHADES[level.min(SHADES.len() - 1)];
                         let mut style = Style::default().fg(colour);
                         if (s, t) == cell {
@@ -198,9 +208,9 @@ impl View for UsageView {
             .count();
         let scale = vec![
             Span::styled(SHADES[0].0, Style::default().fg(SHADES[0].1)),
-            Span::styled(" light .. ", text),
+            Span::styled(" a column's smallest .. ", text),
             Span::styled(SHADES[4].0, Style::default().fg(SHADES[4].1)),
-            Span::styled(format!(" {max:.4} (linear)"), text),
+            Span::styled(" its largest (linear)", text),
             Span::raw(match identities {
                 0 => String::new(),
                 n => format!("  · {n} identity shortcut(s): no weights"),
