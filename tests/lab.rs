@@ -194,6 +194,18 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     wait_for(&session, "the loaded run", Duration::from_secs(10), |s| {
         s.contains(&format!("{} is loaded already (as run-1)", saved.id)) && !s.contains("run-2")
     });
+    // The run's lesion study and edge usage, computed from its saved weights.
+    tmux(&["send-keys", "-t", &session, "J", "V"]);
+    let screen = wait_for(&session, "the lesion study", Duration::from_secs(60), |s| {
+        s.contains("Lesion: run-1") && s.contains("deleted at random")
+    });
+    assert!(screen.contains("points lost"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "Escape", "u"]);
+    let screen = wait_for(&session, "edge usage", Duration::from_secs(20), |s| {
+        s.contains("Edge usage: run-1") && s.contains("per feature")
+    });
+    assert!(screen.contains("from\\to"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();
     while !exit_file.exists() {

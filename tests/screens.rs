@@ -946,7 +946,7 @@ fn lesion_view_colours_the_diagram_by_what_each_deletion_costs() {
     use skiplab::tui::views::Effect;
     let mut app = lab();
     let topology = residual_mlp_run(&mut app);
-    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('X'), KeyModifiers::NONE));
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('V'), KeyModifiers::NONE));
     let [Effect::Analyse(request)] = effects.as_slice() else {
         panic!("{effects:?}")
     };

@@ -101,7 +101,7 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Shortcut, "shortcut", &[KeyCode::Char('O')]),
     (Flow, "gradient_flow", &[KeyCode::Char('f')]),
     (Diff, "diff_runs", &[KeyCode::Char('D')]),
-    (Lesion, "lesion_study", &[KeyCode::Char('X')]),
+    (Lesion, "lesion_study", &[KeyCode::Char('V')]),
     (Usage, "edge_usage", &[KeyCode::Char('u')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
     (

@@ -1,4 +1,4 @@
-//! The lesion view (`X`): the selected run's network with every layer and edge coloured by
+//! The lesion view (`V`, for Veit et al.): the selected run's network with every layer and edge coloured by
 //! the accuracy lost when it alone is deleted (no retraining), the numbers in the boxes and
 //! on the arcs, the deletions as a table, and the k-deletion curve beside it. The study runs
 //! off the screen's thread; Esc cancels it.
