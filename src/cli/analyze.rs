@@ -51,6 +51,7 @@ struct LesionArgs {
     /// The weights of the best validation epoch (`best.safetensors`) instead of the last.
     #[arg(long)]
     best: bool,
+    /// Which split to evaluate on: the run's own validation split, or the test set.
     #[arg(long, value_enum, default_value_t = Split::Val)]
     split: Split,
     /// Evaluate on the first N samples of the split only.
