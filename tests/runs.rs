@@ -1354,3 +1354,73 @@ fn reproduce_lesion_studies_the_depth_studys_runs() {
     assert_ne!(code, 0);
     assert!(err.contains("saved weights"), "{err}");
 }
+
+/// `analyze cka` compares hidden layers on the test set: one run with itself (1 on the
+/// diagonal, the library's values), two seeds with the identification count.
+#[test]
+fn analyze_cka_compares_the_layers_of_saved_runs() {
+    use skiplab::analysis::cka::network_cka;
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let a = train_deep(saves, "0-3,2-5", "1");
+    let b = train_deep(saves, "0-3,2-5", "2");
+    let (code, out, err) = skiplab(
+        &[
+            "analyze",
+            "cka",
+            &a,
+            "--json",
+            "--samples",
+            "600",
+            "--batch",
+            "200",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["samples"], 600);
+    let names: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fc1", "fc2", "fc3", "fc4", "fc5", "fc6"]);
+    let weights = runs::read_weights(&saves.join(&a).join(runs::WEIGHTS)).unwrap();
+    let mut test = PreparedData::prepare(&data::builtin(), 0.1, 1).test;
+    test.images.truncate(600 * test.dim());
+    test.labels.truncate(600);
+    let dev = Cpu::seed_from_u64(0);
+    let direct = network_cka(
+        &dev,
+        (&weights.topology, &weights.params),
+        None,
+        &test,
+        200,
+        &mut |_| true,
+    )
+    .unwrap();
+    for (i, row) in direct.cka.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            let json = report["cka"][i][j].as_f64().unwrap();
+            assert!((json - v).abs() < 1e-12, "{i} {j}: {json} against {v}");
+            assert!((0.0..=1.0 + 1e-9).contains(v), "{v}");
+        }
+        assert!(
+            (row[i] - 1.0).abs() < 1e-9,
+            "a layer with itself: {}",
+            row[i]
+        );
+    }
+    let (code, out, err) = skiplab(&["analyze", "cka", &a, &b, "--samples", "500"], saves);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("linear CKA (minibatch, 500 test examples in batches of 250)"),
+        "{out}"
+    );
+    assert!(out.contains("of 6 layers are most similar"), "{out}");
+    let (code, _, err) = skiplab(&["analyze", "cka", &a, "--batch", "3"], saves);
+    assert_ne!(code, 0);
+    assert!(err.contains("at least 4"), "{err}");
+}

@@ -4,9 +4,12 @@
 //!
 //! - [`usage`]: edge usage (Huang et al. 2017, DenseNet, Fig. 5): how strongly each layer
 //!   reads each earlier layer's features, from the weights alone.
+//! - [`cka`]: linear CKA (Kornblith et al. 2019), full and minibatch: how alike two layers'
+//!   representations of the same examples are.
 //! - [`lesion`]: lesion studies (Veit et al. 2016): what a trained network loses, without
 //!   retraining, when a layer is deleted, an edge removed, or k blocks deleted at random.
 
+pub mod cka;
 pub mod lesion;
 pub mod usage;
 

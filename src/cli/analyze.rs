@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::runs::load_all;
 use crate::outln;
+use skiplab::analysis::cka::{network_cka_on, LayerCka};
 use skiplab::analysis::lesion::{lesion_on, Lesion, LesionOptions, Score};
 use skiplab::analysis::usage::{edge_usage, EdgeUsage, Reading};
 use skiplab::runs::{self, SavedRun};
@@ -30,6 +31,45 @@ enum Analysis {
     /// block's branch dropped, or a plain layer passed through), each skip edge removed, and
     /// k random blocks deleted at once; no retraining. Over a seed group, mean ± sd.
     Lesion(LesionArgs),
+    /// Linear CKA (Kornblith et al. 2019), minibatch (Nguyen et al. 2021): how alike the
+    /// hidden layers' representations of the same examples are, within one run or between
+    /// two (another seed, another topology).
+    Cka(CkaArgs),
+}
+
+#[derive(Args, Debug)]
+struct CkaArgs {
+    /// The run whose layers are the rows.
+    run: String,
+    /// The run whose layers are the columns [default: the first run again].
+    other: Option<String>,
+    /// The weights of the best validation epoch (`best.safetensors`) instead of the last.
+    #[arg(long)]
+    best: bool,
+    /// Which examples: the data set's test set (the same for every run), or the first run's
+    /// validation split.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
+    /// How many examples (the first N of the split).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    samples: usize,
+    /// Examples per minibatch (at least 4; every batch the same size).
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    /// One JSON document: the layers and the matrix.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// One CSV row per pair of layers.
+    #[arg(long)]
+    csv: bool,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
+    device: super::DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
+    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
 }
 
 /// Which split a study evaluates on.
@@ -105,6 +145,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     match args.analysis {
         Analysis::Usage(args) => usage(args),
         Analysis::Lesion(args) => lesion(args),
+        Analysis::Cka(args) => cka(args),
     }
 }
 
@@ -656,4 +697,165 @@ fn print_lesion(report: &LesionReport) -> Result<()> {
         outln!("\nno block can be deleted, so there is no k-deletion curve");
     }
     Ok(())
+}
+
+#[derive(Serialize)]
+struct CkaReport {
+    rows_run: String,
+    columns_run: String,
+    weights: &'static str,
+    split: &'static str,
+    #[serde(flatten)]
+    cka: LayerCka,
+    /// Between two runs of one topology: for how many layers the most similar layer of the
+    /// other run is the one at the same place (Kornblith et al.'s sanity check).
+    identified: Option<(usize, usize)>,
+}
+
+fn cka(args: CkaArgs) -> Result<ExitCode> {
+    let mut keys = vec![args.run.clone()];
+    keys.extend(args.other.clone());
+    let saved = load_all(&args.saves, &keys)?;
+    let (first, second) = (&saved[0], saved.get(1).unwrap_or(&saved[0]));
+    if first.experiment.dataset != second.experiment.dataset {
+        bail!(
+            "runs {} ({}) and {} ({}) train on different data sets: CKA compares representations of the same examples",
+            first.id,
+            first.experiment.dataset,
+            second.id,
+            second.experiment.dataset
+        );
+    }
+    let (device, note) = skiplab::device::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let weights_a = weights_of(first, args.best)?;
+    let weights_b = match saved.get(1) {
+        Some(run) => Some(weights_of(run, args.best)?),
+        None => None,
+    };
+    let e = &first.experiment;
+    let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
+        format!(
+            "run {}: its data set {} (see `skiplab data`)",
+            first.id, e.dataset
+        )
+    })?;
+    // Normalised as the first run saw them (its training split's statistics; another
+    // seed's differ in the third decimal).
+    let prepared = skiplab::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
+    let mut samples = match args.split {
+        Split::Test => prepared.test,
+        Split::Val => prepared.val,
+    };
+    if args.samples < samples.len() {
+        samples.images.truncate(args.samples * samples.dim());
+        samples.labels.truncate(args.samples);
+    }
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let style = indicatif::ProgressStyle::with_template(
+            "  CKA [{bar:30}] {pos}/{len} batches · ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("#>-");
+        indicatif::ProgressBar::new(0).with_style(style)
+    });
+    let result = network_cka_on(
+        device,
+        (&weights_a.topology, &weights_a.params),
+        weights_b
+            .as_ref()
+            .map(|w| (&w.topology, w.params.as_slice())),
+        &samples,
+        args.batch,
+        &mut |p| {
+            if let Some(bar) = &bar {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+            }
+            true
+        },
+    )
+    .with_context(|| format!("CKA of {} and {}", first.id, second.id))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let identified = (saved.len() == 2
+        && weights_b.as_ref().map(|w| &w.topology) == Some(&weights_a.topology))
+    .then(|| {
+        let hits = result
+            .cka
+            .iter()
+            .enumerate()
+            .filter(|(i, row)| {
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(j, _)| j);
+                best == Some(*i)
+            })
+            .count();
+        (hits, result.cka.len())
+    });
+    let report = CkaReport {
+        rows_run: first.id.clone(),
+        columns_run: second.id.clone(),
+        weights: if args.best { "best" } else { "last" },
+        split: match args.split {
+            Split::Val => "validation",
+            Split::Test => "test",
+        },
+        cka: result,
+        identified,
+    };
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.csv {
+        outln!("row_run,row_layer,column_run,column_layer,cka,samples,batch");
+        for (i, row) in report.cka.cka.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                outln!(
+                    "{},{},{},{},{v},{},{}",
+                    report.rows_run,
+                    report.cka.rows[i],
+                    report.columns_run,
+                    report.cka.columns[j],
+                    report.cka.samples,
+                    report.cka.batch
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "linear CKA (minibatch, {} {} examples in batches of {}), {} weights: rows {}, columns {}",
+        report.cka.samples,
+        report.split,
+        report.cka.batch,
+        report.weights,
+        report.rows_run,
+        report.columns_run
+    );
+    let mut header = format!("{:<10}", "");
+    for c in &report.cka.columns {
+        header.push_str(&format!(" {c:>7}"));
+    }
+    outln!("{header}");
+    for (name, row) in report.cka.rows.iter().zip(&report.cka.cka) {
+        let mut line = format!("{name:<10}");
+        for v in row {
+            line.push_str(&format!(" {v:>7.3}"));
+        }
+        outln!("{line}");
+    }
+    if let Some((hits, of)) = report.identified {
+        outln!(
+            "\n{hits} of {of} layers are most similar to the layer at the same place in the other run (Kornblith et al.: 99.3% across seeds)"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -404,7 +404,14 @@ pub struct Network<E: Dtype, D: Device<E>> {
     /// Batch norm's statistics when set; otherwise a pass with a tape trains and one
     /// without evaluates.
     mode: std::cell::Cell<Option<NormMode>>,
+    /// While [`Network::activations`] records: every hidden layer's output on the host, as
+    /// (layer, features per example, values by example).
+    recorded: RefCell<Option<Vec<LayerActivations<E>>>>,
 }
+
+/// One layer's output for a batch: its number, features per example, and the values, one
+/// example after another (a CNN layer's channel groups side by side within an example).
+pub type LayerActivations<E> = (usize, usize, Vec<E>);
 
 /// How a topology change treated the parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -569,6 +576,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             gather_indices: RefCell::new(HashMap::new()),
             host_mirrors: RefCell::new(HashMap::new()),
             mode: std::cell::Cell::new(None),
+            recorded: RefCell::new(None),
         })
     }
 
@@ -739,7 +747,11 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             // layer's kernel.
             if !normed && identities.is_empty() && (!hidden || mlp.activation == Activation::Relu) {
                 let bias = self.vector::<T>(&format!("fc{to}.b"));
-                prev = Some(D::dense(inputs, Some(bias), hidden));
+                let out = D::dense(inputs, Some(bias), hidden);
+                if hidden {
+                    self.record(to, std::slice::from_ref(&out));
+                }
+                prev = Some(out);
                 continue;
             }
             let mut z = match normed {
@@ -754,12 +766,53 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                 };
             }
             prev = Some(if hidden {
-                activate(z, mlp.activation)
+                let out = activate(z, mlp.activation);
+                self.record(to, std::slice::from_ref(&out));
+                out
             } else {
                 z
             });
         }
         prev.expect("an MLP has an output layer")
+    }
+
+    /// Every hidden layer's output for a batch `[batch, input_len]`, in evaluation mode
+    /// (batch norm's running estimates), on the host: an MLP's hidden layers, a CNN's
+    /// convolutions (with the channel groups their skips carry) and pools, in order.
+    pub fn activations(&self, x: Tensor<(usize, usize), E, D>) -> Vec<LayerActivations<E>> {
+        *self.recorded.borrow_mut() = Some(Vec::new());
+        let mode = self.mode.replace(Some(NormMode::Eval));
+        let _ = self.forward::<NoneTape>(x);
+        self.mode.set(mode);
+        self.recorded.borrow_mut().take().unwrap_or_default()
+    }
+
+    /// Keeps rows `[batch, features]` as layer `layer`'s output, when recording.
+    fn record<T: Tape<E, D>>(&self, layer: usize, rows: &[Tensor<(usize, usize), E, D, T>]) {
+        if let Some(list) = self.recorded.borrow_mut().as_mut() {
+            let (_, features) = *rows[0].shape();
+            list.push((layer, features, rows[0].as_vec()));
+        }
+    }
+
+    /// Keeps a CNN layer's channel groups as its output, each example's groups side by side,
+    /// when recording.
+    fn record_images<T: Tape<E, D>>(&self, layer: usize, groups: &[Images<E, D, T>]) {
+        let mut recorded = self.recorded.borrow_mut();
+        let Some(list) = recorded.as_mut() else {
+            return;
+        };
+        let batch = groups.first().map_or(0, |g| g.shape().0).max(1);
+        let parts: Vec<Vec<E>> = groups.iter().map(|g| g.as_vec()).collect();
+        let per: Vec<usize> = parts.iter().map(|p| p.len() / batch).collect();
+        let features: usize = per.iter().sum();
+        let mut values = Vec::with_capacity(batch * features);
+        for i in 0..batch {
+            for (part, &n) in parts.iter().zip(&per) {
+                values.extend_from_slice(&part[i * n..(i + 1) * n]);
+            }
+        }
+        list.push((layer, features, values));
     }
 
     /// Sets which statistics batch normalisation uses (`None`: by the pass, as
@@ -1037,6 +1090,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
             match layer.kind {
                 CnnLayerKind::Pool => {
                     prev = prev.into_iter().map(ops::maxpool2).collect();
+                    self.record_images(layer.number, &prev);
                     // A skip from the layer before the pool reads it pooled at least once:
                     // keep the pooled copies (same ids, so its gradient flows through this
                     // pool) instead of pooling the source again for the skip.
@@ -1116,6 +1170,7 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
                             out.push(t);
                         }
                     }
+                    self.record_images(layer.number, &out);
                     prev = out;
                 }
             }

@@ -45,6 +45,15 @@ pub fn training_device(seed: u64) -> Cpu {
     dev
 }
 
+/// `X·Xᵀ` of a row-major `rows × cols` matrix of f64 (the linear Gram matrix of `rows`
+/// examples: linear CKA's), row-major `rows × rows`, with the training kernels' gemm.
+pub fn gram(values: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows * rows];
+    let x = gemm::View::new(values, rows, cols);
+    gemm::matmul_into(&mut out, x, x.t(), false);
+    out
+}
+
 /// When set, the CPU runs the composed ops instead of its custom kernels (the benchmark uses
 /// this to measure what the kernels gain).
 static FORCE_COMPOSED: AtomicBool = AtomicBool::new(false);
