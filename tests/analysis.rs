@@ -221,3 +221,113 @@ fn minibatch_cka_is_within_a_hundredth_of_the_full_computation() {
     assert!(full > 0.3 && full < 0.95, "{full}");
     assert!((full - mini).abs() < 0.01, "full {full}, minibatch {mini}");
 }
+
+/// The paper's MLP shape (small) with random weights, as a landscape's network.
+fn landscape_net(seed: u64) -> (Topology, Vec<HostParam>) {
+    use rand::{Rng, SeedableRng};
+    let mut t = Topology::Mlp(MlpSpec::new(12, vec![6, 5], 3));
+    t.apply_skips(&"0-2,1-3".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let p = params(&t, |_, _| 0.0)
+        .into_iter()
+        .map(|mut p| {
+            p.values
+                .iter_mut()
+                .for_each(|v| *v = rng.gen_range(-1.0..1.0));
+            p
+        })
+        .collect();
+    (t, p)
+}
+
+/// Filter normalisation: every unit's direction (its column across its layer's blocks) has
+/// the norm of its trained weights; biases get none; the same seed draws the same direction
+/// for networks of the same shapes, another seed another.
+#[test]
+fn landscape_directions_are_filter_normalised_and_seeded() {
+    use skiplab::analysis::landscape::direction;
+    let (_, a) = landscape_net(1);
+    let (_, b) = landscape_net(2);
+    let (da, db) = (direction(&a, 5), direction(&b, 5));
+    // fc3 reads fc2 (5 units) and fc1 (6) through two blocks: 3 columns each.
+    let column_norm = |params: &[(&[f32], usize)], col: usize| -> f64 {
+        params
+            .iter()
+            .flat_map(|(values, cols)| values.iter().skip(col).step_by(*cols))
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let find = |ps: &[HostParam], name: &str| ps.iter().find(|p| p.name == name).unwrap().clone();
+    for col in 0..3 {
+        let w: Vec<HostParam> = vec![find(&a, "fc3.w2"), find(&a, "fc3.w1")];
+        let weights: Vec<(&[f32], usize)> = w.iter().map(|p| (p.values.as_slice(), 3)).collect();
+        let dirs: Vec<(&[f32], usize)> =
+            vec![(da["fc3.w2"].as_slice(), 3), (da["fc3.w1"].as_slice(), 3)];
+        let (wn, dn) = (column_norm(&weights, col), column_norm(&dirs, col));
+        assert!(
+            (wn - dn).abs() <= 1e-5 * wn,
+            "column {col}: {wn} against {dn}"
+        );
+    }
+    assert!(da["fc1.b"].iter().all(|v| *v == 0.0));
+    // Same seed: each element is the same draw, scaled by its column's weight norm.
+    let (wa, wb) = (find(&a, "fc1.w0"), find(&b, "fc1.w0"));
+    let col_norm = |p: &HostParam, c: usize| column_norm(&[(p.values.as_slice(), 6)], c);
+    for (i, (x, y)) in da["fc1.w0"].iter().zip(&db["fc1.w0"]).enumerate() {
+        let c = i % 6;
+        let (x, y) = (
+            f64::from(*x) / col_norm(&wa, c),
+            f64::from(*y) / col_norm(&wb, c),
+        );
+        assert!(
+            (x - y).abs() <= 1e-5 * x.abs().max(1e-6),
+            "{i}: {x} against {y}"
+        );
+    }
+    assert_ne!(direction(&a, 6)["fc1.w0"], da["fc1.w0"]);
+}
+
+/// At α = β = 0 the landscape is the network's own loss on the subset; the grid has the
+/// points asked for; moving off the trained weights of a random net changes the loss.
+#[test]
+fn landscape_centre_is_the_networks_own_loss() {
+    use rand::{Rng, SeedableRng};
+    use skiplab::analysis::landscape::{landscape, LandscapeOptions};
+    let (t, p) = landscape_net(3);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let samples = skiplab::data::Samples {
+        images: (0..40 * 12).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        labels: (0..40).map(|i| (i % 3) as u8).collect(),
+    };
+    let dev = Cpu::seed_from_u64(0);
+    let options = LandscapeOptions {
+        dims: 2,
+        points: 5,
+        range: 0.5,
+        seed: 9,
+    };
+    let l = landscape(&dev, &t, &p, &samples, &options, &mut |_| true).unwrap();
+    assert_eq!(l.loss.len(), 25);
+    assert_eq!(l.axis, [-0.5, -0.25, 0.0, 0.25, 0.5]);
+    let mut net = Network::<f32, Cpu>::new(t.clone(), &dev, 0).unwrap();
+    net.import(&p).unwrap();
+    let own = skiplab::train::Evaluator::default()
+        .evaluate(&net, &samples)
+        .0;
+    assert_eq!(l.centre_loss, own);
+    assert_eq!(l.loss[12], own, "the grid's centre is α = β = 0");
+    assert!(l.loss.iter().any(|&x| (x - own).abs() > 1e-3));
+    let one = landscape(
+        &dev,
+        &t,
+        &p,
+        &samples,
+        &LandscapeOptions { dims: 1, ..options },
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(one.loss.len(), 5);
+    assert_eq!(one.loss[2], own);
+}

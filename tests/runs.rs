@@ -1424,3 +1424,71 @@ fn analyze_cka_compares_the_layers_of_saved_runs() {
     assert_ne!(code, 0);
     assert!(err.contains("at least 4"), "{err}");
 }
+
+/// `analyze landscape` measures the loss around saved weights: the grid's centre is the loss
+/// at the weights, a 2-D map has points² rows, and several runs share the directions' seed.
+#[test]
+fn analyze_landscape_maps_the_loss_around_saved_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let a = train_deep(saves, "res:1-3,res:3-5", "1");
+    let b = train_deep(saves, "none", "1");
+    let args = [
+        "analyze",
+        "landscape",
+        &a,
+        "--points",
+        "5",
+        "--samples",
+        "300",
+        "--json",
+    ];
+    let (code, out, err) = skiplab(&args, saves);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let l = &report[0]["landscape"];
+    assert_eq!(l["samples"], 300);
+    assert_eq!(l["axis"], serde_json::json!([-1.0, -0.5, 0.0, 0.5, 1.0]));
+    assert_eq!(l["loss"][2], l["centre_loss"]);
+    let (code, out, err) = skiplab(
+        &[
+            "analyze",
+            "landscape",
+            &a,
+            "--dims",
+            "2",
+            "--points",
+            "3",
+            "--samples",
+            "100",
+            "--csv",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "run,alpha,beta,loss,accuracy");
+    assert_eq!(lines.len(), 1 + 9);
+    assert!(lines[5].starts_with(&format!("{a},0,0,")), "{}", lines[5]);
+    let (code, out, err) = skiplab(
+        &[
+            "analyze",
+            "landscape",
+            &a,
+            &b,
+            "--points",
+            "3",
+            "--samples",
+            "100",
+        ],
+        saves,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sharpness") && out.contains(&a) && out.contains(&b),
+        "{out}"
+    );
+    let (code, _, err) = skiplab(&["analyze", "landscape", &a, "--range", "-1"], saves);
+    assert_ne!(code, 0);
+    assert!(err.contains("--range"), "{err}");
+}

@@ -6,10 +6,13 @@
 //!   reads each earlier layer's features, from the weights alone.
 //! - [`cka`]: linear CKA (Kornblith et al. 2019), full and minibatch: how alike two layers'
 //!   representations of the same examples are.
+//! - [`landscape`]: loss landscapes (Li et al. 2018) along filter-normalised random
+//!   directions, 1-D and 2-D, with a sharpness summary.
 //! - [`lesion`]: lesion studies (Veit et al. 2016): what a trained network loses, without
 //!   retraining, when a layer is deleted, an edge removed, or k blocks deleted at random.
 
 pub mod cka;
+pub mod landscape;
 pub mod lesion;
 pub mod usage;
 

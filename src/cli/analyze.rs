@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::runs::load_all;
 use crate::outln;
 use skiplab::analysis::cka::{network_cka_on, LayerCka};
+use skiplab::analysis::landscape::{landscape_on, Landscape, LandscapeOptions};
 use skiplab::analysis::lesion::{lesion_on, Lesion, LesionOptions, Score};
 use skiplab::analysis::usage::{edge_usage, EdgeUsage, Reading};
 use skiplab::runs::{self, SavedRun};
@@ -35,6 +36,49 @@ enum Analysis {
     /// hidden layers' representations of the same examples are, within one run or between
     /// two (another seed, another topology).
     Cka(CkaArgs),
+    /// Loss landscape (Li et al. 2018): the loss over a fixed training subset along random,
+    /// filter-normalised directions from the trained weights, as a 1-D curve or a 2-D map,
+    /// with a sharpness summary. Several runs get the same directions' seed.
+    Landscape(LandscapeArgs),
+}
+
+#[derive(Args, Debug)]
+struct LandscapeArgs {
+    /// Run ids (or unique prefixes, or paths); each gets its own landscape.
+    #[arg(required = true, num_args = 1..)]
+    runs: Vec<String>,
+    /// The weights of the best validation epoch (`best.safetensors`) instead of the last.
+    #[arg(long)]
+    best: bool,
+    /// 1: a curve along one direction; 2: a map over two.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    dims: u8,
+    /// Grid points per axis, from -range to range.
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u64).range(1..=1001))]
+    points: u64,
+    /// How far along each direction (in units of the filter-normalised direction).
+    #[arg(long, default_value_t = 1.0)]
+    range: f64,
+    /// Training examples the loss is measured on (the first N of each run's training split).
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    samples: usize,
+    /// The directions' seed (the same seed, the same directions for networks of one shape).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON document with every run's grid.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// One CSV row per run and grid point (alpha, beta, loss, accuracy).
+    #[arg(long)]
+    csv: bool,
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
+    device: super::DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
+    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    saves: super::Saves,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +190,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         Analysis::Usage(args) => usage(args),
         Analysis::Lesion(args) => lesion(args),
         Analysis::Cka(args) => cka(args),
+        Analysis::Landscape(args) => landscape(args),
     }
 }
 
@@ -856,6 +901,150 @@ fn cka(args: CkaArgs) -> Result<ExitCode> {
         outln!(
             "\n{hits} of {of} layers are most similar to the layer at the same place in the other run (Kornblith et al.: 99.3% across seeds)"
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
+    if !(args.range > 0.0 && args.range.is_finite()) {
+        bail!("--range {}: must be a positive number", args.range);
+    }
+    let saved = load_all(&args.saves, &args.runs)?;
+    let (device, note) = skiplab::device::resolve(args.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let options = LandscapeOptions {
+        dims: usize::from(args.dims),
+        points: args.points as usize,
+        range: args.range,
+        seed: args.seed,
+    };
+    let mut datasets: BTreeMap<skiplab::data::DatasetName, skiplab::data::Dataset> =
+        BTreeMap::new();
+    let mut results: Vec<(String, Landscape, f64)> = Vec::new();
+    for run in &saved {
+        let weights = weights_of(run, args.best)?;
+        let e = &run.experiment;
+        let dataset = match datasets.entry(e.dataset) {
+            std::collections::btree_map::Entry::Occupied(loaded) => loaded.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
+                    format!(
+                        "run {}: its data set {} (see `skiplab data`)",
+                        run.id, e.dataset
+                    )
+                })?;
+                slot.insert(data)
+            }
+        };
+        let mut samples =
+            skiplab::data::PreparedData::prepare(dataset, e.val_fraction, e.seed).train;
+        if args.samples < samples.len() {
+            samples.images.truncate(args.samples * samples.dim());
+            samples.labels.truncate(args.samples);
+        }
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let style = indicatif::ProgressStyle::with_template(
+                "  {msg} [{bar:30}] {pos}/{len} points · ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("#>-");
+            indicatif::ProgressBar::new(0)
+                .with_style(style)
+                .with_message(run.id.clone())
+        });
+        let start = std::time::Instant::now();
+        let result = landscape_on(
+            device,
+            &weights.topology,
+            &weights.params,
+            &samples,
+            &options,
+            &mut |p| {
+                if let Some(bar) = &bar {
+                    bar.set_length(p.total as u64);
+                    bar.set_position(p.done as u64);
+                }
+                true
+            },
+        )
+        .with_context(|| format!("run {}", run.id))?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        results.push((run.id.clone(), result, start.elapsed().as_secs_f64()));
+    }
+    if args.json {
+        let runs: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(id, l, seconds)| {
+                serde_json::json!({"run": id, "seconds": seconds, "landscape": l})
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.csv {
+        outln!("run,alpha,beta,loss,accuracy");
+        for (id, l, _) in &results {
+            for (k, (loss, accuracy)) in l.loss.iter().zip(&l.accuracy).enumerate() {
+                let (alpha, beta) = match l.dims {
+                    1 => (l.axis[k], String::new()),
+                    _ => (
+                        l.axis[k / l.axis.len()],
+                        l.axis[k % l.axis.len()].to_string(),
+                    ),
+                };
+                outln!("{id},{alpha},{beta},{loss},{accuracy}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "loss landscape ({}-D, {} points per axis from -{} to {}, direction seed {}), {} training examples, {} weights",
+        options.dims,
+        options.points,
+        options.range,
+        options.range,
+        options.seed,
+        results.first().map_or(0, |r| r.1.samples),
+        if args.best { "best" } else { "last" }
+    );
+    outln!(
+        "{:<40} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "run",
+        "loss at θ",
+        "min",
+        "max",
+        "sharpness",
+        "seconds"
+    );
+    for (id, l, seconds) in &results {
+        let min = l.loss.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = l.loss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        outln!(
+            "{id:<40} {:>10.4} {min:>10.4} {max:>10.4} {:>10.4} {seconds:>8.1}",
+            l.centre_loss,
+            l.sharpness
+        );
+    }
+    outln!("(sharpness: the mean rise of the loss over the grid above the loss at the trained weights)");
+    if options.dims == 1 {
+        outln!();
+        let mut header = format!("{:>8}", "alpha");
+        for (i, _) in results.iter().enumerate() {
+            header.push_str(&format!(" {:>10}", format!("run {}", i + 1)));
+        }
+        outln!("{header}");
+        let axis = &results[0].1.axis;
+        for (k, alpha) in axis.iter().enumerate() {
+            let mut line = format!("{alpha:>8.3}");
+            for (_, l, _) in &results {
+                line.push_str(&format!(" {:>10.4}", l.loss[k]));
+            }
+            outln!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
