@@ -4,6 +4,7 @@
 pub mod depth;
 pub mod gradient;
 pub mod lesion;
+pub mod similarity;
 
 use std::fmt::Write as _;
 

@@ -525,3 +525,34 @@ fn a_diverged_run_exits_3() {
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("diverged: loss became"), "{out}");
 }
+
+/// `reproduce similarity` plans the skip and reinforced CNNs over seeds under the paper
+/// tables' run ids (so `reproduce table5` runs are reused) and needs two seeds for its
+/// ceilings.
+#[test]
+fn the_similarity_study_plans_the_paper_cnns_and_needs_two_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, _, err) = skiplab(&["reproduce", "similarity", "--seeds", "1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("at least 2"), "{err}");
+    let sweep = tmp.path().join("similarity.ron");
+    let (code, out, err) = skiplab(&[
+        "reproduce",
+        "similarity",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--emit-sweep",
+        sweep.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("x 2 seeds = 4 runs"), "{out}");
+    let text = std::fs::read_to_string(&sweep).unwrap();
+    for id in [
+        "paper-fashion-mnist-cnn-skip-e1-wd0-s1",
+        "paper-fashion-mnist-cnn-reinforced-e1-wd0-s2",
+    ] {
+        assert!(text.contains(id), "{id} in {text}");
+    }
+}

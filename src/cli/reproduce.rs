@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::cli::{self, Place, Stdout};
 use crate::outln;
+use skiplab::analysis::cka::network_cka_on;
 use skiplab::analysis::lesion::{lesion_on, LesionOptions};
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
@@ -18,6 +19,7 @@ use skiplab::experiment::Experiment;
 use skiplab::reproduce::depth::{self, DepthConfig, DepthOutcome, Family};
 use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
 use skiplab::reproduce::lesion::{self, LesionOutcome};
+use skiplab::reproduce::similarity;
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
 use skiplab::runs::{self, Summary};
 use skiplab::session::{Observer, RunId, RunRequest, Session, SessionEvent, Update};
@@ -30,7 +32,9 @@ pub struct ReproduceArgs {
     /// study of skips as a gradient shortcut (--depths, --width); or `depth`, plain against
     /// residual as networks deepen (--depths, --families); or `lesion`, Veit et al.'s lesion
     /// study of the depth study's networks (--depths, --families; runs `depth` trained are
-    /// reused). The studies use the built-in data unless --dataset.
+    /// reused); or `similarity`, linear CKA between the skip CNN and the reinforced CNN
+    /// against each one's seed-to-seed ceiling (runs of table 5 are reused). The studies use
+    /// the built-in data unless --dataset (`similarity`: Fashion-MNIST).
     #[arg(default_value = "all")]
     tables: String,
     /// `gradient`: the hidden-layer counts to study [default: 20,50]. `depth`: layers with
@@ -649,7 +653,190 @@ fn reproduce_lesion(args: &ReproduceArgs) -> Result<ExitCode> {
     execute(args, "reproduce-lesion", plan, &mut report)
 }
 
+/// The similarity study: the skip and reinforced CNNs over seeds, then CKA between them and
+/// within each, once every run is in.
+struct SimilarityReport<'a> {
+    args: &'a ReproduceArgs,
+    dataset: DatasetName,
+    l2: f64,
+    device: skiplab::device::Device,
+    /// The runs ended so far: (variant, seed, finished).
+    ended: Vec<(rep::CnnVariant, u64, bool)>,
+    text: String,
+}
+
+/// Test examples CKA is computed on, and its minibatch.
+const SIMILARITY_EXAMPLES: usize = 2000;
+const SIMILARITY_BATCH: usize = 250;
+
+impl SimilarityReport<'_> {
+    fn run_id(&self, variant: rep::CnnVariant, seed: u64) -> String {
+        paper_run_id(
+            self.dataset,
+            Config::Cnn(variant),
+            self.args.epochs,
+            self.l2,
+            seed,
+        )
+    }
+
+    /// Every pair: skip against reinforced at each seed, and every two seeds of each.
+    fn pairs(&self) -> Result<Vec<similarity::Pair>> {
+        use rep::CnnVariant::{Reinforced, Skip};
+        let seeds: Vec<u64> = (1..=self.args.seeds as u64)
+            .filter(|&s| {
+                [Skip, Reinforced]
+                    .iter()
+                    .all(|&v| self.ended.contains(&(v, s, true)))
+            })
+            .collect();
+        let weights = |v, s| -> Result<(Experiment, runs::Weights)> {
+            let saved = runs::load_run(&self.args.place.saves.join(self.run_id(v, s)))?;
+            let weights = saved.weights_to_resume()?;
+            Ok((saved.experiment, weights))
+        };
+        let Some(&first) = seeds.first() else {
+            return Ok(Vec::new());
+        };
+        let (experiment, _) = weights(Skip, first)?;
+        let data = skiplab::data::load(self.dataset, &self.args.place.data_dir)?;
+        let mut test =
+            skiplab::data::PreparedData::prepare(&data, experiment.val_fraction, experiment.seed)
+                .test;
+        let n = SIMILARITY_EXAMPLES.min(test.len());
+        test.images.truncate(n * test.dim());
+        test.labels.truncate(n);
+        let mut plan: Vec<(
+            (&'static str, rep::CnnVariant, u64),
+            (&'static str, rep::CnnVariant, u64),
+        )> = Vec::new();
+        for &s in &seeds {
+            plan.push((("skip", Skip, s), ("reinforced", Reinforced, s)));
+        }
+        for (name, v) in [("skip", Skip), ("reinforced", Reinforced)] {
+            for (i, &a) in seeds.iter().enumerate() {
+                for &b in &seeds[i + 1..] {
+                    plan.push(((name, v, a), (name, v, b)));
+                }
+            }
+        }
+        let mut pairs = Vec::new();
+        for ((na, va, sa), (nb, vb, sb)) in plan {
+            let (_, a) = weights(va, sa)?;
+            let (_, b) = weights(vb, sb)?;
+            let cka = network_cka_on(
+                self.device,
+                (&a.topology, &a.params),
+                Some((&b.topology, &b.params)),
+                &test,
+                SIMILARITY_BATCH,
+                &mut |_| true,
+            )?;
+            writeln!(Stdout, "  CKA {na} seed {sa} against {nb} seed {sb}: done")?;
+            pairs.push(similarity::Pair {
+                first: (na, sa),
+                second: (nb, sb),
+                layers: cka.rows.clone(),
+                cka: cka.cka,
+            });
+        }
+        Ok(pairs)
+    }
+}
+
+impl Study for SimilarityReport<'_> {
+    type Entry = (rep::CnnVariant, u64);
+
+    fn add(
+        &mut self,
+        (variant, seed): (rep::CnnVariant, u64),
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let problem = run.problem();
+        let val = run.epochs.last().map(|m| m.val_accuracy);
+        writeln!(
+            Stdout,
+            "[{done}/{total}] cnn {variant:?} seed {seed}: val {}{}",
+            val.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+            run.suffix(problem.as_deref()),
+        )?;
+        self.ended.push((variant, seed, problem.is_none()));
+        if done < total {
+            return Ok(());
+        }
+        let pairs = self
+            .pairs()
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        self.text = similarity::report(&pairs, self.dataset, self.args.epochs, SIMILARITY_EXAMPLES);
+        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+fn reproduce_similarity(args: &ReproduceArgs) -> Result<ExitCode> {
+    if args.no_save {
+        bail!("--no-save: the similarity study reads the runs' saved weights; drop --no-save");
+    }
+    if args.seeds < 2 {
+        bail!("--seeds: the ceilings compare seeds, so at least 2");
+    }
+    let dataset = args.dataset.unwrap_or(DatasetName::FashionMnist);
+    let l2 = args.l2.first().copied().unwrap_or(0.0);
+    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    let mut plan = Vec::new();
+    for variant in [rep::CnnVariant::Skip, rep::CnnVariant::Reinforced] {
+        for seed in 1..=args.seeds as u64 {
+            let config = Config::Cnn(variant);
+            let id = paper_run_id(dataset, config, args.epochs, l2, seed);
+            let group = id.trim_end_matches(&format!("-s{seed}")).to_string();
+            plan.push((
+                (variant, seed),
+                id,
+                group,
+                config.experiment(dataset, args.epochs, seed, l2),
+            ));
+        }
+    }
+    outln!(
+        "similarity study: the skip and reinforced CNNs x {} seeds = {} runs of {} epochs on {dataset} (L2 {l2}), then linear CKA on {SIMILARITY_EXAMPLES} test examples",
+        args.seeds,
+        plan.len(),
+        args.epochs,
+    );
+    let mut report = SimilarityReport {
+        args,
+        dataset,
+        l2,
+        device,
+        ended: Vec::new(),
+        text: String::new(),
+    };
+    execute(args, "reproduce-similarity", plan, &mut report)
+}
+
+/// The id the paper tables give a run (so the other studies reuse it).
+fn paper_run_id(dataset: DatasetName, config: Config, epochs: usize, l2: f64, seed: u64) -> String {
+    format!(
+        "paper-{dataset}-{}-e{epochs}-wd{l2}-s{seed}",
+        id_part(&config.label())
+    )
+}
+
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    if args.tables.trim() == "similarity" {
+        if args.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        return reproduce_similarity(&args);
+    }
     if args.tables.trim() == "lesion" {
         if args.epochs == 0 || args.seeds == 0 {
             bail!("--seeds and --epochs must be at least 1");
@@ -712,12 +899,8 @@ pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
     let plan = plan
         .into_iter()
         .map(|(config, dataset, l2, seed)| {
-            let group = format!(
-                "paper-{dataset}-{}-e{}-wd{l2}",
-                id_part(&config.label()),
-                args.epochs
-            );
-            let id = format!("{group}-s{seed}");
+            let id = paper_run_id(dataset, config, args.epochs, l2, seed);
+            let group = id.trim_end_matches(&format!("-s{seed}")).to_string();
             let experiment = config.experiment(dataset, args.epochs, seed, l2);
             ((config, dataset, l2, seed), id, group, experiment)
         })
