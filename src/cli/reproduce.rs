@@ -706,10 +706,9 @@ impl SimilarityReport<'_> {
         let n = SIMILARITY_EXAMPLES.min(test.len());
         test.images.truncate(n * test.dim());
         test.labels.truncate(n);
-        let mut plan: Vec<(
-            (&'static str, rep::CnnVariant, u64),
-            (&'static str, rep::CnnVariant, u64),
-        )> = Vec::new();
+        // (name, variant, seed) of each side.
+        type Side = (&'static str, rep::CnnVariant, u64);
+        let mut plan: Vec<(Side, Side)> = Vec::new();
         for &s in &seeds {
             plan.push((("skip", Skip, s), ("reinforced", Reinforced, s)));
         }
