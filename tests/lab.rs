@@ -205,6 +205,14 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
         s.contains("Edge usage: run-1") && s.contains("per feature")
     });
     assert!(screen.contains("from\\to"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "Escape", "C"]);
+    wait_for(&session, "CKA", Duration::from_secs(60), |s| {
+        s.contains("Similarity: run-1") && s.contains("against")
+    });
+    tmux(&["send-keys", "-t", &session, "Escape", "Z"]);
+    wait_for(&session, "the landscape", Duration::from_secs(60), |s| {
+        s.contains("Loss landscape: run-1") && s.contains("sharpness")
+    });
     tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();

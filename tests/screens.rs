@@ -1096,3 +1096,76 @@ fn edge_usage_view_maps_what_each_layer_reads() {
     let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert_eq!(effects, [Effect::CancelAnalysis]);
 }
+
+/// The similarity view (`C`): the run's layer × layer CKA on CKA's own 0-1 scale; and the
+/// landscape view (`Z`): its loss along a filter-normalised direction, with the sharpness.
+#[test]
+fn similarity_and_landscape_views_show_the_runs_studies() {
+    use skiplab::analysis::cka::LayerCka;
+    use skiplab::analysis::landscape::Landscape;
+    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate};
+    use skiplab::tui::views::Effect;
+    let mut app = lab();
+    residual_mlp_run(&mut app);
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.kind, AnalysisKind::Similarity);
+    // Neighbouring layers alike, far ones less so.
+    let names: Vec<String> = (1..=7).map(|l| format!("fc{l}")).collect();
+    let cka: Vec<Vec<f64>> = (0..7)
+        .map(|i: i32| {
+            (0..7)
+                .map(|j: i32| 1.0 - 0.12 * f64::from((i - j).abs()))
+                .collect()
+        })
+        .collect();
+    app.on_analysis(AnalysisUpdate::Similarity {
+        ticket: request.ticket,
+        result: Ok(Box::new(LayerCka {
+            rows: names.clone(),
+            columns: names,
+            cka,
+            samples: 1000,
+            batch: 250,
+        })),
+    });
+    key(&mut app, KeyCode::Right);
+    key(&mut app, KeyCode::Right);
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("fc1 against fc3: CKA 0.760"), "{screen}");
+    insta::assert_snapshot!("similarity_80x24", screen);
+    insta::assert_snapshot!("similarity_160x48", render(&mut app, 160, 48));
+    key(&mut app, KeyCode::Esc);
+
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.kind, AnalysisKind::Landscape);
+    let axis: Vec<f64> = (0..21).map(|i| -1.0 + 0.1 * f64::from(i)).collect();
+    let loss: Vec<f64> = axis.iter().map(|a| 0.4 + 1.5 * a * a).collect();
+    app.on_analysis(AnalysisUpdate::Landscape {
+        ticket: request.ticket,
+        result: Ok(Box::new(Landscape {
+            sharpness: loss.iter().map(|l| l - 0.4).sum::<f64>() / 21.0,
+            accuracy: vec![0.8; 21],
+            axis,
+            loss,
+            dims: 1,
+            centre_loss: 0.4,
+            samples: 1000,
+            seed: 0,
+        })),
+    });
+    let screen = render(&mut app, 80, 24);
+    assert!(
+        screen.contains("Loss landscape: run-1") && screen.contains("sharpness 0.550"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("landscape_80x24", screen);
+    insta::assert_snapshot!("landscape_160x48", render(&mut app, 160, 48));
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert_eq!(effects, [Effect::CancelAnalysis]);
+}

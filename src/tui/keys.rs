@@ -43,6 +43,10 @@ pub enum Action {
     Lesion,
     /// The selected run's edge usage.
     Usage,
+    /// The selected run's layer similarity (CKA).
+    Similarity,
+    /// The selected run's loss landscape.
+    Landscape,
     Train,
     NextRun,
     PrevRun,
@@ -103,6 +107,8 @@ const DEFAULTS: &[(Action, &str, &[KeyCode])] = &[
     (Diff, "diff_runs", &[KeyCode::Char('D')]),
     (Lesion, "lesion_study", &[KeyCode::Char('V')]),
     (Usage, "edge_usage", &[KeyCode::Char('u')]),
+    (Similarity, "similarity", &[KeyCode::Char('C')]),
+    (Landscape, "loss_landscape", &[KeyCode::Char('Z')]),
     (Train, "train", &[KeyCode::Char('t'), KeyCode::Enter]),
     (
         NextRun,
@@ -207,8 +213,8 @@ pub const HELP: &[(&[Action], &str)] = &[
         "activation / init / norm / gradient flow / diff of 2 runs",
     ),
     (
-        &[Lesion, Usage],
-        "why a skip helps: lesion study / edge usage of the run",
+        &[Lesion, Usage, Similarity, Landscape],
+        "the run's lesion / edge usage / CKA / loss landscape",
     ),
     (
         &[OpenPreset, SavePreset],

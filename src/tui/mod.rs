@@ -420,6 +420,70 @@ fn analyse(
                 Ok(Box::new((w.topology, usage)))
             }),
         },
+        AnalysisKind::Similarity | AnalysisKind::Landscape => {
+            let mut progress = |p: crate::analysis::lesion::Progress| {
+                let going = current.load(Ordering::SeqCst) == ticket;
+                if going {
+                    let update = AnalysisUpdate::Progress {
+                        ticket,
+                        done: p.done,
+                        total: p.total,
+                    };
+                    let _ = tx.send(AppEvent::Analysis(update));
+                }
+                going
+            };
+            let data = read().and_then(|(saved, w)| {
+                let e = &saved.experiment;
+                let data = crate::data::load(e.dataset, data_dir).map_err(|e| e.to_string())?;
+                let split = crate::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
+                Ok((w, split))
+            });
+            // Enough examples for stable values, few enough to answer in seconds.
+            let first = |mut samples: crate::data::Samples, n: usize| {
+                if n < samples.len() {
+                    samples.images.truncate(n * samples.dim());
+                    samples.labels.truncate(n);
+                }
+                samples
+            };
+            match request.kind {
+                AnalysisKind::Similarity => AnalysisUpdate::Similarity {
+                    ticket,
+                    result: data.and_then(|(w, split)| {
+                        crate::analysis::cka::network_cka_on(
+                            device,
+                            (&w.topology, &w.params),
+                            None,
+                            &first(split.test, 1000),
+                            250,
+                            &mut progress,
+                        )
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
+                    }),
+                },
+                _ => AnalysisUpdate::Landscape {
+                    ticket,
+                    result: data.and_then(|(w, split)| {
+                        let options = crate::analysis::landscape::LandscapeOptions {
+                            points: 41,
+                            ..Default::default()
+                        };
+                        crate::analysis::landscape::landscape_on(
+                            device,
+                            &w.topology,
+                            &w.params,
+                            &first(split.train, 1000),
+                            &options,
+                            &mut progress,
+                        )
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
+                    }),
+                },
+            }
+        }
         AnalysisKind::Lesion => {
             let result = read().and_then(|(saved, w)| {
                 let e = &saved.experiment;

@@ -19,8 +19,10 @@ use crate::tui::views::compare::CompareView;
 use crate::tui::views::dialogs::{ConfirmDelete, ConfirmQuit, Filter, Help, SaveAs};
 use crate::tui::views::diff::DiffView;
 use crate::tui::views::flow::FlowView;
+use crate::tui::views::landscape::LandscapeView;
 use crate::tui::views::lesion::LesionView;
 use crate::tui::views::list::{self, ListPopup};
+use crate::tui::views::similarity::SimilarityView;
 use crate::tui::views::topology::TopologyView;
 use crate::tui::views::usage::UsageView;
 use crate::tui::views::{runs::RunsView, Opening, Reply, Request, View};
@@ -60,6 +62,10 @@ pub enum Mode {
     Lesion(LesionView),
     /// The selected run's edge usage.
     Usage(UsageView),
+    /// The selected run's layer similarity (CKA).
+    Similarity(SimilarityView),
+    /// The selected run's loss landscape.
+    Landscape(LandscapeView),
 }
 
 /// The whole lab.
@@ -124,6 +130,8 @@ impl App {
             Mode::Diff(v) => v,
             Mode::Lesion(v) => v,
             Mode::Usage(v) => v,
+            Mode::Similarity(v) => v,
+            Mode::Landscape(v) => v,
         };
         (Some(view), &mut self.cx)
     }
@@ -185,6 +193,8 @@ impl App {
             Action::Diff => self.mode = Mode::Diff(DiffView::new(&self.cx.runs)),
             Action::Lesion => return self.open_analysis(AnalysisKind::Lesion),
             Action::Usage => return self.open_analysis(AnalysisKind::Usage),
+            Action::Similarity => return self.open_analysis(AnalysisKind::Similarity),
+            Action::Landscape => return self.open_analysis(AnalysisKind::Landscape),
             Action::SwitchPanel => {
                 self.cx.focus = match self.cx.focus {
                     Focus::Topology => Focus::Runs,
@@ -422,6 +432,8 @@ impl App {
         self.mode = match kind {
             AnalysisKind::Lesion => Mode::Lesion(LesionView::new(ticket, name)),
             AnalysisKind::Usage => Mode::Usage(UsageView::new(ticket, name)),
+            AnalysisKind::Similarity => Mode::Similarity(SimilarityView::new(ticket, name)),
+            AnalysisKind::Landscape => Mode::Landscape(LandscapeView::new(ticket, name)),
         };
         // Where the lab saves first, then the folders `L` reads.
         let mut folders: Vec<std::path::PathBuf> = self.cx.saves_dir.iter().cloned().collect();
@@ -436,36 +448,39 @@ impl App {
 
     /// Takes an analysis's progress or result, if its view still waits for it.
     pub fn on_analysis(&mut self, update: AnalysisUpdate) {
+        let waiting = match &self.mode {
+            Mode::Lesion(v) => v.ticket,
+            Mode::Usage(v) => v.ticket,
+            Mode::Similarity(v) => v.ticket,
+            Mode::Landscape(v) => v.ticket,
+            _ => return,
+        };
+        // A closed view's, or an earlier request's.
+        if waiting != update.ticket() {
+            return;
+        }
+        fn settled<T>(result: Result<Box<T>, String>) -> Pending<T> {
+            match result {
+                Ok(ready) => Pending::Ready(ready),
+                Err(e) => Pending::Failed(e),
+            }
+        }
         match (&mut self.mode, update) {
-            (
-                Mode::Lesion(v),
-                AnalysisUpdate::Progress {
-                    ticket,
-                    done,
-                    total,
-                },
-            ) if v.ticket == ticket => v.state = Pending::Working { done, total },
-            (
-                Mode::Usage(v),
-                AnalysisUpdate::Progress {
-                    ticket,
-                    done,
-                    total,
-                },
-            ) if v.ticket == ticket => v.state = Pending::Working { done, total },
-            (Mode::Lesion(v), AnalysisUpdate::Lesion { ticket, result }) if v.ticket == ticket => {
-                v.state = match result {
-                    Ok(ready) => Pending::Ready(ready),
-                    Err(e) => Pending::Failed(e),
-                }
+            (mode, AnalysisUpdate::Progress { done, total, .. }) => match mode {
+                Mode::Lesion(v) => v.state = Pending::Working { done, total },
+                Mode::Usage(v) => v.state = Pending::Working { done, total },
+                Mode::Similarity(v) => v.state = Pending::Working { done, total },
+                Mode::Landscape(v) => v.state = Pending::Working { done, total },
+                _ => {}
+            },
+            (Mode::Lesion(v), AnalysisUpdate::Lesion { result, .. }) => v.state = settled(result),
+            (Mode::Usage(v), AnalysisUpdate::Usage { result, .. }) => v.state = settled(result),
+            (Mode::Similarity(v), AnalysisUpdate::Similarity { result, .. }) => {
+                v.state = settled(result)
             }
-            (Mode::Usage(v), AnalysisUpdate::Usage { ticket, result }) if v.ticket == ticket => {
-                v.state = match result {
-                    Ok(ready) => Pending::Ready(ready),
-                    Err(e) => Pending::Failed(e),
-                }
+            (Mode::Landscape(v), AnalysisUpdate::Landscape { result, .. }) => {
+                v.state = settled(result)
             }
-            // A closed view's, or an earlier request's.
             _ => {}
         }
     }

@@ -9,6 +9,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::analysis::cka::LayerCka;
+use crate::analysis::landscape::Landscape;
 use crate::analysis::lesion::Lesion;
 use crate::analysis::usage::EdgeUsage;
 use crate::topology::Topology;
@@ -18,6 +20,8 @@ use crate::topology::Topology;
 pub enum AnalysisKind {
     Lesion,
     Usage,
+    Similarity,
+    Landscape,
 }
 
 /// An analysis of a saved run, for the event loop to compute.
@@ -47,6 +51,14 @@ pub enum AnalysisUpdate {
         ticket: u64,
         result: Result<Box<(Topology, EdgeUsage)>, String>,
     },
+    Similarity {
+        ticket: u64,
+        result: Result<Box<LayerCka>, String>,
+    },
+    Landscape {
+        ticket: u64,
+        result: Result<Box<Landscape>, String>,
+    },
 }
 
 impl AnalysisUpdate {
@@ -54,7 +66,9 @@ impl AnalysisUpdate {
         match self {
             AnalysisUpdate::Progress { ticket, .. }
             | AnalysisUpdate::Lesion { ticket, .. }
-            | AnalysisUpdate::Usage { ticket, .. } => *ticket,
+            | AnalysisUpdate::Usage { ticket, .. }
+            | AnalysisUpdate::Similarity { ticket, .. }
+            | AnalysisUpdate::Landscape { ticket, .. } => *ticket,
         }
     }
 }

@@ -13,9 +13,11 @@ pub mod dialogs;
 pub mod diff;
 pub mod flow;
 pub mod form;
+pub mod landscape;
 pub mod lesion;
 pub mod list;
 pub mod runs;
+pub mod similarity;
 pub mod topology;
 pub mod usage;
 
