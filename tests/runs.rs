@@ -1413,8 +1413,26 @@ fn analyze_cka_compares_the_layers_of_saved_runs() {
             row[i]
         );
     }
-    let (code, out, err) = skiplab(&["analyze", "cka", &a, &b, "--samples", "500"], saves);
+    let svg = saves.join("cka.svg");
+    let (code, out, err) = skiplab(
+        &[
+            "analyze",
+            "cka",
+            &a,
+            &b,
+            "--samples",
+            "500",
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        saves,
+    );
     assert_eq!(code, 0, "{err}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg") && picture.contains("linear CKA"),
+        "{picture}"
+    );
     assert!(
         out.contains("linear CKA (minibatch, 500 test examples in batches of 250)"),
         "{out}"
@@ -1450,6 +1468,7 @@ fn analyze_landscape_maps_the_loss_around_saved_weights() {
     assert_eq!(l["samples"], 300);
     assert_eq!(l["axis"], serde_json::json!([-1.0, -0.5, 0.0, 0.5, 1.0]));
     assert_eq!(l["loss"][2], l["centre_loss"]);
+    let svg = saves.join("map.svg");
     let (code, out, err) = skiplab(
         &[
             "analyze",
@@ -1462,10 +1481,17 @@ fn analyze_landscape_maps_the_loss_around_saved_weights() {
             "--samples",
             "100",
             "--csv",
+            "--svg",
+            svg.to_str().unwrap(),
         ],
         saves,
     );
     assert_eq!(code, 0, "{err}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg") && picture.contains("log10 loss"),
+        "{picture}"
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "run,alpha,beta,loss,accuracy");
     assert_eq!(lines.len(), 1 + 9);

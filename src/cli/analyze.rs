@@ -14,6 +14,7 @@ use skiplab::analysis::cka::{network_cka_on, LayerCka};
 use skiplab::analysis::landscape::{landscape_on, Landscape, LandscapeOptions};
 use skiplab::analysis::lesion::{lesion_on, Lesion, LesionOptions, Score};
 use skiplab::analysis::usage::{edge_usage, EdgeUsage, Reading};
+use skiplab::data::store::write_atomically;
 use skiplab::runs::{self, SavedRun};
 
 #[derive(Args, Debug)]
@@ -71,6 +72,10 @@ struct LandscapeArgs {
     /// One CSV row per run and grid point (alpha, beta, loss, accuracy).
     #[arg(long)]
     csv: bool,
+    /// Also draw the landscapes as SVG into this file: the curves on one chart (1-D), or the
+    /// first run's map in contour bands (2-D).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
     /// Where to evaluate.
     #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
     device: super::DeviceKind,
@@ -106,6 +111,9 @@ struct CkaArgs {
     /// One CSV row per pair of layers.
     #[arg(long)]
     csv: bool,
+    /// Also draw the matrix as an SVG heat map into this file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
     /// Where to evaluate.
     #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
     device: super::DeviceKind,
@@ -844,6 +852,22 @@ fn cka(args: CkaArgs) -> Result<ExitCode> {
             .count();
         (hits, result.cka.len())
     });
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "linear CKA: {} (rows) against {} (columns)",
+            first.id, second.id
+        );
+        let svg = super::figures::heat_map(
+            &title,
+            &result.rows,
+            &result.columns,
+            &result.cka,
+            (0.0, 1.0),
+            None,
+        )?;
+        write_atomically(path, svg.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
     let report = CkaReport {
         rows_run: first.id.clone(),
         columns_run: second.id.clone(),
@@ -974,6 +998,44 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
             bar.finish_and_clear();
         }
         results.push((run.id.clone(), result, start.elapsed().as_secs_f64()));
+    }
+    if let Some(path) = &args.svg {
+        let svg = match options.dims {
+            1 => {
+                let curves: Vec<(String, Vec<(f64, f64)>)> = results
+                    .iter()
+                    .map(|(id, l, _)| {
+                        let points = l.axis.iter().copied().zip(l.loss.iter().copied());
+                        (
+                            format!("{id} (sharpness {:.3})", l.sharpness),
+                            points.collect(),
+                        )
+                    })
+                    .collect();
+                let title = "loss along a filter-normalised direction";
+                super::figures::curves(title, "alpha", "loss", &curves)?
+            }
+            _ => {
+                let (id, l, _) = &results[0];
+                let n = l.axis.len();
+                // Log scale: far from the weights the loss grows by orders of magnitude.
+                let log: Vec<f64> = l.loss.iter().map(|v| v.max(1e-12).log10()).collect();
+                let rows: Vec<Vec<f64>> = log.chunks(n).map(|r| r.to_vec()).collect();
+                let labels: Vec<String> = l.axis.iter().map(|a| format!("{a:.2}")).collect();
+                let lo = log.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                super::figures::heat_map(
+                    &format!("log10 loss around {id}: alpha down, beta across, 10 contour bands"),
+                    &labels,
+                    &labels,
+                    &rows,
+                    (lo, hi),
+                    Some(10),
+                )?
+            }
+        };
+        write_atomically(path, svg.as_bytes())?;
+        eprintln!("wrote {}", path.display());
     }
     if args.json {
         let runs: Vec<serde_json::Value> = results

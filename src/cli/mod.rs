@@ -8,6 +8,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod export;
+pub mod figures;
 pub mod lab;
 pub mod parity;
 pub mod reproduce;
