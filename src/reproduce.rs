@@ -3,6 +3,7 @@
 
 pub mod depth;
 pub mod gradient;
+pub mod landscape;
 pub mod lesion;
 pub mod similarity;
 

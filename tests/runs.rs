@@ -1518,3 +1518,42 @@ fn analyze_landscape_maps_the_loss_around_saved_weights() {
     assert_ne!(code, 0);
     assert!(err.contains("--range"), "{err}");
 }
+
+/// `reproduce landscape` trains (or finds) the depth study's networks and measures each
+/// along the same direction's seed, plain beside residual with Welch's test.
+#[test]
+fn reproduce_landscape_measures_the_depth_studys_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path().join("saves");
+    let report = tmp.path().join("landscape.md");
+    let args = [
+        "reproduce",
+        "landscape",
+        "--families",
+        "mlp",
+        "--depths",
+        "4",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (code, out, err) = skiplab(&args, &saves);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("2 configurations x 2 seeds = 4 runs"), "{out}");
+    let measured = out
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains(": sharpness 0."))
+        .count();
+    assert_eq!(measured, 4, "{out}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| mlp | 4 |"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // Two seeds a side: every figure has a spread and the pair a p-value.
+    assert_eq!(row.matches(" ± ").count(), 6, "{row}");
+    assert!(text.contains("Li et al."), "{text}");
+}

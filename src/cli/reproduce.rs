@@ -12,12 +12,14 @@ use clap::Args;
 use crate::cli::{self, Place, Stdout};
 use crate::outln;
 use skiplab::analysis::cka::network_cka_on;
+use skiplab::analysis::landscape::{landscape_on, LandscapeOptions};
 use skiplab::analysis::lesion::{lesion_on, LesionOptions};
 use skiplab::data::store::write_atomically;
 use skiplab::data::DatasetName;
 use skiplab::experiment::Experiment;
 use skiplab::reproduce::depth::{self, DepthConfig, DepthOutcome, Family};
 use skiplab::reproduce::gradient::{self, DeepConfig, DeepOutcome};
+use skiplab::reproduce::landscape;
 use skiplab::reproduce::lesion::{self, LesionOutcome};
 use skiplab::reproduce::similarity;
 use skiplab::reproduce::{self as rep, Config, Outcome, Table};
@@ -32,13 +34,15 @@ pub struct ReproduceArgs {
     /// study of skips as a gradient shortcut (--depths, --width); or `depth`, plain against
     /// residual as networks deepen (--depths, --families); or `lesion`, Veit et al.'s lesion
     /// study of the depth study's networks (--depths, --families; runs `depth` trained are
-    /// reused); or `similarity`, linear CKA between the skip CNN and the reinforced CNN
+    /// reused); or `landscape`, Li et al.'s loss landscapes of the same networks (likewise);
+    /// or `similarity`, linear CKA between the skip CNN and the reinforced CNN
     /// against each one's seed-to-seed ceiling (runs of table 5 are reused). The studies use
     /// the built-in data unless --dataset (`similarity`: Fashion-MNIST).
     #[arg(default_value = "all")]
     tables: String,
     /// `gradient`: the hidden-layer counts to study [default: 20,50]. `depth`: layers with
-    /// weights, 6n + 2 for the CNN [default: 8,20]. `lesion`: likewise [default: 20].
+    /// weights, 6n + 2 for the CNN [default: 8,20]. `lesion`: likewise [default: 20];
+    /// `landscape` [default: 8,20].
     #[arg(long, value_delimiter = ',')]
     depths: Vec<usize>,
     /// `depth`, `lesion`: which networks to deepen: cnn (He et al.'s CIFAR ResNet layout, batch norm),
@@ -653,6 +657,133 @@ fn reproduce_lesion(args: &ReproduceArgs) -> Result<ExitCode> {
     execute(args, "reproduce-lesion", plan, &mut report)
 }
 
+/// The landscape study: each run of the depth study's plan, once trained (or found saved),
+/// measured along the same direction's seed.
+struct LandscapeReport<'a> {
+    args: &'a ReproduceArgs,
+    dataset: DatasetName,
+    data: Option<skiplab::data::Dataset>,
+    device: skiplab::device::Device,
+    outcomes: Vec<landscape::LandscapeOutcome>,
+    text: String,
+}
+
+impl LandscapeReport<'_> {
+    fn measure(&mut self, config: DepthConfig, seed: u64) -> Result<landscape::LandscapeOutcome> {
+        let id = format!(
+            "depth-{}-e{}-{}-s{seed}",
+            self.dataset,
+            self.args.epochs,
+            id_part(&config.label())
+        );
+        let saved = runs::load_run(&self.args.place.saves.join(&id))?;
+        let weights = saved.weights_to_resume()?;
+        if self.data.is_none() {
+            self.data = Some(skiplab::data::load(
+                self.dataset,
+                &self.args.place.data_dir,
+            )?);
+        }
+        let data = self.data.as_ref().expect("loaded above");
+        let e = &saved.experiment;
+        let mut train = skiplab::data::PreparedData::prepare(data, e.val_fraction, e.seed).train;
+        let n = landscape::EXAMPLES.min(train.len());
+        train.images.truncate(n * train.dim());
+        train.labels.truncate(n);
+        let options = LandscapeOptions {
+            dims: 1,
+            points: landscape::POINTS,
+            range: 1.0,
+            seed: 0,
+        };
+        let l = landscape_on(
+            self.device,
+            &weights.topology,
+            &weights.params,
+            &train,
+            &options,
+            &mut |_| true,
+        )?;
+        Ok(landscape::LandscapeOutcome {
+            config,
+            seed,
+            sharpness: Some(l.sharpness),
+            centre_loss: Some(l.centre_loss),
+            edge_loss: Some(l.loss[0].max(l.loss[l.loss.len() - 1])),
+            problem: None,
+        })
+    }
+}
+
+impl Study for LandscapeReport<'_> {
+    type Entry = (DepthConfig, u64);
+
+    fn add(
+        &mut self,
+        (config, seed): (DepthConfig, u64),
+        run: Ended<'_>,
+        done: usize,
+        total: usize,
+    ) -> io::Result<()> {
+        let failed = |problem| landscape::LandscapeOutcome {
+            config,
+            seed,
+            sharpness: None,
+            centre_loss: None,
+            edge_loss: None,
+            problem: Some(problem),
+        };
+        let outcome = match run.problem() {
+            Some(problem) => failed(problem),
+            None => self
+                .measure(config, seed)
+                .unwrap_or_else(|e| failed(format!("{e:#}"))),
+        };
+        writeln!(
+            Stdout,
+            "[{done}/{total}] {} seed {seed}: sharpness {}{}",
+            config.label(),
+            outcome.sharpness.map_or("-".into(), |s| format!("{s:.3}")),
+            run.suffix(outcome.problem.as_deref()),
+        )?;
+        self.outcomes.push(outcome);
+        self.text = landscape::report(&self.outcomes, self.dataset, self.args.epochs);
+        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+fn reproduce_landscape(args: &ReproduceArgs) -> Result<ExitCode> {
+    if args.no_save {
+        bail!("--no-save: the landscape study reads the runs' saved weights; drop --no-save");
+    }
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let (grid, plan) = depth_plan(args, dataset, &[8, 20])?;
+    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    outln!(
+        "landscape study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, each measured along one filter-normalised direction",
+        grid.len(),
+        args.seeds,
+        plan.len(),
+        args.epochs,
+    );
+    let mut report = LandscapeReport {
+        args,
+        dataset,
+        data: None,
+        device,
+        outcomes: Vec::new(),
+        text: String::new(),
+    };
+    execute(args, "reproduce-landscape", plan, &mut report)
+}
+
 /// The similarity study: the skip and reinforced CNNs over seeds, then CKA between them and
 /// within each, once every run is in.
 struct SimilarityReport<'a> {
@@ -830,6 +961,12 @@ fn paper_run_id(dataset: DatasetName, config: Config, epochs: usize, l2: f64, se
 }
 
 pub fn reproduce(args: ReproduceArgs) -> Result<ExitCode> {
+    if args.tables.trim() == "landscape" {
+        if args.epochs == 0 || args.seeds == 0 {
+            bail!("--seeds and --epochs must be at least 1");
+        }
+        return reproduce_landscape(&args);
+    }
     if args.tables.trim() == "similarity" {
         if args.epochs == 0 {
             bail!("--epochs must be at least 1");
