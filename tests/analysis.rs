@@ -330,4 +330,13 @@ fn landscape_centre_is_the_networks_own_loss() {
     .unwrap();
     assert_eq!(one.loss.len(), 5);
     assert_eq!(one.loss[2], own);
+    // The same seed gives the same grid twice; another seed another.
+    let again = landscape(&dev, &t, &p, &samples, &options, &mut |_| true).unwrap();
+    assert_eq!(again, l);
+    let other = LandscapeOptions {
+        seed: 10,
+        ..options
+    };
+    let other = landscape(&dev, &t, &p, &samples, &other, &mut |_| true).unwrap();
+    assert_ne!(other.loss, l.loss);
 }
