@@ -1169,3 +1169,27 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
     let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert_eq!(effects, [Effect::CancelAnalysis]);
 }
+
+/// With two runs marked, `C` compares the first's layers with the second's.
+#[test]
+fn similarity_of_two_marked_runs_compares_them() {
+    use skiplab::tui::views::Effect;
+    let mut app = lab();
+    residual_mlp_run(&mut app);
+    let topology = app.editor.topology.clone();
+    let config = app.form.config();
+    finished_run(&mut app, 2, &topology, config, 0.7, 0.15);
+    for run in app.cx.runs.all.iter_mut() {
+        run.marked = true;
+    }
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    let second = app.cx.runs.all[1].saved_id.clone();
+    assert!(second.is_some());
+    assert_eq!(request.other_run_id, second);
+    assert_eq!(request.run_id, app.cx.runs.all[0].saved_id.clone().unwrap());
+    let screen = render(&mut app, 100, 24);
+    assert!(screen.contains("run-1 against run-2"), "{screen}");
+}

@@ -451,10 +451,20 @@ fn analyse(
                 AnalysisKind::Similarity => AnalysisUpdate::Similarity {
                     ticket,
                     result: data.and_then(|(w, split)| {
+                        let other = match &request.other_run_id {
+                            Some(id) => {
+                                let dir = runs::find_run_in(&request.folders, id)
+                                    .map_err(|e| e.to_string())?;
+                                let saved = runs::load_run(&dir).map_err(|e| e.to_string())?;
+                                Some(saved.weights_to_resume().map_err(|e| e.to_string())?)
+                            }
+                            None => None,
+                        };
+                        let other = other.as_ref().map(|o| (&o.topology, o.params.as_slice()));
                         crate::analysis::cka::network_cka_on(
                             device,
                             (&w.topology, &w.params),
-                            None,
+                            other,
                             &first(split.test, 1000),
                             250,
                             &mut progress,

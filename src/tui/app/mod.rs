@@ -414,7 +414,14 @@ impl App {
 
     /// Opens an analysis view of the selected run and asks the event loop for the study.
     fn open_analysis(&mut self, kind: AnalysisKind) -> Vec<Effect> {
-        let Some(run) = self.cx.runs.selected() else {
+        // CKA of two runs: the two marked ones, when exactly two are.
+        let marked: Vec<&crate::tui::run_list::Run> =
+            self.cx.runs.all.iter().filter(|r| r.marked).collect();
+        let pair = match (kind, marked.as_slice()) {
+            (AnalysisKind::Similarity, [a, b]) => Some((*a, *b)),
+            _ => None,
+        };
+        let Some(run) = pair.map(|(a, _)| a).or(self.cx.runs.selected()) else {
             self.cx
                 .say("select a run first (J/K): the analyses study a trained run");
             return Vec::new();
@@ -426,7 +433,21 @@ impl App {
             ));
             return Vec::new();
         };
-        let name = run.name.clone();
+        let mut name = run.name.clone();
+        let other_run_id = match pair {
+            Some((_, b)) => match &b.saved_id {
+                Some(id) => {
+                    name = format!("{name} against {}", b.name);
+                    Some(id.clone())
+                }
+                None => {
+                    let message = format!("{} has no saved weights to compare", b.name);
+                    self.cx.say(message);
+                    return Vec::new();
+                }
+            },
+            None => None,
+        };
         self.analysis_ticket += 1;
         let ticket = self.analysis_ticket;
         self.mode = match kind {
@@ -443,6 +464,7 @@ impl App {
             kind,
             run_id,
             folders,
+            other_run_id,
         })]
     }
 

@@ -33,6 +33,8 @@ pub struct AnalysisRequest {
     /// The run's folder name and the folders to look for it in.
     pub run_id: String,
     pub folders: Vec<PathBuf>,
+    /// CKA: the run whose layers are the columns, where two runs are marked.
+    pub other_run_id: Option<String>,
 }
 
 /// What the event loop hands back.

@@ -1,5 +1,6 @@
 //! The similarity view (`C`): linear CKA (Kornblith et al. 2019) between every two hidden
-//! layers of the selected run, on test examples: a layer × layer heat map on CKA's own scale
+//! layers of the selected run (or, with two runs marked, between the first's layers and the
+//! second's), on test examples: a layer × layer heat map on CKA's own scale
 //! (0 to 1). A very deep plain net shows a block of near-identical late layers, a ResNet a
 //! grid. The arrows pick a cell; its value shows below.
 
@@ -76,7 +77,7 @@ impl View for SimilarityView {
             return;
         };
         let title = format!(
-            " Similarity: {} · linear CKA between its layers on {} test examples (0 unlike .. 1 alike) ",
+            " Similarity: {} · linear CKA between layers on {} test examples (0 unlike .. 1 alike) ",
             self.run, cka.samples
         );
         let block = Block::default()
