@@ -49,7 +49,7 @@ pub fn report(pairs: &[Pair], dataset: DatasetName, epochs: usize, examples: usi
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Linear CKA (minibatch, {examples} test examples) of the paper's skip CNN (1-4, 2-5, 4-7, 5-8) and its capacity-matched reinforced CNN, on {dataset}, {epochs} epochs, layer by layer. The ceilings are each architecture's CKA with itself trained from another seed (mean ± sd over seed pairs): how alike two runs of one architecture are. A skip-vs-reinforced value at its ceilings means the two learn the same representation there.\n"
+        "Linear CKA (minibatch, {examples} test examples) of the paper's skip CNN (1-4, 2-5, 4-7, 5-8) and its capacity-matched reinforced CNN, on {dataset}, {epochs} epochs, layer by layer, always between runs of different seeds (runs of one seed start from the same random stream). The ceilings are each architecture's CKA with itself trained from another seed: how alike two runs of one architecture are. Mean ± sd over the pairs. A skip-vs-reinforced value at its ceilings means the two learn the same representation there.\n"
     );
     let of = |a: &str, b: &str| -> Vec<&Pair> {
         pairs
