@@ -295,7 +295,7 @@ pub fn network_cka<D: NetDevice<f32>>(
     })
 }
 
-/// [`network_cka`] on `device` (the CPU without the training cache, as the lesion study).
+/// [`network_cka`] on `device` (see `on_device!`).
 pub fn network_cka_on(
     device: crate::device::Device,
     a: Trained<'_>,
@@ -304,26 +304,9 @@ pub fn network_cka_on(
     batch: usize,
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<LayerCka, CkaError> {
-    match device {
-        crate::device::Device::Cpu => {
-            use dfdx::prelude::*;
-            let _pool = crate::train::cpu_worker_pool_here();
-            let dev = Cpu::seed_from_u64(0);
-            network_cka(&dev, a, b, samples, batch, progress)
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda { ordinal } => {
-            use dfdx::tensor::Cuda;
-            let dev = Cuda::try_build(ordinal, 0).map_err(|e| {
-                CkaError::Device(format!("cannot start CUDA device {ordinal}: {e}"))
-            })?;
-            network_cka(&dev, a, b, samples, batch, progress)
-        }
-        #[cfg(not(feature = "cuda"))]
-        crate::device::Device::Cuda { .. } => Err(CkaError::Device(
-            "this skiplab was built without CUDA support".into(),
-        )),
-    }
+    on_device!(device, 0, CkaError::Device, |dev| network_cka(
+        &dev, a, b, samples, batch, progress
+    ))
 }
 
 #[cfg(test)]

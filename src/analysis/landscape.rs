@@ -252,7 +252,7 @@ pub fn landscape<D: NetDevice<f32>>(
     })
 }
 
-/// [`landscape`] on `device` (the CPU without the training cache, as the lesion study).
+/// [`landscape`] on `device` (see `on_device!`).
 pub fn landscape_on(
     device: crate::device::Device,
     topology: &Topology,
@@ -261,26 +261,9 @@ pub fn landscape_on(
     options: &LandscapeOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<Landscape, LandscapeError> {
-    match device {
-        crate::device::Device::Cpu => {
-            use dfdx::prelude::*;
-            let _pool = crate::train::cpu_worker_pool_here();
-            let dev = Cpu::seed_from_u64(0);
-            landscape(&dev, topology, params, samples, options, progress)
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda { ordinal } => {
-            use dfdx::tensor::Cuda;
-            let dev = Cuda::try_build(ordinal, 0).map_err(|e| {
-                LandscapeError::Device(format!("cannot start CUDA device {ordinal}: {e}"))
-            })?;
-            landscape(&dev, topology, params, samples, options, progress)
-        }
-        #[cfg(not(feature = "cuda"))]
-        crate::device::Device::Cuda { .. } => Err(LandscapeError::Device(
-            "this skiplab was built without CUDA support".into(),
-        )),
-    }
+    on_device!(device, 0, LandscapeError::Device, |dev| landscape(
+        &dev, topology, params, samples, options, progress
+    ))
 }
 
 #[cfg(test)]

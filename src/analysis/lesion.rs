@@ -517,8 +517,7 @@ pub fn lesion<D: NetDevice<f32>>(
     })
 }
 
-/// [`lesion`] on `device`: the CPU (with a worker pool of its own, as a run trains), or a
-/// CUDA GPU where this skiplab was built with CUDA.
+/// [`lesion`] on `device` (see `on_device!`).
 pub fn lesion_on(
     device: crate::device::Device,
     topology: &Topology,
@@ -527,30 +526,9 @@ pub fn lesion_on(
     options: &LesionOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<Lesion, LesionError> {
-    match device {
-        crate::device::Device::Cpu => {
-            let _pool = crate::train::cpu_worker_pool_here();
-            // Without the training device's buffer cache: a study often runs beside a
-            // training run (in the lab, in `reproduce lesion`), and the cache would keep a
-            // whole evaluation batch's activations (measured: ResNet-20's study peaked at
-            // 913 MB with it, 499 MB without, and took 15% longer without).
-            use dfdx::prelude::*;
-            let dev = Cpu::seed_from_u64(options.seed);
-            lesion(&dev, topology, params, samples, options, progress)
-        }
-        #[cfg(feature = "cuda")]
-        crate::device::Device::Cuda { ordinal } => {
-            use dfdx::tensor::Cuda;
-            let dev = Cuda::try_build(ordinal, options.seed).map_err(|e| {
-                LesionError::Device(format!("cannot start CUDA device {ordinal}: {e}"))
-            })?;
-            lesion(&dev, topology, params, samples, options, progress)
-        }
-        #[cfg(not(feature = "cuda"))]
-        crate::device::Device::Cuda { .. } => Err(LesionError::Device(
-            "this skiplab was built without CUDA support".into(),
-        )),
-    }
+    on_device!(device, options.seed, LesionError::Device, |dev| lesion(
+        &dev, topology, params, samples, options, progress
+    ))
 }
 
 /// Up to `draws` distinct sets of `k` layers from `pool` (all of them where there are fewer),
