@@ -76,12 +76,8 @@ struct LandscapeArgs {
     /// first run's map in contour bands (2-D).
     #[arg(long, value_name = "FILE")]
     svg: Option<std::path::PathBuf>,
-    /// Where to evaluate.
-    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
-    device: super::DeviceKind,
-    /// Folder holding one folder per data set (see `skiplab data`).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
-    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    on: Evaluation,
     #[command(flatten)]
     saves: super::Saves,
 }
@@ -114,12 +110,8 @@ struct CkaArgs {
     /// Also draw the matrix as an SVG heat map into this file.
     #[arg(long, value_name = "FILE")]
     svg: Option<std::path::PathBuf>,
-    /// Where to evaluate.
-    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
-    device: super::DeviceKind,
-    /// Folder holding one folder per data set (see `skiplab data`).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
-    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    on: Evaluation,
     #[command(flatten)]
     saves: super::Saves,
 }
@@ -132,6 +124,46 @@ enum Split {
     Val,
     /// The data set's test set.
     Test,
+}
+
+/// Where a study evaluates a network, and where it finds the data.
+#[derive(Args, Debug)]
+struct Evaluation {
+    /// Where to evaluate.
+    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
+    device: super::DeviceKind,
+    /// Folder holding one folder per data set (see `skiplab data`).
+    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
+    data_dir: std::path::PathBuf,
+}
+
+impl Evaluation {
+    /// The device asked for, saying on stderr what `auto` chose where it says anything.
+    fn device(&self) -> Result<skiplab::device::Device> {
+        let (device, note) = skiplab::device::resolve(self.device.into())?;
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        Ok(device)
+    }
+
+    /// `run`'s data set, loaded once into `loaded`.
+    fn data<'a>(
+        &self,
+        loaded: &'a mut BTreeMap<skiplab::data::DatasetName, skiplab::data::Dataset>,
+        run: &SavedRun,
+    ) -> Result<&'a skiplab::data::Dataset> {
+        let name = run.experiment.dataset;
+        Ok(match loaded.entry(name) {
+            std::collections::btree_map::Entry::Occupied(data) => data.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                let data = skiplab::data::load(name, &self.data_dir).with_context(|| {
+                    format!("run {}: its data set {name} (see `skiplab data`)", run.id)
+                })?;
+                slot.insert(data)
+            }
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -164,12 +196,8 @@ struct LesionArgs {
     /// One CSV row per deletion, removal and k.
     #[arg(long)]
     csv: bool,
-    /// Where to evaluate.
-    #[arg(long, value_enum, default_value_t = super::DeviceKind::configured())]
-    device: super::DeviceKind,
-    /// Folder holding one folder per data set (see `skiplab data`).
-    #[arg(long, env = "SKIPLAB_DATA_DIR", default_value_os_t = skiplab::folders::default_data_dir())]
-    data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    on: Evaluation,
     #[command(flatten)]
     saves: super::Saves,
 }
@@ -463,10 +491,7 @@ struct LesionReport {
 
 fn lesion(args: LesionArgs) -> Result<ExitCode> {
     let saved = load_all(&args.saves, &args.runs)?;
-    let (device, note) = skiplab::device::resolve(args.device.into())?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
+    let device = args.on.device()?;
     let options = LesionOptions {
         max_k: args.max_k,
         draws: args.draws as usize,
@@ -488,18 +513,7 @@ fn lesion(args: LesionArgs) -> Result<ExitCode> {
             Some(_) => {}
         }
         let e = &run.experiment;
-        let dataset = match datasets.entry(e.dataset) {
-            std::collections::btree_map::Entry::Occupied(loaded) => loaded.into_mut(),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
-                    format!(
-                        "run {}: its data set {} (see `skiplab data`)",
-                        run.id, e.dataset
-                    )
-                })?;
-                slot.insert(data)
-            }
-        };
+        let dataset = args.on.data(&mut datasets, run)?;
         let prepared = skiplab::data::PreparedData::prepare(dataset, e.val_fraction, e.seed);
         let mut samples = match args.split {
             Split::Val => prepared.val,
@@ -779,25 +793,18 @@ fn cka(args: CkaArgs) -> Result<ExitCode> {
             second.experiment.dataset
         );
     }
-    let (device, note) = skiplab::device::resolve(args.device.into())?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
+    let device = args.on.device()?;
     let weights_a = weights_of(first, args.best)?;
     let weights_b = match saved.get(1) {
         Some(run) => Some(weights_of(run, args.best)?),
         None => None,
     };
     let e = &first.experiment;
-    let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
-        format!(
-            "run {}: its data set {} (see `skiplab data`)",
-            first.id, e.dataset
-        )
-    })?;
+    let mut loaded = BTreeMap::new();
+    let data = args.on.data(&mut loaded, first)?;
     // Normalised as the first run saw them (its training split's statistics; another
     // seed's differ in the third decimal).
-    let prepared = skiplab::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
+    let prepared = skiplab::data::PreparedData::prepare(data, e.val_fraction, e.seed);
     let mut samples = match args.split {
         Split::Test => prepared.test,
         Split::Val => prepared.val,
@@ -934,10 +941,7 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
         bail!("--range {}: must be a positive number", args.range);
     }
     let saved = load_all(&args.saves, &args.runs)?;
-    let (device, note) = skiplab::device::resolve(args.device.into())?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
+    let device = args.on.device()?;
     let options = LandscapeOptions {
         dims: usize::from(args.dims),
         points: args.points as usize,
@@ -950,18 +954,7 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
     for run in &saved {
         let weights = weights_of(run, args.best)?;
         let e = &run.experiment;
-        let dataset = match datasets.entry(e.dataset) {
-            std::collections::btree_map::Entry::Occupied(loaded) => loaded.into_mut(),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let data = skiplab::data::load(e.dataset, &args.data_dir).with_context(|| {
-                    format!(
-                        "run {}: its data set {} (see `skiplab data`)",
-                        run.id, e.dataset
-                    )
-                })?;
-                slot.insert(data)
-            }
-        };
+        let dataset = args.on.data(&mut datasets, run)?;
         let mut samples =
             skiplab::data::PreparedData::prepare(dataset, e.val_fraction, e.seed).train;
         if args.samples < samples.len() {
