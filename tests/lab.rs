@@ -213,6 +213,14 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
     wait_for(&session, "the landscape", Duration::from_secs(60), |s| {
         s.contains("Loss landscape: run-1") && s.contains("sharpness")
     });
+    // `Z` again: the run's 2-D map.
+    tmux(&["send-keys", "-t", &session, "Z"]);
+    wait_for(
+        &session,
+        "the landscape map",
+        Duration::from_secs(120),
+        |s| s.contains("loss over a plane") && s.contains("loss in each band"),
+    );
     tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     let start = Instant::now();

@@ -1557,3 +1557,175 @@ fn reproduce_landscape_measures_the_depth_studys_runs() {
     assert_eq!(row.matches(" ± ").count(), 6, "{row}");
     assert!(text.contains("Li et al."), "{text}");
 }
+
+/// The lab's analysis worker on saved runs: CKA of two runs with each one's seed-to-seed
+/// ceiling (the diagonal of its CKA with its twin), every marked run's landscape curve along
+/// the same seed's direction, a 2-D map, progress over all the parts, and a cancelled request
+/// stopping.
+#[test]
+fn the_labs_analysis_worker_computes_ceilings_curves_and_maps_of_saved_runs() {
+    use skiplab::analysis::cka::network_cka;
+    use skiplab::analysis::landscape::{landscape, LandscapeOptions};
+    use skiplab::tui::views::analysis::{
+        AnalysisKind, AnalysisRequest, AnalysisUpdate, StudiedRun,
+    };
+    use skiplab::tui::AppEvent;
+    use std::sync::atomic::AtomicU64;
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path();
+    let a = train_deep(saves, "0-3,2-5", "1");
+    let twin = train_deep(saves, "0-3,2-5", "2");
+    let c = train_deep(saves, "none", "1");
+    let studied = |id: &str, name: &str, twin: Option<StudiedRun>| StudiedRun {
+        id: id.into(),
+        name: name.into(),
+        twin: twin.map(Box::new),
+    };
+    let ask = |ticket: u64, kind: AnalysisKind, runs: Vec<StudiedRun>| {
+        let request = AnalysisRequest {
+            ticket,
+            kind,
+            runs,
+            folders: vec![saves.to_path_buf()],
+        };
+        let current = AtomicU64::new(ticket);
+        let (tx, rx) = mpsc::channel();
+        let update = skiplab::tui::studies::answer(
+            &request,
+            Path::new("data"),
+            skiplab::device::Device::Cpu,
+            &current,
+            &tx,
+        );
+        let progress: Vec<(usize, usize)> = rx
+            .try_iter()
+            .map(|e| match e {
+                AppEvent::Analysis(AnalysisUpdate::Progress { done, total, .. }) => (done, total),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        (update, progress)
+    };
+    let weights = |id: &str| runs::read_weights(&saves.join(id).join(runs::WEIGHTS)).unwrap();
+    let (wa, wtwin, wc) = (weights(&a), weights(&twin), weights(&c));
+    let split = PreparedData::prepare(&data::builtin(), 0.1, 1);
+    let first = |mut s: data::Samples, n: usize| {
+        s.images.truncate(n * s.dim());
+        s.labels.truncate(n);
+        s
+    };
+    let dev = Cpu::seed_from_u64(0);
+
+    // CKA: run a against run c; a's twin is another seed of a, c has none.
+    let (update, progress) = ask(
+        1,
+        AnalysisKind::Similarity,
+        vec![
+            studied(&a, "run-1", Some(studied(&twin, "run-2", None))),
+            studied(&c, "run-3", None),
+        ],
+    );
+    let AnalysisUpdate::Similarity {
+        ticket: 1,
+        result: Ok(similarity),
+    } = update
+    else {
+        panic!("{update:?}")
+    };
+    let test = first(split.test.clone(), 1000);
+    let cka = |x: &runs::Weights, y: &runs::Weights| {
+        network_cka(
+            &dev,
+            (&x.topology, &x.params),
+            Some((&y.topology, &y.params)),
+            &test,
+            250,
+            &mut |_| true,
+        )
+        .unwrap()
+    };
+    assert_eq!(similarity.map, cka(&wa, &wc));
+    let own = cka(&wa, &wtwin);
+    let (name, diagonal) = similarity.ceilings[0].clone().expect("a's ceiling");
+    assert_eq!(name, "run-2");
+    assert_eq!(diagonal, (0..6).map(|i| own.cka[i][i]).collect::<Vec<_>>());
+    assert_eq!(similarity.ceilings[1], None);
+    // Two parts of 4 batches each, in order.
+    assert_eq!(progress.len(), 8, "{progress:?}");
+    assert!(progress.iter().all(|&(_, total)| total == 8));
+    assert_eq!(progress.last(), Some(&(8, 8)));
+
+    // Curves of two runs along directions of one seed, each as the analysis computes it.
+    let (update, progress) = ask(
+        2,
+        AnalysisKind::Landscape,
+        vec![studied(&a, "run-1", None), studied(&c, "run-3", None)],
+    );
+    let AnalysisUpdate::Landscape {
+        result: Ok(curves), ..
+    } = update
+    else {
+        panic!("{update:?}")
+    };
+    let train = first(split.train.clone(), 1000);
+    let options = LandscapeOptions {
+        points: 41,
+        ..Default::default()
+    };
+    for (curve, w) in curves.iter().zip([&wa, &wc]) {
+        let direct = landscape(&dev, &w.topology, &w.params, &train, &options, &mut |_| {
+            true
+        });
+        assert_eq!(curve, &direct.unwrap());
+    }
+    assert_eq!(progress.len(), 82);
+    assert_eq!(progress.last(), Some(&(82, 82)));
+
+    // The map: 21 × 21 points around run c's weights.
+    let (update, _) = ask(
+        3,
+        AnalysisKind::LandscapeMap,
+        vec![studied(&c, "run-3", None)],
+    );
+    let AnalysisUpdate::LandscapeMap {
+        result: Ok(map), ..
+    } = update
+    else {
+        panic!("{update:?}")
+    };
+    assert_eq!(
+        (map.dims, map.axis.len(), map.loss.len(), map.samples),
+        (2, 21, 441, 500)
+    );
+
+    // A request whose ticket is no longer current stops at its first report.
+    let request = AnalysisRequest {
+        ticket: 4,
+        kind: AnalysisKind::Landscape,
+        runs: vec![studied(&a, "run-1", None)],
+        folders: vec![saves.to_path_buf()],
+    };
+    let (tx, rx) = mpsc::channel();
+    let update = skiplab::tui::studies::answer(
+        &request,
+        Path::new("data"),
+        skiplab::device::Device::Cpu,
+        &AtomicU64::new(0),
+        &tx,
+    );
+    assert!(
+        matches!(&update, AnalysisUpdate::Landscape { result: Err(e), .. } if e.contains("cancelled")),
+        "{update:?}"
+    );
+    assert_eq!(rx.try_iter().count(), 0);
+    // A run that is not there is named.
+    let (update, _) = ask(
+        5,
+        AnalysisKind::Usage,
+        vec![studied("no-such-run", "run-9", None)],
+    );
+    assert!(
+        matches!(&update, AnalysisUpdate::Usage { result: Err(e), .. } if e.contains("no-such-run")),
+        "{update:?}"
+    );
+}

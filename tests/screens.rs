@@ -952,7 +952,7 @@ fn lesion_view_colours_the_diagram_by_what_each_deletion_costs() {
     };
     assert_eq!(request.kind, AnalysisKind::Lesion);
     assert!(
-        request.run_id.starts_with("20261202-130001-"),
+        request.runs[0].id.starts_with("20261202-130001-"),
         "{request:?}"
     );
     let ticket = request.ticket;
@@ -1102,8 +1102,7 @@ fn edge_usage_view_maps_what_each_layer_reads() {
 #[test]
 fn similarity_and_landscape_views_show_the_runs_studies() {
     use skiplab::analysis::cka::LayerCka;
-    use skiplab::analysis::landscape::Landscape;
-    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate};
+    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate, Similarity};
     use skiplab::tui::views::Effect;
     let mut app = lab();
     residual_mlp_run(&mut app);
@@ -1123,12 +1122,15 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
         .collect();
     app.on_analysis(AnalysisUpdate::Similarity {
         ticket: request.ticket,
-        result: Ok(Box::new(LayerCka {
-            rows: names.clone(),
-            columns: names,
-            cka,
-            samples: 1000,
-            batch: 250,
+        result: Ok(Box::new(Similarity {
+            map: LayerCka {
+                rows: names.clone(),
+                columns: names,
+                cka,
+                samples: 1000,
+                batch: 250,
+            },
+            ceilings: Vec::new(),
         })),
     });
     key(&mut app, KeyCode::Right);
@@ -1144,24 +1146,14 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
         panic!("{effects:?}")
     };
     assert_eq!(request.kind, AnalysisKind::Landscape);
-    let axis: Vec<f64> = (0..21).map(|i| -1.0 + 0.1 * f64::from(i)).collect();
-    let loss: Vec<f64> = axis.iter().map(|a| 0.4 + 1.5 * a * a).collect();
+    assert_eq!(request.runs.len(), 1);
     app.on_analysis(AnalysisUpdate::Landscape {
         ticket: request.ticket,
-        result: Ok(Box::new(Landscape {
-            sharpness: loss.iter().map(|l| l - 0.4).sum::<f64>() / 21.0,
-            accuracy: vec![0.8; 21],
-            axis,
-            loss,
-            dims: 1,
-            centre_loss: 0.4,
-            samples: 1000,
-            seed: 0,
-        })),
+        result: Ok(vec![bowl(0.4, 1.5)]),
     });
     let screen = render(&mut app, 80, 24);
     assert!(
-        screen.contains("Loss landscape: run-1") && screen.contains("sharpness 0.550"),
+        screen.contains("Loss landscape: run-1") && screen.contains("sharpness     0.550"),
         "{screen}"
     );
     insta::assert_snapshot!("landscape_80x24", screen);
@@ -1170,26 +1162,198 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
     assert_eq!(effects, [Effect::CancelAnalysis]);
 }
 
-/// With two runs marked, `C` compares the first's layers with the second's.
+/// A 1-D landscape on 21 points over [-1, 1]: `centre + curvature α²`.
+fn bowl(centre: f64, curvature: f64) -> skiplab::analysis::landscape::Landscape {
+    let axis: Vec<f64> = (0..21).map(|i| -1.0 + 0.1 * f64::from(i)).collect();
+    let loss: Vec<f64> = axis.iter().map(|a| centre + curvature * a * a).collect();
+    skiplab::analysis::landscape::Landscape {
+        sharpness: loss.iter().map(|l| l - centre).sum::<f64>() / 21.0,
+        accuracy: vec![0.8; 21],
+        axis,
+        loss,
+        dims: 1,
+        centre_loss: centre,
+        samples: 1000,
+        seed: 0,
+    }
+}
+
+/// With runs marked, `Z` draws each one's curve on one chart; ↓ picks a run and `Z` asks for
+/// its 2-D map under a new ticket (the curves' answers are then ignored), drawn as contour
+/// bands; `Z` goes back to the curves, and a second `Z` shows the map without asking again.
 #[test]
-fn similarity_of_two_marked_runs_compares_them() {
+fn landscape_view_draws_marked_runs_curves_and_a_picked_runs_map() {
+    use skiplab::analysis::landscape::Landscape;
+    use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate};
     use skiplab::tui::views::Effect;
     let mut app = lab();
-    residual_mlp_run(&mut app);
-    let topology = app.editor.topology.clone();
+    let topology = residual_mlp_run(&mut app);
     let config = app.form.config();
-    finished_run(&mut app, 2, &topology, config, 0.7, 0.15);
+    finished_run(&mut app, 2, &topology, config, 0.6, 0.1);
     for run in app.cx.runs.all.iter_mut() {
         run.marked = true;
     }
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE));
+    let [Effect::Analyse(request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(request.kind, AnalysisKind::Landscape);
+    let names: Vec<&str> = request.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["run-1", "run-2"]);
+    let curves_ticket = request.ticket;
+    // The map cannot be asked for while the curves are computed.
+    assert!(app
+        .handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE))
+        .is_empty());
+    app.on_analysis(AnalysisUpdate::Landscape {
+        ticket: curves_ticket,
+        result: Ok(vec![bowl(0.4, 1.5), bowl(0.5, 40.0)]),
+    });
+    key(&mut app, KeyCode::Down);
+    let screen = render(&mut app, 100, 30);
+    assert!(
+        screen.contains("run-1, run-2") && screen.contains("log scale"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("landscape_two_runs_100x30", screen);
+
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE));
+    let [Effect::Analyse(map_request)] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(map_request.kind, AnalysisKind::LandscapeMap);
+    assert_eq!(map_request.runs[0].name, "run-2");
+    assert!(map_request.ticket > curves_ticket);
+    app.on_analysis(AnalysisUpdate::Progress {
+        ticket: map_request.ticket,
+        done: 100,
+        total: 441,
+    });
+    // A late answer to the curves' request changes nothing.
+    app.on_analysis(AnalysisUpdate::Landscape {
+        ticket: curves_ticket,
+        result: Err("late".into()),
+    });
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("100 of 441"), "{screen}");
+    // A bowl stretched along β.
+    let axis: Vec<f64> = (0..21).map(|i| -1.0 + 0.1 * f64::from(i)).collect();
+    let loss: Vec<f64> = axis
+        .iter()
+        .flat_map(|a| axis.iter().map(move |b| 0.5 + 8.0 * a * a + 2.0 * b * b))
+        .collect();
+    app.on_analysis(AnalysisUpdate::LandscapeMap {
+        ticket: map_request.ticket,
+        result: Ok(Box::new(Landscape {
+            sharpness: loss.iter().map(|l| l - 0.5).sum::<f64>() / loss.len() as f64,
+            accuracy: vec![0.8; loss.len()],
+            axis,
+            loss,
+            dims: 2,
+            centre_loss: 0.5,
+            samples: 500,
+            seed: 0,
+        })),
+    });
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("run-2 · loss over a plane"), "{screen}");
+    assert!(screen.contains("sharpness 3.667"), "{screen}");
+    insta::assert_snapshot!("landscape_map_100x30", screen);
+    // Back to the curves, and to the map again without a new request.
+    assert!(app
+        .handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE))
+        .is_empty());
+    assert!(render(&mut app, 100, 30).contains("run-1, run-2"));
+    assert!(app
+        .handle_key(KeyEvent::new(KeyCode::Char('Z'), KeyModifiers::NONE))
+        .is_empty());
+    assert!(render(&mut app, 100, 30).contains("loss over a plane"));
+    let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    assert_eq!(effects, [Effect::CancelAnalysis]);
+}
+
+/// With two runs marked, `C` compares the first's layers with the second's, and each with
+/// another seed of its own configuration where the lab has one (its ceiling): run-1's twin is
+/// run-2 (the next seed), run-3 (a plain net) has none. The ceilings stand beside the map, or under
+/// it for the selected layer where the screen is narrow.
+#[test]
+fn similarity_of_two_marked_runs_compares_them_against_their_ceilings() {
+    use skiplab::analysis::cka::LayerCka;
+    use skiplab::tui::views::analysis::{AnalysisUpdate, Similarity};
+    use skiplab::tui::views::Effect;
+    let mut app = lab();
+    let topology = residual_mlp_run(&mut app);
+    let first = app.form.config();
+    let mut config = first.clone();
+    config.seed = first.seed + 1;
+    finished_run(&mut app, 2, &topology, config.clone(), 0.7, 0.15);
+    let mut plain = topology.clone();
+    plain
+        .apply_skips(&"none".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    finished_run(&mut app, 3, &plain, first, 0.6, 0.1);
+    app.cx.runs.all[0].marked = true;
+    app.cx.runs.all[2].marked = true;
     let effects = app.handle_key(KeyEvent::new(KeyCode::Char('C'), KeyModifiers::NONE));
     let [Effect::Analyse(request)] = effects.as_slice() else {
         panic!("{effects:?}")
     };
-    let second = app.cx.runs.all[1].saved_id.clone();
-    assert!(second.is_some());
-    assert_eq!(request.other_run_id, second);
-    assert_eq!(request.run_id, app.cx.runs.all[0].saved_id.clone().unwrap());
+    let id = |i: usize| app.cx.runs.all[i].saved_id.clone().unwrap();
+    assert_eq!(request.runs.len(), 2);
+    assert_eq!(request.runs[0].id, id(0));
+    assert_eq!(request.runs[1].id, id(2));
+    let twin = request.runs[0]
+        .twin
+        .as_ref()
+        .expect("run-2 is run-1's other seed");
+    assert_eq!((twin.id.clone(), twin.name.as_str()), (id(1), "run-2"));
+    assert_eq!(request.runs[1].twin, None);
     let screen = render(&mut app, 100, 24);
-    assert!(screen.contains("run-1 against run-2"), "{screen}");
+    assert!(screen.contains("run-1 against run-3"), "{screen}");
+
+    let names: Vec<String> = (1..=7).map(|l| format!("fc{l}")).collect();
+    let cka: Vec<Vec<f64>> = (0..7)
+        .map(|i: i32| {
+            (0..7)
+                .map(|j: i32| 0.9 - 0.1 * f64::from((i - j).abs()) - 0.02 * f64::from(i))
+                .collect()
+        })
+        .collect();
+    app.on_analysis(AnalysisUpdate::Similarity {
+        ticket: request.ticket,
+        result: Ok(Box::new(Similarity {
+            map: LayerCka {
+                rows: names.clone(),
+                columns: names,
+                cka,
+                samples: 1000,
+                batch: 250,
+            },
+            ceilings: vec![
+                Some((
+                    "run-2".into(),
+                    vec![0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93],
+                )),
+                None,
+            ],
+        })),
+    });
+    key(&mut app, KeyCode::Down);
+    let wide = render(&mut app, 120, 30);
+    assert!(
+        wide.contains("against another seed of itself (ceiling)"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("fc2         0.880     0.980         -"),
+        "{wide}"
+    );
+    assert!(wide.contains("run-1: against run-2"), "{wide}");
+    assert!(wide.contains("run-3: no other seed saved"), "{wide}");
+    insta::assert_snapshot!("similarity_ceilings_120x30", wide);
+    let narrow = render(&mut app, 80, 24);
+    assert!(
+        narrow.contains("fc2 against fc1: CKA 0.780 · run-1 seed to seed 0.980"),
+        "{narrow}"
+    );
 }

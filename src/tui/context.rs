@@ -73,6 +73,8 @@ pub struct Context {
     /// Where `L` reads saved runs (see `LabOptions::read_saves`).
     pub read_saves: Vec<PathBuf>,
     pub runs: RunList,
+    /// The latest analysis request's ticket (each request takes the next).
+    pub analysis_ticket: u64,
 }
 
 impl Context {
@@ -87,6 +89,7 @@ impl Context {
             colours: Colours::Dark,
             ascii: false,
             message: None,
+            analysis_ticket: 0,
             focus: Focus::Topology,
             presets_dir: "presets".into(),
             data_dir: "data".into(),
@@ -94,6 +97,20 @@ impl Context {
             read_saves: Vec::new(),
             runs: RunList::default(),
         }
+    }
+
+    /// A new analysis request's ticket: answers to any earlier one are dropped.
+    pub fn next_ticket(&mut self) -> u64 {
+        self.analysis_ticket += 1;
+        self.analysis_ticket
+    }
+
+    /// Where an analysis looks for saved runs: where the lab saves first, then the folders
+    /// `L` reads.
+    pub fn analysis_folders(&self) -> Vec<PathBuf> {
+        let mut folders: Vec<PathBuf> = self.saves_dir.iter().cloned().collect();
+        folders.extend(self.saved_run_folders());
+        folders
     }
 
     /// Puts `message` in the header.

@@ -8,6 +8,7 @@ pub mod app;
 pub mod context;
 pub mod keys;
 pub mod run_list;
+pub mod studies;
 pub mod ui;
 pub mod views;
 pub mod widgets;
@@ -367,7 +368,8 @@ impl Lab {
                     std::thread::Builder::new()
                         .name("skiplab-analysis".into())
                         .spawn(move || {
-                            let update = analyse(&request, &data_dir, device, &current, &tx);
+                            let update =
+                                studies::answer(&request, &data_dir, device, &current, &tx);
                             if current.load(Ordering::SeqCst) == request.ticket {
                                 let _ = tx.send(AppEvent::Analysis(update));
                             }
@@ -390,140 +392,6 @@ impl Lab {
             }
         }
         Ok(false)
-    }
-}
-
-/// Computes `request` on this thread (not the lab's), telling the lab its progress while
-/// `current` holds its ticket and stopping when it no longer does.
-fn analyse(
-    request: &views::analysis::AnalysisRequest,
-    data_dir: &std::path::Path,
-    device: crate::device::Device,
-    current: &AtomicU64,
-    tx: &Sender<AppEvent>,
-) -> views::analysis::AnalysisUpdate {
-    use views::analysis::{AnalysisKind, AnalysisUpdate};
-    let ticket = request.ticket;
-    let read = || -> Result<(runs::SavedRun, runs::Weights), String> {
-        let dir =
-            runs::find_run_in(&request.folders, &request.run_id).map_err(|e| e.to_string())?;
-        let saved = runs::load_run(&dir).map_err(|e| e.to_string())?;
-        let weights = saved.weights_to_resume().map_err(|e| e.to_string())?;
-        Ok((saved, weights))
-    };
-    match request.kind {
-        AnalysisKind::Usage => AnalysisUpdate::Usage {
-            ticket,
-            result: read().and_then(|(_, w)| {
-                let usage = crate::analysis::usage::edge_usage(&w.topology, &w.params)
-                    .map_err(|e| e.to_string())?;
-                Ok(Box::new((w.topology, usage)))
-            }),
-        },
-        AnalysisKind::Similarity | AnalysisKind::Landscape => {
-            let mut progress = |p: crate::analysis::lesion::Progress| {
-                let going = current.load(Ordering::SeqCst) == ticket;
-                if going {
-                    let update = AnalysisUpdate::Progress {
-                        ticket,
-                        done: p.done,
-                        total: p.total,
-                    };
-                    let _ = tx.send(AppEvent::Analysis(update));
-                }
-                going
-            };
-            let data = read().and_then(|(saved, w)| {
-                let e = &saved.experiment;
-                let data = crate::data::load(e.dataset, data_dir).map_err(|e| e.to_string())?;
-                let split = crate::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
-                Ok((w, split))
-            });
-            // Enough examples for stable values, few enough to answer in seconds.
-            let first = |mut samples: crate::data::Samples, n: usize| {
-                if n < samples.len() {
-                    samples.images.truncate(n * samples.dim());
-                    samples.labels.truncate(n);
-                }
-                samples
-            };
-            match request.kind {
-                AnalysisKind::Similarity => AnalysisUpdate::Similarity {
-                    ticket,
-                    result: data.and_then(|(w, split)| {
-                        let other = match &request.other_run_id {
-                            Some(id) => {
-                                let dir = runs::find_run_in(&request.folders, id)
-                                    .map_err(|e| e.to_string())?;
-                                let saved = runs::load_run(&dir).map_err(|e| e.to_string())?;
-                                Some(saved.weights_to_resume().map_err(|e| e.to_string())?)
-                            }
-                            None => None,
-                        };
-                        let other = other.as_ref().map(|o| (&o.topology, o.params.as_slice()));
-                        crate::analysis::cka::network_cka_on(
-                            device,
-                            (&w.topology, &w.params),
-                            other,
-                            &first(split.test, 1000),
-                            250,
-                            &mut progress,
-                        )
-                        .map(Box::new)
-                        .map_err(|e| e.to_string())
-                    }),
-                },
-                _ => AnalysisUpdate::Landscape {
-                    ticket,
-                    result: data.and_then(|(w, split)| {
-                        let options = crate::analysis::landscape::LandscapeOptions {
-                            points: 41,
-                            ..Default::default()
-                        };
-                        crate::analysis::landscape::landscape_on(
-                            device,
-                            &w.topology,
-                            &w.params,
-                            &first(split.train, 1000),
-                            &options,
-                            &mut progress,
-                        )
-                        .map(Box::new)
-                        .map_err(|e| e.to_string())
-                    }),
-                },
-            }
-        }
-        AnalysisKind::Lesion => {
-            let result = read().and_then(|(saved, w)| {
-                let e = &saved.experiment;
-                let data = crate::data::load(e.dataset, data_dir).map_err(|e| e.to_string())?;
-                let split = crate::data::PreparedData::prepare(&data, e.val_fraction, e.seed);
-                let mut progress = |p: crate::analysis::lesion::Progress| {
-                    let going = current.load(Ordering::SeqCst) == ticket;
-                    if going {
-                        let update = AnalysisUpdate::Progress {
-                            ticket,
-                            done: p.done,
-                            total: p.total,
-                        };
-                        let _ = tx.send(AppEvent::Analysis(update));
-                    }
-                    going
-                };
-                let study = crate::analysis::lesion::lesion_on(
-                    device,
-                    &w.topology,
-                    &w.params,
-                    &split.val,
-                    &Default::default(),
-                    &mut progress,
-                )
-                .map_err(|e| e.to_string())?;
-                Ok(Box::new((w.topology, study)))
-            });
-            AnalysisUpdate::Lesion { ticket, result }
-        }
     }
 }
 

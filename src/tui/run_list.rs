@@ -182,6 +182,22 @@ impl RunList {
     }
 
     /// A row's best validation accuracies, one per sample (seed) that has an epoch.
+    /// Another run of run `i`'s configuration trained from another seed, with saved
+    /// weights: how alike two runs of one configuration are is the similarity's ceiling.
+    pub fn seed_twin(&self, i: usize) -> Option<usize> {
+        let facets: Vec<Vec<Facet>> = self.all.iter().map(Run::facets).collect();
+        let configuration = compare::configurations(&facets)
+            .into_iter()
+            .find(|c| c.members.contains(&i))?;
+        configuration
+            .samples
+            .iter()
+            .filter(|sample| !sample.contains(&i))
+            .flatten()
+            .copied()
+            .find(|&j| self.all[j].saved_id.is_some())
+    }
+
     pub fn best_vals(&self, row: &RowView) -> Vec<f64> {
         compare::sample_means(&row.samples, |i| self.all[i].best_val())
     }

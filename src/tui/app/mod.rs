@@ -13,13 +13,16 @@ use crate::session::SessionEvent;
 use crate::topology::{ImageShape, SkipEdge};
 use crate::train::Command;
 use crate::tui::keys::Action;
-use crate::tui::views::analysis::{AnalysisKind, AnalysisRequest, AnalysisUpdate, Pending};
+use crate::tui::views::analysis::{
+    Analysing, AnalysisKind, AnalysisRequest, AnalysisUpdate, StudiedRun,
+};
 use crate::tui::views::browser::{BrowserItem, RunBrowser};
 use crate::tui::views::compare::CompareView;
 use crate::tui::views::dialogs::{ConfirmDelete, ConfirmQuit, Filter, Help, SaveAs};
 use crate::tui::views::diff::DiffView;
 use crate::tui::views::flow::FlowView;
 use crate::tui::views::landscape::LandscapeView;
+use crate::tui::views::landscape::MAX_CURVES;
 use crate::tui::views::lesion::LesionView;
 use crate::tui::views::list::{self, ListPopup};
 use crate::tui::views::similarity::SimilarityView;
@@ -85,8 +88,6 @@ pub struct App {
     pub mode: Mode,
     /// The signal (SIGTERM, SIGHUP, ...) that closed the lab, if one did.
     pub ended_by_signal: Option<i32>,
-    /// The last analysis asked for (its answers carry it).
-    pub analysis_ticket: u64,
 }
 
 impl App {
@@ -100,7 +101,6 @@ impl App {
             form: TrainForm::default(),
             mode: Mode::Normal,
             ended_by_signal: None,
-            analysis_ticket: 0,
         }
     }
 
@@ -414,96 +414,81 @@ impl App {
 
     /// Opens an analysis view of the selected run and asks the event loop for the study.
     fn open_analysis(&mut self, kind: AnalysisKind) -> Vec<Effect> {
-        // CKA of two runs: the two marked ones, when exactly two are.
-        let marked: Vec<&crate::tui::run_list::Run> =
-            self.cx.runs.all.iter().filter(|r| r.marked).collect();
-        let pair = match (kind, marked.as_slice()) {
-            (AnalysisKind::Similarity, [a, b]) => Some((*a, *b)),
-            _ => None,
+        let runs = &self.cx.runs;
+        let marked: Vec<usize> = (0..runs.all.len())
+            .filter(|&i| runs.all[i].marked)
+            .collect();
+        // CKA of two runs: the two marked ones, when exactly two are; the landscape draws
+        // every marked run's curve; otherwise the selected run.
+        let chosen: Vec<usize> = match kind {
+            AnalysisKind::Similarity if marked.len() == 2 => marked,
+            AnalysisKind::Landscape if !marked.is_empty() => {
+                marked.into_iter().take(MAX_CURVES).collect()
+            }
+            _ => runs.selected.into_iter().collect(),
         };
-        let Some(run) = pair.map(|(a, _)| a).or(self.cx.runs.selected()) else {
+        if chosen.is_empty() {
             self.cx
                 .say("select a run first (J/K): the analyses study a trained run");
             return Vec::new();
-        };
-        let Some(run_id) = run.saved_id.clone() else {
-            self.cx.say(format!(
-                "{} has no saved weights to analyse (the lab saves runs unless --no-save; a run saves after its first epoch)",
-                run.name
-            ));
-            return Vec::new();
-        };
-        let mut name = run.name.clone();
-        let other_run_id = match pair {
-            Some((_, b)) => match &b.saved_id {
-                Some(id) => {
-                    name = format!("{name} against {}", b.name);
-                    Some(id.clone())
-                }
-                None => {
-                    let message = format!("{} has no saved weights to compare", b.name);
-                    self.cx.say(message);
-                    return Vec::new();
-                }
-            },
-            None => None,
-        };
-        self.analysis_ticket += 1;
-        let ticket = self.analysis_ticket;
-        self.mode = match kind {
-            AnalysisKind::Lesion => Mode::Lesion(LesionView::new(ticket, name)),
-            AnalysisKind::Usage => Mode::Usage(UsageView::new(ticket, name)),
-            AnalysisKind::Similarity => Mode::Similarity(SimilarityView::new(ticket, name)),
-            AnalysisKind::Landscape => Mode::Landscape(LandscapeView::new(ticket, name)),
-        };
-        // Where the lab saves first, then the folders `L` reads.
-        let mut folders: Vec<std::path::PathBuf> = self.cx.saves_dir.iter().cloned().collect();
-        folders.extend(self.cx.saved_run_folders());
-        vec![Effect::Analyse(AnalysisRequest {
-            ticket,
+        }
+        let mut studied = Vec::with_capacity(chosen.len());
+        for &i in &chosen {
+            let run = &runs.all[i];
+            let Some(id) = run.saved_id.clone() else {
+                let message = format!(
+                    "{} has no saved weights to analyse (the lab saves runs unless --no-save; a run saves after its first epoch)",
+                    run.name
+                );
+                self.cx.say(message);
+                return Vec::new();
+            };
+            // Two runs compared: each against another seed of itself, as the ceiling.
+            let twin = (kind == AnalysisKind::Similarity && chosen.len() == 2)
+                .then(|| runs.seed_twin(i))
+                .flatten()
+                .and_then(|j| {
+                    Some(Box::new(StudiedRun {
+                        id: runs.all[j].saved_id.clone()?,
+                        name: runs.all[j].name.clone(),
+                        twin: None,
+                    }))
+                });
+            studied.push(StudiedRun {
+                id,
+                name: run.name.clone(),
+                twin,
+            });
+        }
+        let request = AnalysisRequest {
+            ticket: self.cx.next_ticket(),
             kind,
-            run_id,
-            folders,
-            other_run_id,
-        })]
+            runs: studied,
+            folders: self.cx.analysis_folders(),
+        };
+        self.mode = match kind {
+            AnalysisKind::Lesion => Mode::Lesion(LesionView::new(&request)),
+            AnalysisKind::Usage => Mode::Usage(UsageView::new(&request)),
+            AnalysisKind::Similarity => Mode::Similarity(SimilarityView::new(&request)),
+            AnalysisKind::Landscape | AnalysisKind::LandscapeMap => {
+                Mode::Landscape(LandscapeView::new(&request))
+            }
+        };
+        vec![Effect::Analyse(request)]
     }
 
-    /// Takes an analysis's progress or result, if its view still waits for it.
+    /// Hands an analysis's progress or result to its view, if the view still waits for it.
     pub fn on_analysis(&mut self, update: AnalysisUpdate) {
-        let waiting = match &self.mode {
-            Mode::Lesion(v) => v.ticket,
-            Mode::Usage(v) => v.ticket,
-            Mode::Similarity(v) => v.ticket,
-            Mode::Landscape(v) => v.ticket,
+        let view: &mut dyn Analysing = match &mut self.mode {
+            Mode::Lesion(v) => v,
+            Mode::Usage(v) => v,
+            Mode::Similarity(v) => v,
+            Mode::Landscape(v) => v,
             _ => return,
         };
-        // A closed view's, or an earlier request's.
-        if waiting != update.ticket() {
-            return;
-        }
-        fn settled<T>(result: Result<Box<T>, String>) -> Pending<T> {
-            match result {
-                Ok(ready) => Pending::Ready(ready),
-                Err(e) => Pending::Failed(e),
-            }
-        }
-        match (&mut self.mode, update) {
-            (mode, AnalysisUpdate::Progress { done, total, .. }) => match mode {
-                Mode::Lesion(v) => v.state = Pending::Working { done, total },
-                Mode::Usage(v) => v.state = Pending::Working { done, total },
-                Mode::Similarity(v) => v.state = Pending::Working { done, total },
-                Mode::Landscape(v) => v.state = Pending::Working { done, total },
-                _ => {}
-            },
-            (Mode::Lesion(v), AnalysisUpdate::Lesion { result, .. }) => v.state = settled(result),
-            (Mode::Usage(v), AnalysisUpdate::Usage { result, .. }) => v.state = settled(result),
-            (Mode::Similarity(v), AnalysisUpdate::Similarity { result, .. }) => {
-                v.state = settled(result)
-            }
-            (Mode::Landscape(v), AnalysisUpdate::Landscape { result, .. }) => {
-                v.state = settled(result)
-            }
-            _ => {}
+        // Not a closed view's, nor an earlier request's.
+        if view.ticket() == update.ticket() {
+            view.take(update);
         }
     }
 

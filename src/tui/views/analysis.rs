@@ -21,20 +21,57 @@ pub enum AnalysisKind {
     Lesion,
     Usage,
     Similarity,
+    /// The loss along one direction, a curve per run.
     Landscape,
+    /// The loss over a plane (two directions) around the first run's weights.
+    LandscapeMap,
 }
 
-/// An analysis of a saved run, for the event loop to compute.
+/// A saved run an analysis studies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StudiedRun {
+    /// Its folder's name.
+    pub id: String,
+    /// Its name in the lab (`run-3`).
+    pub name: String,
+    /// Another seed of its configuration, for the similarity's seed-to-seed ceiling.
+    pub twin: Option<Box<StudiedRun>>,
+}
+
+/// An analysis of saved runs, for the event loop to compute.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisRequest {
     /// Tells this request's answers from an earlier one's (and cancels it when it changes).
     pub ticket: u64,
     pub kind: AnalysisKind,
-    /// The run's folder name and the folders to look for it in.
-    pub run_id: String,
+    /// The runs studied: lesion, usage and the landscape map study the first; similarity sets
+    /// the first's layers against the second's (or its own); the landscape draws each.
+    pub runs: Vec<StudiedRun>,
+    /// The folders to look for the runs in.
     pub folders: Vec<PathBuf>,
-    /// CKA: the run whose layers are the columns, where two runs are marked.
-    pub other_run_id: Option<String>,
+}
+
+impl AnalysisRequest {
+    /// The runs as a view's title names them: `run-1`, `run-1 against run-2` (similarity),
+    /// `run-1, run-2` (curves).
+    pub fn title(&self) -> String {
+        let names: Vec<&str> = self.runs.iter().map(|r| r.name.as_str()).collect();
+        match self.kind {
+            AnalysisKind::Similarity => names.join(" against "),
+            _ => names.join(", "),
+        }
+    }
+}
+
+/// CKA between runs, as the similarity view shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Similarity {
+    /// The first run's layers against the second's (or its own).
+    pub map: LayerCka,
+    /// Two runs: for each, its seed-to-seed ceiling, layer by layer (the CKA of each layer
+    /// with the same layer of its twin), and the twin's name in the lab; `None` where it has
+    /// no twin.
+    pub ceilings: Vec<Option<(String, Vec<f64>)>>,
 }
 
 /// What the event loop hands back.
@@ -55,9 +92,14 @@ pub enum AnalysisUpdate {
     },
     Similarity {
         ticket: u64,
-        result: Result<Box<LayerCka>, String>,
+        result: Result<Box<Similarity>, String>,
     },
+    /// A curve per run, in the request's order.
     Landscape {
+        ticket: u64,
+        result: Result<Vec<Landscape>, String>,
+    },
+    LandscapeMap {
         ticket: u64,
         result: Result<Box<Landscape>, String>,
     },
@@ -70,7 +112,44 @@ impl AnalysisUpdate {
             | AnalysisUpdate::Lesion { ticket, .. }
             | AnalysisUpdate::Usage { ticket, .. }
             | AnalysisUpdate::Similarity { ticket, .. }
-            | AnalysisUpdate::Landscape { ticket, .. } => *ticket,
+            | AnalysisUpdate::Landscape { ticket, .. }
+            | AnalysisUpdate::LandscapeMap { ticket, .. } => *ticket,
+        }
+    }
+}
+
+/// A view that waits for an analysis: the router hands it the updates of its ticket.
+pub trait Analysing {
+    /// The ticket of the request it waits for.
+    fn ticket(&self) -> u64;
+    /// Takes progress or a result of its request.
+    fn take(&mut self, update: AnalysisUpdate);
+}
+
+/// Waiting, nothing done yet.
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Pending::Working { done: 0, total: 0 }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Takes progress: `true` if `update` was progress.
+    pub fn progress(&mut self, update: &AnalysisUpdate) -> bool {
+        match *update {
+            AnalysisUpdate::Progress { done, total, .. } => {
+                *self = Pending::Working { done, total };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A result as the view holds it.
+    pub fn settled(result: Result<Box<T>, String>) -> Self {
+        match result {
+            Ok(ready) => Pending::Ready(ready),
+            Err(e) => Pending::Failed(e),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::tui::run_list::{RowView, RunList};
 use crate::tui::widgets::{fit, hint_line};
 
 /// Colours that cycle over runs in the compare chart (256-colour safe).
-const RUN_COLORS: [Color; 6] = [
+pub const RUN_COLORS: [Color; 6] = [
     Color::Cyan,
     Color::Magenta,
     Color::Green,

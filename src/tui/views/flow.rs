@@ -11,16 +11,8 @@ use ratatui::Frame;
 use super::{Reply, Request, View};
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
+use crate::tui::widgets::heat_map::{legend, shade};
 use crate::tui::widgets::{fit, hint_line};
-
-/// Shades from small to large gradients (with colours from blue to red).
-const FLOW_SHADES: [(&str, Color); 5] = [
-    ("░", Color::Blue),
-    ("▒", Color::Cyan),
-    ("▓", Color::Green),
-    ("█", Color::Yellow),
-    ("█", Color::Red),
-];
 
 /// A gradient norm in three significant digits: `3.21e-5`.
 fn sci(v: f64) -> String {
@@ -161,12 +153,8 @@ impl View for FlowView {
                     .map(|l| log(l.grad_norm))
                     .collect();
                 let v = values.iter().sum::<f64>() / values.len().max(1) as f64;
-                let level = (((v - lo) / (hi - lo).max(1e-9)) * (FLOW_SHADES.len() - 1) as f64)
-                    .round()
-                    .clamp(0.0, (FLOW_SHADES.len() - 1) as f64)
-                    as usize;
-                let (shade, color) = FLOW_SHADES[level];
-                spans.push(Span::styled(shade, Style::default().fg(color)));
+                let (symbol, color) = shade((v - lo) / (hi - lo).max(1e-9));
+                spans.push(Span::styled(symbol, Style::default().fg(color)));
             }
             spans.push(Span::raw(" ".repeat(columns - slices + 2)));
             let latest = &last.layers[li];
@@ -192,17 +180,15 @@ impl View for FlowView {
         };
         // The shade scale is logarithmic, from the run's smallest norm to its largest.
         let text = Style::default().fg(Color::Yellow);
-        let (lightest, darkest) = (FLOW_SHADES[0], FLOW_SHADES[FLOW_SHADES.len() - 1]);
         let verdict = Span::styled(
             format!("first/last layer |grad|: {}{verdict}   ", sci(ratio)),
             text,
         );
-        let scale = vec![
-            Span::styled(lightest.0, Style::default().fg(lightest.1)),
-            Span::styled(format!(" {} .. ", sci(10f64.powf(lo))), text),
-            Span::styled(darkest.0, Style::default().fg(darkest.1)),
-            Span::styled(format!(" {} (log scale)", sci(10f64.powf(hi))), text),
-        ];
+        let scale = legend(
+            &sci(10f64.powf(lo)),
+            &format!("{} (log scale)", sci(10f64.powf(hi))),
+            text,
+        );
         let lines = match footer_rows {
             1 => vec![Line::from([vec![verdict], scale].concat())],
             _ => vec![Line::from(verdict), Line::from(scale)],

@@ -11,7 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{draw_pending, Pending};
+use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
 use super::topology::diagram::{self, ArcStyle, BOX_ROWS};
 use super::{Effect, Reply, Request, View};
 use crate::analysis::lesion::{Deletion, Lesion};
@@ -48,11 +48,11 @@ pub struct LesionView {
 }
 
 impl LesionView {
-    pub fn new(ticket: u64, run: String) -> Self {
+    pub fn new(request: &AnalysisRequest) -> Self {
         Self {
-            ticket,
-            run,
-            state: Pending::Working { done: 0, total: 0 },
+            ticket: request.ticket,
+            run: request.title(),
+            state: Pending::default(),
             scroll: 0,
         }
     }
@@ -102,6 +102,20 @@ fn tint(buf: &mut Buffer, rect: Rect, colour: Color) {
             if buf[(x, y)].symbol() != " " {
                 buf[(x, y)].set_fg(colour);
             }
+        }
+    }
+}
+
+impl Analysing for LesionView {
+    fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    fn take(&mut self, update: AnalysisUpdate) {
+        if let AnalysisUpdate::Lesion { result, .. } = update {
+            self.state = Pending::settled(result);
+        } else {
+            self.state.progress(&update);
         }
     }
 }

@@ -2,7 +2,10 @@
 //! layers of the selected run (or, with two runs marked, between the first's layers and the
 //! second's), on test examples: a layer × layer heat map on CKA's own scale
 //! (0 to 1). A very deep plain net shows a block of near-identical late layers, a ResNet a
-//! grid. The arrows pick a cell; its value shows below.
+//! grid. The arrows pick a cell; its value shows below. For two runs, each one's
+//! seed-to-seed ceiling stands beside the map: the CKA of each layer with the same layer of
+//! another seed of the same configuration, which is as alike as two runs can be expected to
+//! be (Kornblith et al.'s comparison of architectures).
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,38 +14,96 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{draw_pending, Pending};
+use super::analysis::{
+    draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending, Similarity,
+};
 use super::{Effect, Reply, Request, View};
-use crate::analysis::cka::LayerCka;
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
+use crate::tui::widgets::heat_map::{legend, HeatMap};
 use crate::tui::widgets::{fit, hint_line};
-
-/// Shades for CKA from 0 to 1 in fifths.
-const SHADES: [(&str, Color); 5] = [
-    ("░", Color::Blue),
-    ("▒", Color::Cyan),
-    ("▓", Color::Green),
-    ("█", Color::Yellow),
-    ("█", Color::Red),
-];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimilarityView {
     pub ticket: u64,
     pub run: String,
-    pub state: Pending<LayerCka>,
+    /// The runs compared, by name (one: a run with itself).
+    pub names: Vec<String>,
+    pub state: Pending<Similarity>,
     /// The selected cell: (row, column).
     pub cell: (usize, usize),
 }
 
 impl SimilarityView {
-    pub fn new(ticket: u64, run: String) -> Self {
+    pub fn new(request: &AnalysisRequest) -> Self {
         Self {
-            ticket,
-            run,
-            state: Pending::Working { done: 0, total: 0 },
+            ticket: request.ticket,
+            run: request.title(),
+            names: request.runs.iter().map(|r| r.name.clone()).collect(),
+            state: Pending::default(),
             cell: (0, 0),
+        }
+    }
+
+    /// Two runs: a line per layer, the two runs' CKA at that layer beside each one's
+    /// seed-to-seed ceiling (how alike two seeds of it are there).
+    fn ceiling_rows(&self, similarity: &Similarity, width: usize) -> Vec<Line<'static>> {
+        let map = &similarity.map;
+        let n = map.rows.len().min(map.columns.len());
+        let short = |name: &str| -> String { name.chars().take(9).collect() };
+        let mut header = format!("{:<8}{:>9}", "layer", "between");
+        for name in &self.names {
+            header.push_str(&format!(" {:>9}", short(name)));
+        }
+        let mut lines = vec![
+            Line::from("CKA at each layer").bold(),
+            Line::from(header).bold(),
+        ];
+        for i in 0..n {
+            let mut text = format!("{:<8}{:>9.3}", short(&map.rows[i]), map.cka[i][i]);
+            for ceiling in &similarity.ceilings {
+                match ceiling.as_ref().and_then(|(_, d)| d.get(i)) {
+                    Some(v) => text.push_str(&format!(" {v:>9.3}")),
+                    None => text.push_str(&format!(" {:>9}", "-")),
+                }
+            }
+            let mut line = Line::from(fit(&text, width));
+            if i == self.cell.0 {
+                line = line.style(Style::default().fg(Color::Yellow));
+            }
+            lines.push(line);
+        }
+        lines.push(Line::from(""));
+        let note = Style::default().fg(Color::DarkGray);
+        lines.push(Line::styled(
+            fit("between: the two runs; then each run", width),
+            note,
+        ));
+        lines.push(Line::styled(
+            fit("against another seed of itself (ceiling)", width),
+            note,
+        ));
+        for (name, ceiling) in self.names.iter().zip(&similarity.ceilings) {
+            let text = match ceiling {
+                Some((twin, _)) => format!("{name}: against {twin}"),
+                None => format!("{name}: no other seed saved"),
+            };
+            lines.push(Line::styled(fit(&text, width), note));
+        }
+        lines
+    }
+}
+
+impl Analysing for SimilarityView {
+    fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    fn take(&mut self, update: AnalysisUpdate) {
+        if let AnalysisUpdate::Similarity { result, .. } = update {
+            self.state = Pending::settled(result);
+        } else {
+            self.state.progress(&update);
         }
     }
 }
@@ -50,7 +111,7 @@ impl SimilarityView {
 impl View for SimilarityView {
     fn key(&mut self, key: KeyEvent, cx: &mut Context) -> Reply {
         let (rows, cols) = match &self.state {
-            Pending::Ready(c) => (c.rows.len(), c.columns.len()),
+            Pending::Ready(s) => (s.map.rows.len(), s.map.columns.len()),
             _ => (0, 0),
         };
         let (r, c) = self.cell;
@@ -71,11 +132,12 @@ impl View for SimilarityView {
         let [body, hints] =
             Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
         frame.render_widget(Paragraph::new(self.hints(cx).unwrap_or_default()), hints);
-        let Pending::Ready(cka) = &self.state else {
+        let Pending::Ready(similarity) = &self.state else {
             let title = format!(" Similarity (CKA): {} ", self.run);
             draw_pending(frame, body, &title, "CKA", &self.state);
             return;
         };
+        let cka = &similarity.map;
         let title = format!(
             " Similarity: {} · linear CKA between layers on {} test examples (0 unlike .. 1 alike) ",
             self.run, cka.samples
@@ -85,63 +147,74 @@ impl View for SimilarityView {
             .title(fit(&title, area.width as usize - 2));
         let inner = block.inner(body);
         frame.render_widget(block, body);
-        let label = 8usize;
-        let cols = cka.columns.len().max(1);
-        let width = ((inner.width as usize).saturating_sub(label) / cols).clamp(1, 7);
         let footer = 3u16;
-        let shown = inner.height.saturating_sub(1 + footer) as usize;
-        let (row, _) = self.cell;
-        let first = row.saturating_sub(shown.saturating_sub(1));
-        let mut header = format!("{:<label$}", "");
-        for name in &cka.columns {
-            let text: String = name.chars().take(width.saturating_sub(1).max(1)).collect();
-            header.push_str(&format!("{text:<width$}"));
-        }
-        let mut lines = vec![Line::from(header).bold()];
-        for (i, values) in cka.cka.iter().enumerate().skip(first).take(shown) {
-            let mut spans = vec![Span::raw(format!("{:<label$}", cka.rows[i]))];
-            for (j, v) in values.iter().enumerate() {
-                let level = (v.clamp(0.0, 1.0) * (SHADES.len() - 1) as f64).round() as usize;
-                let (shade, colour) = SHADES[level];
-                let mut style = Style::default().fg(colour);
-                if (i, j) == self.cell {
-                    style = style.bg(Color::White);
-                }
-                let fill = width.saturating_sub(1).max(1);
-                spans.push(Span::styled(shade.repeat(fill), style));
-                spans.push(Span::raw(" ".repeat(width - fill)));
+        // Two runs: the ceilings beside the map where there is room, else under it.
+        let side = 20 + 10 * self.names.len() as u16;
+        let (map_area, table_area) = match similarity.ceilings.is_empty() {
+            true => (inner, None),
+            false if inner.width >= 2 * side => {
+                let [map, _, table] = Layout::horizontal([
+                    Constraint::Min(20),
+                    Constraint::Length(2),
+                    Constraint::Length(side),
+                ])
+                .areas(inner);
+                (map, Some(table))
             }
-            lines.push(Line::from(spans));
+            false => (inner, None),
+        };
+        let heat_map = HeatMap {
+            corner: String::new(),
+            rows: cka.rows.clone(),
+            columns: cka.columns.clone(),
+            shares: cka
+                .cka
+                .iter()
+                .map(|row| row.iter().map(|&v| Some(v)).collect())
+                .collect(),
+            selected: self.cell,
+        };
+        let lines = heat_map.lines(
+            map_area.width as usize,
+            map_area.height.saturating_sub(footer) as usize,
+        );
+        frame.render_widget(Paragraph::new(lines), map_area);
+        if let Some(table) = table_area {
+            let lines = self.ceiling_rows(similarity, table.width as usize);
+            frame.render_widget(Paragraph::new(lines), table);
         }
-        frame.render_widget(Paragraph::new(lines), inner);
         let (r, c) = self.cell;
         let text = Style::default().fg(Color::Yellow);
         let value = cka.cka.get(r).and_then(|row| row.get(c)).copied();
-        let selected = format!(
+        let mut selected = format!(
             "{} against {}: CKA {}",
             cka.rows.get(r).cloned().unwrap_or_default(),
             cka.columns.get(c).cloned().unwrap_or_default(),
             value.map_or("-".into(), |v| format!("{v:.3}")),
         );
-        let scale = Line::from(vec![
-            Span::styled(SHADES[0].0, Style::default().fg(SHADES[0].1)),
-            Span::styled(" 0 .. ", text),
-            Span::styled(SHADES[4].0, Style::default().fg(SHADES[4].1)),
-            Span::styled(
-                format!(" 1 · minibatch CKA, batches of {}", cka.batch),
-                text,
-            ),
-        ]);
+        // Under the map where the table has no room: the selected row's ceilings.
+        if table_area.is_none() {
+            for (name, ceiling) in self.names.iter().zip(&similarity.ceilings) {
+                if let Some(v) = ceiling.as_ref().and_then(|(_, d)| d.get(r)) {
+                    selected.push_str(&format!(" · {name} seed to seed {v:.3}"));
+                }
+            }
+        }
+        let mut scale = legend("0", "1", text);
+        scale.push(Span::styled(
+            format!(" · minibatch CKA, batches of {}", cka.batch),
+            text,
+        ));
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(""),
-                Line::styled(fit(&selected, inner.width as usize), text),
-                scale,
+                Line::styled(fit(&selected, map_area.width as usize), text),
+                Line::from(scale),
             ]),
             Rect::new(
-                inner.x,
-                inner.bottom().saturating_sub(footer),
-                inner.width,
+                map_area.x,
+                map_area.bottom().saturating_sub(footer),
+                map_area.width,
                 footer,
             ),
         );

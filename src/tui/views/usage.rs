@@ -5,27 +5,19 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style, Stylize};
+use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{draw_pending, Pending};
+use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
 use super::{Effect, Reply, Request, View};
 use crate::analysis::usage::{EdgeUsage, Reading};
 use crate::topology::Topology;
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
+use crate::tui::widgets::heat_map::{legend, HeatMap};
 use crate::tui::widgets::{fit, hint_line};
-
-/// Shades from light to heavy use (the flow view's).
-const SHADES: [(&str, Color); 5] = [
-    ("░", Color::Blue),
-    ("▒", Color::Cyan),
-    ("▓", Color::Green),
-    ("█", Color::Yellow),
-    ("█", Color::Red),
-];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UsageView {
@@ -37,11 +29,11 @@ pub struct UsageView {
 }
 
 impl UsageView {
-    pub fn new(ticket: u64, run: String) -> Self {
+    pub fn new(request: &AnalysisRequest) -> Self {
         Self {
-            ticket,
-            run,
-            state: Pending::Working { done: 0, total: 0 },
+            ticket: request.ticket,
+            run: request.title(),
+            state: Pending::default(),
             cell: None,
         }
     }
@@ -69,6 +61,20 @@ impl UsageView {
         };
         if let Some(&c) = next {
             self.cell = Some(c);
+        }
+    }
+}
+
+impl Analysing for UsageView {
+    fn ticket(&self) -> u64 {
+        self.ticket
+    }
+
+    fn take(&mut self, update: AnalysisUpdate) {
+        if let AnalysisUpdate::Usage { result, .. } = update {
+            self.state = Pending::settled(result);
+        } else {
+            self.state.progress(&update);
         }
     }
 }
@@ -130,53 +136,34 @@ impl View for UsageView {
                 .map(|(_, &v)| v)
                 .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
         };
-        let label_width = 8usize;
-        // Cells as wide as the screen allows, up to the width of a layer's name.
-        let room = (inner.width as usize).saturating_sub(label_width + 1);
-        let cell_width = (room / targets.len().max(1)).clamp(1, 7);
         let footer = 3u16;
-        let rows = (inner.height.saturating_sub(1 + footer)) as usize;
-        // Sources in view: a window around the selected one.
-        let at = sources.iter().position(|&s| s == cell.0).unwrap_or(0);
-        let start = at
-            .saturating_sub(rows.saturating_sub(1))
-            .min(sources.len().saturating_sub(rows));
         let name = |l: usize| usage.layers.get(l).cloned().unwrap_or_default();
-        let mut header = format!("{:<label_width$}", "from\\to");
-        for &t in &targets {
-            let text: String = name(t)
-                .chars()
-                .take(cell_width.saturating_sub(1).max(1))
-                .collect();
-            header.push_str(&format!("{text:<cell_width$}"));
-        }
-        let mut lines = vec![Line::from(header).bold()];
-        for &s in sources.iter().skip(start).take(rows) {
-            let mut spans = vec![Span::raw(format!("{:<label_width$}", name(s)))];
-            for &t in &targets {
-                let width = cell_width.saturating_sub(1).max(1);
-                let gap = " ".repeat(cell_width - width);
-                match map.get(&(s, t)) {
-                    Some(&v) => {
-                        let (lo, hi) = column_range(t);
-                        let share = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
-                        let level = (share * (SHADES.len() - 1) as f64).round() as usize;
-                        let (shade, colour) = SHADES[level.min(SHADES.len() - 1)];
-                        let mut style = Style::default().fg(colour);
-                        if (s, t) == cell {
-                            style = style.bg(Color::White);
-                        }
-                        spans.push(Span::styled(shade.repeat(width), style));
-                    }
-                    None => spans.push(Span::styled(
-                        format!("{:<width$}", "·"),
-                        Style::default().fg(Color::DarkGray),
-                    )),
-                }
-                spans.push(Span::raw(gap));
-            }
-            lines.push(Line::from(spans));
-        }
+        let heat_map = HeatMap {
+            corner: "from\\to".into(),
+            rows: sources.iter().map(|&s| name(s)).collect(),
+            columns: targets.iter().map(|&t| name(t)).collect(),
+            shares: sources
+                .iter()
+                .map(|&s| {
+                    targets
+                        .iter()
+                        .map(|&t| {
+                            let v = *map.get(&(s, t))?;
+                            let (lo, hi) = column_range(t);
+                            Some(if hi > lo { (v - lo) / (hi - lo) } else { 1.0 })
+                        })
+                        .collect()
+                })
+                .collect(),
+            selected: (
+                sources.iter().position(|&s| s == cell.0).unwrap_or(0),
+                targets.iter().position(|&t| t == cell.1).unwrap_or(0),
+            ),
+        };
+        let lines = heat_map.lines(
+            inner.width as usize,
+            inner.height.saturating_sub(footer) as usize,
+        );
         frame.render_widget(Paragraph::new(lines), inner);
         // The selected cell, its blocks, and the scale.
         let blocks: Vec<String> = usage
@@ -206,16 +193,11 @@ impl View for UsageView {
             .iter()
             .filter(|b| b.reading == Reading::Identity)
             .count();
-        let scale = vec![
-            Span::styled(SHADES[0].0, Style::default().fg(SHADES[0].1)),
-            Span::styled(" a column's smallest .. ", text),
-            Span::styled(SHADES[4].0, Style::default().fg(SHADES[4].1)),
-            Span::styled(" its largest (linear)", text),
-            Span::raw(match identities {
-                0 => String::new(),
-                n => format!("  · {n} identity shortcut(s): no weights"),
-            }),
-        ];
+        let mut scale = legend("a column's smallest", "its largest (linear)", text);
+        scale.push(Span::raw(match identities {
+            0 => String::new(),
+            n => format!("  · {n} identity shortcut(s): no weights"),
+        }));
         let footer_area = Rect::new(
             inner.x,
             inner.bottom().saturating_sub(footer),

@@ -1,6 +1,10 @@
 //! Drawing pieces every view uses: cutting text to a width, popups centred on the screen,
 //! dialogs, the hint bar, and the passes over the finished screen that recolour it for a
-//! light background or none, and replace Unicode for terminals without it.
+//! light background or none, and replace Unicode for terminals without it; the heat map
+//! the matrix views share and the contour map of a landscape.
+
+pub mod contour;
+pub mod heat_map;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
