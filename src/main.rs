@@ -43,7 +43,7 @@ enum Command {
     Compare(cli::compare::CompareArgs),
     /// Saved runs' metrics as one long-format CSV, or their accuracy curves as an SVG chart.
     Export(cli::export::ExportArgs),
-    /// Analyses of saved runs' trained networks: edge usage and lesion studies.
+    /// Analyses of saved runs' trained networks: lesion studies, edge usage, layer similarity (CKA) and loss landscapes.
     Analyze(cli::analyze::AnalyzeArgs),
     /// Grids of runs from a sweep file: plan, run here, emit for Slurm or GNU parallel, report.
     Sweep(cli::sweep::SweepArgs),

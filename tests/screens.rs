@@ -1257,7 +1257,10 @@ fn landscape_view_draws_marked_runs_curves_and_a_picked_runs_map() {
     });
     let screen = render(&mut app, 100, 30);
     assert!(screen.contains("run-2 · loss over a plane"), "{screen}");
-    assert!(screen.contains("sharpness 3.667"), "{screen}");
+    assert!(
+        screen.contains("sharpness 3.667 over the plane"),
+        "{screen}"
+    );
     insta::assert_snapshot!("landscape_map_100x30", screen);
     // Back to the curves, and to the map again without a new request.
     assert!(app

@@ -227,7 +227,7 @@ impl LandscapeView {
         let mut lines = vec![
             Line::from(format!("α up, β right, ±{range:.1}; ● the weights")),
             Line::from(format!("{points} × {points} points")),
-            Line::from(format!("sharpness {:.3}", map.sharpness)),
+            Line::from(format!("sharpness {:.3} over the plane", map.sharpness)),
             Line::from(format!("loss at the weights {:.3}", map.centre_loss)),
             Line::from(""),
             Line::from("loss in each band:").bold(),

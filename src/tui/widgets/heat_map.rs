@@ -21,6 +21,9 @@ pub fn shade(share: f64) -> (&'static str, Color) {
     SHADES[(share.clamp(0.0, 1.0) * top).round() as usize]
 }
 
+/// What the selected cell shows.
+const SELECTED: &str = "◆";
+
 /// The scale's ends as a legend: `░ low .. █ high`.
 pub fn legend(low: &str, high: &str, style: Style) -> Vec<Span<'static>> {
     let (first, last) = (SHADES[0], SHADES[SHADES.len() - 1]);
@@ -65,8 +68,7 @@ impl HeatMap {
             .min(self.rows.len().saturating_sub(shown));
         let mut header = format!("{:<LABEL_WIDTH$}", self.corner);
         for name in &self.columns {
-            let text: String = name.chars().take(fill).collect();
-            header.push_str(&format!("{text:<cell$}"));
+            header.push_str(&format!("{:<cell$}", column_label(name, fill)));
         }
         let mut lines = vec![Line::from(header).bold()];
         for (i, label) in self.rows.iter().enumerate().skip(first).take(shown) {
@@ -76,11 +78,15 @@ impl HeatMap {
                 match self.shares.get(i).and_then(|r| r.get(j)).copied().flatten() {
                     Some(share) => {
                         let (symbol, colour) = shade(share);
-                        let mut style = Style::default().fg(colour);
-                        if (i, j) == (row, column) {
-                            style = style.bg(Color::White);
-                        }
-                        spans.push(Span::styled(symbol.repeat(fill), style));
+                        // The selected cell: dark diamonds on its colour (a background
+                        // would not show behind a full block).
+                        spans.push(match (i, j) == (row, column) {
+                            true => Span::styled(
+                                SELECTED.repeat(fill),
+                                Style::default().fg(Color::Black).bg(colour),
+                            ),
+                            false => Span::styled(symbol.repeat(fill), Style::default().fg(colour)),
+                        });
                     }
                     None => spans.push(Span::styled(
                         format!("{:<fill$}", "·"),
@@ -92,6 +98,19 @@ impl HeatMap {
             lines.push(Line::from(spans));
         }
         lines
+    }
+}
+
+/// A column's name in `width` characters: whole where it fits, else its number (`fc18` is
+/// `18`: the rows name the layers in full), else its first characters.
+fn column_label(name: &str, width: usize) -> String {
+    if name.chars().count() <= width {
+        return name.to_string();
+    }
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    match digits {
+        d if d > 0 && d <= width => name[name.len() - d..].to_string(),
+        _ => name.chars().take(width).collect(),
     }
 }
 
@@ -114,6 +133,15 @@ mod tests {
     }
 
     #[test]
+    fn narrow_columns_are_labelled_by_their_layer_number() {
+        assert_eq!(column_label("fc3", 6), "fc3");
+        assert_eq!(column_label("fc18", 2), "18");
+        assert_eq!(column_label("conv7", 3), "7");
+        assert_eq!(column_label("head", 2), "he");
+        assert_eq!(column_label("fc123", 2), "fc");
+    }
+
+    #[test]
     fn rows_scroll_to_keep_the_selected_one_shown() {
         let names: Vec<String> = (0..10).map(|i| format!("fc{i}")).collect();
         let map = HeatMap {
@@ -131,13 +159,14 @@ mod tests {
         // Rows 5..=8 shown: the selected one last.
         assert!(text(&lines[1]).starts_with("fc5"), "{}", text(&lines[1]));
         assert!(text(&lines[4]).starts_with("fc8"));
-        // Empty cells are dots; the selected cell has a background.
+        // Empty cells are dots; the selected cell shows diamonds on its shade's colour.
         assert!(text(&lines[4]).contains('·'));
-        let selected = lines[4]
+        let selected: Vec<&Span> = lines[4]
             .spans
             .iter()
-            .filter(|s| s.style.bg.is_some())
-            .count();
-        assert_eq!(selected, 1);
+            .filter(|s| s.content.contains(SELECTED))
+            .collect();
+        assert_eq!(selected.len(), 1);
+        assert_eq!(selected[0].style.bg, Some(SHADES[4].1));
     }
 }
