@@ -393,10 +393,7 @@ fn lesion_of_a_reloaded_run_equals_lesion_in_memory() {
     assert_eq!(seen.last(), Some(&Progress { done: 6, total: 6 }));
     // Cancelling stops the study.
     let cancelled = lesion(&dev, &t, &params, val, &options, &mut |p| p.done < 2);
-    assert_eq!(
-        cancelled,
-        Err(skiplab::analysis::lesion::LesionError::Cancelled)
-    );
+    assert_eq!(cancelled, Err(skiplab::analysis::StudyError::Cancelled));
 }
 
 /// Veit et al.: deleting a block from a residual network costs little, deleting a layer from

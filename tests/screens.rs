@@ -1101,7 +1101,6 @@ fn edge_usage_view_maps_what_each_layer_reads() {
 /// landscape view (`Z`): its loss along a filter-normalised direction, with the sharpness.
 #[test]
 fn similarity_and_landscape_views_show_the_runs_studies() {
-    use skiplab::analysis::cka::LayerCka;
     use skiplab::tui::views::analysis::{AnalysisKind, AnalysisUpdate, Similarity};
     use skiplab::tui::views::Effect;
     let mut app = lab();
@@ -1112,24 +1111,10 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
     };
     assert_eq!(request.kind, AnalysisKind::Similarity);
     // Neighbouring layers alike, far ones less so.
-    let names: Vec<String> = (1..=7).map(|l| format!("fc{l}")).collect();
-    let cka: Vec<Vec<f64>> = (0..7)
-        .map(|i: i32| {
-            (0..7)
-                .map(|j: i32| 1.0 - 0.12 * f64::from((i - j).abs()))
-                .collect()
-        })
-        .collect();
     app.on_analysis(AnalysisUpdate::Similarity {
         ticket: request.ticket,
         result: Ok(Box::new(Similarity {
-            map: LayerCka {
-                rows: names.clone(),
-                columns: names,
-                cka,
-                samples: 1000,
-                batch: 250,
-            },
+            map: seven_layer_cka(|i, j| 1.0 - 0.12 * f64::from((i - j).abs())),
             ceilings: Vec::new(),
         })),
     });
@@ -1160,6 +1145,21 @@ fn similarity_and_landscape_views_show_the_runs_studies() {
     insta::assert_snapshot!("landscape_160x48", render(&mut app, 160, 48));
     let effects = app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
     assert_eq!(effects, [Effect::CancelAnalysis]);
+}
+
+/// CKA between the layers fc1..fc7 of two runs: `value(i, j)` for layers i + 1 and j + 1,
+/// on 1,000 examples in batches of 250.
+fn seven_layer_cka(value: impl Fn(i32, i32) -> f64) -> skiplab::analysis::cka::LayerCka {
+    let names: Vec<String> = (1..=7).map(|l| format!("fc{l}")).collect();
+    skiplab::analysis::cka::LayerCka {
+        rows: names.clone(),
+        columns: names,
+        cka: (0..7)
+            .map(|i| (0..7).map(|j| value(i, j)).collect())
+            .collect(),
+        samples: 1000,
+        batch: 250,
+    }
 }
 
 /// A 1-D landscape on 21 points over [-1, 1]: `centre + curvature α²`.
@@ -1281,7 +1281,6 @@ fn landscape_view_draws_marked_runs_curves_and_a_picked_runs_map() {
 /// it for the selected layer where the screen is narrow.
 #[test]
 fn similarity_of_two_marked_runs_compares_them_against_their_ceilings() {
-    use skiplab::analysis::cka::LayerCka;
     use skiplab::tui::views::analysis::{AnalysisUpdate, Similarity};
     use skiplab::tui::views::Effect;
     let mut app = lab();
@@ -1314,24 +1313,10 @@ fn similarity_of_two_marked_runs_compares_them_against_their_ceilings() {
     let screen = render(&mut app, 100, 24);
     assert!(screen.contains("run-1 against run-3"), "{screen}");
 
-    let names: Vec<String> = (1..=7).map(|l| format!("fc{l}")).collect();
-    let cka: Vec<Vec<f64>> = (0..7)
-        .map(|i: i32| {
-            (0..7)
-                .map(|j: i32| 0.9 - 0.1 * f64::from((i - j).abs()) - 0.02 * f64::from(i))
-                .collect()
-        })
-        .collect();
     app.on_analysis(AnalysisUpdate::Similarity {
         ticket: request.ticket,
         result: Ok(Box::new(Similarity {
-            map: LayerCka {
-                rows: names.clone(),
-                columns: names,
-                cka,
-                samples: 1000,
-                batch: 250,
-            },
+            map: seven_layer_cka(|i, j| 0.9 - 0.1 * f64::from((i - j).abs()) - 0.02 * f64::from(i)),
             ceilings: vec![
                 Some((
                     "run-2".into(),

@@ -10,12 +10,13 @@
 //! end. The functions follow google-research's CKA demo line by line
 //! (`bench/cka_reference.py` is that code, and the tests compare against it).
 
+use super::StudyError;
 use serde::Serialize;
 
 use super::lesion::Progress;
 use crate::data::Samples;
 use crate::net::ops::NetDevice;
-use crate::net::{HostParam, Network};
+use crate::net::HostParam;
 use crate::topology::Topology;
 
 /// One layer's activations of n examples, row-major: `rows` examples × `cols` features.
@@ -198,21 +199,6 @@ pub struct LayerCka {
     pub batch: usize,
 }
 
-/// What stopped a CKA study.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum CkaError {
-    #[error("the weights do not fit the topology: {0}")]
-    Weights(String),
-    #[error("the samples have {found} values each; the network reads {expected}")]
-    Samples { expected: usize, found: usize },
-    #[error("CKA needs at least 4 samples in a batch; there are {0}")]
-    TooFew(usize),
-    #[error("cancelled")]
-    Cancelled,
-    #[error("{0}")]
-    Device(String),
-}
-
 /// A network to compare: its topology and weights (as saved).
 pub type Trained<'a> = (&'a Topology, &'a [HostParam]);
 
@@ -227,24 +213,13 @@ pub fn network_cka<D: NetDevice<f32>>(
     samples: &Samples,
     batch: usize,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<LayerCka, CkaError> {
-    let build = |(topology, params): Trained<'_>| {
-        if samples.dim() != topology.input_len() {
-            return Err(CkaError::Samples {
-                expected: topology.input_len(),
-                found: samples.dim(),
-            });
-        }
-        let mut net = Network::<f32, D>::new(topology.clone(), dev, 0)
-            .map_err(|e| CkaError::Weights(e.to_string()))?;
-        net.import(params).map_err(CkaError::Weights)?;
-        Ok(net)
-    };
+) -> Result<LayerCka, StudyError> {
+    let build = |(topology, params): Trained<'_>| super::trained(dev, topology, params, samples);
     let net_a = build(a)?;
     let net_b = b.map(build).transpose()?;
     let batch = batch.min(samples.len());
     if batch < 4 {
-        return Err(CkaError::TooFew(batch));
+        return Err(StudyError::TooFew(batch));
     }
     let names = |t: &Topology| super::layer_names(t);
     let (names_a, names_b) = (names(a.0), names(b.unwrap_or(a).0));
@@ -283,7 +258,7 @@ pub fn network_cka<D: NetDevice<f32>>(
         );
         acc.add(&xa, &xb);
         if !progress(Progress { done: k + 1, total }) {
-            return Err(CkaError::Cancelled);
+            return Err(StudyError::Cancelled);
         }
     }
     Ok(LayerCka {
@@ -303,8 +278,8 @@ pub fn network_cka_on(
     samples: &Samples,
     batch: usize,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<LayerCka, CkaError> {
-    on_device!(device, 0, CkaError::Device, |dev| network_cka(
+) -> Result<LayerCka, StudyError> {
+    on_device!(device, 0, StudyError::Device, |dev| network_cka(
         &dev, a, b, samples, batch, progress
     ))
 }

@@ -14,6 +14,7 @@
 //! same directions to networks of the same shapes (before normalisation, which follows each
 //! network's own weights).
 
+use super::StudyError;
 use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
@@ -22,7 +23,7 @@ use serde::Serialize;
 use super::lesion::Progress;
 use crate::data::Samples;
 use crate::net::ops::NetDevice;
-use crate::net::{HostParam, Network};
+use crate::net::HostParam;
 use crate::topology::Topology;
 use crate::train::Evaluator;
 
@@ -168,23 +169,6 @@ pub fn axis(points: usize, range: f64) -> Vec<f64> {
     }
 }
 
-/// What stopped a landscape.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LandscapeError {
-    #[error("the weights do not fit the topology: {0}")]
-    Weights(String),
-    #[error("the samples have {found} values each; the network reads {expected}")]
-    Samples { expected: usize, found: usize },
-    #[error("a landscape has 1 or 2 dimensions, at least 1 point per axis and a positive range")]
-    Grid,
-    #[error("there are no samples to evaluate on")]
-    NoSamples,
-    #[error("cancelled")]
-    Cancelled,
-    #[error("{0}")]
-    Device(String),
-}
-
 /// The landscape of `topology` with `params` over `samples` (a fixed training subset), on
 /// `dev`. `progress` hears of every grid point and stops the study by returning `false`.
 pub fn landscape<D: NetDevice<f32>>(
@@ -194,26 +178,15 @@ pub fn landscape<D: NetDevice<f32>>(
     samples: &Samples,
     options: &LandscapeOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<Landscape, LandscapeError> {
+) -> Result<Landscape, StudyError> {
     if !(1..=2).contains(&options.dims)
         || options.points == 0
         || options.range.is_nan()
         || options.range <= 0.0
     {
-        return Err(LandscapeError::Grid);
+        return Err(StudyError::Grid);
     }
-    if samples.is_empty() {
-        return Err(LandscapeError::NoSamples);
-    }
-    if samples.dim() != topology.input_len() {
-        return Err(LandscapeError::Samples {
-            expected: topology.input_len(),
-            found: samples.dim(),
-        });
-    }
-    let mut net = Network::<f32, D>::new(topology.clone(), dev, 0)
-        .map_err(|e| LandscapeError::Weights(e.to_string()))?;
-    net.import(params).map_err(LandscapeError::Weights)?;
+    let mut net = super::trained(dev, topology, params, samples)?;
     let mut evaluator = Evaluator::default();
     let centre_loss = evaluator.evaluate(&net, samples).0;
     let d1 = direction(params, options.seed);
@@ -231,12 +204,12 @@ pub fn landscape<D: NetDevice<f32>>(
     for (k, (alpha, beta)) in grid.into_iter().enumerate() {
         let second = d2.as_ref().zip(beta);
         let point = moved(params, &d1, alpha, second);
-        net.import(&point).map_err(LandscapeError::Weights)?;
+        net.import(&point).map_err(StudyError::Weights)?;
         let (l, a) = evaluator.evaluate(&net, samples);
         loss.push(l);
         accuracy.push(a);
         if !progress(Progress { done: k + 1, total }) {
-            return Err(LandscapeError::Cancelled);
+            return Err(StudyError::Cancelled);
         }
     }
     let sharpness = loss.iter().map(|l| l - centre_loss).sum::<f64>() / loss.len() as f64;
@@ -260,8 +233,8 @@ pub fn landscape_on(
     samples: &Samples,
     options: &LandscapeOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<Landscape, LandscapeError> {
-    on_device!(device, 0, LandscapeError::Device, |dev| landscape(
+) -> Result<Landscape, StudyError> {
+    on_device!(device, 0, StudyError::Device, |dev| landscape(
         &dev, topology, params, samples, options, progress
     ))
 }

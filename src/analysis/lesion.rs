@@ -19,6 +19,7 @@
 //! Everything is evaluated in evaluation mode (batch norm's running estimates) on the device
 //! given, over the samples given. No terminal, no files.
 
+use super::StudyError;
 use std::collections::BTreeSet;
 
 use rand::seq::index::sample;
@@ -131,21 +132,6 @@ impl Default for LesionOptions {
             seed: 0,
         }
     }
-}
-
-/// The study could not run.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum LesionError {
-    #[error("the weights do not fit the topology: {0}")]
-    Weights(String),
-    #[error("the samples have {found} values each; the network reads {expected}")]
-    Samples { expected: usize, found: usize },
-    #[error("there are no samples to evaluate on")]
-    NoSamples,
-    #[error("cancelled")]
-    Cancelled,
-    #[error("{0}")]
-    Device(String),
 }
 
 /// The hidden layers a lesion study lists: an MLP's hidden layers, a CNN's convolutions and
@@ -413,19 +399,8 @@ pub fn lesion<D: NetDevice<f32>>(
     samples: &Samples,
     options: &LesionOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<Lesion, LesionError> {
-    if samples.is_empty() {
-        return Err(LesionError::NoSamples);
-    }
-    if samples.dim() != topology.input_len() {
-        return Err(LesionError::Samples {
-            expected: topology.input_len(),
-            found: samples.dim(),
-        });
-    }
-    let mut net =
-        Network::new(topology.clone(), dev, 0).map_err(|e| LesionError::Weights(e.to_string()))?;
-    net.import(params).map_err(LesionError::Weights)?;
+) -> Result<Lesion, StudyError> {
+    let mut net = super::trained(dev, topology, params, samples)?;
     let mut evaluator = Evaluator::default();
 
     let layers = hidden_layers(topology);
@@ -448,13 +423,13 @@ pub fn lesion<D: NetDevice<f32>>(
         *done += 1;
         match progress(Progress { done: *done, total }) {
             true => Ok(()),
-            false => Err(LesionError::Cancelled),
+            false => Err(StudyError::Cancelled),
         }
     };
     let mut score_of = |net: &mut Network<f32, D>, params: &[HostParam]| {
-        net.import(params).map_err(LesionError::Weights)?;
+        net.import(params).map_err(StudyError::Weights)?;
         let (loss, accuracy) = evaluator.evaluate(net, samples);
-        Ok::<_, LesionError>(Score { accuracy, loss })
+        Ok::<_, StudyError>(Score { accuracy, loss })
     };
 
     let baseline = score_of(&mut net, params)?;
@@ -482,9 +457,9 @@ pub fn lesion<D: NetDevice<f32>>(
     let mut edge_lesions = Vec::new();
     for &edge in &edges {
         let kind = topology.edge_kind(edge).unwrap_or_default();
-        let (without, kept) = remove_edge(topology, params, edge).map_err(LesionError::Weights)?;
+        let (without, kept) = remove_edge(topology, params, edge).map_err(StudyError::Weights)?;
         let mut other =
-            Network::new(without, dev, 0).map_err(|e| LesionError::Weights(e.to_string()))?;
+            Network::new(without, dev, 0).map_err(|e| StudyError::Weights(e.to_string()))?;
         let score = score_of(&mut other, &kept)?;
         tick(&mut done)?;
         edge_lesions.push(EdgeLesion { edge, kind, score });
@@ -498,7 +473,7 @@ pub fn lesion<D: NetDevice<f32>>(
         for set in sets {
             let mut lesioned = params.to_vec();
             for &layer in &set {
-                delete_layer(topology, &mut lesioned, layer).map_err(LesionError::Weights)?;
+                delete_layer(topology, &mut lesioned, layer).map_err(StudyError::Weights)?;
             }
             let score = score_of(&mut net, &lesioned)?;
             tick(&mut done)?;
@@ -525,8 +500,8 @@ pub fn lesion_on(
     samples: &Samples,
     options: &LesionOptions,
     progress: &mut dyn FnMut(Progress) -> bool,
-) -> Result<Lesion, LesionError> {
-    on_device!(device, options.seed, LesionError::Device, |dev| lesion(
+) -> Result<Lesion, StudyError> {
+    on_device!(device, options.seed, StudyError::Device, |dev| lesion(
         &dev, topology, params, samples, options, progress
     ))
 }

@@ -47,7 +47,52 @@ pub mod landscape;
 pub mod lesion;
 pub mod usage;
 
+use crate::data::Samples;
+use crate::net::ops::NetDevice;
+use crate::net::{HostParam, Network};
 use crate::topology::{CnnLayerKind, Topology};
+
+/// What stopped a study of a trained network.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StudyError {
+    #[error("the weights do not fit the topology: {0}")]
+    Weights(String),
+    #[error("the samples have {found} values each; the network reads {expected}")]
+    Samples { expected: usize, found: usize },
+    #[error("there are no samples to evaluate on")]
+    NoSamples,
+    #[error("a landscape has 1 or 2 dimensions, at least 1 point per axis and a positive range")]
+    Grid,
+    #[error("CKA needs at least 4 samples in a batch; there are {0}")]
+    TooFew(usize),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Device(String),
+}
+
+/// The network of `topology` with the trained `params` on `dev`, once `samples` are known
+/// to fit it: what every study evaluates.
+pub fn trained<D: NetDevice<f32>>(
+    dev: &D,
+    topology: &Topology,
+    params: &[HostParam],
+    samples: &Samples,
+) -> Result<Network<f32, D>, StudyError> {
+    if samples.is_empty() {
+        return Err(StudyError::NoSamples);
+    }
+    if samples.dim() != topology.input_len() {
+        return Err(StudyError::Samples {
+            expected: topology.input_len(),
+            found: samples.dim(),
+        });
+    }
+    let mut net = Network::<f32, D>::new(topology.clone(), dev, 0)
+        .map_err(|e| StudyError::Weights(e.to_string()))?;
+    net.import(params).map_err(StudyError::Weights)?;
+    Ok(net)
+}
 
 /// Every layer's name by number, as the analyses and the lab name them: `input`, then an
 /// MLP's `fc1`, `fc2`, ... or a CNN's `conv1`, `pool3`, ..., and `out` for the classifier.

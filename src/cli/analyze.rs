@@ -519,38 +519,20 @@ fn lesion(args: LesionArgs) -> Result<ExitCode> {
             Split::Val => prepared.val,
             Split::Test => prepared.test,
         };
-        if let Some(n) = args.samples.filter(|&n| n < samples.len()) {
-            samples.images.truncate(n * samples.dim());
-            samples.labels.truncate(n);
+        if let Some(n) = args.samples {
+            samples.truncate(n);
         }
-        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-            let style = indicatif::ProgressStyle::with_template(
-                "  {msg} [{bar:30}] {pos}/{len} evaluations · ETA {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("#>-");
-            indicatif::ProgressBar::new(0)
-                .with_style(style)
-                .with_message(run.id.clone())
-        });
+        let bar = StudyBar::new(&run.id, "evaluations");
         let study = lesion_on(
             device,
             &weights.topology,
             &weights.params,
             &samples,
             &options,
-            &mut |p| {
-                if let Some(bar) = &bar {
-                    bar.set_length(p.total as u64);
-                    bar.set_position(p.done as u64);
-                }
-                true
-            },
+            &mut |p| bar.show(p),
         )
         .with_context(|| format!("run {}", run.id))?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        bar.finish();
         studies.push((run.id.clone(), study));
     }
     let report = lesion_report(&args, studies);
@@ -809,18 +791,8 @@ fn cka(args: CkaArgs) -> Result<ExitCode> {
         Split::Test => prepared.test,
         Split::Val => prepared.val,
     };
-    if args.samples < samples.len() {
-        samples.images.truncate(args.samples * samples.dim());
-        samples.labels.truncate(args.samples);
-    }
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-        let style = indicatif::ProgressStyle::with_template(
-            "  CKA [{bar:30}] {pos}/{len} batches · ETA {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("#>-");
-        indicatif::ProgressBar::new(0).with_style(style)
-    });
+    samples.truncate(args.samples);
+    let bar = StudyBar::new("CKA", "batches");
     let result = network_cka_on(
         device,
         (&weights_a.topology, &weights_a.params),
@@ -829,18 +801,10 @@ fn cka(args: CkaArgs) -> Result<ExitCode> {
             .map(|w| (&w.topology, w.params.as_slice())),
         &samples,
         args.batch,
-        &mut |p| {
-            if let Some(bar) = &bar {
-                bar.set_length(p.total as u64);
-                bar.set_position(p.done as u64);
-            }
-            true
-        },
+        &mut |p| bar.show(p),
     )
     .with_context(|| format!("CKA of {} and {}", first.id, second.id))?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    bar.finish();
     let identified = (saved.len() == 2
         && weights_b.as_ref().map(|w| &w.topology) == Some(&weights_a.topology))
     .then(|| {
@@ -957,20 +921,8 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
         let dataset = args.on.data(&mut datasets, run)?;
         let mut samples =
             skiplab::data::PreparedData::prepare(dataset, e.val_fraction, e.seed).train;
-        if args.samples < samples.len() {
-            samples.images.truncate(args.samples * samples.dim());
-            samples.labels.truncate(args.samples);
-        }
-        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-            let style = indicatif::ProgressStyle::with_template(
-                "  {msg} [{bar:30}] {pos}/{len} points · ETA {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("#>-");
-            indicatif::ProgressBar::new(0)
-                .with_style(style)
-                .with_message(run.id.clone())
-        });
+        samples.truncate(args.samples);
+        let bar = StudyBar::new(&run.id, "points");
         let start = std::time::Instant::now();
         let result = landscape_on(
             device,
@@ -978,18 +930,10 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
             &weights.params,
             &samples,
             &options,
-            &mut |p| {
-                if let Some(bar) = &bar {
-                    bar.set_length(p.total as u64);
-                    bar.set_position(p.done as u64);
-                }
-                true
-            },
+            &mut |p| bar.show(p),
         )
         .with_context(|| format!("run {}", run.id))?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        bar.finish();
         results.push((run.id.clone(), result, start.elapsed().as_secs_f64()));
     }
     if let Some(path) = &args.svg {
@@ -1102,4 +1046,38 @@ fn landscape(args: LandscapeArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A study's progress on stderr where it is a terminal (nothing where it is piped).
+struct StudyBar(Option<indicatif::ProgressBar>);
+
+impl StudyBar {
+    /// A bar labelled `label`, counting `unit` (`evaluations`, `batches`, `points`).
+    fn new(label: &str, unit: &str) -> Self {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let template = format!("  {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} · ETA {{eta}}");
+            let style = indicatif::ProgressStyle::with_template(&template)
+                .expect("a valid template")
+                .progress_chars("#>-");
+            indicatif::ProgressBar::new(0)
+                .with_style(style)
+                .with_message(label.to_string())
+        });
+        Self(bar)
+    }
+
+    /// Shows `p`; the study goes on.
+    fn show(&self, p: skiplab::analysis::lesion::Progress) -> bool {
+        if let Some(bar) = &self.0 {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        }
+        true
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }

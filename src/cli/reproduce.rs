@@ -545,20 +545,20 @@ fn reproduce_depth(args: &ReproduceArgs) -> Result<ExitCode> {
     execute(args, "reproduce-depth", plan, &mut report)
 }
 
-/// The lesion study's table: each run of the depth study's plan, once trained (or found
-/// saved), lesioned on its validation split.
-struct LesionReport<'a> {
+/// The depth study's saved runs as the lesion and landscape studies read them back: each
+/// run's weights and its own split of the data set (loaded once).
+struct SavedDepthRuns<'a> {
     args: &'a ReproduceArgs,
     dataset: DatasetName,
-    /// The data set, loaded at the first run that needs it.
     data: Option<skiplab::data::Dataset>,
-    device: skiplab::device::Device,
-    outcomes: Vec<LesionOutcome>,
-    text: String,
 }
 
-impl LesionReport<'_> {
-    fn study(&mut self, config: DepthConfig, seed: u64) -> Result<LesionOutcome, String> {
+impl SavedDepthRuns<'_> {
+    fn read(
+        &mut self,
+        config: DepthConfig,
+        seed: u64,
+    ) -> Result<(runs::Weights, skiplab::data::PreparedData), String> {
         let id = format!(
             "depth-{}-e{}-{}-s{seed}",
             self.dataset,
@@ -575,6 +575,54 @@ impl LesionReport<'_> {
         let data = self.data.as_ref().expect("loaded above");
         let e = &saved.experiment;
         let split = skiplab::data::PreparedData::prepare(data, e.val_fraction, e.seed);
+        Ok((weights, split))
+    }
+}
+
+/// What the lesion and landscape studies start with: the depth study's plan over the
+/// `depths` asked for (default `default_depths`) and the device, said on stdout.
+fn saved_depth_study<'a>(
+    args: &'a ReproduceArgs,
+    what: &str,
+    default_depths: &[usize],
+    each: &str,
+) -> Result<(SavedDepthRuns<'a>, DepthPlan, skiplab::device::Device)> {
+    if args.no_save {
+        bail!("--no-save: the {what} study reads the runs' saved weights; drop --no-save");
+    }
+    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
+    let (grid, plan) = depth_plan(args, dataset, default_depths)?;
+    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    outln!(
+        "{what} study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, {each}",
+        grid.len(),
+        args.seeds,
+        plan.len(),
+        args.epochs,
+    );
+    let runs = SavedDepthRuns {
+        args,
+        dataset,
+        data: None,
+    };
+    Ok((runs, plan, device))
+}
+
+/// The lesion study's table: each run of the depth study's plan, once trained (or found
+/// saved), lesioned on its validation split.
+struct LesionReport<'a> {
+    runs: SavedDepthRuns<'a>,
+    device: skiplab::device::Device,
+    outcomes: Vec<LesionOutcome>,
+    text: String,
+}
+
+impl LesionReport<'_> {
+    fn study(&mut self, config: DepthConfig, seed: u64) -> Result<LesionOutcome, String> {
+        let (weights, split) = self.runs.read(config, seed)?;
         let options = LesionOptions {
             max_k: Some(lesion::CURVE_COLUMNS),
             draws: 10,
@@ -620,8 +668,8 @@ impl Study for LesionReport<'_> {
             run.suffix(outcome.problem.as_deref()),
         )?;
         self.outcomes.push(outcome);
-        self.text = lesion::report(&self.outcomes, self.dataset, self.args.epochs);
-        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+        self.text = lesion::report(&self.outcomes, self.runs.dataset, self.runs.args.epochs);
+        write_atomically(&self.runs.args.report, self.text.as_bytes()).map_err(io::Error::other)
     }
 
     fn text(&self) -> &str {
@@ -630,26 +678,14 @@ impl Study for LesionReport<'_> {
 }
 
 fn reproduce_lesion(args: &ReproduceArgs) -> Result<ExitCode> {
-    if args.no_save {
-        bail!("--no-save: the lesion study reads the runs' saved weights; drop --no-save");
-    }
-    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
-    let (grid, plan) = depth_plan(args, dataset, &[20])?;
-    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
-    outln!(
-        "lesion study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, each lesioned on its validation split",
-        grid.len(),
-        args.seeds,
-        plan.len(),
-        args.epochs,
-    );
-    let mut report = LesionReport {
+    let (runs, plan, device) = saved_depth_study(
         args,
-        dataset,
-        data: None,
+        "lesion",
+        &[20],
+        "each lesioned on its validation split",
+    )?;
+    let mut report = LesionReport {
+        runs,
         device,
         outcomes: Vec::new(),
         text: String::new(),
@@ -660,9 +696,7 @@ fn reproduce_lesion(args: &ReproduceArgs) -> Result<ExitCode> {
 /// The landscape study: each run of the depth study's plan, once trained (or found saved),
 /// measured along the same direction's seed.
 struct LandscapeReport<'a> {
-    args: &'a ReproduceArgs,
-    dataset: DatasetName,
-    data: Option<skiplab::data::Dataset>,
+    runs: SavedDepthRuns<'a>,
     device: skiplab::device::Device,
     outcomes: Vec<landscape::LandscapeOutcome>,
     text: String,
@@ -670,26 +704,9 @@ struct LandscapeReport<'a> {
 
 impl LandscapeReport<'_> {
     fn measure(&mut self, config: DepthConfig, seed: u64) -> Result<landscape::LandscapeOutcome> {
-        let id = format!(
-            "depth-{}-e{}-{}-s{seed}",
-            self.dataset,
-            self.args.epochs,
-            id_part(&config.label())
-        );
-        let saved = runs::load_run(&self.args.place.saves.join(&id))?;
-        let weights = saved.weights_to_resume()?;
-        if self.data.is_none() {
-            self.data = Some(skiplab::data::load(
-                self.dataset,
-                &self.args.place.data_dir,
-            )?);
-        }
-        let data = self.data.as_ref().expect("loaded above");
-        let e = &saved.experiment;
-        let mut train = skiplab::data::PreparedData::prepare(data, e.val_fraction, e.seed).train;
-        let n = landscape::EXAMPLES.min(train.len());
-        train.images.truncate(n * train.dim());
-        train.labels.truncate(n);
+        let (weights, split) = self.runs.read(config, seed).map_err(anyhow::Error::msg)?;
+        let mut train = split.train;
+        train.truncate(landscape::EXAMPLES);
         let options = LandscapeOptions {
             dims: 1,
             points: landscape::POINTS,
@@ -747,8 +764,8 @@ impl Study for LandscapeReport<'_> {
             run.suffix(outcome.problem.as_deref()),
         )?;
         self.outcomes.push(outcome);
-        self.text = landscape::report(&self.outcomes, self.dataset, self.args.epochs);
-        write_atomically(&self.args.report, self.text.as_bytes()).map_err(io::Error::other)
+        self.text = landscape::report(&self.outcomes, self.runs.dataset, self.runs.args.epochs);
+        write_atomically(&self.runs.args.report, self.text.as_bytes()).map_err(io::Error::other)
     }
 
     fn text(&self) -> &str {
@@ -757,26 +774,14 @@ impl Study for LandscapeReport<'_> {
 }
 
 fn reproduce_landscape(args: &ReproduceArgs) -> Result<ExitCode> {
-    if args.no_save {
-        bail!("--no-save: the landscape study reads the runs' saved weights; drop --no-save");
-    }
-    let dataset = args.dataset.unwrap_or(DatasetName::Builtin);
-    let (grid, plan) = depth_plan(args, dataset, &[8, 20])?;
-    let (device, note) = skiplab::device::resolve(args.place.device.into())?;
-    if let Some(note) = note {
-        eprintln!("{note}");
-    }
-    outln!(
-        "landscape study: {} configurations x {} seeds = {} runs of {} epochs on {dataset}, each measured along one filter-normalised direction",
-        grid.len(),
-        args.seeds,
-        plan.len(),
-        args.epochs,
-    );
-    let mut report = LandscapeReport {
+    let (runs, plan, device) = saved_depth_study(
         args,
-        dataset,
-        data: None,
+        "landscape",
+        &[8, 20],
+        "each measured along one filter-normalised direction",
+    )?;
+    let mut report = LandscapeReport {
+        runs,
         device,
         outcomes: Vec::new(),
         text: String::new(),
@@ -834,9 +839,7 @@ impl SimilarityReport<'_> {
         let mut test =
             skiplab::data::PreparedData::prepare(&data, experiment.val_fraction, experiment.seed)
                 .test;
-        let n = SIMILARITY_EXAMPLES.min(test.len());
-        test.images.truncate(n * test.dim());
-        test.labels.truncate(n);
+        test.truncate(SIMILARITY_EXAMPLES);
         // (name, variant, seed) of each side.
         type Side = (&'static str, rep::CnnVariant, u64);
         let mut plan: Vec<(Side, Side)> = Vec::new();

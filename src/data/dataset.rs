@@ -42,6 +42,14 @@ impl Samples {
             .checked_div(self.labels.len())
             .unwrap_or(0)
     }
+    /// Keeps the first `n` samples (all of them where there are fewer): the fixed subset an
+    /// analysis evaluates on.
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.images.truncate(n * self.dim());
+            self.labels.truncate(n);
+        }
+    }
     pub(super) fn subset(&self, indices: &[usize]) -> Samples {
         let dim = self.dim();
         let mut images = Vec::with_capacity(indices.len() * dim);

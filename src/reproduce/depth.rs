@@ -174,6 +174,84 @@ impl DepthOutcome {
 pub const LI_ET_AL: [(usize, f64, f64); 3] =
     [(20, 7.37, 8.18), (56, 5.89, 13.31), (110, 5.79, 16.44)];
 
+/// An outcome of one of the depth study's runs: what the depth, lesion and landscape reports
+/// group, plain beside residual.
+pub trait DepthRun {
+    fn config(&self) -> DepthConfig;
+}
+
+impl DepthRun for DepthOutcome {
+    fn config(&self) -> DepthConfig {
+        self.config
+    }
+}
+
+/// One family and depth of a report: its plain runs and its residual runs.
+pub struct Setting<'a, T> {
+    pub family: Family,
+    pub depth: usize,
+    pub plain: Vec<&'a T>,
+    pub residual: Vec<&'a T>,
+}
+
+/// The outcomes by family and depth, in the order they first appear.
+pub fn settings<T: DepthRun>(outcomes: &[T]) -> Vec<Setting<'_, T>> {
+    let mut keys: Vec<(Family, usize)> = Vec::new();
+    for o in outcomes {
+        let key = (o.config().family, o.config().depth);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys.into_iter()
+        .map(|(family, depth)| {
+            let side = |residual: bool| {
+                outcomes
+                    .iter()
+                    .filter(|o| {
+                        o.config()
+                            == DepthConfig {
+                                family,
+                                depth,
+                                residual,
+                            }
+                    })
+                    .collect()
+            };
+            Setting {
+                family,
+                depth,
+                plain: side(false),
+                residual: side(true),
+            }
+        })
+        .collect()
+}
+
+/// `values` times `scale` as a report cell: `mean ± sd` in `digits` decimals, one value as
+/// itself, none as `-`.
+pub fn mean_sd_cell(values: &[f64], scale: f64, digits: usize) -> String {
+    match values.len() {
+        0 => "-".to_string(),
+        1 => format!("{:.*}", digits, scale * values[0]),
+        _ => {
+            let (m, sd) = mean_sd(values);
+            format!("{:.*} ± {:.*}", digits, scale * m, digits, scale * sd)
+        }
+    }
+}
+
+/// Welch's p for two samples as a report cell (`< 0.001`; `-` where a side has too few).
+pub fn p_cell(a: &[f64], b: &[f64]) -> String {
+    welch(a, b).map_or("-".to_string(), |w| {
+        if w.p < 0.001 {
+            "< 0.001".into()
+        } else {
+            format!("{:.3}", w.p)
+        }
+    })
+}
+
 /// The study as Markdown: a row per family and depth, plain beside residual (mean ± sd over
 /// seeds), each difference with Welch's t-test, and Li et al.'s CIFAR-10 errors where they
 /// published that depth.
@@ -188,25 +266,9 @@ pub fn report(outcomes: &[DepthOutcome], dataset: DatasetName, epochs: usize) ->
         "| net | depth | train loss plain | train loss residual | p | val acc plain | val acc residual | difference | p | s/epoch plain / residual | Li et al. CIFAR-10 error plain / residual |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut keys: Vec<(Family, usize)> = Vec::new();
-    for o in outcomes {
-        let key = (o.config.family, o.config.depth);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    for (family, depth) in keys {
-        let side = |residual: bool| -> Vec<&DepthOutcome> {
-            outcomes
-                .iter()
-                .filter(|o| {
-                    o.config.family == family
-                        && o.config.depth == depth
-                        && o.config.residual == residual
-                })
-                .collect()
-        };
-        let (plain, residual) = (side(false), side(true));
+    for setting in settings(outcomes) {
+        let Setting { family, depth, .. } = setting;
+        let (plain, residual) = (setting.plain, setting.residual);
         let values = |runs: &[&DepthOutcome], pick: &dyn Fn(&DepthOutcome) -> Option<f64>| {
             runs.iter()
                 .filter_map(|o| pick(o))
@@ -214,29 +276,14 @@ pub fn report(outcomes: &[DepthOutcome], dataset: DatasetName, epochs: usize) ->
                 .collect::<Vec<f64>>()
         };
         let shown = |v: &[f64], scale: f64, digits: usize, failed: usize| {
-            let text = match v.len() {
-                0 => "-".to_string(),
-                1 => format!("{:.*}", digits, scale * v[0]),
-                _ => {
-                    let (m, sd) = mean_sd(v);
-                    format!("{:.*} ± {:.*}", digits, scale * m, digits, scale * sd)
-                }
-            };
+            let text = mean_sd_cell(v, scale, digits);
             match failed {
                 0 => text,
                 n => format!("{text} ({n} failed)"),
             }
         };
         let failed = |runs: &[&DepthOutcome]| runs.iter().filter(|o| o.problem.is_some()).count();
-        let p = |a: &[f64], b: &[f64]| {
-            welch(b, a).map_or("-".to_string(), |w| {
-                if w.p < 0.001 {
-                    "< 0.001".into()
-                } else {
-                    format!("{:.3}", w.p)
-                }
-            })
-        };
+        let p = |a: &[f64], b: &[f64]| p_cell(b, a);
         let loss = |o: &DepthOutcome| o.train_loss;
         let acc = |o: &DepthOutcome| o.val_accuracy;
         let (lp, lr) = (values(&plain, &loss), values(&residual, &loss));

@@ -4,10 +4,9 @@
 
 use std::fmt::Write as _;
 
-use crate::compare::{mean_sd, welch};
 use crate::data::DatasetName;
 
-use super::depth::{DepthConfig, Family};
+use super::depth::{mean_sd_cell, p_cell, settings, DepthConfig, DepthRun, Setting};
 
 /// What one run's landscape came to.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +25,12 @@ pub struct LandscapeOutcome {
 pub const POINTS: usize = 21;
 pub const EXAMPLES: usize = 1000;
 
+impl DepthRun for LandscapeOutcome {
+    fn config(&self) -> DepthConfig {
+        self.config
+    }
+}
+
 /// The study as Markdown: per family and depth, plain beside residual (mean ± sd over
 /// seeds), Welch's t-test on the sharpness, and Li et al.'s finding.
 pub fn report(outcomes: &[LandscapeOutcome], dataset: DatasetName, epochs: usize) -> String {
@@ -39,54 +44,28 @@ pub fn report(outcomes: &[LandscapeOutcome], dataset: DatasetName, epochs: usize
         "| net | depth | loss at θ plain / residual | sharpness plain | sharpness residual | p | loss at α = ±1 plain / residual |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    let mut keys: Vec<(Family, usize)> = Vec::new();
-    for o in outcomes {
-        let key = (o.config.family, o.config.depth);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    let shown = |v: &[f64]| match v.len() {
-        0 => "-".to_string(),
-        1 => format!("{:.3}", v[0]),
-        _ => {
-            let (m, sd) = mean_sd(v);
-            format!("{m:.3} ± {sd:.3}")
-        }
-    };
-    for (family, depth) in keys {
-        let pick = |residual: bool, f: &dyn Fn(&LandscapeOutcome) -> Option<f64>| -> Vec<f64> {
-            outcomes
-                .iter()
-                .filter(|o| {
-                    o.config.family == family
-                        && o.config.depth == depth
-                        && o.config.residual == residual
-                })
-                .filter_map(f)
-                .collect()
+    let shown = |v: &[f64]| mean_sd_cell(v, 1.0, 3);
+    for setting in settings(outcomes) {
+        let Setting { family, depth, .. } = setting;
+        let (plain, residual) = (setting.plain, setting.residual);
+        let pick = |runs: &[&LandscapeOutcome], f: &dyn Fn(&LandscapeOutcome) -> Option<f64>| {
+            runs.iter().filter_map(|o| f(o)).collect::<Vec<f64>>()
         };
         let sharp = |o: &LandscapeOutcome| o.sharpness;
-        let (sp, sr) = (pick(false, &sharp), pick(true, &sharp));
-        let p = welch(&sr, &sp).map_or("-".to_string(), |w| {
-            if w.p < 0.001 {
-                "< 0.001".into()
-            } else {
-                format!("{:.3}", w.p)
-            }
-        });
+        let (sp, sr) = (pick(&plain, &sharp), pick(&residual, &sharp));
+        let p = p_cell(&sr, &sp);
         let centre = |o: &LandscapeOutcome| o.centre_loss;
         let edge = |o: &LandscapeOutcome| o.edge_loss;
         let _ = writeln!(
             out,
             "| {} | {depth} | {} / {} | {} | {} | {p} | {} / {} |",
             family.name(),
-            shown(&pick(false, &centre)),
-            shown(&pick(true, &centre)),
+            shown(&pick(&plain, &centre)),
+            shown(&pick(&residual, &centre)),
             shown(&sp),
             shown(&sr),
-            shown(&pick(false, &edge)),
-            shown(&pick(true, &edge)),
+            shown(&pick(&plain, &edge)),
+            shown(&pick(&residual, &edge)),
         );
     }
     let _ = writeln!(
@@ -99,6 +78,7 @@ pub fn report(outcomes: &[LandscapeOutcome], dataset: DatasetName, epochs: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reproduce::depth::Family;
 
     #[test]
     fn the_report_tests_the_sharpness_of_each_pair() {

@@ -6,10 +6,10 @@
 use std::fmt::Write as _;
 
 use crate::analysis::lesion::Lesion;
-use crate::compare::{mean_sd, welch};
+use crate::compare::mean_sd;
 use crate::data::DatasetName;
 
-use super::depth::{DepthConfig, Family, MLP_WIDTH};
+use super::depth::{mean_sd_cell, p_cell, settings, DepthConfig, DepthRun, Setting, MLP_WIDTH};
 
 /// What one run's lesion study came to.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +77,12 @@ impl LesionOutcome {
 /// How many k columns the report shows at most.
 pub const CURVE_COLUMNS: usize = 6;
 
+impl DepthRun for LesionOutcome {
+    fn config(&self) -> DepthConfig {
+        self.config
+    }
+}
+
 /// The study as Markdown: per family and depth, plain beside residual (mean ± sd over seeds):
 /// the intact accuracy, the mean and worst loss from one deletion (Welch's t-test on the
 /// mean), and the k-deletion curve.
@@ -101,43 +107,14 @@ pub fn report(outcomes: &[LesionOutcome], dataset: DatasetName, epochs: usize) -
         rule.push_str("---|");
     }
     let _ = writeln!(out, "{header}\n{rule}");
-    let mut keys: Vec<(Family, usize)> = Vec::new();
-    for o in outcomes {
-        let key = (o.config.family, o.config.depth);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    let shown = |v: &[f64]| match v.len() {
-        0 => "-".to_string(),
-        1 => format!("{:.1}", 100.0 * v[0]),
-        _ => {
-            let (m, sd) = mean_sd(v);
-            format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * sd)
-        }
-    };
-    for (family, depth) in keys {
-        let side = |residual: bool| -> Vec<&LesionOutcome> {
-            outcomes
-                .iter()
-                .filter(|o| {
-                    o.config.family == family
-                        && o.config.depth == depth
-                        && o.config.residual == residual
-                })
-                .collect()
-        };
+    let shown = |v: &[f64]| mean_sd_cell(v, 100.0, 1);
+    for setting in settings(outcomes) {
+        let Setting { family, depth, .. } = setting;
+        let (plain, residual) = (setting.plain, setting.residual);
         let mean_drops = |runs: &[&LesionOutcome]| -> Vec<f64> {
             runs.iter().filter_map(|o| o.mean_drop()).collect()
         };
-        let (plain, residual) = (side(false), side(true));
-        let p = welch(&mean_drops(&plain), &mean_drops(&residual)).map_or("-".to_string(), |w| {
-            if w.p < 0.001 {
-                "< 0.001".into()
-            } else {
-                format!("{:.3}", w.p)
-            }
-        });
+        let p = p_cell(&mean_drops(&plain), &mean_drops(&residual));
         for (runs, wiring) in [(&plain, "plain"), (&residual, "residual")] {
             if runs.is_empty() {
                 continue;
@@ -183,6 +160,7 @@ pub fn report(outcomes: &[LesionOutcome], dataset: DatasetName, epochs: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reproduce::depth::Family;
 
     #[test]
     fn the_report_sets_plain_beside_residual_with_the_curve() {

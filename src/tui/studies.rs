@@ -218,10 +218,7 @@ impl Study<'_> {
 
 /// The first `n` of `samples`.
 fn first(mut samples: Samples, n: usize) -> Samples {
-    if n < samples.len() {
-        samples.images.truncate(n * samples.dim());
-        samples.labels.truncate(n);
-    }
+    samples.truncate(n);
     samples
 }
 

@@ -5,7 +5,7 @@
 //! θ + αδ + βη, as filled contour bands: a round bowl is a smooth minimum; nested rings
 //! pinched into ridges and plateaus, a chaotic one.
 
-use crossterm::event::{KeyCode, KeyEvent};
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
 use ratatui::symbols::Marker;
@@ -14,10 +14,11 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 use ratatui::Frame;
 
 use super::analysis::{
-    draw_pending, Analysing, AnalysisKind, AnalysisRequest, AnalysisUpdate, Pending,
+    draw_pending, leave, with_hints, Analysing, AnalysisKind, AnalysisRequest, AnalysisUpdate,
+    Pending,
 };
 use super::compare::RUN_COLORS;
-use super::{Effect, Reply, Request, View};
+use super::{Effect, Reply, View};
 use crate::analysis::landscape::Landscape;
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
@@ -285,18 +286,13 @@ impl View for LandscapeView {
             (_, Some(Action::Up)) if !self.showing_map => {
                 self.picked = self.picked.saturating_sub(1)
             }
-            (_, Some(Action::Quit)) if key.code != KeyCode::Esc => {
-                return Reply::Then(Request::Quit)
-            }
-            _ => return Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
+            _ => return leave(key, cx),
         }
         Reply::Stay
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &Context) {
-        let [body, hints] =
-            Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-        frame.render_widget(Paragraph::new(self.hints(cx).unwrap_or_default()), hints);
+        let body = with_hints(frame, area, self.hints(cx));
         if self.showing_map {
             match &self.map {
                 Some((_, Pending::Ready(map))) => self.draw_map(frame, body, map),

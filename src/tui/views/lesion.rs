@@ -11,13 +11,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
+use super::analysis::{
+    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
+};
 use super::topology::diagram::{self, ArcStyle, BOX_ROWS};
-use super::{Effect, Reply, Request, View};
+use super::{Reply, View};
 use crate::analysis::lesion::{Deletion, Lesion};
 use crate::topology::{SkipEdge, Topology};
 use crate::tui::context::Context;
-use crate::tui::keys::Action;
 use crate::tui::widgets::{fit, hint_line};
 
 /// Colours by accuracy lost, in percentage points: up to each bound, that colour.
@@ -128,19 +129,14 @@ impl View for LesionView {
             (KeyCode::Up, _) => self.scroll = scroll(-1),
             (KeyCode::PageDown, _) => self.scroll = scroll(10),
             (KeyCode::PageUp, _) => self.scroll = scroll(-10),
-            (_, Some(Action::Quit)) if key.code != KeyCode::Esc => {
-                return Reply::Then(Request::Quit)
-            }
             // Closing cancels a study still running.
-            _ => return Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
+            _ => return leave(key, cx),
         }
         Reply::Stay
     }
 
-    fn draw(&mut self, frame: &mut Frame, area: Rect, _cx: &Context) {
-        let [body, hints] =
-            Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-        frame.render_widget(Paragraph::new(self.hints(_cx).unwrap_or_default()), hints);
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &Context) {
+        let body = with_hints(frame, area, self.hints(cx));
         let Pending::Ready(ready) = &self.state else {
             let title = format!(" Lesion: {} ", self.run);
             draw_pending(frame, body, &title, "lesion study", &self.state);

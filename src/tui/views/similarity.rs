@@ -15,11 +15,11 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::analysis::{
-    draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending, Similarity,
+    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
+    Similarity,
 };
-use super::{Effect, Reply, Request, View};
+use super::{Reply, View};
 use crate::tui::context::Context;
-use crate::tui::keys::Action;
 use crate::tui::widgets::heat_map::{legend, HeatMap};
 use crate::tui::widgets::{fit, hint_line};
 
@@ -120,18 +120,13 @@ impl View for SimilarityView {
             (KeyCode::Left, _) => self.cell.1 = c.saturating_sub(1),
             (KeyCode::Down, _) => self.cell.0 = (r + 1).min(rows.saturating_sub(1)),
             (KeyCode::Up, _) => self.cell.0 = r.saturating_sub(1),
-            (_, Some(Action::Quit)) if key.code != KeyCode::Esc => {
-                return Reply::Then(Request::Quit)
-            }
-            _ => return Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
+            _ => return leave(key, cx),
         }
         Reply::Stay
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &Context) {
-        let [body, hints] =
-            Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-        frame.render_widget(Paragraph::new(self.hints(cx).unwrap_or_default()), hints);
+        let body = with_hints(frame, area, self.hints(cx));
         let Pending::Ready(similarity) = &self.state else {
             let title = format!(" Similarity (CKA): {} ", self.run);
             draw_pending(frame, body, &title, "CKA", &self.state);

@@ -4,18 +4,19 @@
 //! and blocks show below the map.
 
 use crossterm::event::{KeyCode, KeyEvent};
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
-use super::{Effect, Reply, Request, View};
+use super::analysis::{
+    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
+};
+use super::{Reply, View};
 use crate::analysis::usage::{EdgeUsage, Reading};
 use crate::topology::Topology;
 use crate::tui::context::Context;
-use crate::tui::keys::Action;
 use crate::tui::widgets::heat_map::{legend, HeatMap};
 use crate::tui::widgets::{fit, hint_line};
 
@@ -86,18 +87,13 @@ impl View for UsageView {
             (KeyCode::Left, _) => self.step((0, -1)),
             (KeyCode::Down, _) => self.step((1, 0)),
             (KeyCode::Up, _) => self.step((-1, 0)),
-            (_, Some(Action::Quit)) if key.code != KeyCode::Esc => {
-                return Reply::Then(Request::Quit)
-            }
-            _ => return Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
+            _ => return leave(key, cx),
         }
         Reply::Stay
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &Context) {
-        let [body, hints] =
-            Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-        frame.render_widget(Paragraph::new(self.hints(cx).unwrap_or_default()), hints);
+        let body = with_hints(frame, area, self.hints(cx));
         let Pending::Ready(ready) = &self.state else {
             let title = format!(" Edge usage: {} ", self.run);
             draw_pending(frame, body, &title, "edge usage", &self.state);
