@@ -1569,7 +1569,6 @@ fn the_labs_analysis_worker_computes_ceilings_curves_and_maps_of_saved_runs() {
     use skiplab::tui::views::analysis::{
         AnalysisKind, AnalysisRequest, AnalysisUpdate, StudiedRun,
     };
-    use skiplab::tui::AppEvent;
     use std::sync::atomic::AtomicU64;
     let tmp = tempfile::tempdir().unwrap();
     let saves = tmp.path();
@@ -1589,18 +1588,19 @@ fn the_labs_analysis_worker_computes_ceilings_curves_and_maps_of_saved_runs() {
             folders: vec![saves.to_path_buf()],
         };
         let current = AtomicU64::new(ticket);
-        let (tx, rx) = mpsc::channel();
+        let heard = std::cell::RefCell::new(Vec::new());
         let update = skiplab::tui::studies::answer(
             &request,
             Path::new("data"),
             skiplab::device::Device::Cpu,
             &current,
-            &tx,
+            &|update| heard.borrow_mut().push(update),
         );
-        let progress: Vec<(usize, usize)> = rx
-            .try_iter()
+        let progress: Vec<(usize, usize)> = heard
+            .take()
+            .into_iter()
             .map(|e| match e {
-                AppEvent::Analysis(AnalysisUpdate::Progress { done, total, .. }) => (done, total),
+                AnalysisUpdate::Progress { done, total, .. } => (done, total),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -1705,19 +1705,19 @@ fn the_labs_analysis_worker_computes_ceilings_curves_and_maps_of_saved_runs() {
         runs: vec![studied(&a, "run-1", None)],
         folders: vec![saves.to_path_buf()],
     };
-    let (tx, rx) = mpsc::channel();
+    let heard = std::cell::Cell::new(0);
     let update = skiplab::tui::studies::answer(
         &request,
         Path::new("data"),
         skiplab::device::Device::Cpu,
         &AtomicU64::new(0),
-        &tx,
+        &|_| heard.set(heard.get() + 1),
     );
     assert!(
         matches!(&update, AnalysisUpdate::Landscape { result: Err(e), .. } if e.contains("cancelled")),
         "{update:?}"
     );
-    assert_eq!(rx.try_iter().count(), 0);
+    assert_eq!(heard.get(), 0);
     // A run that is not there is named.
     let (update, _) = ask(
         5,

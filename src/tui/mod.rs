@@ -368,8 +368,11 @@ impl Lab {
                     std::thread::Builder::new()
                         .name("skiplab-analysis".into())
                         .spawn(move || {
+                            let tell = |update| {
+                                let _ = tx.send(AppEvent::Analysis(update));
+                            };
                             let update =
-                                studies::answer(&request, &data_dir, device, &current, &tx);
+                                studies::answer(&request, &data_dir, device, &current, &tell);
                             if current.load(Ordering::SeqCst) == request.ticket {
                                 let _ = tx.send(AppEvent::Analysis(update));
                             }

@@ -181,7 +181,6 @@ impl RunList {
         compare::describe(&facets).common
     }
 
-    /// A row's best validation accuracies, one per sample (seed) that has an epoch.
     /// Another run of run `i`'s configuration trained from another seed, with saved
     /// weights: how alike two runs of one configuration are is the similarity's ceiling.
     pub fn seed_twin(&self, i: usize) -> Option<usize> {
@@ -198,6 +197,7 @@ impl RunList {
             .find(|&j| self.all[j].saved_id.is_some())
     }
 
+    /// A row's best validation accuracies, one per sample (seed) that has an epoch.
     pub fn best_vals(&self, row: &RowView) -> Vec<f64> {
         compare::sample_means(&row.samples, |i| self.all[i].best_val())
     }

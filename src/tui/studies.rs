@@ -5,10 +5,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 
 use super::views::analysis::{AnalysisKind, AnalysisRequest, AnalysisUpdate, Similarity};
-use super::AppEvent;
 use crate::analysis::landscape::{Landscape, LandscapeOptions};
 use crate::analysis::lesion::Progress;
 use crate::data::{Dataset, DatasetName, PreparedData, Samples};
@@ -33,7 +31,7 @@ struct Study<'a> {
     data_dir: &'a Path,
     device: Device,
     current: &'a AtomicU64,
-    tx: &'a Sender<AppEvent>,
+    tell: &'a dyn Fn(AnalysisUpdate),
     /// Data sets read so far (several runs usually share one).
     datasets: HashMap<DatasetName, Dataset>,
 }
@@ -49,11 +47,11 @@ impl Study<'_> {
         move |p: Progress| {
             let going = self.wanted();
             if going {
-                let _ = self.tx.send(AppEvent::Analysis(AnalysisUpdate::Progress {
+                (self.tell)(AnalysisUpdate::Progress {
                     ticket: self.request.ticket,
                     done: part * p.total + p.done,
                     total: parts * p.total,
-                }));
+                });
             }
             going
         }
@@ -222,21 +220,21 @@ fn first(mut samples: Samples, n: usize) -> Samples {
     samples
 }
 
-/// Computes `request` on this thread (not the lab's), telling the lab its progress while
+/// Computes `request` on this thread (not the lab's), telling `tell` its progress while
 /// `current` holds its ticket and stopping when it no longer does.
 pub fn answer(
     request: &AnalysisRequest,
     data_dir: &Path,
     device: Device,
     current: &AtomicU64,
-    tx: &Sender<AppEvent>,
+    tell: &dyn Fn(AnalysisUpdate),
 ) -> AnalysisUpdate {
     let mut study = Study {
         request,
         data_dir,
         device,
         current,
-        tx,
+        tell,
         datasets: HashMap::new(),
     };
     let ticket = request.ticket;

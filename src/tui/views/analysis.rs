@@ -3,21 +3,17 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent};
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{Effect, Reply, Request};
 use crate::analysis::cka::LayerCka;
 use crate::analysis::landscape::Landscape;
 use crate::analysis::lesion::Lesion;
 use crate::analysis::usage::EdgeUsage;
 use crate::topology::Topology;
-use crate::tui::context::Context;
-use crate::tui::keys::Action;
 
 /// Which analysis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,22 +164,6 @@ pub enum Pending<T> {
     },
     Ready(Box<T>),
     Failed(String),
-}
-
-/// What a key an analysis view does not take does: the quit key quits (asking while runs
-/// train), any other closes the view and cancels its analysis.
-pub fn leave(key: KeyEvent, cx: &Context) -> Reply {
-    match cx.keys.action(key.code) {
-        Some(Action::Quit) if key.code != KeyCode::Esc => Reply::Then(Request::Quit),
-        _ => Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
-    }
-}
-
-/// Draws the view's hint bar on the last line of `area`; returns the rest, its body.
-pub fn with_hints(frame: &mut Frame, area: Rect, hints: Option<Line<'static>>) -> Rect {
-    let [body, bar] = Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
-    frame.render_widget(Paragraph::new(hints.unwrap_or_default()), bar);
-    body
 }
 
 /// The body of a view whose analysis is not ready: a progress bar or the error.

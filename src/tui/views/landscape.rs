@@ -14,16 +14,15 @@ use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragrap
 use ratatui::Frame;
 
 use super::analysis::{
-    draw_pending, leave, with_hints, Analysing, AnalysisKind, AnalysisRequest, AnalysisUpdate,
-    Pending,
+    draw_pending, Analysing, AnalysisKind, AnalysisRequest, AnalysisUpdate, Pending,
 };
 use super::compare::RUN_COLORS;
-use super::{Effect, Reply, View};
+use super::{leave_analysis, Effect, Reply, View};
 use crate::analysis::landscape::Landscape;
 use crate::tui::context::Context;
 use crate::tui::keys::Action;
 use crate::tui::widgets::contour::{levels, ContourMap, BANDS};
-use crate::tui::widgets::{fit, hint_line};
+use crate::tui::widgets::{fit, hint_line, with_hints};
 
 /// The most curves on one chart: one per colour.
 pub const MAX_CURVES: usize = RUN_COLORS.len();
@@ -286,7 +285,7 @@ impl View for LandscapeView {
             (_, Some(Action::Up)) if !self.showing_map => {
                 self.picked = self.picked.saturating_sub(1)
             }
-            _ => return leave(key, cx),
+            _ => return leave_analysis(key, cx),
         }
         Reply::Stay
     }

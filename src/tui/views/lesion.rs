@@ -11,15 +11,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{
-    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
-};
+use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
 use super::topology::diagram::{self, ArcStyle, BOX_ROWS};
-use super::{Reply, View};
+use super::{leave_analysis, Reply, View};
 use crate::analysis::lesion::{Deletion, Lesion};
 use crate::topology::{SkipEdge, Topology};
 use crate::tui::context::Context;
-use crate::tui::widgets::{fit, hint_line};
+use crate::tui::widgets::{fit, hint_line, with_hints};
 
 /// Colours by accuracy lost, in percentage points: up to each bound, that colour.
 const SCALE: [(f64, Color, &str); 4] = [
@@ -130,7 +128,7 @@ impl View for LesionView {
             (KeyCode::PageDown, _) => self.scroll = scroll(10),
             (KeyCode::PageUp, _) => self.scroll = scroll(-10),
             // Closing cancels a study still running.
-            _ => return leave(key, cx),
+            _ => return leave_analysis(key, cx),
         }
         Reply::Stay
     }

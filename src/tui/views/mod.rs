@@ -21,7 +21,7 @@ pub mod similarity;
 pub mod topology;
 pub mod usage;
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Position, Rect};
 use ratatui::text::Line;
 use ratatui::Frame;
@@ -31,6 +31,7 @@ use crate::hyperparams::TrainConfig;
 use crate::session::RunId;
 use crate::train::Command;
 use crate::tui::context::Context;
+use crate::tui::keys::Action;
 use crate::tui::run_list::Run;
 
 /// What a view does: keys in, a reply out; a drawing; the hint bar while it has the keys.
@@ -49,6 +50,15 @@ pub trait View {
     /// A left click at `at`: `true` when it landed on something of this view's.
     fn click(&mut self, _at: Position, _cx: &mut Context) -> bool {
         false
+    }
+}
+
+/// What a key an analysis view does not take does: the quit key quits (asking while runs
+/// train), any other closes the view and cancels its analysis.
+pub fn leave_analysis(key: KeyEvent, cx: &Context) -> Reply {
+    match cx.keys.action(key.code) {
+        Some(Action::Quit) if key.code != KeyCode::Esc => Reply::Then(Request::Quit),
+        _ => Reply::Then(Request::Effects(vec![Effect::CancelAnalysis])),
     }
 }
 

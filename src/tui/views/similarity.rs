@@ -15,13 +15,12 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::analysis::{
-    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
-    Similarity,
+    draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending, Similarity,
 };
-use super::{Reply, View};
+use super::{leave_analysis, Reply, View};
 use crate::tui::context::Context;
 use crate::tui::widgets::heat_map::{legend, HeatMap};
-use crate::tui::widgets::{fit, hint_line};
+use crate::tui::widgets::{fit, hint_line, with_hints};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimilarityView {
@@ -120,7 +119,7 @@ impl View for SimilarityView {
             (KeyCode::Left, _) => self.cell.1 = c.saturating_sub(1),
             (KeyCode::Down, _) => self.cell.0 = (r + 1).min(rows.saturating_sub(1)),
             (KeyCode::Up, _) => self.cell.0 = r.saturating_sub(1),
-            _ => return leave(key, cx),
+            _ => return leave_analysis(key, cx),
         }
         Reply::Stay
     }

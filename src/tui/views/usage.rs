@@ -10,15 +10,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::analysis::{
-    draw_pending, leave, with_hints, Analysing, AnalysisRequest, AnalysisUpdate, Pending,
-};
-use super::{Reply, View};
+use super::analysis::{draw_pending, Analysing, AnalysisRequest, AnalysisUpdate, Pending};
+use super::{leave_analysis, Reply, View};
 use crate::analysis::usage::{EdgeUsage, Reading};
 use crate::topology::Topology;
 use crate::tui::context::Context;
 use crate::tui::widgets::heat_map::{legend, HeatMap};
-use crate::tui::widgets::{fit, hint_line};
+use crate::tui::widgets::{fit, hint_line, with_hints};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UsageView {
@@ -87,7 +85,7 @@ impl View for UsageView {
             (KeyCode::Left, _) => self.step((0, -1)),
             (KeyCode::Down, _) => self.step((1, 0)),
             (KeyCode::Up, _) => self.step((-1, 0)),
-            _ => return leave(key, cx),
+            _ => return leave_analysis(key, cx),
         }
         Reply::Stay
     }

@@ -7,7 +7,7 @@ pub mod contour;
 pub mod heat_map;
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Alignment, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
@@ -220,4 +220,11 @@ pub fn asciify(buf: &mut Buffer) {
             cell.set_symbol(replacement);
         }
     }
+}
+
+/// Draws the view's hint bar on the last line of `area`; returns the rest, its body.
+pub fn with_hints(frame: &mut Frame, area: Rect, hints: Option<Line<'static>>) -> Rect {
+    let [body, bar] = Layout::vertical([Constraint::Min(5), Constraint::Length(1)]).areas(area);
+    frame.render_widget(Paragraph::new(hints.unwrap_or_default()), bar);
+    body
 }
