@@ -34,3 +34,4 @@ pub mod sweep;
 pub mod topology;
 pub mod train;
 pub mod tui;
+pub mod watch;

@@ -157,7 +157,7 @@ fn flow_rows(points: &[FlowPoint]) -> Vec<FlowRow> {
         .collect()
 }
 
-fn flow_points(rows: Vec<FlowRow>) -> Vec<FlowPoint> {
+pub fn flow_points(rows: Vec<FlowRow>) -> Vec<FlowPoint> {
     let mut points: Vec<FlowPoint> = Vec::new();
     for row in rows {
         let layer = LayerFlow {
@@ -836,7 +836,7 @@ pub fn read_weights(path: &Path) -> Result<Weights, RunError> {
 }
 
 /// A saved run as read back from its folder.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SavedRun {
     pub id: String,
     pub dir: PathBuf,
@@ -956,6 +956,95 @@ fn read_csv<R: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<R>, RunEr
         .enumerate()
         .map(|(i, row)| row.map_err(|e| err(path, format!("row {}: {e}", i + 1))))
         .collect()
+}
+
+/// A run's CSV file read as it grows, by a process that does not write it: each read parses
+/// only the rows written since the one before. The recorder replaces the file whole by a
+/// rename after each epoch, and a later file begins with the earlier one's rows, so the rows
+/// past the bytes already read are the new ones; a file that got shorter (a resume undone)
+/// is read again from the start. Only whole lines count: no half-written row is ever taken.
+#[derive(Clone, Debug, Default)]
+pub struct CsvTail {
+    /// Bytes read so far (whole lines).
+    offset: u64,
+    header: Option<csv::StringRecord>,
+    /// The size and modification time at the last read: unchanged, the file is not opened.
+    stamp: Option<(u64, SystemTime)>,
+}
+
+/// What a [`CsvTail`] read found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tail<R> {
+    /// The file is as it was (or is not there yet).
+    Same,
+    /// Rows added since the last read.
+    More(Vec<R>),
+    /// The file was rewritten from the start: all its rows.
+    Restarted(Vec<R>),
+}
+
+impl<R> Tail<R> {
+    /// The rows read, whichever way.
+    pub fn rows(self) -> Vec<R> {
+        match self {
+            Tail::Same => Vec::new(),
+            Tail::More(rows) | Tail::Restarted(rows) => rows,
+        }
+    }
+}
+
+impl CsvTail {
+    pub fn read<R: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &Path,
+    ) -> Result<Tail<R>, RunError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(Tail::Same);
+        };
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        if self.stamp == Some(stamp) {
+            return Ok(Tail::Same);
+        }
+        let restarted = stamp.0 < self.offset;
+        if restarted {
+            *self = CsvTail::default();
+        }
+        let mut file =
+            std::fs::File::open(path).map_err(|e| err(path, format!("cannot read: {e}")))?;
+        file.seek(SeekFrom::Start(self.offset))
+            .map_err(|e| err(path, format!("cannot read: {e}")))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| err(path, format!("cannot read: {e}")))?;
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&bytes[..whole]);
+        let mut rows = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| err(path, e.to_string()))?;
+            match &self.header {
+                None => self.header = Some(record),
+                Some(header) => rows.push(
+                    record
+                        .deserialize(Some(header))
+                        .map_err(|e| err(path, format!("row {}: {e}", i + 1)))?,
+                ),
+            }
+        }
+        self.offset += whole as u64;
+        // Stamped only once every byte is read: a half-written last line is read again.
+        self.stamp = (whole == bytes.len()).then_some(stamp);
+        Ok(match (restarted, rows.is_empty()) {
+            (true, _) => Tail::Restarted(rows),
+            (false, true) => Tail::Same,
+            (false, false) => Tail::More(rows),
+        })
+    }
 }
 
 /// How old a temporary file must be before a reader removes it: a write takes far less, so
