@@ -527,28 +527,36 @@ fn progress(run: &PlannedRun, saves: &Path) -> Progress {
             epochs_done: 0,
             status: RunStatus::Failed("unreadable".into()).into(),
         },
-        Ok(saved) if saved.experiment != run.experiment => Progress::Conflict(format!(
+        Ok(saved) => progress_of_saved(run, &saved),
+    }
+}
+
+/// Where a planned run stands, its folder read as `saved`.
+pub fn progress_of_saved(run: &PlannedRun, saved: &SavedRun) -> Progress {
+    if saved.experiment != run.experiment {
+        return Progress::Conflict(format!(
             "{} holds another experiment (the base preset changed?): remove it or rename the sweep",
-            dir.display()
-        )),
-        Ok(saved) => match saved.summary.status {
-            RunState::Ended(RunStatus::Finished)
-                if saved.summary.epochs_done >= run.experiment.epochs =>
-            {
-                Progress::Done(RunStatus::Finished.into())
-            }
-            status @ RunState::Ended(RunStatus::Diverged { .. }) => Progress::Done(status),
-            status => Progress::Unfinished {
-                epochs_done: saved.summary.epochs_done,
-                status,
-            },
+            saved.dir.display()
+        ));
+    }
+    match &saved.summary.status {
+        RunState::Ended(RunStatus::Finished)
+            if saved.summary.epochs_done >= run.experiment.epochs =>
+        {
+            Progress::Done(RunStatus::Finished.into())
+        }
+        status @ RunState::Ended(RunStatus::Diverged { .. }) => Progress::Done(status.clone()),
+        status => Progress::Unfinished {
+            epochs_done: saved.summary.epochs_done,
+            status: status.clone(),
         },
     }
 }
 
 /// A run's folder lock, held while one process trains it: a second process (a requeued
 /// Slurm task, a second `sweep run`) leaves the run alone. Released when dropped or when the
-/// process dies. The lock file sits beside the folder, which is replaced on a retry.
+/// process dies. The lock file sits beside the folder, which is replaced on a retry; while
+/// held it names its holder (see [`lock_holder`]).
 pub struct RunLock(#[allow(dead_code)] std::fs::File);
 
 impl RunLock {
@@ -561,10 +569,52 @@ impl RunLock {
             .write(true)
             .open(saves.join(format!(".{id}.lock")))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(RunLock(file))),
+            Ok(()) => {
+                // Who holds it, for `sweep watch`: the file is this process's now.
+                use std::io::Write;
+                let mut file = file;
+                file.set_len(0)?;
+                file.write_all(holder().as_bytes())?;
+                Ok(Some(RunLock(file)))
+            }
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+/// This process as a lock's holder: its Slurm array task where it is one, its host and pid.
+fn holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".into());
+    let pid = std::process::id();
+    match (
+        std::env::var("SLURM_ARRAY_JOB_ID"),
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+    ) {
+        (Ok(job), Ok(task)) => format!("slurm {job}_{task} on {host} (pid {pid})"),
+        _ => format!("pid {pid} on {host}"),
+    }
+}
+
+/// Who trains run `id` of a sweep in `saves` now: the holder its lock names, while a process
+/// holds it (`None` when none does, or the file system keeps no locks).
+pub fn lock_holder(saves: &Path, id: &str) -> Option<String> {
+    let path = saves.join(format!(".{id}.lock"));
+    let file = std::fs::File::open(&path).ok()?;
+    match file.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            Some(match text.trim() {
+                "" => "another process".to_string(),
+                who => who.to_string(),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -852,10 +902,18 @@ mod tests {
     #[test]
     fn a_lock_is_held_once() {
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(lock_holder(dir.path(), "x"), None);
         let first = RunLock::try_take(dir.path(), "x").unwrap();
         assert!(first.is_some());
         assert!(RunLock::try_take(dir.path(), "x").unwrap().is_none());
+        // It names its holder while held.
+        let holder = lock_holder(dir.path(), "x").unwrap();
+        assert!(
+            holder.starts_with(&format!("pid {} on ", std::process::id())),
+            "{holder}"
+        );
         drop(first);
+        assert_eq!(lock_holder(dir.path(), "x"), None);
         assert!(RunLock::try_take(dir.path(), "x").unwrap().is_some());
     }
 }

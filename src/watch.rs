@@ -296,6 +296,78 @@ impl Followed {
     }
 }
 
+/// The watched runs as the events tell them: what `runs --watch` and `sweep watch` show.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Board {
+    /// The runs found, in the order they were.
+    pub runs: Vec<SavedRun>,
+    /// The ids of those stalled now.
+    pub stalled: HashSet<String>,
+    /// Folders that cannot be read as runs, with why.
+    pub unreadable: Vec<RunError>,
+}
+
+impl Board {
+    /// Takes one event in.
+    pub fn apply(&mut self, event: &WatchEvent) {
+        let at = self.runs.iter().position(|r| r.id == event.id);
+        match (&event.change, at) {
+            (Change::Found(run), Some(i)) => self.runs[i] = run.as_ref().clone(),
+            (Change::Found(run), None) => self.runs.push(run.as_ref().clone()),
+            (Change::Train(train), Some(i)) => {
+                let run = &mut self.runs[i];
+                run.summary.observe(train);
+                match train {
+                    TrainEvent::Epoch(m) => {
+                        let skips_on = run.experiment.schedule.is_none()
+                            || run.summary.skips_enabled_after.is_some();
+                        run.epochs.push(EpochRow::from_metrics(m, skips_on));
+                    }
+                    TrainEvent::Step(s) => run.steps.push(s.clone()),
+                    TrainEvent::Flow(f) => run.flows.push(f.clone()),
+                    TrainEvent::Ended { .. } => {
+                        self.stalled.remove(&event.id);
+                    }
+                    _ => {}
+                }
+            }
+            (Change::Stalled { .. }, _) => {
+                self.stalled.insert(event.id.clone());
+            }
+            (Change::Active, _) => {
+                self.stalled.remove(&event.id);
+            }
+            (Change::Unreadable(e), _) => {
+                self.unreadable
+                    .retain(|u| u.path.parent() != e.path.parent());
+                self.unreadable.push(e.clone());
+            }
+            (Change::Train(_), None) => {}
+        }
+        if matches!(event.change, Change::Found(_)) {
+            self.unreadable.retain(|u| !u.path.starts_with(&event.dir));
+        }
+    }
+
+    /// One word for where `run` stands: `running`, `stalled`, `interrupted`, `finished`,
+    /// `stopped`, `diverged` or `failed`.
+    pub fn status(&self, run: &SavedRun) -> &'static str {
+        match &run.summary.status {
+            RunState::Ended(RunStatus::Failed(why)) if why == runs::INTERRUPTED => "interrupted",
+            status if status.is_active() && self.stalled.contains(&run.id) => "stalled",
+            status => status.word(),
+        }
+    }
+
+    /// How many runs have ended, however they did.
+    pub fn ended(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| !r.summary.status.is_active())
+            .count()
+    }
+}
+
 /// Follows every run folder in some saves folders.
 pub struct Watcher {
     folders: Vec<PathBuf>,

@@ -63,6 +63,63 @@ fn emit_job_list(file: &str, jobs: &Path, saves: &Path) {
     assert_eq!(code, 0, "{err}");
 }
 
+/// `skiplab ARGS` watching `saves` in the background (stdout piped).
+fn watching(args: &[&str], saves: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args(args)
+        .env("SKIPLAB_SAVES_DIR", saves)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a watching process to exit by itself (at most `limit`); its JSON lines.
+fn watched(mut child: std::process::Child, limit: Duration) -> Vec<serde_json::Value> {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().ok();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the watch did not end: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Every run of the tiny sweep reached `finished` in the watch's lines, each found once.
+fn saw_every_run_finish(lines: &[serde_json::Value]) {
+    let mut finished: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["status"] == "finished" && (l["event"] == "ended" || l["event"] == "found"))
+        .map(|l| l["run"].as_str().unwrap())
+        .collect();
+    finished.sort();
+    finished.dedup();
+    assert_eq!(finished.len(), 8, "{lines:#?}");
+    for id in finished {
+        let found = lines
+            .iter()
+            .filter(|l| l["run"] == id && l["event"] == "found")
+            .count();
+        assert_eq!(found, 1, "{id}: {lines:#?}");
+    }
+}
+
 fn finished(saves: &Path) -> Vec<String> {
     let mut ids: Vec<String> = runs::list_runs(saves)
         .into_iter()
@@ -362,6 +419,7 @@ fn gnu_parallel_runs_the_sweep() {
     let jobs = tmp.path().join("tiny.jobs");
     let file = file.as_str();
     emit_job_list(file, &jobs, &saves);
+    let watch = watching(&["runs", "--watch", "--json", "--until-ended", "8"], &saves);
     let out = Command::new("parallel")
         .args(["--will-cite", "--jobs", "2", "--halt", "now,fail=1"])
         .stdin(std::fs::File::open(&jobs).unwrap())
@@ -373,9 +431,47 @@ fn gnu_parallel_runs_the_sweep() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(finished(&saves).len(), 8);
+    saw_every_run_finish(&watched(watch, Duration::from_secs(30)));
     let (code, out, err) = skiplab(&["sweep", "report", file], &saves);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("8 runs planned, 8 done."), "{out}");
+}
+
+/// `sweep watch` and `runs --watch` beside a `sweep run` in another process: each sees every
+/// planned run reach its end and exits by itself (the sweep's when all are done), with file
+/// notification and with polling alone.
+#[test]
+fn sweep_watch_and_runs_watch_follow_a_sweep_trained_by_another_process() {
+    for poll in [false, true] {
+        let (_tmp, file, saves) = tiny_sweep(2);
+        let file = file.as_str();
+        let mut sweep_args = vec!["sweep", "watch", file, "--json"];
+        let mut runs_args = vec!["runs", "--watch", "--json", "--until-ended", "8"];
+        if poll {
+            sweep_args.push("--poll");
+            runs_args.push("--poll");
+        }
+        let sweep_watch = watching(&sweep_args, &saves);
+        let runs_watch = watching(&runs_args, &saves);
+        let (code, _, err) = skiplab(&["sweep", "run", file, "--parallel", "2"], &saves);
+        assert_eq!(code, 0, "{err}");
+        let lines = watched(sweep_watch, Duration::from_secs(30));
+        saw_every_run_finish(&lines);
+        let mut indices: Vec<u64> = lines.iter().filter_map(|l| l["index"].as_u64()).collect();
+        indices.sort();
+        indices.dedup();
+        assert_eq!(indices, (0..8).collect::<Vec<u64>>());
+        // Epochs arrive in order for each run (those not already in its `found`).
+        for id in lines.iter().filter_map(|l| l["run"].as_str()) {
+            let epochs: Vec<u64> = lines
+                .iter()
+                .filter(|l| l["run"] == id && l["event"] == "epoch")
+                .map(|l| l["epoch"].as_u64().unwrap())
+                .collect();
+            assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{id}: {epochs:?}");
+        }
+        saw_every_run_finish(&watched(runs_watch, Duration::from_secs(30)));
+    }
 }
 
 /// A single-node Slurm cluster on localhost (munged, slurmctld, slurmd from a config written
@@ -559,6 +655,7 @@ fn a_single_node_slurm_runs_the_sweep_as_a_job_array() {
         &saves,
     );
     assert_eq!(code, 0, "{err}");
+    let watch = watching(&["runs", "--watch", "--json", "--until-ended", "8"], &saves);
     let out = Command::new("sbatch")
         .arg("--wait")
         .arg(&script)
@@ -582,6 +679,7 @@ fn a_single_node_slurm_runs_the_sweep_as_a_job_array() {
     );
     assert_eq!(logs.len(), 8, "one log per array task");
     assert_eq!(finished(&saves).len(), 8);
+    saw_every_run_finish(&watched(watch, Duration::from_secs(30)));
     let (code, out, err) = skiplab(&["sweep", "report", file], &saves);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("8 runs planned, 8 done."), "{out}");

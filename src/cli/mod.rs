@@ -16,6 +16,7 @@ pub mod resume;
 pub mod runs;
 pub mod sweep;
 pub mod train;
+pub mod watch;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;

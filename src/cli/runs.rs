@@ -14,20 +14,27 @@ use skiplab::runs::{self, SavedRun};
 #[derive(Args, Debug)]
 pub struct RunsArgs {
     #[command(flatten)]
-    saves: super::Saves,
+    pub saves: super::Saves,
     /// Sort by this column (best and test: the best first; the others ascending).
     #[arg(long, value_enum, default_value_t = Column::Run)]
-    sort: Column,
+    pub sort: Column,
     /// Reverse the order.
     #[arg(long)]
-    reverse: bool,
+    pub reverse: bool,
     /// Only runs whose id, data set, description, network or status contains TEXT (any
     /// case).
     #[arg(long, value_name = "TEXT")]
-    filter: Option<String>,
-    /// One JSON object per run and line, for scripts.
+    pub filter: Option<String>,
+    /// One JSON object per run and line, for scripts (with --watch: one per change).
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+    /// Follow the folders as other processes write them (sweep tasks on other nodes, GNU
+    /// parallel jobs, a `train` in another terminal) until Ctrl-C: the table redrawn as runs
+    /// appear, train and end (piped or with --json: one JSON object per change).
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub follow: super::watch::Follow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -116,6 +123,9 @@ pub fn json(run: &SavedRun, description: &str) -> serde_json::Value {
 }
 
 pub fn list(args: RunsArgs) -> Result<ExitCode> {
+    if args.watch {
+        return super::watch::runs(&args);
+    }
     let (mut all, mut unreadable) = (Vec::new(), Vec::new());
     let folders = args.saves.folders()?;
     let (found, shadowed) = runs::list_runs_in(&folders);
@@ -132,10 +142,47 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
         }
     }
     let described = describe(&all);
+    let shown = shown(&all, &described.each, &args);
+    if args.json {
+        for (run, description) in &shown {
+            outln!("{}", json(run, description));
+        }
+        for e in &unreadable {
+            outln!(
+                "{}",
+                serde_json::json!({"unreadable": e.path, "error": e.message})
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.is_empty() && unreadable.is_empty() {
+        let names: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+        outln!("no saved runs in {}", names.join(", "));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if all.len() > 1 && !described.common.is_empty() {
+        outln!("all runs: {}", described.common);
+    }
+    for line in table(&shown, &|r| r.summary.status.word().to_string()) {
+        outln!("{line}");
+    }
+    for e in &unreadable {
+        outln!("unreadable: {e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The runs the table shows, with their descriptions (`each`, in the order of `all`):
+/// filtered and sorted as `args` ask.
+pub fn shown<'a>(
+    all: &'a [SavedRun],
+    each: &[String],
+    args: &RunsArgs,
+) -> Vec<(&'a SavedRun, String)> {
     let needle = args.filter.as_deref().unwrap_or_default().to_lowercase();
-    let mut shown: Vec<(&SavedRun, &String)> = all
+    let mut shown: Vec<(&SavedRun, String)> = all
         .iter()
-        .zip(&described.each)
+        .zip(each.iter().cloned())
         .filter(|(r, d)| {
             needle.is_empty()
                 || [
@@ -166,48 +213,27 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
             t(a.0).total_cmp(&t(b.0))
         }),
         Column::Status => shown.sort_by_key(|r| r.0.summary.status.word()),
-        Column::Description => shown.sort_by(|a, b| a.1.cmp(b.1)),
+        Column::Description => shown.sort_by(|a, b| a.1.cmp(&b.1)),
     }
     if args.reverse {
         shown.reverse();
     }
-    if args.json {
-        for (run, description) in &shown {
-            outln!("{}", json(run, description));
-        }
-        for e in &unreadable {
-            outln!(
-                "{}",
-                serde_json::json!({"unreadable": e.path, "error": e.message})
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if all.is_empty() && unreadable.is_empty() {
-        let names: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
-        outln!("no saved runs in {}", names.join(", "));
-        return Ok(ExitCode::SUCCESS);
-    }
-    if all.len() > 1 && !described.common.is_empty() {
-        outln!("all runs: {}", described.common);
-    }
-    outln!(
-        "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} description",
-        "run",
-        "data",
-        "epochs",
-        "best val",
-        "test@best",
-        "s/epoch",
-        "status"
-    );
-    for (r, description) in &shown {
+    shown
+}
+
+/// The runs table: a header, then a line per run with the word `status` gives it.
+pub fn table(shown: &[(&SavedRun, String)], status: &dyn Fn(&SavedRun) -> String) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<11} description",
+        "run", "data", "epochs", "best val", "test@best", "s/epoch", "status"
+    )];
+    for (r, description) in shown {
         let description = match description.is_empty() {
             true => model_text(r),
             false => description.to_string(),
         };
-        outln!(
-            "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<10} {description}",
+        lines.push(format!(
+            "{:<40} {:<15} {:>6} {:>9} {:>9} {:>8}  {:<11} {description}",
             r.id,
             r.experiment.dataset.as_str(),
             r.summary.epochs_done,
@@ -216,11 +242,8 @@ pub fn list(args: RunsArgs) -> Result<ExitCode> {
             r.summary
                 .mean_epoch_seconds
                 .map_or("-".into(), |s| format!("{s:.2}")),
-            r.summary.status.word(),
-        );
+            status(r),
+        ));
     }
-    for e in &unreadable {
-        outln!("unreadable: {e}");
-    }
-    Ok(ExitCode::SUCCESS)
+    lines
 }

@@ -64,6 +64,21 @@ enum SweepCommand {
     /// Write a Slurm job-array script (--slurm) or a GNU parallel job list (--parallel) for
     /// the runs not finished yet; each job is one `sweep task`.
     Emit(EmitArgs),
+    /// Follow the sweep as its tasks train (here, on Slurm nodes, in GNU parallel jobs): each
+    /// planned run pending, training, stalled, done or failed, the task holding it, and the
+    /// report so far with the best configuration; until every run is done or Ctrl-C.
+    Watch {
+        /// The sweep file.
+        file: PathBuf,
+        /// The folder the sweep's runs are saved in.
+        #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value_os_t = skiplab::folders::default_saves())]
+        saves: PathBuf,
+        #[command(flatten)]
+        follow: cli::watch::Follow,
+        /// One JSON object per change (with the run's index in the plan), for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// The results: every configuration's mean ± sd over its seeds, Welch's t-test against
     /// the base, the best value per axis, what is missing.
     Report {
@@ -135,6 +150,12 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             place,
         } => task(&file, index, json, &place),
         SweepCommand::Emit(args) => emit(&args),
+        SweepCommand::Watch {
+            file,
+            saves,
+            follow,
+            json,
+        } => cli::watch::sweep(&file, &saves, &follow, json),
         SweepCommand::Report {
             file,
             saves,
