@@ -240,6 +240,16 @@ fn real_binary_under_tmux_toggles_trains_and_quits_cleanly() {
 /// Starts the lab under tmux in `dir` (its presets/ holds quick.ron, its saves/ the runs);
 /// returns the session name and the file its exit status lands in.
 fn lab_in_tmux(dir: &Path, name: &str, size: (u16, u16)) -> (String, std::path::PathBuf) {
+    lab_in_tmux_with(dir, name, size, "")
+}
+
+/// [`lab_in_tmux`] with further arguments for the lab.
+fn lab_in_tmux_with(
+    dir: &Path,
+    name: &str,
+    size: (u16, u16),
+    args: &str,
+) -> (String, std::path::PathBuf) {
     let session = format!("skiplab-{name}-{}", std::process::id());
     std::fs::create_dir_all(dir.join("presets")).unwrap();
     std::fs::copy(
@@ -249,7 +259,7 @@ fn lab_in_tmux(dir: &Path, name: &str, size: (u16, u16)) -> (String, std::path::
     .unwrap();
     let exit_file = dir.join("exit");
     let command = format!(
-        "cd {} && SKIPLAB_SAVES_DIR=saves {} ; echo $? > {}",
+        "cd {} && SKIPLAB_SAVES_DIR=saves {} {args} ; echo $? > {}",
         dir.display(),
         env!("CARGO_BIN_EXE_skiplab"),
         exit_file.display()
@@ -523,4 +533,59 @@ fn real_binary_browses_200_saved_runs_filters_and_loads_a_configuration() {
     assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
     tmux(&["kill-session", "-t", &session]);
     eprintln!("the browser opened on 200 runs in {opened:?}");
+}
+
+/// `skiplab --watch`: a sweep trained by another process (`sweep run`, two at a time) shows
+/// in the lab run by run as it trains, beside a run the lab trains itself; quitting once all
+/// are done asks nothing and exits 0.
+#[test]
+fn real_binary_watches_a_sweep_another_process_trains() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux is not installed; skipping the end-to-end test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("base.ron"),
+        r#"(dataset: "builtin", model: Mlp(widths: [32, 32], skips: "none"), optimizer: Sgd(lr: 0.01, momentum: 0.9), batch: 64, epochs: 3)"#,
+    )
+    .unwrap();
+    let sweep = dir.path().join("tiny.ron");
+    std::fs::write(
+        &sweep,
+        r#"(base: "base.ron", lr: [0.01, 0.05], seeds: [1, 2])"#,
+    )
+    .unwrap();
+    let (session, exit_file) = lab_in_tmux_with(dir.path(), "watch", (110, 32), "--watch --poll");
+    wait_for(&session, "the lab", Duration::from_secs(20), |s| {
+        s.contains("loaded preset quick")
+    });
+    // The lab trains one of its own meanwhile.
+    tmux(&["send-keys", "-t", &session, "t", "Enter"]);
+    let status = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args(["sweep", "run", sweep.to_str().unwrap(), "--parallel", "2"])
+        .env("SKIPLAB_SAVES_DIR", dir.path().join("saves"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let screen = wait_for(
+        &session,
+        "five finished runs",
+        Duration::from_secs(120),
+        |s| s.matches(" done ").count() == 5,
+    );
+    assert!(screen.contains("run-5"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let start = Instant::now();
+    while !exit_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "skiplab did not exit: {}",
+            tmux(&["capture-pane", "-p", "-t", &session])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
+    tmux(&["kill-session", "-t", &session]);
 }

@@ -1345,3 +1345,95 @@ fn similarity_of_two_marked_runs_compares_them_against_their_ceilings() {
         "{narrow}"
     );
 }
+
+/// A run another process trains, as the watcher tells it: found with two epochs (the
+/// session's runs untouched), a third epoch, a stall, live again, its end. Watched runs do
+/// not make quitting ask (they are not the lab's to stop).
+#[test]
+fn watched_runs_join_the_table_train_live_stall_and_end() {
+    use skiplab::runs::{EpochRow, SavedRun};
+    use skiplab::watch::{Change, WatchEvent};
+    let mut app = lab();
+    let topology = app.editor.topology.clone();
+    let config = app.form.config();
+    let experiment = skiplab::experiment::Experiment::from_parts(
+        &topology,
+        skiplab::data::DatasetName::Builtin,
+        &config,
+        0.1,
+    );
+    let metrics = |e: usize, val: f64| match epoch(e, val + 0.02, val, &[]) {
+        TrainEvent::Epoch(m) => m,
+        _ => unreachable!(),
+    };
+    let mut summary = Summary::new(&topology, "cpu", Provenance::here("test"));
+    summary.status = skiplab::train::RunState::Running;
+    for e in [1, 2] {
+        summary.observe(&TrainEvent::Epoch(metrics(e, 0.6 + 0.05 * e as f64)));
+    }
+    let id = "20261207-150000-mlp-s1".to_string();
+    let saved = SavedRun {
+        id: id.clone(),
+        dir: format!("elsewhere/{id}").into(),
+        experiment,
+        epochs: [1, 2]
+            .iter()
+            .map(|&e| EpochRow::from_metrics(&metrics(e, 0.6 + 0.05 * e as f64), true))
+            .collect(),
+        steps: Vec::new(),
+        flows: Vec::new(),
+        summary,
+    };
+    let event = |change| WatchEvent {
+        id: id.clone(),
+        dir: format!("elsewhere/{id}").into(),
+        change,
+    };
+    app.on_watch(vec![event(Change::Found(Box::new(saved)))]);
+    assert_eq!(app.cx.runs.all.len(), 1);
+    assert!(app
+        .cx
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("run-1 appeared"));
+    app.on_watch(vec![event(Change::Train(epoch(3, 0.8, 0.78, &[])))]);
+    app.on_watch(vec![event(Change::Stalled {
+        quiet: std::time::Duration::from_secs(630),
+    })]);
+    let screen = render(&mut app, 100, 30);
+    assert!(screen.contains("stalled"), "{screen}");
+    assert!(
+        screen.contains("run-1 stalled: no change for 10m 30s"),
+        "{screen}"
+    );
+    assert!(screen.contains("78.0%"), "{screen}");
+    insta::assert_snapshot!("watched_run_stalled_100x30", screen);
+    // Not the lab's: quitting does not ask.
+    assert!(!app.cx.runs.has_active());
+    app.on_watch(vec![event(Change::Active)]);
+    assert!(render(&mut app, 100, 30).contains("running"));
+    app.on_watch(vec![event(Change::Train(TrainEvent::Ended {
+        status: RunStatus::Finished,
+        epochs_done: 3,
+        test_accuracy: Some(0.77),
+        test_epoch: Some(3),
+    }))]);
+    let run = &app.cx.runs.all[0];
+    assert_eq!(
+        run.state,
+        skiplab::train::RunState::Ended(RunStatus::Finished)
+    );
+    assert_eq!(run.epochs.len(), 3);
+    assert_eq!(run.test_accuracy, Some(0.77));
+    // Events of a run the lab trains itself are the session's to tell.
+    let before = app.cx.runs.all.clone();
+    app.on_session(queued(&app, 0));
+    let own = app.cx.runs.all.len() - 1;
+    app.cx.runs.all[own].saved_id = Some("own".into());
+    let mut ours = event(Change::Train(epoch(1, 0.5, 0.5, &[])));
+    ours.id = "own".into();
+    app.on_watch(vec![ours]);
+    assert!(app.cx.runs.all[own].epochs.is_empty());
+    assert_eq!(app.cx.runs.all[..1], before[..]);
+}

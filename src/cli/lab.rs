@@ -45,6 +45,18 @@ pub struct LabArgs {
     /// Do not save runs.
     #[arg(long)]
     no_save: bool,
+    /// Follow the --saves folders as other processes write them (sweep tasks on Slurm
+    /// nodes, GNU parallel jobs, a `train` in another terminal): their runs join the table
+    /// and train live there, beside the lab's own.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: a run that says it trains but whose files have not changed for this
+    /// long shows as stalled (`90s`, `10m`).
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration, default_value = "10m")]
+    stall_after: std::time::Duration,
+    /// With --watch: poll only, without file notification.
+    #[arg(long)]
+    poll: bool,
 }
 
 pub fn lab(args: LabArgs) -> Result<ExitCode> {
@@ -100,6 +112,10 @@ pub fn lab(args: LabArgs) -> Result<ExitCode> {
         note,
         dataset,
         data_dir: args.data_dir.clone(),
+        watch: args.watch.then_some(skiplab::watch::WatchOptions {
+            stall_after: args.stall_after,
+            notify: !args.poll,
+        }),
     })?;
     Ok(signal.map_or(ExitCode::SUCCESS, crate::cli::signal_exit))
 }

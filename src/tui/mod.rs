@@ -52,6 +52,8 @@ pub enum AppEvent {
     InputFailed(String),
     /// An analysis's progress or result, computed off the lab's thread.
     Analysis(views::analysis::AnalysisUpdate),
+    /// What changed in the watched saves folders (`--watch`).
+    Watched(Vec<crate::watch::WatchEvent>),
 }
 
 /// Options of the lab.
@@ -81,6 +83,8 @@ pub struct LabOptions {
     pub read_saves: Vec<PathBuf>,
     /// The preset the lab opens with (its name and experiment).
     pub preset: Option<(String, Experiment)>,
+    /// Follow the saves folders (`read_saves`) as other processes write them.
+    pub watch: Option<crate::watch::WatchOptions>,
 }
 
 fn restore_terminal() {
@@ -190,10 +194,35 @@ pub fn run(options: LabOptions) -> Result<Option<i32>> {
         if options.note.is_some() {
             app.cx.message = options.note.clone();
         }
+        if let Some(watch) = options.watch {
+            spawn_watch_thread(app.cx.saved_run_folders(), watch, tx.clone())?;
+        }
         start(&mut terminal, app, session, tx, rx).map(|app| app.ended_by_signal)
     })();
     restore_terminal();
     result
+}
+
+/// Follows `folders` on a thread of its own, sending what changed; it ends with the lab.
+pub fn spawn_watch_thread(
+    folders: Vec<PathBuf>,
+    options: crate::watch::WatchOptions,
+    tx: Sender<AppEvent>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("skiplab-watch".into())
+        .spawn(move || {
+            let mut watcher = crate::watch::Watcher::new(folders, options);
+            let mut events = watcher.scan();
+            loop {
+                if !events.is_empty() && tx.send(AppEvent::Watched(events)).is_err() {
+                    return;
+                }
+                events = watcher.next(Duration::from_secs(1));
+            }
+        })
+        .context("cannot start the watch thread")?;
+    Ok(())
 }
 
 fn spawn_input_thread(tx: Sender<AppEvent>) {
@@ -319,6 +348,10 @@ impl Lab {
                 app.on_analysis(update);
                 Vec::new()
             }
+            AppEvent::Watched(events) => {
+                app.on_watch(events);
+                Vec::new()
+            }
         };
         for effect in effects {
             match effect {
@@ -434,29 +467,14 @@ fn saved_item(run: Result<runs::SavedRun, runs::RunError>) -> views::browser::Br
                     .as_ref()
                     .map_or("invalid topology".into(), |t| t.summary()),
             );
-            let run = topology
-                .map_err(|e| e.to_string())
-                .map(|topology| run_list::Run {
-                    id: 0,
-                    live: None,
-                    saved_id: Some(saved.id.clone()),
-                    name: saved.id.clone(),
-                    experiment: saved.experiment.clone(),
-                    resumed_after: saved.summary.resumed_after.clone(),
-                    marked: false,
-                    topology,
-                    config: saved.experiment.train_config(),
-                    // Left `Running` by a killed process: it trains no more.
-                    state: run_list::RunState::Ended(
-                        saved.summary.status.ended().unwrap_or(RunStatus::Stopped),
-                    ),
-                    epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
-                    steps: saved.steps.clone(),
-                    flows: saved.flows.clone(),
-                    progress: None,
-                    test_accuracy: saved.summary.test_accuracy,
-                    skips_enabled_after: saved.summary.skips_enabled_after,
-                });
+            // Left `Running` by a process: loaded, it is a snapshot that trains no more
+            // here (`--watch` follows runs as they train).
+            let run = run_list::Run::from_saved(&saved).map(|mut run| {
+                if run.state.is_active() {
+                    run.state = run_list::RunState::Ended(RunStatus::Stopped);
+                }
+                run
+            });
             views::browser::BrowserItem {
                 facets: crate::compare::facets(&saved.experiment, &saved.summary.resumed_after),
                 id: saved.id,

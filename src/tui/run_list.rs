@@ -5,10 +5,13 @@
 use crate::compare::{self, Facet};
 use crate::experiment::Experiment;
 use crate::hyperparams::TrainConfig;
+use crate::runs::SavedRun;
 pub use crate::session::RunState;
 use crate::session::{RunId, SessionEvent, Update};
 use crate::topology::{SkipEdge, Topology};
 use crate::train::{EpochMetrics, FlowPoint, RunStatus, StepMetrics, TrainEvent};
+use crate::watch::{Change, WatchEvent};
+use std::time::Duration;
 
 /// One training run as the lab shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,9 +43,93 @@ pub struct Run {
     pub test_accuracy: Option<f64>,
     /// skip*: the epoch after which the skips were enabled.
     pub skips_enabled_after: Option<usize>,
+    /// Trained by another process and followed from its folder (`--watch`).
+    pub watched: bool,
+    /// Watched, it says it trains but its files have not changed for a while.
+    pub stalled: bool,
 }
 
 impl Run {
+    /// A saved run as the lab shows it: its record as it stands (`Err`: its topology is
+    /// invalid).
+    pub fn from_saved(saved: &SavedRun) -> Result<Run, String> {
+        let topology = saved.experiment.topology().map_err(|e| e.to_string())?;
+        Ok(Run {
+            id: 0,
+            live: None,
+            saved_id: Some(saved.id.clone()),
+            name: saved.id.clone(),
+            experiment: saved.experiment.clone(),
+            resumed_after: saved.summary.resumed_after.clone(),
+            marked: false,
+            topology,
+            config: saved.experiment.train_config(),
+            state: saved.summary.status.clone(),
+            epochs: saved.epochs.iter().map(|r| r.to_metrics()).collect(),
+            steps: saved.steps.clone(),
+            flows: saved.flows.clone(),
+            progress: None,
+            test_accuracy: saved.summary.test_accuracy,
+            skips_enabled_after: saved.summary.skips_enabled_after,
+            watched: false,
+            stalled: false,
+        })
+    }
+
+    /// The word the status column shows: the state's, `stalled`, or `interrupted`.
+    pub fn status_label(&self) -> String {
+        match &self.state {
+            RunState::Ended(RunStatus::Failed(why)) if why == crate::runs::INTERRUPTED => {
+                "interrupted".into()
+            }
+            state if state.is_active() && self.stalled => "stalled".into(),
+            state => state.label(),
+        }
+    }
+
+    /// What a trainer (this lab's, or another process's through its folder) reported, but
+    /// its end (which comes with the summary).
+    fn apply(&mut self, event: TrainEvent) {
+        match RunState::after(&event) {
+            Some(RunState::Ended(_)) | None => {}
+            Some(state) => self.state = state,
+        }
+        match event {
+            TrainEvent::Progress {
+                epoch,
+                step,
+                steps_per_epoch,
+                ..
+            } => self.progress = Some((epoch, step, steps_per_epoch)),
+            TrainEvent::Epoch(m) => {
+                self.progress = None;
+                self.epochs.push(m);
+            }
+            TrainEvent::Step(m) => self.steps.push(m),
+            TrainEvent::Flow(f) => self.flows.push(f),
+            TrainEvent::SkipsEnabled { after_epoch, .. } => {
+                self.skips_enabled_after = Some(after_epoch)
+            }
+            _ => {}
+        }
+    }
+
+    /// The run ended so: what the user should hear of it (it diverged or failed).
+    fn end(&mut self, status: RunStatus, test_accuracy: Option<f64>) -> Option<String> {
+        self.progress = None;
+        self.stalled = false;
+        self.test_accuracy = test_accuracy;
+        self.state = RunState::Ended(status.clone());
+        let name = &self.name;
+        match status {
+            RunStatus::Diverged { step, loss, .. } => {
+                Some(format!("{name} diverged: loss {loss} at step {step}"))
+            }
+            RunStatus::Failed(m) => Some(format!("{name} failed: {m}")),
+            _ => None,
+        }
+    }
+
     pub fn best_val(&self) -> Option<f64> {
         self.epochs.iter().map(|m| m.val_accuracy).reduce(f64::max)
     }
@@ -171,8 +258,11 @@ impl RunList {
         self.selected.and_then(|i| self.all.get(i))
     }
 
+    /// Whether a run this lab trains is active (watched runs are other processes').
     pub fn has_active(&self) -> bool {
-        self.all.iter().any(|r| r.state.is_active())
+        self.all
+            .iter()
+            .any(|r| r.live.is_some() && r.state.is_active())
     }
 
     /// What every run in the lab shares (the runs panel's title).
@@ -282,11 +372,11 @@ impl RunList {
     /// `1 running 2 done`).
     pub fn status_label(&self, row: &RowView) -> String {
         if !row.is_group() {
-            return self.all[row.members[0]].state.label();
+            return self.all[row.members[0]].status_label();
         }
         let mut counts: Vec<(String, usize)> = Vec::new();
         for &i in &row.members {
-            let label = self.all[i].state.label();
+            let label = self.all[i].status_label();
             match counts.iter_mut().find(|(l, _)| *l == label) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((label, 1)),
@@ -412,6 +502,8 @@ impl RunList {
                 progress: None,
                 test_accuracy: None,
                 skips_enabled_after: None,
+                watched: false,
+                stalled: false,
             });
             self.selected = Some(self.all.len() - 1);
             return None;
@@ -426,45 +518,79 @@ impl RunList {
                     run.state = RunState::Preparing;
                 }
             }
-            Update::Train(event) => {
-                // The end arrives as `Update::Ended`, with the summary.
-                match RunState::after(&event) {
-                    Some(RunState::Ended(_)) | None => {}
-                    Some(state) => run.state = state,
-                }
-                match event {
-                    TrainEvent::Progress {
-                        epoch,
-                        step,
-                        steps_per_epoch,
-                        ..
-                    } => run.progress = Some((epoch, step, steps_per_epoch)),
-                    TrainEvent::Epoch(m) => {
-                        run.progress = None;
-                        run.epochs.push(m);
-                    }
-                    TrainEvent::Step(m) => run.steps.push(m),
-                    TrainEvent::Flow(f) => run.flows.push(f),
-                    TrainEvent::SkipsEnabled { after_epoch, .. } => {
-                        run.skips_enabled_after = Some(after_epoch)
-                    }
-                    _ => {}
-                }
-            }
-            Update::Ended { status, summary } => {
-                run.progress = None;
-                run.test_accuracy = summary.test_accuracy;
-                run.state = RunState::Ended(status.clone());
-                let name = &run.name;
-                return match status {
-                    RunStatus::Diverged { step, loss, .. } => {
-                        Some(format!("{name} diverged: loss {loss} at step {step}"))
-                    }
-                    RunStatus::Failed(m) => Some(format!("{name} failed: {m}")),
-                    _ => None,
-                };
-            }
+            // The end arrives as `Update::Ended`, with the summary.
+            Update::Train(event) => run.apply(event),
+            Update::Ended { status, summary } => return run.end(status, summary.test_accuracy),
         }
         None
+    }
+
+    /// Applies what the watcher saw in a saves folder another process writes: a run found
+    /// joins the table (or, found anew, is replaced), its epochs and end arrive as a live
+    /// run's do. Runs this lab trains itself are the session's to tell. What the user should
+    /// hear of it comes back.
+    pub fn on_watch(&mut self, event: WatchEvent) -> Option<String> {
+        let at = self
+            .all
+            .iter()
+            .position(|r| r.saved_id.as_deref() == Some(event.id.as_str()));
+        if at.is_some_and(|i| self.all[i].live.is_some()) {
+            return None;
+        }
+        match (event.change, at) {
+            (Change::Found(saved), at) => {
+                let mut run = match Run::from_saved(&saved) {
+                    Ok(run) => run,
+                    Err(e) => return Some(format!("{}: {e}", event.id)),
+                };
+                run.watched = true;
+                match at {
+                    Some(i) => {
+                        let old = &self.all[i];
+                        (run.id, run.name, run.marked) = (old.id, old.name.clone(), old.marked);
+                        self.all[i] = run;
+                        None
+                    }
+                    None => {
+                        run.id = self.next_id;
+                        self.next_id += 1;
+                        run.name = format!("run-{}", run.id);
+                        let message = format!("{} appeared ({})", run.name, event.id);
+                        self.all.push(run);
+                        if self.selected.is_none() {
+                            self.selected = Some(self.all.len() - 1);
+                        }
+                        Some(message)
+                    }
+                }
+            }
+            (
+                Change::Train(TrainEvent::Ended {
+                    status,
+                    test_accuracy,
+                    ..
+                }),
+                Some(i),
+            ) => self.all[i].end(status, test_accuracy),
+            (Change::Train(train), Some(i)) => {
+                self.all[i].apply(train);
+                None
+            }
+            (Change::Stalled { quiet }, Some(i)) => {
+                let run = &mut self.all[i];
+                run.stalled = true;
+                Some(format!(
+                    "{} stalled: no change for {}",
+                    run.name,
+                    humantime::format_duration(Duration::from_secs(quiet.as_secs()))
+                ))
+            }
+            (Change::Active, Some(i)) => {
+                self.all[i].stalled = false;
+                None
+            }
+            (Change::Unreadable(e), _) => Some(format!("not a readable run: {e}")),
+            (_, None) => None,
+        }
     }
 }

@@ -412,6 +412,15 @@ impl App {
         }
     }
 
+    /// Applies what changed in the watched folders; the latest news goes in the header.
+    pub fn on_watch(&mut self, events: Vec<crate::watch::WatchEvent>) {
+        for event in events {
+            if let Some(message) = self.cx.runs.on_watch(event) {
+                self.cx.say(message);
+            }
+        }
+    }
+
     /// Opens an analysis view of the selected run and asks the event loop for the study.
     fn open_analysis(&mut self, kind: AnalysisKind) -> Vec<Effect> {
         let runs = &self.cx.runs;

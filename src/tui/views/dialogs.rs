@@ -103,7 +103,12 @@ impl View for ConfirmQuit {
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &Context) {
-        let active = cx.runs.all.iter().filter(|r| r.state.is_active()).count();
+        let active = cx
+            .runs
+            .all
+            .iter()
+            .filter(|r| r.live.is_some() && r.state.is_active())
+            .count();
         draw_dialog(
             frame,
             area,
@@ -138,7 +143,12 @@ impl View for ConfirmDelete {
         };
         let mut lines = vec![format!("Remove {} from the runs table?", run.name)];
         if run.state.is_active() {
-            lines.push("It is still training: removing it stops it.".into());
+            lines.push(match run.live {
+                Some(_) => "It is still training: removing it stops it.".into(),
+                None => {
+                    "Another process trains it: it goes on (the table stops following it).".into()
+                }
+            });
         }
         let note = run.files_note();
         let mut note = note.chars();

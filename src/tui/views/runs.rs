@@ -140,7 +140,11 @@ impl View for RunsView {
         if let Some(run) = runs.selected() {
             if let (Some(id), false) = (&run.saved_id, id_column) {
                 if *id != run.name {
-                    block = block.title_bottom(format!(" {} is saves/{id} ", run.name));
+                    let text = match run.watched {
+                        true => format!(" {} is {id}, trained by another process ", run.name),
+                        false => format!(" {} is saves/{id} ", run.name),
+                    };
+                    block = block.title_bottom(text);
                 }
             }
         }
