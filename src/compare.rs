@@ -265,7 +265,12 @@ pub fn describe(runs: &[Vec<Facet>]) -> Described {
             each: Vec::new(),
         };
     };
-    let shared = |k: usize| runs.iter().all(|r| r.get(k) == first.get(k));
+    // Once per facet, not once per run and facet: a lab watching 1,000 runs describes them
+    // every frame.
+    let shared: Vec<bool> = (0..first.len())
+        .map(|k| runs.iter().all(|r| r.get(k) == first.get(k)))
+        .collect();
+    let shared = |k: usize| shared.get(k).copied().unwrap_or(false);
     let common = join(
         (0..first.len())
             .filter(|&k| shared(k))
