@@ -181,6 +181,7 @@ fn main() -> ExitCode {
         Some(Command::Data(a)) => cli::data::data(a),
         Some(Command::Resume(a)) => cli::resume::resume(a),
         Some(Command::Reproduce(a)) => cli::reproduce::reproduce(a),
+        Some(Command::Runs(a)) if a.watch => cli::watch::runs(&a),
         Some(Command::Runs(a)) => cli::runs::list(a),
         Some(Command::Compare(a)) => cli::compare::compare(a),
         Some(Command::Export(a)) => cli::export::export(a),

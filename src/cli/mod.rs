@@ -331,3 +331,32 @@ pub fn printer(json: bool, announce: bool) -> Printer<Stdout, io::Stderr> {
         announce,
     )
 }
+
+/// How a watch follows the folders.
+#[derive(Args, Clone, Debug)]
+pub struct Follow {
+    /// Watching: a run that says it trains but whose files have not changed for this long
+    /// shows as stalled (a preempted task): `90s`, `10m`.
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration, default_value = "10m")]
+    pub stall_after: std::time::Duration,
+    /// Watching: poll the folders only, without file notification (they are polled anyway:
+    /// NFS and Lustre do not notify one node of another's writes).
+    #[arg(long)]
+    pub poll: bool,
+    /// Watching: exit once this many runs have ended (finished, failed, diverged, stopped or
+    /// interrupted), e.g. the size of a job array.
+    #[arg(long, value_name = "N")]
+    pub until_ended: Option<usize>,
+}
+
+impl Follow {
+    pub fn watcher(&self, folders: Vec<PathBuf>) -> skiplab::watch::Watcher {
+        skiplab::watch::Watcher::new(
+            folders,
+            skiplab::watch::WatchOptions {
+                stall_after: self.stall_after,
+                notify: !self.poll,
+            },
+        )
+    }
+}

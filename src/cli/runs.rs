@@ -34,7 +34,7 @@ pub struct RunsArgs {
     #[arg(long)]
     pub watch: bool,
     #[command(flatten)]
-    pub follow: super::watch::Follow,
+    pub follow: super::Follow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,9 +123,6 @@ pub fn json(run: &SavedRun, description: &str) -> serde_json::Value {
 }
 
 pub fn list(args: RunsArgs) -> Result<ExitCode> {
-    if args.watch {
-        return super::watch::runs(&args);
-    }
     let (mut all, mut unreadable) = (Vec::new(), Vec::new());
     let folders = args.saves.folders()?;
     let (found, shadowed) = runs::list_runs_in(&folders);

@@ -74,7 +74,7 @@ enum SweepCommand {
         #[arg(long, env = "SKIPLAB_SAVES_DIR", default_value_os_t = skiplab::folders::default_saves())]
         saves: PathBuf,
         #[command(flatten)]
-        follow: cli::watch::Follow,
+        follow: cli::Follow,
         /// One JSON object per change (with the run's index in the plan), for scripts.
         #[arg(long)]
         json: bool,

@@ -3,48 +3,18 @@
 //! with `--json`), one JSON object per change.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::Args;
 
 use super::runs::{describe, json, shown, table, RunsArgs};
-use super::Stdout;
+use super::{Follow, Stdout};
 use crate::outln;
 use skiplab::sweep::{self, Sweep};
 use skiplab::train::TrainEvent;
-use skiplab::watch::{Board, Change, WatchEvent, WatchOptions, Watcher};
-
-/// How a watch follows the folders.
-#[derive(Args, Clone, Debug)]
-pub struct Follow {
-    /// Watching: a run that says it trains but whose files have not changed for this long
-    /// shows as stalled (a preempted task): `90s`, `10m`.
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration, default_value = "10m")]
-    pub stall_after: Duration,
-    /// Watching: poll the folders only, without file notification (they are polled anyway:
-    /// NFS and Lustre do not notify one node of another's writes).
-    #[arg(long)]
-    pub poll: bool,
-    /// Watching: exit once this many runs have ended (finished, failed, diverged, stopped or
-    /// interrupted), e.g. the size of a job array.
-    #[arg(long, value_name = "N")]
-    pub until_ended: Option<usize>,
-}
-
-impl Follow {
-    fn watcher(&self, folders: Vec<PathBuf>) -> Watcher {
-        Watcher::new(
-            folders,
-            WatchOptions {
-                stall_after: self.stall_after,
-                notify: !self.poll,
-            },
-        )
-    }
-}
+use skiplab::watch::{Board, Change, WatchEvent, Watcher};
 
 /// A change as one JSON object (`None` for step points and gradient flow: too many to print).
 pub fn change_json(event: &WatchEvent, board: &Board) -> Option<serde_json::Value> {
