@@ -25,6 +25,7 @@ pub mod experiment;
 pub mod folders;
 pub mod hyperparams;
 pub mod net;
+pub mod onnx;
 pub mod parity;
 pub mod provenance;
 pub mod reproduce;

@@ -284,7 +284,8 @@ struct UsageReport {
 }
 
 /// The weights a run is analysed with: its last (checked to be its own) or its best.
-fn weights_of(run: &SavedRun, best: bool) -> Result<runs::Weights> {
+/// The run's weights: of its last epoch, or (`best`) of its best-validation epoch.
+pub fn weights_of(run: &SavedRun, best: bool) -> Result<runs::Weights> {
     if !best {
         return Ok(run.weights_to_resume()?);
     }

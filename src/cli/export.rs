@@ -21,11 +21,20 @@ pub struct ExportArgs {
     runs: Vec<String>,
     /// The runs' metrics as one long-format CSV: run, group, epoch, step, seconds, metric,
     /// value (validation and per-epoch training figures, and training every few steps).
-    #[arg(long, conflicts_with = "svg", required_unless_present = "svg")]
+    #[arg(long, conflicts_with = "svg", required_unless_present_any = ["svg", "onnx"])]
     csv: bool,
     /// An SVG chart of train and validation accuracy per epoch.
     #[arg(long)]
     svg: bool,
+    /// The run's network with its trained weights as an ONNX model in FILE (opset 20, input
+    /// `input` [batch, features], output `logits`, layers named as the lab names them):
+    /// Netron draws it, ONNX Runtime runs it. MLPs, every edge kind; CNNs not yet.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["csv", "svg"])]
+    onnx: Option<PathBuf>,
+    /// With --onnx: the weights of the best-validation epoch (those the test accuracy
+    /// measured) instead of the last epoch's.
+    #[arg(long, requires = "onnx")]
+    best: bool,
     /// Write here instead of to stdout.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -136,6 +145,24 @@ fn long_csv(runs: &[SavedRun]) -> String {
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let runs = load_all(&args.saves, &args.runs)?;
+    if let Some(path) = &args.onnx {
+        let [run] = runs.as_slice() else {
+            anyhow::bail!("--onnx exports one run; {} were named", runs.len());
+        };
+        let weights = super::analyze::weights_of(run, args.best)?;
+        let model = skiplab::onnx::model(&weights.topology, &weights.params, &run.id)
+            .map_err(|e| anyhow::anyhow!("{}: cannot export: {e}", run.id))?;
+        let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
+        write_atomically(path, &prost::Message::encode_to_vec(&model))?;
+        eprintln!(
+            "wrote {}: {} as ONNX (opset {}, {nodes} nodes), the weights of epoch {}",
+            path.display(),
+            weights.topology.summary(),
+            skiplab::onnx::OPSET,
+            weights.epoch.map_or("?".into(), |e| e.to_string()),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let bytes = if args.csv {
         long_csv(&runs).into_bytes()
     } else {

@@ -1,0 +1,288 @@
+//! Exported ONNX models checked by engines no one here wrote: ONNX Runtime computes the same
+//! logits as skiplab's own forward pass (to 1e-5 of the largest logit), and the `onnx`
+//! package's checker and strict shape inference accept the file. They run where a Python
+//! with `onnxruntime` and `numpy` is found (`SKIPLAB_PYTHON`, else `python3`; `.ci/run` makes
+//! one); elsewhere they say so and skip, so `cargo test` passes in a user's clone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use skiplab::net::{HostParam, Network};
+use skiplab::topology::{Activation, MlpSpec, Norm, SkipEdge, SkipSelection, Topology};
+
+/// A Python that runs `scripts/onnx_run.py`, or why there is none.
+fn python() -> Result<String, String> {
+    let python = std::env::var("SKIPLAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match ok {
+        true => Ok(python),
+        false => Err(format!(
+            "{python} cannot import onnxruntime and numpy (pip install onnxruntime numpy onnx, or set SKIPLAB_PYTHON)"
+        )),
+    }
+}
+
+/// Random weights for `topology`, batch norm's scale, shift and running estimates included.
+fn random_params(topology: &Topology, seed: u64) -> Vec<HostParam> {
+    let dev = Cpu::seed_from_u64(seed);
+    let net = Network::<f32, Cpu>::new(topology.clone(), &dev, seed).expect("a valid topology");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut params = net.export();
+    for p in &mut params {
+        let range = match p.name.rsplit('.').next() {
+            Some("running_var") => 0.5..2.0,
+            Some("running_mean" | "beta" | "b") => -0.5..0.5,
+            Some("gamma") => 0.5..1.5,
+            // Residual projections start at zero: give them something to carry.
+            Some(n) if n.starts_with('r') => -0.2..0.2,
+            _ => continue,
+        };
+        for v in &mut p.values {
+            *v = rng.gen_range(range.clone());
+        }
+    }
+    params
+}
+
+fn logits(topology: &Topology, params: &[HostParam], x: &[f32]) -> Vec<f32> {
+    let dev = Cpu::seed_from_u64(0);
+    let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 0).unwrap();
+    net.import(params).unwrap();
+    let rows = x.len() / topology.input_len();
+    net.forward::<NoneTape>(dev.tensor_from_vec(x.to_vec(), (rows, topology.input_len())))
+        .as_vec()
+}
+
+fn write_f32(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// ONNX Runtime's logits for `model` on `x` (`rows` rows), and what checked the file.
+fn onnx_runtime(python: &str, model: &Path, x: &[f32], rows: usize) -> (Vec<f32>, String) {
+    let dir = model.parent().unwrap();
+    let (input, output) = (dir.join("x.f32"), dir.join("y.f32"));
+    write_f32(&input, x);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(model)
+        .arg(&input)
+        .arg(rows.to_string())
+        .arg((x.len() / rows).to_string())
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        read_f32(&output),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The cases: the paper's EMNIST MLP with every dense skip, a deep residual MLP with batch
+/// norm, projections with layer norm and GELU, and random edges of both kinds.
+fn cases() -> Vec<(&'static str, Topology)> {
+    let mut paper = Topology::Mlp(MlpSpec::new(784, vec![128, 256, 256], 26));
+    paper
+        .apply_skips(&"all".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    let mut deep = MlpSpec::new(784, vec![64; 12], 10);
+    deep.norm = Norm::Batch;
+    let mut deep = Topology::Mlp(deep);
+    deep.apply_skips(&"res:chain:2".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    let mut projected = MlpSpec::new(784, vec![128, 64, 128, 32], 10);
+    projected.norm = Norm::Layer;
+    projected.activation = Activation::Gelu;
+    for (edge, residual) in [
+        ((0, 2), true),
+        ((2, 4), true),
+        ((1, 3), false),
+        ((1, 5), false),
+    ] {
+        let edge = SkipEdge::new(edge.0, edge.1);
+        projected.skips.insert(edge);
+        if residual {
+            projected.residual.insert(edge);
+        }
+    }
+    let mut cases = vec![
+        ("paper EMNIST MLP, all dense skips", paper),
+        ("residual MLP, 12 layers, batch norm", deep),
+        ("projections, layer norm, GELU", Topology::Mlp(projected)),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for (i, activation) in [Activation::Tanh, Activation::Sigmoid, Activation::Relu]
+        .into_iter()
+        .enumerate()
+    {
+        let widths: Vec<usize> = (0..6).map(|_| [16, 32][rng.gen_range(0..2)]).collect();
+        let mut mlp = MlpSpec::new(784, widths, 10);
+        mlp.activation = activation;
+        mlp.norm = [Norm::None, Norm::Batch, Norm::Layer][i];
+        for edge in mlp.candidate_edges() {
+            if rng.gen_bool(0.3) {
+                mlp.skips.insert(edge);
+                if rng.gen_bool(0.5) {
+                    mlp.residual.insert(edge);
+                }
+            }
+        }
+        let name = [
+            "random edges, tanh",
+            "random edges, sigmoid, batch norm",
+            "random edges, layer norm",
+        ][i];
+        cases.push((name, Topology::Mlp(mlp)));
+    }
+    cases
+}
+
+#[test]
+fn onnx_runtime_computes_what_skiplab_computes() {
+    let python = match python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for (k, (name, topology)) in cases().into_iter().enumerate() {
+        let params = random_params(&topology, k as u64 + 1);
+        let rows = 32;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64);
+        let x: Vec<f32> = (0..rows * topology.input_len())
+            .map(|_| rng.gen_range(0.0..1.0))
+            .collect();
+        let ours = logits(&topology, &params, &x);
+        let path: PathBuf = tmp.path().join(format!("case{k}.onnx"));
+        std::fs::write(
+            &path,
+            skiplab::onnx::model_bytes(&topology, &params, name).unwrap(),
+        )
+        .unwrap();
+        let (theirs, checked) = onnx_runtime(&python, &path, &x, rows);
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs() / scale)
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-5,
+            "{name}: logits differ by {worst} of the largest"
+        );
+        eprintln!(
+            "{name}: worst difference {worst:.1e} of the largest logit; {}",
+            checked.trim()
+        );
+    }
+}
+
+#[test]
+fn a_cnn_says_it_does_not_export_yet() {
+    let cnn = skiplab::experiment::Experiment::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/cifar-cnn-skip.ron"),
+    )
+    .unwrap();
+    let topology = cnn.topology().unwrap();
+    assert!(matches!(topology, Topology::Cnn(_)));
+    let err = skiplab::onnx::model(&topology, &[], "cnn").unwrap_err();
+    assert!(err.to_string().contains("CNN does not export"), "{err}");
+}
+
+mod common;
+
+/// `skiplab export RUN --onnx FILE` on a saved run: the file holds the run's network with
+/// the weights of the epoch asked for (ONNX Runtime's logits equal skiplab's on them, where
+/// it is installed); more than one run, or a CNN, is refused with a message.
+#[test]
+fn export_writes_a_saved_runs_network_as_onnx() {
+    use prost::Message;
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path().join("saves");
+    let env = [("SKIPLAB_SAVES_DIR", saves.as_path())];
+    let train = [
+        "train",
+        "--widths",
+        "32,32,32",
+        "--skips",
+        "res:0-2,1-3",
+        "--norm",
+        "batch",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+    ];
+    let (code, out, err) = common::skiplab(&train, &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut runs = skiplab::runs::list_runs(&saves);
+    let (run, other) = (runs.remove(0).unwrap(), runs.remove(0).unwrap());
+    let file = tmp.path().join("net.onnx");
+    let (code, _, err) = common::skiplab(
+        &[
+            "export",
+            &run.id,
+            "--onnx",
+            file.to_str().unwrap(),
+            "--best",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("as ONNX (opset 20"), "{err}");
+    let model =
+        skiplab::onnx::proto::ModelProto::decode(std::fs::read(&file).unwrap().as_slice()).unwrap();
+    let graph = model.graph.unwrap();
+    assert_eq!(graph.name, run.id);
+    assert_eq!(
+        (graph.input[0].name.as_str(), graph.output[0].name.as_str()),
+        ("input", "logits")
+    );
+    let names: Vec<&str> = graph.node.iter().map(|n| n.name.as_str()).collect();
+    for expected in [
+        "fc1",
+        "fc2.r0.matmul",
+        "fc2.add_r0",
+        "fc3.concat",
+        "fc3.batch_norm",
+        "logits",
+    ] {
+        assert!(names.contains(&expected), "{expected} not in {names:?}");
+    }
+    let best = skiplab::runs::read_weights(&run.dir.join(skiplab::runs::BEST)).unwrap();
+    if let Ok(python) = python() {
+        let x: Vec<f32> = (0..8 * 784).map(|i| (i % 255) as f32 / 255.0).collect();
+        let ours = logits(&best.topology, &best.params, &x);
+        let (theirs, _) = onnx_runtime(&python, &file, &x, 8);
+        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{a} against {b}");
+        }
+    }
+    let (code, _, err) = common::skiplab(&["export", &run.id, &other.id, "--onnx", "x.onnx"], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("exports one run"), "{err}");
+}
