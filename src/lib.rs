@@ -28,6 +28,7 @@ pub mod net;
 pub mod onnx;
 pub mod parity;
 pub mod provenance;
+pub mod pytorch;
 pub mod reproduce;
 pub mod runs;
 pub mod session;

@@ -21,7 +21,7 @@ pub struct ExportArgs {
     runs: Vec<String>,
     /// The runs' metrics as one long-format CSV: run, group, epoch, step, seconds, metric,
     /// value (validation and per-epoch training figures, and training every few steps).
-    #[arg(long, conflicts_with = "svg", required_unless_present_any = ["svg", "onnx"])]
+    #[arg(long, conflicts_with = "svg", required_unless_present_any = ["svg", "onnx", "pytorch"])]
     csv: bool,
     /// An SVG chart of train and validation accuracy per epoch.
     #[arg(long)]
@@ -31,9 +31,14 @@ pub struct ExportArgs {
     /// Netron draws it, ONNX Runtime runs it. MLPs, every edge kind; CNNs not yet.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["csv", "svg"])]
     onnx: Option<PathBuf>,
-    /// With --onnx: the weights of the best-validation epoch (those the test accuracy
-    /// measured) instead of the last epoch's.
-    #[arg(long, requires = "onnx")]
+    /// The run's network as a self-contained PyTorch module in DIR: `model.py` (an
+    /// `nn.Module` with the skip edges spelled out, and `load`) beside the run's
+    /// `weights.safetensors`. MLPs, every edge kind; CNNs not yet.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["csv", "svg", "onnx"])]
+    pytorch: Option<PathBuf>,
+    /// With --onnx or --pytorch: the weights of the best-validation epoch (those the test
+    /// accuracy measured) instead of the last epoch's.
+    #[arg(long)]
     best: bool,
     /// Write here instead of to stdout.
     #[arg(long, short)]
@@ -145,6 +150,35 @@ fn long_csv(runs: &[SavedRun]) -> String {
 
 pub fn export(args: ExportArgs) -> Result<ExitCode> {
     let runs = load_all(&args.saves, &args.runs)?;
+    if args.best && args.onnx.is_none() && args.pytorch.is_none() {
+        anyhow::bail!("--best chooses the weights --onnx or --pytorch export");
+    }
+    if let Some(dir) = &args.pytorch {
+        let [run] = runs.as_slice() else {
+            anyhow::bail!("--pytorch exports one run; {} were named", runs.len());
+        };
+        let weights = super::analyze::weights_of(run, args.best)?;
+        let title = format!("{}: {}", run.id, weights.topology.summary());
+        let module = skiplab::pytorch::module(&weights.topology, &title)
+            .map_err(|e| anyhow::anyhow!("{}: cannot export: {e}", run.id))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
+        let source = run.dir.join(match args.best {
+            true => skiplab::runs::BEST,
+            false => skiplab::runs::WEIGHTS,
+        });
+        let bytes = std::fs::read(&source)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", source.display()))?;
+        write_atomically(&dir.join(skiplab::runs::WEIGHTS), &bytes)?;
+        write_atomically(&dir.join("model.py"), module.as_bytes())?;
+        eprintln!(
+            "wrote {0}/model.py and {0}/weights.safetensors: {1} (the weights of epoch {2})",
+            dir.display(),
+            weights.topology.summary(),
+            weights.epoch.map_or("?".into(), |e| e.to_string()),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(path) = &args.onnx {
         let [run] = runs.as_slice() else {
             anyhow::bail!("--onnx exports one run; {} were named", runs.len());

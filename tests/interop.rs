@@ -1,8 +1,10 @@
-//! Exported ONNX models checked by engines no one here wrote: ONNX Runtime computes the same
-//! logits as skiplab's own forward pass (to 1e-5 of the largest logit), and the `onnx`
-//! package's checker and strict shape inference accept the file. They run where a Python
-//! with `onnxruntime` and `numpy` is found (`SKIPLAB_PYTHON`, else `python3`; `.ci/run` makes
-//! one); elsewhere they say so and skip, so `cargo test` passes in a user's clone.
+//! Exported networks checked by engines no one here wrote: ONNX Runtime runs the exported
+//! ONNX model and PyTorch the exported `model.py`, and both compute the logits skiplab's own
+//! forward pass computes (to 1e-5 of the largest logit); the `onnx` package's checker and
+//! strict shape inference accept the file. They run where a Python with the packages is
+//! found (`SKIPLAB_PYTHON` for onnxruntime, `SKIPLAB_TORCH_PYTHON` for torch, else `python3`;
+//! `.ci/run` makes the first); elsewhere they say so and skip, so `cargo test` passes in a
+//! user's clone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,19 +14,30 @@ use rand::{Rng, SeedableRng};
 use skiplab::net::{HostParam, Network};
 use skiplab::topology::{Activation, MlpSpec, Norm, SkipEdge, SkipSelection, Topology};
 
-/// A Python that runs `scripts/onnx_run.py`, or why there is none.
-fn python() -> Result<String, String> {
-    let python = std::env::var("SKIPLAB_PYTHON").unwrap_or_else(|_| "python3".into());
+/// A Python that imports `modules` (from the environment variable `var`, else `python3`),
+/// or why there is none.
+fn python_with(var: &str, modules: &str) -> Result<String, String> {
+    let python = std::env::var(var).unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import onnxruntime, numpy"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     match ok {
         true => Ok(python),
         false => Err(format!(
-            "{python} cannot import onnxruntime and numpy (pip install onnxruntime numpy onnx, or set SKIPLAB_PYTHON)"
+            "{python} cannot import {modules} (pip install them, or set {var})"
         )),
     }
+}
+
+/// A Python that runs `scripts/onnx_run.py`.
+fn python() -> Result<String, String> {
+    python_with("SKIPLAB_PYTHON", "onnxruntime, numpy")
+}
+
+/// A Python that runs `scripts/torch_run.py`.
+fn torch_python() -> Result<String, String> {
+    python_with("SKIPLAB_TORCH_PYTHON", "torch, safetensors, numpy")
 }
 
 /// Random weights for `topology`, batch norm's scale, shift and running estimates included.
@@ -71,15 +84,27 @@ fn read_f32(path: &Path) -> Vec<f32> {
         .collect()
 }
 
-/// ONNX Runtime's logits for `model` on `x` (`rows` rows), and what checked the file.
-fn onnx_runtime(python: &str, model: &Path, x: &[f32], rows: usize) -> (Vec<f32>, String) {
-    let dir = model.parent().unwrap();
+/// Runs `scripts/<script>` on `target` (a model file or an export folder) and `x` (`rows`
+/// rows): the logits it wrote, and what it printed.
+fn run_script(
+    python: &str,
+    script: &str,
+    target: &Path,
+    x: &[f32],
+    rows: usize,
+) -> (Vec<f32>, String) {
+    let dir = match target.is_dir() {
+        true => target,
+        false => target.parent().unwrap(),
+    };
     let (input, output) = (dir.join("x.f32"), dir.join("y.f32"));
     write_f32(&input, x);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/onnx_run.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
     let out = Command::new(python)
         .arg(script)
-        .arg(model)
+        .arg(target)
         .arg(&input)
         .arg(rows.to_string())
         .arg((x.len() / rows).to_string())
@@ -96,6 +121,26 @@ fn onnx_runtime(python: &str, model: &Path, x: &[f32], rows: usize) -> (Vec<f32>
         read_f32(&output),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// ONNX Runtime's logits for `model` on `x`, and what checked the file.
+fn onnx_runtime(python: &str, model: &Path, x: &[f32], rows: usize) -> (Vec<f32>, String) {
+    run_script(python, "onnx_run.py", model, x, rows)
+}
+
+/// PyTorch's logits for the module exported in `dir` on `x`.
+fn pytorch(python: &str, dir: &Path, x: &[f32], rows: usize) -> Vec<f32> {
+    run_script(python, "torch_run.py", dir, x, rows).0
+}
+
+/// The largest difference between two sets of logits, relative to the largest of `ours`.
+fn worst(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs() / scale)
+        .fold(0.0f32, f32::max)
 }
 
 /// The cases: the paper's EMNIST MLP with every dense skip, a deep residual MLP with batch
@@ -182,13 +227,7 @@ fn onnx_runtime_computes_what_skiplab_computes() {
         )
         .unwrap();
         let (theirs, checked) = onnx_runtime(&python, &path, &x, rows);
-        assert_eq!(ours.len(), theirs.len(), "{name}");
-        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs() / scale)
-            .fold(0.0f32, f32::max);
+        let worst = worst(&ours, &theirs);
         assert!(
             worst <= 1e-5,
             "{name}: logits differ by {worst} of the largest"
@@ -214,11 +253,11 @@ fn a_cnn_says_it_does_not_export_yet() {
 
 mod common;
 
-/// `skiplab export RUN --onnx FILE` on a saved run: the file holds the run's network with
+/// `skiplab export RUN --onnx FILE` and `--pytorch DIR` on a saved run: the file holds the run's network with
 /// the weights of the epoch asked for (ONNX Runtime's logits equal skiplab's on them, where
 /// it is installed); more than one run, or a CNN, is refused with a message.
 #[test]
-fn export_writes_a_saved_runs_network_as_onnx() {
+fn export_writes_a_saved_runs_network_as_onnx_and_as_pytorch() {
     use prost::Message;
     let tmp = tempfile::tempdir().unwrap();
     let saves = tmp.path().join("saves");
@@ -240,17 +279,12 @@ fn export_writes_a_saved_runs_network_as_onnx() {
     assert_eq!(code, 0, "{out}{err}");
     let mut runs = skiplab::runs::list_runs(&saves);
     let (run, other) = (runs.remove(0).unwrap(), runs.remove(0).unwrap());
+    let export = |flag: &str, to: &Path| {
+        let args = ["export", &run.id, flag, to.to_str().unwrap(), "--best"];
+        common::skiplab(&args, &env)
+    };
     let file = tmp.path().join("net.onnx");
-    let (code, _, err) = common::skiplab(
-        &[
-            "export",
-            &run.id,
-            "--onnx",
-            file.to_str().unwrap(),
-            "--best",
-        ],
-        &env,
-    );
+    let (code, _, err) = export("--onnx", &file);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("as ONNX (opset 20"), "{err}");
     let model =
@@ -277,12 +311,77 @@ fn export_writes_a_saved_runs_network_as_onnx() {
         let x: Vec<f32> = (0..8 * 784).map(|i| (i % 255) as f32 / 255.0).collect();
         let ours = logits(&best.topology, &best.params, &x);
         let (theirs, _) = onnx_runtime(&python, &file, &x, 8);
-        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        for (a, b) in ours.iter().zip(&theirs) {
-            assert!((a - b).abs() <= 1e-5 * scale, "{a} against {b}");
-        }
+        assert!(worst(&ours, &theirs) <= 1e-5);
     }
     let (code, _, err) = common::skiplab(&["export", &run.id, &other.id, "--onnx", "x.onnx"], &env);
     assert_ne!(code, 0);
     assert!(err.contains("exports one run"), "{err}");
+    // The PyTorch module beside the best epoch's weights, as they were saved.
+    let dir = tmp.path().join("torch");
+    let (code, _, err) = export("--pytorch", &dir);
+    assert_eq!(code, 0, "{err}");
+    let module = std::fs::read_to_string(dir.join("model.py")).unwrap();
+    assert!(
+        module.contains("self.fc2_r0 = nn.Linear(784, 32, bias=False)"),
+        "{module}"
+    );
+    assert!(module.contains("torch.cat([h2, h1], dim=1)"), "{module}");
+    assert_eq!(
+        std::fs::read(dir.join(skiplab::runs::WEIGHTS)).unwrap(),
+        std::fs::read(run.dir.join(skiplab::runs::BEST)).unwrap()
+    );
+    if let Ok(python) = torch_python() {
+        let x: Vec<f32> = (0..8 * 784).map(|i| (i % 253) as f32 / 253.0).collect();
+        let ours = logits(&best.topology, &best.params, &x);
+        assert!(worst(&ours, &pytorch(&python, &dir, &x, 8)) <= 1e-5);
+    }
+    let (code, _, err) = common::skiplab(&["export", &run.id, "--csv", "--best"], &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("--best chooses the weights"), "{err}");
+}
+
+/// The exported `model.py` with the weights a run saves computes skiplab's logits in PyTorch,
+/// for every case ONNX Runtime checks. (torch is a large download: this runs where it
+/// imports, not in CI.)
+#[test]
+fn pytorch_computes_what_skiplab_computes() {
+    let python = match torch_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for (k, (name, topology)) in cases().into_iter().enumerate() {
+        let params = random_params(&topology, k as u64 + 1);
+        let dir = tmp.path().join(format!("case{k}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let weights = dir.join(skiplab::runs::WEIGHTS);
+        let bytes = skiplab::runs::weights_bytes(&weights, &topology, &params, 1, name).unwrap();
+        std::fs::write(&weights, bytes).unwrap();
+        std::fs::write(
+            dir.join("model.py"),
+            skiplab::pytorch::module(&topology, name).unwrap(),
+        )
+        .unwrap();
+        let rows = 16;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64);
+        let x: Vec<f32> = (0..rows * topology.input_len())
+            .map(|_| rng.gen_range(0.0..1.0))
+            .collect();
+        let ours = logits(&topology, &params, &x);
+        let worst = worst(&ours, &pytorch(&python, &dir, &x, rows));
+        assert!(
+            worst <= 1e-5,
+            "{name}: logits differ by {worst} of the largest"
+        );
+        eprintln!("{name}: PyTorch's logits within {worst:.1e} of the largest");
+    }
+    let cnn = skiplab::experiment::Experiment::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/cifar-cnn-skip.ron"),
+    )
+    .unwrap();
+    let err = skiplab::pytorch::module(&cnn.topology().unwrap(), "cnn").unwrap_err();
+    assert!(err.to_string().contains("CNN does not export"), "{err}");
 }
