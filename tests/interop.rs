@@ -62,6 +62,14 @@ fn random_params(topology: &Topology, seed: u64) -> Vec<HostParam> {
     params
 }
 
+/// `rows` inputs of `topology`, uniform in [0, 1) as pixels are.
+fn random_inputs(topology: &Topology, rows: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..rows * topology.input_len())
+        .map(|_| rng.gen_range(0.0..1.0))
+        .collect()
+}
+
 fn logits(topology: &Topology, params: &[HostParam], x: &[f32]) -> Vec<f32> {
     let dev = Cpu::seed_from_u64(0);
     let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 0).unwrap();
@@ -215,10 +223,7 @@ fn onnx_runtime_computes_what_skiplab_computes() {
     for (k, (name, topology)) in cases().into_iter().enumerate() {
         let params = random_params(&topology, k as u64 + 1);
         let rows = 32;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64);
-        let x: Vec<f32> = (0..rows * topology.input_len())
-            .map(|_| rng.gen_range(0.0..1.0))
-            .collect();
+        let x = random_inputs(&topology, rows, k as u64);
         let ours = logits(&topology, &params, &x);
         let path: PathBuf = tmp.path().join(format!("case{k}.onnx"));
         std::fs::write(
@@ -366,10 +371,7 @@ fn pytorch_computes_what_skiplab_computes() {
         )
         .unwrap();
         let rows = 16;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(k as u64);
-        let x: Vec<f32> = (0..rows * topology.input_len())
-            .map(|_| rng.gen_range(0.0..1.0))
-            .collect();
+        let x = random_inputs(&topology, rows, k as u64);
         let ours = logits(&topology, &params, &x);
         let worst = worst(&ours, &pytorch(&python, &dir, &x, rows));
         assert!(
