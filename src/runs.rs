@@ -7,7 +7,8 @@
 //!   its metadata (what `resume` goes on from),
 //! - `best.safetensors`: likewise, of the epoch with the best validation accuracy (what the
 //!   test accuracy measures),
-//! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing.
+//! - `summary.ron`: status (a typed enum), best and test accuracy, size and timing,
+//! - `live.json`, while an epoch trains: its progress and step points so far (for watchers).
 //!
 //! After each epoch the weights, metrics, steps and summary are staged as temporary files and only
 //! then renamed into place, so a process killed at any moment, or a write that fails (a full
@@ -38,6 +39,23 @@ pub const WEIGHTS: &str = "weights.safetensors";
 /// The weights of the epoch with the best validation accuracy (the test set's).
 pub const BEST: &str = "best.safetensors";
 pub const SUMMARY: &str = "summary.ron";
+/// Where an epoch stands while it trains (written at most every [`LIVE_INTERVAL`], gone when
+/// the run ends): what a process watching the folder shows between two epochs.
+pub const LIVE: &str = "live.json";
+/// The shortest time between two writes of [`LIVE`].
+pub const LIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// [`LIVE`]: the epoch's progress and the step points and gradient flow measured since the
+/// last saved epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    pub epoch: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    pub loss: f64,
+    pub steps: Vec<StepMetrics>,
+    pub flows: Vec<FlowRow>,
+}
 
 /// A problem with a saved run, naming the file.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -531,6 +549,8 @@ pub struct Recorder<S: EventSink> {
     skips_on: bool,
     /// A resume stopped before it trained an epoch puts the folder back as it was.
     undo: Option<ResumeUndo>,
+    /// When `live.json` was last written.
+    live_at: Option<std::time::Instant>,
     /// Held while this recorder writes the folder: readers tell a live run from one whose
     /// process died.
     _writer: WriterLock,
@@ -570,6 +590,7 @@ impl<S: EventSink> Recorder<S> {
             skips_on: experiment.schedule.is_none() && !topology.skips().is_empty(),
             dir,
             undo: None,
+            live_at: None,
             _writer: writer,
         })
     }
@@ -616,6 +637,7 @@ impl<S: EventSink> Recorder<S> {
             skips_on: saved.epochs.last().is_some_and(|r| r.skips_on)
                 || saved.summary.skips_enabled_after.is_some(),
             undo,
+            live_at: None,
             _writer: writer,
         })
     }
@@ -675,7 +697,30 @@ impl<S: EventSink> EventSink for Recorder<S> {
             TrainEvent::Step(m) => self.steps.push(m.clone()),
             TrainEvent::Flow(f) => self.flows.push(f.clone()),
             TrainEvent::SkipsEnabled { .. } => self.skips_on = true,
+            TrainEvent::Progress {
+                epoch,
+                step,
+                steps_per_epoch,
+                loss,
+            } => {
+                let due = self.live_at.is_none_or(|t| t.elapsed() >= LIVE_INTERVAL);
+                if due {
+                    self.live_at = Some(std::time::Instant::now());
+                    let live = Live {
+                        epoch: *epoch,
+                        step: *step,
+                        steps_per_epoch: *steps_per_epoch,
+                        loss: *loss,
+                        steps: self.steps[self.saved.1..].to_vec(),
+                        flows: flow_rows(&self.flows[self.saved.2..]),
+                    };
+                    let bytes = serde_json::to_vec(&live).expect("progress serialises");
+                    // Best effort: watchers do without it; the epoch's files are the record.
+                    let _ = self.files.replace(&[(self.dir.join(LIVE), bytes)]);
+                }
+            }
             TrainEvent::Ended { status, .. } => {
+                let _ = std::fs::remove_file(self.dir.join(LIVE));
                 let path = self.dir.join(SUMMARY);
                 // Stopped before a new epoch (`resume | head -1`): nothing happened to the
                 // run, so its folder says what it said before, a Finished run Finished.

@@ -7,7 +7,8 @@
 //! It reads only what changed: a run folder whose modification time is unchanged is not
 //! looked into (a run's files are renamed into it, which changes it), a file whose size and
 //! modification time are unchanged is not opened, and of `metrics.csv`, `steps.csv` and
-//! `gradflow.csv` only the rows past those already read are parsed ([`CsvTail`]). Files are
+//! `gradflow.csv` only the rows past those already read are parsed ([`CsvTail`]); between
+//! epochs, `live.json` tells the epoch's progress and step points so far. Files are
 //! published whole by a rename, and only whole lines are read, so a half-written row is never
 //! shown. File notification (the `notify` crate) wakes it where the system gives it; cluster
 //! file systems (NFS, Lustre) do not tell one node of another's writes, so it also polls,
@@ -86,6 +87,11 @@ struct Followed {
     metrics: CsvTail,
     steps: CsvTail,
     flows: CsvTail,
+    /// `live.json`'s size and time at the last read.
+    live_stamp: Option<(u64, SystemTime)>,
+    /// The last step point and gradient-flow step told (later ones are new).
+    last_step: Option<usize>,
+    last_flow: Option<usize>,
     /// Whether `Found` was told.
     found: bool,
     ended: bool,
@@ -108,6 +114,9 @@ impl Followed {
             metrics: CsvTail::default(),
             steps: CsvTail::default(),
             flows: CsvTail::default(),
+            live_stamp: None,
+            last_step: None,
+            last_flow: None,
             found: false,
             ended: false,
             last_change: Instant::now(),
@@ -200,9 +209,44 @@ impl Followed {
             self.restart();
             return self.read(out);
         }
-        let (epochs, steps, flows) = (epochs.rows(), steps.rows(), flows.rows());
-        let changed =
-            summary.is_some() || !epochs.is_empty() || !steps.is_empty() || !flows.is_empty();
+        let (epochs, mut steps, mut flows) = (epochs.rows(), steps.rows(), flows.rows());
+        // The epoch in progress: its step points and gradient flow so far (those an epoch's
+        // files saved since are told once: only points past the last told are new).
+        let live = self.read_live()?;
+        if let Some(live) = &live {
+            steps.extend(live.steps.iter().cloned());
+            flows.extend(live.flows.iter().cloned());
+        }
+        // Each point once (a live file read with the epoch that saved its points), in order.
+        let mut seen = HashSet::new();
+        steps.retain(|s| self.last_step.is_none_or(|last| s.step > last) && seen.insert(s.step));
+        steps.sort_by_key(|s| s.step);
+        let mut seen = HashSet::new();
+        flows.retain(|f| {
+            self.last_flow.is_none_or(|last| f.step > last)
+                && seen.insert((f.step, f.layer.clone()))
+        });
+        // Stable: a step's layers keep their order.
+        flows.sort_by_key(|f| f.step);
+        if let Some(last) = steps.last() {
+            self.last_step = Some(last.step);
+        }
+        if let Some(last) = flows.last() {
+            self.last_flow = Some(last.step);
+        }
+        let progress = live.map(|l| {
+            Change::Train(TrainEvent::Progress {
+                epoch: l.epoch,
+                step: l.step,
+                steps_per_epoch: l.steps_per_epoch,
+                loss: l.loss,
+            })
+        });
+        let changed = summary.is_some()
+            || !epochs.is_empty()
+            || !steps.is_empty()
+            || !flows.is_empty()
+            || progress.is_some();
         if !self.found {
             let mut summary = summary
                 .or_else(|| self.summary.clone())
@@ -223,6 +267,7 @@ impl Followed {
                 flows: runs::flow_points(flows),
                 summary,
             })));
+            out.extend(progress.filter(|_| !self.ended));
             return Ok(true);
         }
         let before = self.summary.clone();
@@ -235,6 +280,7 @@ impl Followed {
         for row in epochs {
             out.push(Change::Train(TrainEvent::Epoch(row.to_metrics())));
         }
+        out.extend(progress);
         if let Some(summary) = summary {
             let was = before.as_ref();
             if summary.skips_enabled_after.is_some()
@@ -262,6 +308,33 @@ impl Followed {
             self.summary = Some(summary);
         }
         Ok(changed)
+    }
+
+    /// `live.json`, where it changed since the last look.
+    fn read_live(&mut self) -> Result<Option<runs::Live>, RunError> {
+        let path = self.dir.join(runs::LIVE);
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(None);
+        };
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
+        if self.live_stamp == Some(stamp) {
+            return Ok(None);
+        }
+        self.live_stamp = Some(stamp);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // Gone since: the run ended or saved an epoch.
+            Err(_) => return Ok(None),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RunError {
+                path,
+                message: e.to_string(),
+            })
     }
 
     /// A run that says it trains but did not change: interrupted if its writer is gone,

@@ -252,3 +252,74 @@ fn a_folder_that_is_not_a_run_is_said_once_and_other_folders_are_skipped() {
     assert!(watcher.scan().is_empty());
     assert_eq!(watcher.len(), 2, "the hidden folder is not followed");
 }
+
+/// Within an epoch, the watcher tells where it stands and its step points so far (from
+/// `live.json`), before the epoch's files are saved; each step point once.
+#[test]
+fn an_epoch_in_progress_shows_its_steps_before_it_is_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A long epoch: wide layers, tiny batches.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skiplab"))
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--widths",
+            "1024,1024",
+            "--batch",
+            "4",
+        ])
+        .env("SKIPLAB_SAVES_DIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watcher = Watcher::new(
+        vec![tmp.path().to_path_buf()],
+        options(false, Duration::from_secs(600)),
+    );
+    let events = watch_until(&mut watcher, Duration::from_secs(60), |e| {
+        e.iter()
+            .filter(|e| matches!(e.change, Change::Train(TrainEvent::Progress { .. })))
+            .count()
+            >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.change, Change::Train(TrainEvent::Epoch(_)))),
+        "the first epoch took less than a few seconds: {events:#?}"
+    );
+    let progress: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e.change {
+            Change::Train(TrainEvent::Progress { epoch, step, .. }) => Some((epoch, step)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        progress.iter().all(|&(epoch, _)| epoch == 1),
+        "{progress:?}"
+    );
+    assert!(progress.windows(2).all(|w| w[0].1 < w[1].1), "{progress:?}");
+    let steps: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::Train(TrainEvent::Step(s)) => Some(s.step),
+            Change::Found(run) if !run.steps.is_empty() => Some(run.steps[0].step),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !steps.is_empty(),
+        "no step point before the epoch ended: {events:#?}"
+    );
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    let flows = events
+        .iter()
+        .filter(|e| matches!(e.change, Change::Train(TrainEvent::Flow(_))))
+        .count();
+    assert!(flows > 0, "{events:#?}");
+}
