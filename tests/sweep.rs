@@ -456,6 +456,21 @@ fn sweep_watch_and_runs_watch_follow_a_sweep_trained_by_another_process() {
         let (code, _, err) = skiplab(&["sweep", "run", file, "--parallel", "2"], &saves);
         assert_eq!(code, 0, "{err}");
         let lines = watched(sweep_watch, Duration::from_secs(30));
+        let best = lines
+            .iter()
+            .rfind(|l| l["event"] == "best")
+            .expect("a best line");
+        assert_eq!(
+            (best["seeds"].as_u64(), best["planned"].as_u64()),
+            (Some(2), Some(2)),
+            "{best}"
+        );
+        assert!(
+            best["configuration"].as_str().unwrap().contains("lr"),
+            "{best}"
+        );
+        let lines: Vec<serde_json::Value> =
+            lines.into_iter().filter(|l| l["event"] != "best").collect();
         saw_every_run_finish(&lines);
         let mut indices: Vec<u64> = lines.iter().filter_map(|l| l["index"].as_u64()).collect();
         indices.sort();

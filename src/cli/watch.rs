@@ -149,6 +149,7 @@ pub fn sweep(file: &Path, saves: &Path, follow: &Follow, json_lines: bool) -> Re
     let planned = |id: &str| plan.runs.iter().find(|r| r.id == id);
     let mut events = watcher.scan();
     let mut first = true;
+    let mut told: Option<Best> = None;
     loop {
         for event in &events {
             board.apply(event);
@@ -177,6 +178,20 @@ pub fn sweep(file: &Path, saves: &Path, follow: &Follow, json_lines: bool) -> Re
                     .is_some_and(|r| sweep::progress_of_saved(p, r).is_done())
             })
             .count();
+        let best = best_so_far(&plan, &ours);
+        if lines && best.is_some() && best != told {
+            let b = best.clone().expect("checked");
+            let value = serde_json::json!({
+                "event": "best",
+                "configuration": b.configuration,
+                "mean_best_val_accuracy": b.mean,
+                "sd": b.sd,
+                "seeds": b.seeds,
+                "planned": b.planned,
+            });
+            outln!("{value}");
+            told = best.clone();
+        }
         if !lines && (first || !events.is_empty()) {
             clear_screen()?;
             outln!(
@@ -212,6 +227,16 @@ pub fn sweep(file: &Path, saves: &Path, follow: &Follow, json_lines: bool) -> Re
                 );
             }
             outln!();
+            if let Some(best) = &best {
+                outln!(
+                    "best so far: {}: {:.2} ± {:.2}% best val ({} of {} seeds done)",
+                    best.configuration,
+                    100.0 * best.mean,
+                    100.0 * best.sd,
+                    best.seeds,
+                    best.planned
+                );
+            }
             outln!("{}", sweep::report(&plan, &ours));
             Stdout.flush()?;
         }
@@ -221,4 +246,52 @@ pub fn sweep(file: &Path, saves: &Path, follow: &Follow, json_lines: bool) -> Re
         }
         events = watcher.next(Duration::from_secs(1));
     }
+}
+
+/// The sweep's best configuration so far.
+#[derive(Clone, Debug, PartialEq)]
+struct Best {
+    configuration: String,
+    /// Mean and sd of its runs' best validation accuracies.
+    mean: f64,
+    sd: f64,
+    /// Its runs done, of those planned.
+    seeds: usize,
+    planned: usize,
+}
+
+/// The configuration with the highest mean best validation accuracy over its runs done so
+/// far.
+fn best_so_far(plan: &Sweep, done: &[skiplab::runs::SavedRun]) -> Option<Best> {
+    let mut configurations: Vec<(String, Vec<f64>, usize)> = Vec::new();
+    for p in &plan.runs {
+        let key = p.configuration();
+        let value = done
+            .iter()
+            .find(|r| r.id == p.id)
+            .filter(|r| sweep::progress_of_saved(p, r).is_done())
+            .and_then(|r| r.summary.best_val_accuracy);
+        match configurations.iter_mut().find(|(k, ..)| *k == key) {
+            Some((_, values, planned)) => {
+                values.extend(value);
+                *planned += 1;
+            }
+            None => configurations.push((key, value.into_iter().collect(), 1)),
+        }
+    }
+    let (key, values, planned) = configurations
+        .into_iter()
+        .filter(|(_, values, _)| !values.is_empty())
+        .max_by(|a, b| {
+            let mean = |v: &[f64]| skiplab::compare::mean_sd(v).0;
+            mean(&a.1).total_cmp(&mean(&b.1))
+        })?;
+    let (mean, sd) = skiplab::compare::mean_sd(&values);
+    Some(Best {
+        configuration: key,
+        mean,
+        sd,
+        seeds: values.len(),
+        planned,
+    })
 }
