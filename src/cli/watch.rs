@@ -25,15 +25,7 @@ pub fn change_json(event: &WatchEvent, board: &Board) -> Option<serde_json::Valu
             v["event"] = "found".into();
             v
         }
-        Change::Train(TrainEvent::Epoch(m)) => serde_json::json!({
-            "event": "epoch",
-            "epoch": m.epoch,
-            "train_loss": m.train_loss,
-            "train_accuracy": m.train_accuracy,
-            "val_loss": m.val_loss,
-            "val_accuracy": m.val_accuracy,
-            "seconds": m.seconds,
-        }),
+        Change::Train(TrainEvent::Epoch(m)) => skiplab::session::print::epoch_json(m),
         Change::Train(TrainEvent::SkipsEnabled { after_epoch, .. }) => {
             serde_json::json!({"event": "skips_enabled", "after_epoch": after_epoch})
         }

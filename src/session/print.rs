@@ -22,6 +22,20 @@ pub struct Printer<O: Write, E: Write> {
     announce: bool,
 }
 
+/// An epoch as the JSON lines of `train --json` and `runs --watch` print it.
+pub fn epoch_json(m: &crate::train::EpochMetrics) -> serde_json::Value {
+    serde_json::json!({
+        "event": "epoch",
+        "epoch": m.epoch,
+        "train_loss": m.train_loss,
+        "train_accuracy": m.train_accuracy,
+        "val_loss": m.val_loss,
+        "val_accuracy": m.val_accuracy,
+        "samples_per_sec": m.samples_per_sec,
+        "seconds": m.seconds,
+    })
+}
+
 fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
@@ -197,16 +211,7 @@ impl<O: Write, E: Write> Printer<O, E> {
                 ));
                 Ok(())
             }
-            TrainEvent::Epoch(m) if self.json => self.json_line(serde_json::json!({
-                "event": "epoch",
-                "epoch": m.epoch,
-                "train_loss": m.train_loss,
-                "train_accuracy": m.train_accuracy,
-                "val_loss": m.val_loss,
-                "val_accuracy": m.val_accuracy,
-                "samples_per_sec": m.samples_per_sec,
-                "seconds": m.seconds,
-            })),
+            TrainEvent::Epoch(m) if self.json => self.json_line(epoch_json(m)),
             TrainEvent::Epoch(m) => {
                 self.above_bar(format_args!(
                     "{:>5}  {:>10.4}  {:>9}  {:>8.4}  {:>9}  {:>9.0}  {:>6.1}s",
