@@ -18,6 +18,7 @@
 //! - [`tui`]: the lab screen (ratatui + crossterm), which renders state and sends commands.
 
 pub mod analysis;
+pub mod cnn_plan;
 pub mod compare;
 pub mod data;
 pub mod device;

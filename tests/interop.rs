@@ -12,7 +12,10 @@ use std::process::Command;
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use skiplab::net::{HostParam, Network};
-use skiplab::topology::{Activation, MlpSpec, Norm, SkipEdge, SkipSelection, Topology};
+use skiplab::topology::{
+    Activation, BlockOrder, CnnSpec, Downsample, ImageShape, MlpSpec, Norm, Shortcut, SkipEdge,
+    SkipSelection, Topology,
+};
 
 /// A Python that imports `modules` (from the environment variable `var`, else `python3`),
 /// or why there is none.
@@ -207,7 +210,63 @@ fn cases() -> Vec<(&'static str, Topology)> {
         ][i];
         cases.push((name, Topology::Mlp(mlp)));
     }
+    cases.extend(cnn_cases());
     cases
+}
+
+/// The network of a preset in `presets/`.
+fn preset(file: &str) -> Topology {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets")
+        .join(file);
+    let experiment = skiplab::experiment::Experiment::load(&path).unwrap();
+    experiment.topology().unwrap()
+}
+
+/// The paper's CNNs (vanilla, skip, reinforced) and on Fashion-MNIST's 28 x 28 (7 x 7 pooled
+/// to 4 x 4: an odd size), ResNet-20 (strided, option A, average pool), a pre-activation
+/// ResNet with projections, and random edges of both kinds.
+fn cnn_cases() -> Vec<(&'static str, Topology)> {
+    let mut pre = CnnSpec::he_cifar(ImageShape::new(1, 28, 28), 1, 10);
+    pre.order = BlockOrder::Pre;
+    pre.shortcut = Shortcut::Projection;
+    let mut pre = Topology::Cnn(pre);
+    pre.apply_skips(&"res:blocks:2".parse::<SkipSelection>().unwrap())
+        .unwrap();
+    let mut random = CnnSpec::new(
+        ImageShape::new(2, 12, 12),
+        vec![vec![8, 8], vec![8, 8], vec![16, 16]],
+        10,
+    );
+    random.norm = Norm::Batch;
+    random.shortcut = Shortcut::Projection;
+    random.downsample = Downsample::Pool;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for edge in random.candidate_edges() {
+        if rng.gen_bool(0.5) {
+            random.skips.insert(edge);
+            if rng.gen_bool(0.5) && random.check_residual(edge).is_ok() {
+                random.residual.insert(edge);
+            }
+        }
+    }
+    let random = Topology::Cnn(random);
+    random.validate().unwrap();
+    vec![
+        ("paper CNN, vanilla", preset("cifar-cnn-vanilla.ron")),
+        (
+            "paper CNN, skips 1-4 2-5 4-7 5-8",
+            preset("cifar-cnn-skip.ron"),
+        ),
+        ("paper CNN, reinforced", preset("cifar-cnn-reinforced.ron")),
+        (
+            "paper CNN with skips, 28 x 28",
+            preset("fashion-cnn-skip.ron"),
+        ),
+        ("ResNet-20, option A", preset("resnet20.ron")),
+        ("pre-activation ResNet-8, projections", pre),
+        ("random CNN edges, batch norm", random),
+    ]
 }
 
 #[test]
@@ -238,22 +297,11 @@ fn onnx_runtime_computes_what_skiplab_computes() {
             "{name}: logits differ by {worst} of the largest"
         );
         eprintln!(
-            "{name}: worst difference {worst:.1e} of the largest logit; {}",
+            "{name} ({}): worst difference {worst:.1e} of the largest logit; {}",
+            topology.summary(),
             checked.trim()
         );
     }
-}
-
-#[test]
-fn a_cnn_says_it_does_not_export_yet() {
-    let cnn = skiplab::experiment::Experiment::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/cifar-cnn-skip.ron"),
-    )
-    .unwrap();
-    let topology = cnn.topology().unwrap();
-    assert!(matches!(topology, Topology::Cnn(_)));
-    let err = skiplab::onnx::model(&topology, &[], "cnn").unwrap_err();
-    assert!(err.to_string().contains("CNN does not export"), "{err}");
 }
 
 mod common;
@@ -367,7 +415,7 @@ fn pytorch_computes_what_skiplab_computes() {
         std::fs::write(&weights, bytes).unwrap();
         std::fs::write(
             dir.join("model.py"),
-            skiplab::pytorch::module(&topology, name).unwrap(),
+            skiplab::pytorch::module(&topology, name),
         )
         .unwrap();
         let rows = 16;
@@ -380,10 +428,79 @@ fn pytorch_computes_what_skiplab_computes() {
         );
         eprintln!("{name}: PyTorch's logits within {worst:.1e} of the largest");
     }
-    let cnn = skiplab::experiment::Experiment::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/cifar-cnn-skip.ron"),
-    )
-    .unwrap();
-    let err = skiplab::pytorch::module(&cnn.topology().unwrap(), "cnn").unwrap_err();
-    assert!(err.to_string().contains("CNN does not export"), "{err}");
+}
+
+/// A trained CNN from the command line (a concatenating skip across a pool, a projected
+/// residual edge, batch norm): the ONNX graph has the lab's layer names and the edges as
+/// `Concat` of a `MaxPool` and `Add` of a projection; `model.py` spells both out; ONNX Runtime
+/// and PyTorch compute skiplab's logits where they are installed.
+#[test]
+fn export_writes_a_saved_cnn_as_onnx_and_as_pytorch() {
+    use prost::Message;
+    let tmp = tempfile::tempdir().unwrap();
+    let saves = tmp.path().join("saves");
+    let env = [("SKIPLAB_SAVES_DIR", saves.as_path())];
+    let train = [
+        "train",
+        "--model",
+        "cnn",
+        "--widths",
+        "8,8/16,16",
+        "--skips",
+        "1-4,res:2-5",
+        "--norm",
+        "batch",
+        "--epochs",
+        "1",
+    ];
+    let (code, out, err) = common::skiplab(&train, &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let run = skiplab::runs::list_runs(&saves).remove(0).unwrap();
+    let file = tmp.path().join("cnn.onnx");
+    let args = ["export", &run.id, "--onnx", file.to_str().unwrap()];
+    let (code, _, err) = common::skiplab(&args, &env);
+    assert_eq!(code, 0, "{err}");
+    let model =
+        skiplab::onnx::proto::ModelProto::decode(std::fs::read(&file).unwrap().as_slice()).unwrap();
+    let nodes: Vec<(String, String)> = model
+        .graph
+        .unwrap()
+        .node
+        .into_iter()
+        .map(|n| (n.name, n.op_type))
+        .collect();
+    for (name, op) in [
+        ("pool3", "MaxPool"),
+        ("conv4.skip1.maxpool", "MaxPool"),
+        ("conv4", "Concat"),
+        ("conv5.r2.conv", "Conv"),
+        ("conv5.r2.batch_norm", "BatchNormalization"),
+        ("conv5.add_2", "Add"),
+        ("conv5", "Relu"),
+        ("logits", "Identity"),
+    ] {
+        let node = (name.to_string(), op.to_string());
+        assert!(nodes.contains(&node), "{node:?} not in {nodes:?}");
+    }
+    let dir = tmp.path().join("torch");
+    let args = ["export", &run.id, "--pytorch", dir.to_str().unwrap()];
+    let (code, _, err) = common::skiplab(&args, &env);
+    assert_eq!(code, 0, "{err}");
+    let module = std::fs::read_to_string(dir.join("model.py")).unwrap();
+    for line in [
+        "h4 = torch.cat([F.relu(self.conv4_norm(self.conv4(h3))), halve(h1)], dim=1)",
+        "h5 = F.relu(self.conv5_norm(self.conv5(h4)) + self.conv5_r2_norm(self.conv5_r2(h3)))",
+        "self.conv5 = nn.Conv2d(24, 16, 3, stride=1, padding=1, bias=False)",
+    ] {
+        assert!(module.contains(line), "{line} not in {module}");
+    }
+    let weights = skiplab::runs::read_weights(&run.dir.join(skiplab::runs::WEIGHTS)).unwrap();
+    let x = random_inputs(&weights.topology, 8, 3);
+    let ours = logits(&weights.topology, &weights.params, &x);
+    if let Ok(python) = python() {
+        assert!(worst(&ours, &onnx_runtime(&python, &file, &x, 8).0) <= 1e-5);
+    }
+    if let Ok(python) = torch_python() {
+        assert!(worst(&ours, &pytorch(&python, &dir, &x, 8)) <= 1e-5);
+    }
 }

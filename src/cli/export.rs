@@ -28,12 +28,12 @@ pub struct ExportArgs {
     svg: bool,
     /// The run's network with its trained weights as an ONNX model in FILE (opset 20, input
     /// `input` [batch, features], output `logits`, layers named as the lab names them):
-    /// Netron draws it, ONNX Runtime runs it. MLPs, every edge kind; CNNs not yet.
+    /// Netron draws it, ONNX Runtime runs it. Every topology the lab builds.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["csv", "svg"])]
     onnx: Option<PathBuf>,
     /// The run's network as a self-contained PyTorch module in DIR: `model.py` (an
     /// `nn.Module` with the skip edges spelled out, and `load`) beside the run's
-    /// `weights.safetensors`. MLPs, every edge kind; CNNs not yet.
+    /// `weights.safetensors`. Every topology the lab builds.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["csv", "svg", "onnx"])]
     pytorch: Option<PathBuf>,
     /// With --onnx or --pytorch: the weights of the best-validation epoch (those the test
@@ -159,8 +159,7 @@ pub fn export(args: ExportArgs) -> Result<ExitCode> {
         };
         let weights = super::analyze::weights_of(run, args.best)?;
         let title = format!("{}: {}", run.id, weights.topology.summary());
-        let module = skiplab::pytorch::module(&weights.topology, &title)
-            .map_err(|e| anyhow::anyhow!("{}: cannot export: {e}", run.id))?;
+        let module = skiplab::pytorch::module(&weights.topology, &title);
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
         let source = run.dir.join(match args.best {

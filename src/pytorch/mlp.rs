@@ -1,21 +1,12 @@
-//! A topology as a readable, self-contained PyTorch module (`model.py`): one `nn.Linear` per
-//! layer (over the concatenation of its sources where skips concatenate), the residual edges
-//! and their projections, the normalisation and the activation, spelled out in `forward` in
-//! the order [`crate::net::Network`] computes them; and `load(path)`, which reads a run's
-//! `weights.safetensors` (skiplab's tensor names, `[in, out]` blocks) into it. CNNs do not
-//! export yet and say so.
+//! An MLP as PyTorch: one `nn.Linear` per layer (over the concatenation of its sources where
+//! skips concatenate, its weight blocks stacked in the same order), the residual edges and
+//! their projections, the normalisation and the activation.
 
 use std::fmt::Write as _;
 
-use crate::net::{mlp_residual_name, mlp_weight_name, NORM_EPS, NORM_MOMENTUM};
-use crate::topology::{Activation, MlpSpec, Norm, Topology};
-
-/// Why a topology does not export.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum PytorchError {
-    #[error("a CNN does not export to PyTorch yet: only MLPs do (every edge kind, normalisation and activation)")]
-    Cnn,
-}
+use super::Parts;
+use crate::net::{mlp_residual_name, mlp_weight_name};
+use crate::topology::{Activation, MlpSpec, Norm};
 
 /// `h3` for layer 3's output, `x` for the input.
 fn value(layer: usize) -> String {
@@ -33,11 +24,7 @@ fn layer_name(mlp: &MlpSpec, to: usize) -> String {
     }
 }
 
-/// `model.py` for `topology`; `title` heads its docstring (the run's id and what it is).
-pub fn module(topology: &Topology, title: &str) -> Result<String, PytorchError> {
-    let Topology::Mlp(mlp) = topology else {
-        return Err(PytorchError::Cnn);
-    };
+pub(super) fn parts(mlp: &MlpSpec) -> Parts {
     let mut init = String::new();
     let mut forward = String::new();
     let mut state = String::new();
@@ -106,30 +93,9 @@ pub fn module(topology: &Topology, title: &str) -> Result<String, PytorchError> 
         }
         if normed {
             let norm = format!("{name}_norm");
-            let module = match mlp.norm {
-                Norm::Batch => format!(
-                    "nn.BatchNorm1d({}, eps={NORM_EPS}, momentum={NORM_MOMENTUM})",
-                    mlp.width(to)
-                ),
-                _ => format!("nn.LayerNorm({}, eps={NORM_EPS})", mlp.width(to)),
-            };
+            let module = super::norm_module(mlp.norm, mlp.width(to), false);
             let _ = writeln!(init, "        self.{norm} = {module}");
-            let _ = writeln!(state, "        \"{norm}.weight\": w[\"fc{to}.gamma\"],");
-            let _ = writeln!(state, "        \"{norm}.bias\": w[\"fc{to}.beta\"],");
-            if mlp.norm == Norm::Batch {
-                let _ = writeln!(
-                    state,
-                    "        \"{norm}.running_mean\": w[\"fc{to}.running_mean\"],"
-                );
-                let _ = writeln!(
-                    state,
-                    "        \"{norm}.running_var\": w[\"fc{to}.running_var\"],"
-                );
-                let _ = writeln!(
-                    state,
-                    "        \"{norm}.num_batches_tracked\": torch.tensor(0),"
-                );
-            }
+            super::norm_state(&mut state, &norm, mlp.norm, &[format!("fc{to}")]);
             z = format!("self.{norm}({z})");
         }
         for &(from, identity) in &residuals {
@@ -142,56 +108,11 @@ pub fn module(topology: &Topology, title: &str) -> Result<String, PytorchError> 
             false => writeln!(forward, "        return {z}"),
         };
     }
-    let edges: Vec<String> = mlp
-        .skips
-        .iter()
-        .map(|e| {
-            let kind = if mlp.residual.contains(e) {
-                "residual"
-            } else {
-                "concat"
-            };
-            format!("{}-{} {kind}", e.from, e.to)
-        })
-        .collect();
-    Ok(format!(
-        r#""""{title}
-
-Exported by skiplab {version}: the network as a PyTorch module, its skip edges spelled out
-({edges}). Load a run's weights and go on:
-
-    from model import load
-    net = load("weights.safetensors")      # in evaluation mode; net.train() to train on
-    logits = net(images.reshape(-1, {inputs}))
-"""
-import torch
-from torch import nn
-import torch.nn.functional as F
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-{init}
-    def forward(self, x):
-{forward}
-
-def load(path):
-    """The network with the weights of a skiplab `weights.safetensors` (or `best.safetensors`)."""
-    from safetensors.torch import load_file
-
-    w = load_file(path)
-    net = Net()
-    net.load_state_dict({{
-{state}    }})
-    return net.eval()
-"#,
-        version = env!("CARGO_PKG_VERSION"),
-        edges = if edges.is_empty() {
-            "none".to_string()
-        } else {
-            edges.join(", ")
-        },
-        inputs = mlp.input,
-    ))
+    Parts {
+        init,
+        forward,
+        state,
+        helpers: String::new(),
+        usage: format!("images.reshape(-1, {})", mlp.input),
+    }
 }
