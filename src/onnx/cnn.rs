@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use super::graph::{ints_attribute, ExportError, Graph, INPUT, OUTPUT};
 use super::proto::AttributeProto;
-use super::{ints_attribute, ExportError, Graph, INPUT, OUTPUT};
 use crate::cnn_plan::{
     conv_weight, flatten_weight, plan, projection_weight, Carry, ConvStep, Source, Step,
 };
@@ -29,7 +29,7 @@ struct CnnGraph<'a> {
 
 impl CnnGraph<'_> {
     fn find(&self, name: &str) -> Result<&[f32], ExportError> {
-        super::find(self.params, name).map(|p| p.values.as_slice())
+        super::graph::find(self.params, name).map(|p| p.values.as_slice())
     }
 
     /// The blocks `{layer}.w[key]` of `groups`, in order.
@@ -61,7 +61,7 @@ impl CnnGraph<'_> {
             inputs.push(self.g.constant(&format!("{name}.{part}"), &[len], values));
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let epsilon = super::float_attribute("epsilon", NORM_EPS as f32);
+        let epsilon = super::graph::float_attribute("epsilon", NORM_EPS as f32);
         Ok(self
             .g
             .node(name, "BatchNormalization", &refs, vec![epsilon]))
@@ -242,7 +242,7 @@ impl CnnGraph<'_> {
             &layer,
             "Concat",
             &refs,
-            vec![super::int_attribute("axis", 1)],
+            vec![super::graph::int_attribute("axis", 1)],
         ))
     }
 }
@@ -251,7 +251,7 @@ fn pool_attributes() -> Vec<AttributeProto> {
     vec![
         ints_attribute("kernel_shape", &[2, 2]),
         ints_attribute("strides", &[2, 2]),
-        super::int_attribute("ceil_mode", 1),
+        super::graph::int_attribute("ceil_mode", 1),
     ]
 }
 
@@ -315,7 +315,7 @@ pub(super) fn cnn_graph(cnn: &CnnSpec, params: &[HostParam]) -> Result<Graph, Ex
         "out.flatten",
         "Flatten",
         &[&x],
-        vec![super::int_attribute("axis", 1)],
+        vec![super::graph::int_attribute("axis", 1)],
     );
     let w = b.g.constant("out.w", &[features, classes], w);
     let z = b.g.node("out.matmul", "MatMul", &[&flat, &w], Vec::new());

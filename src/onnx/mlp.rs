@@ -4,15 +4,15 @@
 //! adds it), batch norm `BatchNormalization` with the running estimates, layer norm
 //! `LayerNormalization`, and the activation.
 
-use super::{float_attribute, int_attribute, string_attribute, ExportError, Graph, OUTPUT};
+use super::graph::{float_attribute, int_attribute, string_attribute, ExportError, Graph, OUTPUT};
 use crate::net::{mlp_residual_name, mlp_weight_name, norm_names, HostParam, NORM_EPS};
 use crate::topology::{Activation, MlpSpec, Norm};
 
 pub(super) fn mlp_graph(mlp: &MlpSpec, params: &[HostParam]) -> Result<Graph, ExportError> {
-    let find = |name: &str| super::find(params, name);
+    let find = |name: &str| super::graph::find(params, name);
     let mut g = Graph::default();
     // Each layer's output by number: the input, then what each layer computed.
-    let mut outputs: Vec<String> = vec![super::INPUT.to_string()];
+    let mut outputs: Vec<String> = vec![super::graph::INPUT.to_string()];
     for to in 1..mlp.num_layers() {
         let layer = if to == mlp.output_layer() {
             "out".to_string()

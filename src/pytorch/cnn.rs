@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{norm_module, norm_state, tensors, Parts};
+use super::parts::{norm_module, norm_state, tensors, Parts};
 use crate::cnn_plan::{plan, Carry, ConvStep, Source, Step};
 use crate::topology::{BlockOrder, ChannelGroup, CnnSpec, Downsample, Head, Norm};
 

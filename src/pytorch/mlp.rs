@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::Parts;
+use super::parts::Parts;
 use crate::net::{mlp_residual_name, mlp_weight_name};
 use crate::topology::{Activation, MlpSpec, Norm};
 
@@ -93,9 +93,9 @@ pub(super) fn parts(mlp: &MlpSpec) -> Parts {
         }
         if normed {
             let norm = format!("{name}_norm");
-            let module = super::norm_module(mlp.norm, mlp.width(to), false);
+            let module = super::parts::norm_module(mlp.norm, mlp.width(to), false);
             let _ = writeln!(init, "        self.{norm} = {module}");
-            super::norm_state(&mut state, &norm, mlp.norm, &[format!("fc{to}")]);
+            super::parts::norm_state(&mut state, &norm, mlp.norm, &[format!("fc{to}")]);
             z = format!("self.{norm}({z})");
         }
         for &(from, identity) in &residuals {

@@ -4,24 +4,12 @@
 //! tensor names and layouts) into it. [`mlp`] and [`cnn`] say how each family's layers are
 //! written.
 
-use std::fmt::Write as _;
-
-use crate::net::{norm_names, NORM_EPS, NORM_MOMENTUM};
-use crate::topology::{Norm, SkipEdge, Topology};
+use crate::topology::{SkipEdge, Topology};
+use parts::Parts;
 
 mod cnn;
 mod mlp;
-
-/// What a family's writer gives: the lines of `__init__`, `forward` and the state dict
-/// `load` builds, helpers the state dict uses, and how a caller shapes its input.
-#[derive(Default)]
-struct Parts {
-    init: String,
-    forward: String,
-    state: String,
-    helpers: String,
-    usage: String,
-}
+mod parts;
 
 /// `model.py` for `topology`; `title` heads its docstring (the run's id and what it is).
 pub fn module(topology: &Topology, title: &str) -> String {
@@ -85,47 +73,4 @@ def load(path):
             false => edges.join(", "),
         },
     )
-}
-
-/// `w["name"]`, or the concatenation of several such tensors.
-fn tensors(names: &[String]) -> String {
-    let read: Vec<String> = names.iter().map(|n| format!("w[\"{n}\"]")).collect();
-    match read.as_slice() {
-        [only] => only.clone(),
-        _ => format!("torch.cat([{}])", read.join(", ")),
-    }
-}
-
-/// The constructor of a normalisation module over `units` channels or features.
-fn norm_module(norm: Norm, units: usize, images: bool) -> String {
-    match (norm, images) {
-        (Norm::Layer, _) => format!("nn.LayerNorm({units}, eps={NORM_EPS})"),
-        (_, true) => format!("nn.BatchNorm2d({units}, eps={NORM_EPS}, momentum={NORM_MOMENTUM})"),
-        (_, false) => format!("nn.BatchNorm1d({units}, eps={NORM_EPS}, momentum={NORM_MOMENTUM})"),
-    }
-}
-
-/// The state of normalisation module `module` from skiplab's normalisations `layers` (their
-/// channels concatenated in order): scale and shift, and batch norm's running estimates.
-fn norm_state(state: &mut String, module: &str, norm: Norm, layers: &[String]) {
-    let part =
-        |k: usize| -> Vec<String> { layers.iter().map(|l| norm_names(l)[k].clone()).collect() };
-    let _ = writeln!(state, "        \"{module}.weight\": {},", tensors(&part(0)));
-    let _ = writeln!(state, "        \"{module}.bias\": {},", tensors(&part(1)));
-    if norm == Norm::Batch {
-        let _ = writeln!(
-            state,
-            "        \"{module}.running_mean\": {},",
-            tensors(&part(2))
-        );
-        let _ = writeln!(
-            state,
-            "        \"{module}.running_var\": {},",
-            tensors(&part(3))
-        );
-        let _ = writeln!(
-            state,
-            "        \"{module}.num_batches_tracked\": torch.tensor(0),"
-        );
-    }
 }
