@@ -3,7 +3,8 @@
 
 Same layer sizes, batch sizes, optimiser (SGD, lr 0.01, momentum 0.9), loss (cross-entropy)
 and synthetic data as skiplab's harness. Prints one JSON line:
-{"samples_per_sec": ..., "peak_rss_mib": ...}
+{"samples_per_sec": ..., "peak_rss_mib": ...}. With --eval, forward passes in evaluation mode
+under torch.inference_mode() instead of training steps.
 
 Skip edges concatenate their sources (MLP: onto the layer's input; CNN: a max-pooled copy
 onto the target's output channels), as in the paper.
@@ -162,6 +163,9 @@ def main():
     p.add_argument("--device", default="cpu")
     # PyTorch's best eager CPU setting for convolutions: NHWC activations and weights.
     p.add_argument("--channels-last", action="store_true")
+    # Forward only: evaluation mode under torch.inference_mode(), logits, loss and accuracy of
+    # each batch, as skiplab's evaluator computes them.
+    p.add_argument("--eval", action="store_true")
     a = p.parse_args()
     torch.manual_seed(1)
     torch.set_num_threads(a.threads)
@@ -175,9 +179,26 @@ def main():
             torch.rand(a.batch, *shape, device=dev).contiguous(memory_format=fmt),
             torch.randint(0, classes, (a.batch,), device=dev),
         )
-        for _ in range(50)
+        for _ in range(4 if a.eval else 50)
     ]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    if a.eval:
+        net.eval()
+        with torch.inference_mode():
+            warmup = 2
+            for step in range(warmup + a.steps):
+                if step == warmup:
+                    sync()
+                    start = time.perf_counter()
+                x, y = batches[step % len(batches)]
+                logits = net(x)
+                loss = F.cross_entropy(logits, y).item()
+                hits = (logits.argmax(dim=1) == y).sum().item()
+        sync()
+        sps = a.steps * a.batch / (time.perf_counter() - start)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"samples_per_sec": sps, "peak_rss_mib": peak, "loss": loss, "hits": hits}))
+        return
     warmup = min(10, a.steps)
     start = time.perf_counter()
     for step in range(a.steps):

@@ -31,5 +31,5 @@ step 90 parity.txt "$B" parity
 step 60 train.txt "$B" train --device cuda --skips all --epochs 3
 step 90 train.txt "$B" train --device cuda --model cnn --widths 32,32/64,64 --skips 1-4 --epochs 2
 # CUDA at the batch sizes and 4x larger; then the CPU of the same machine.
-step 150 bench.txt "$B" bench --device cuda --large-batches --rounds 2 --steps 300 --cnn-steps 200 --no-torch
+step 150 bench.txt "$B" bench --device cuda --rounds 2 --steps 300 --cnn-steps 200 --no-torch
 step 60 bench.txt "$B" bench --device cpu --rounds 1 --steps 300 --cnn-steps 60 --no-torch

@@ -86,6 +86,22 @@ fn bench_harness_measures_and_checks_memory() {
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("mlp 784-128-256-256-26, all skips"), "{out}");
     assert!(out.contains("PyTorch twin: not run"), "{out}");
+    // Both batch sizes train, then the forward-only rows: 1,000 examples a call.
+    let rows = |label: &str| out.lines().filter(|l| l.starts_with(label)).count();
+    assert_eq!(rows("mlp 784-128-256-256-26, all skips"), 3, "{out}");
+    assert!(
+        out.contains("\nforward only: 1000 examples a call"),
+        "{out}"
+    );
+    let eval = out
+        .lines()
+        .skip_while(|l| !l.starts_with("forward only"))
+        .find(|l| l.starts_with("mlp 3072-512-256-256-10"))
+        .unwrap_or_else(|| panic!("no forward-only row:\n{out}"));
+    let fields: Vec<&str> = eval.split_whitespace().collect();
+    assert_eq!(fields[4], "1000", "{eval}");
+    let rate: f64 = fields[5].parse().unwrap();
+    assert!(rate > 0.0, "{eval}");
     assert!(
         out.lines().last().unwrap().starts_with("memory: steady"),
         "{out}"
@@ -106,6 +122,8 @@ fn bench_harness_compares_the_convolution_kernels() {
         "--cnn-steps",
         "12",
         "--im2col-too",
+        "--default-batches-only",
+        "--no-eval",
     ]);
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(

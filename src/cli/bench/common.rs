@@ -1,0 +1,300 @@
+//! What the training harness, the evaluation rows and their child processes share: the
+//! models, synthetic data, one measurement, and running this binary or the PyTorch twin.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use rand::{Rng, SeedableRng};
+
+use skiplab::data::{Dataset, PreparedData, Samples};
+use skiplab::topology::{CnnSpec, ImageShape, MlpSpec, Norm, SkipSelection, Topology};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+}
+
+/// Resident memory of this process in MiB (Linux): `VmRSS` now or `VmHWM` (the peak).
+pub(super) fn memory_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub(super) fn synthetic(shape: ImageShape, classes: usize, n: usize) -> Arc<PreparedData> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let samples = Samples {
+        images: (0..n * shape.len()).map(|_| rng.gen::<f32>()).collect(),
+        labels: (0..n).map(|_| rng.gen_range(0..classes as u8)).collect(),
+    };
+    let dataset = Dataset {
+        name: "synthetic".into(),
+        shape,
+        class_names: (0..classes).map(|c| c.to_string()).collect(),
+        train: samples.clone(),
+        test: Samples {
+            images: samples.images[..shape.len()].to_vec(),
+            labels: samples.labels[..1].to_vec(),
+        },
+    };
+    Arc::new(PreparedData::prepare(&dataset, 0.0, 1))
+}
+
+/// One measurement, as the `--single` child prints it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Measurement {
+    pub samples_per_sec: f64,
+    pub rss_at_100: Option<f64>,
+    pub rss_at_end: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// The benchmark's models: name, topology, batch size, description.
+pub(super) fn bench_model(name: &str) -> Result<(Topology, usize, &'static str)> {
+    let mlp = |input: usize, hidden: Vec<usize>, classes: usize| -> Result<Topology> {
+        let mut t = Topology::Mlp(MlpSpec::new(input, hidden, classes));
+        t.apply_skips(&SkipSelection::All)?;
+        Ok(t)
+    };
+    let cnn = |stages: Vec<Vec<usize>>, skips: SkipSelection| -> Result<Topology> {
+        let mut t = Topology::Cnn(CnnSpec::new(ImageShape::new(3, 32, 32), stages, 10));
+        t.apply_skips(&skips)?;
+        Ok(t)
+    };
+    let paper = || vec![vec![32, 32], vec![64, 64], vec![128, 128]];
+    Ok(match name {
+        "mlp-paper" => (
+            mlp(784, vec![128, 256, 256], 26)?,
+            64,
+            "mlp 784-128-256-256-26, all skips",
+        ),
+        "mlp-cifar" => (
+            mlp(3072, vec![512, 256, 256], 10)?,
+            64,
+            "mlp 3072-512-256-256-10, all skips",
+        ),
+        "cnn-vanilla" => (
+            cnn(paper(), SkipSelection::None)?,
+            32,
+            "cnn 3x32x32 paper, vanilla",
+        ),
+        "cnn-vanilla-bn" => {
+            let mut t = cnn(paper(), SkipSelection::None)?;
+            if let Topology::Cnn(c) = &mut t {
+                c.norm = Norm::Batch;
+            }
+            (t, 32, "cnn 3x32x32 paper, vanilla, batch norm")
+        }
+        "cnn-skip" => (
+            cnn(paper(), SkipSelection::Paper)?,
+            32,
+            "cnn 3x32x32 paper, skips 1-4,2-5,4-7,5-8",
+        ),
+        "cnn-reinforced" => (
+            cnn(
+                vec![vec![32, 32], vec![96, 96], vec![224, 224]],
+                SkipSelection::None,
+            )?,
+            32,
+            "cnn 3x32x32 reinforced vanilla (96/224)",
+        ),
+        "resnet20" | "plain20" => {
+            let mut t = Topology::Cnn(CnnSpec::he_cifar(ImageShape::new(3, 32, 32), 3, 10));
+            let residual = name == "resnet20";
+            let skips = if residual { "res:blocks:2" } else { "none" };
+            t.apply_skips(&skips.parse()?)?;
+            let label = if residual {
+                "resnet20 3x32x32, batch norm, option A"
+            } else {
+                "plain20 3x32x32, batch norm (no shortcuts)"
+            };
+            (t, 128, label)
+        }
+        other => bail!("unknown benchmark model `{other}`"),
+    })
+}
+
+/// The CPU's model name and the SIMD width its kernels use, for the header: ratios between
+/// machines differ with both.
+pub(super) fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let name = info.lines().find_map(|l| {
+        l.strip_prefix("model name")?
+            .split_once(':')
+            .map(|(_, v)| v.trim())
+    })?;
+    let avx512 = info
+        .lines()
+        .any(|l| l.starts_with("flags") && l.contains(" avx512f"));
+    Some(format!("{name}{}", if avx512 { ", AVX-512" } else { "" }))
+}
+
+/// Each round's rates and ratio, in round order: the machine's speed can drift during a run
+/// (a shared VM's did by 1.8x within an hour), and the two programs of one round ran back to
+/// back, so the spread of these ratios shows how far the ratio of the medians can be trusted.
+pub(super) fn per_round_line(name: &str, ours: &[f64], theirs: &[f64]) -> String {
+    let rates = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ratios = ours
+        .iter()
+        .zip(theirs)
+        .map(|(o, t)| format!("{:.2}x", o / t))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "  {name} per round: skiplab {}/s, torch {}/s, ratio {ratios}",
+        rates(ours),
+        rates(theirs)
+    )
+}
+
+pub(super) fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// What one measurement times: training steps of `batch` examples, or (`eval`) evaluations of
+/// `batch` examples each, `steps` of them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Job<'a> {
+    pub model: &'a str,
+    pub batch: usize,
+    pub steps: usize,
+    pub device: BenchDevice,
+    pub eval: bool,
+}
+
+/// Runs one measurement of this binary in a child process (clean memory figures per model).
+pub(super) fn measure_skiplab(job: Job, composed: bool, conv: Option<&str>) -> Result<Measurement> {
+    let Job {
+        model,
+        batch,
+        steps,
+        device,
+        eval,
+    } = job;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(conv) = conv {
+        cmd.env("SKIPLAB_CPU_CONV", conv);
+    }
+    cmd.args([
+        "bench",
+        "--single",
+        model,
+        "--batch",
+        &batch.to_string(),
+        "--steps",
+        &steps.to_string(),
+    ]);
+    if device == BenchDevice::Cuda {
+        cmd.args(["--device", "cuda"]);
+    }
+    if composed {
+        cmd.arg("--composed");
+    }
+    if eval {
+        cmd.arg("--eval");
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "measuring {model}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("reading the measurement of {model}: {line}"))
+}
+
+/// Runs the PyTorch twin; `None` when it could not run.
+pub(super) fn measure_torch(
+    python: &str,
+    job: Job,
+    threads: usize,
+    channels_last: bool,
+) -> Result<Measurement> {
+    let Job {
+        model,
+        batch,
+        steps,
+        device,
+        eval,
+    } = job;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_twin.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args([
+            "--model",
+            model,
+            "--batch",
+            &batch.to_string(),
+            "--steps",
+            &steps.to_string(),
+        ])
+        .args(["--threads", &threads.to_string()])
+        .args(channels_last.then_some("--channels-last"))
+        .args(eval.then_some("--eval"))
+        .args([
+            "--device",
+            if device == BenchDevice::Cuda {
+                "cuda"
+            } else {
+                "cpu"
+            },
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(Measurement {
+        samples_per_sec: v["samples_per_sec"].as_f64().context("twin output")?,
+        rss_at_100: None,
+        rss_at_end: None,
+        peak_rss_mib: v["peak_rss_mib"].as_f64(),
+    })
+}
+
+pub(super) fn torch_available(python: &str) -> Option<String> {
+    let out = std::process::Command::new(python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_round_ratios_pair_each_round_with_its_own() {
+        let line = per_round_line(
+            "cnn-vanilla",
+            &[665.0, 1033.4, 1010.0],
+            &[492.0, 595.0, 500.0],
+        );
+        assert_eq!(
+            line,
+            "  cnn-vanilla per round: skiplab 665 1033 1010/s, torch 492 595 500/s, ratio 1.35x 1.74x 2.02x"
+        );
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0]), 4.0);
+    }
+}

@@ -1,0 +1,132 @@
+//! The harness's forward-only rows: evaluating 1,000 examples a call (logits, loss and
+//! accuracy), as the analyses do thousands of times (a 51 × 51 landscape is 2,601 such
+//! evaluations), through the analyses' own path ([`skiplab::train::Evaluator`]: no tape, batch
+//! norm's running estimates), against the PyTorch twin in evaluation mode under
+//! `torch.inference_mode()`, measured in the same run.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::common::{
+    bench_model, measure_skiplab, measure_torch, median, per_round_line, synthetic, BenchDevice,
+    Job, Measurement,
+};
+use crate::outln;
+use skiplab::net::ops::NetDevice;
+use skiplab::net::Network;
+use skiplab::topology::{ImageShape, Topology};
+use skiplab::train::Evaluator;
+
+/// Examples per evaluation call.
+pub(super) const EXAMPLES: usize = 1000;
+
+/// Calls timed after two of warm-up.
+fn calls(model: &str) -> usize {
+    match model.starts_with("mlp") {
+        true => 60,
+        false => 8,
+    }
+}
+
+/// The child: `steps` evaluations of `batch` synthetic examples on `dev`, in examples a second.
+pub(super) fn measure_here<D: NetDevice<f32>>(
+    dev: &D,
+    topology: Topology,
+    batch: usize,
+    steps: usize,
+) -> Result<Measurement> {
+    let (shape, classes) = match &topology {
+        Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
+        Topology::Cnn(c) => (c.input, c.classes),
+    };
+    let data = synthetic(shape, classes, batch);
+    let net = Network::<f32, D>::new(topology, dev, 1)?;
+    let mut evaluator = Evaluator::default();
+    let warmup = 2;
+    for _ in 0..warmup {
+        std::hint::black_box(evaluator.evaluate(&net, &data.train));
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        std::hint::black_box(evaluator.evaluate(&net, &data.train));
+    }
+    Ok(Measurement {
+        samples_per_sec: (steps * batch) as f64 / start.elapsed().as_secs_f64(),
+        rss_at_100: None,
+        rss_at_end: None,
+        peak_rss_mib: super::common::memory_mib("VmHWM:"),
+    })
+}
+
+/// The rows: each model's median examples a second over `rounds`, skiplab and PyTorch
+/// interleaved (a CNN's twin NCHW and channels-last, the ratio against the faster).
+pub(super) fn rows(
+    models: &[&str],
+    rounds: usize,
+    device: BenchDevice,
+    python: Option<&str>,
+    threads: usize,
+) -> Result<()> {
+    outln!(
+        "\nforward only: {EXAMPLES} examples a call (logits, loss, accuracy), skiplab's evaluator against torch.inference_mode()"
+    );
+    outln!(
+        "{:<44} {:>5} {:>10} {:>16} {:>7}",
+        "model",
+        "call",
+        "skiplab/s",
+        "torch/s",
+        "ratio"
+    );
+    for &model in models {
+        let (_, _, label) = bench_model(model)?;
+        let job = Job {
+            model,
+            batch: EXAMPLES,
+            steps: calls(model),
+            device,
+            eval: true,
+        };
+        let settings: &[bool] = match model.starts_with("cnn") {
+            true => &[false, true],
+            false => &[false],
+        };
+        let mut ours = Vec::new();
+        let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+        for _ in 0..rounds {
+            ours.push(measure_skiplab(job, false, None)?.samples_per_sec);
+            let Some(python) = python else { continue };
+            for (k, &channels_last) in settings.iter().enumerate() {
+                match measure_torch(python, job, threads, channels_last) {
+                    Ok(t) => theirs[k].push(t.samples_per_sec),
+                    Err(e) => eprintln!("PyTorch twin failed on {model} (evaluation): {e}"),
+                }
+            }
+        }
+        let rate = median(&ours);
+        let best = theirs
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(k, t)| (k, median(t)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let (torch_text, ratio) = match best {
+            None => ("-".to_string(), "-".to_string()),
+            Some((k, t)) => {
+                if rounds > 1 {
+                    eprintln!("{}", per_round_line(model, &ours, &theirs[k]));
+                }
+                let setting = match (settings.len(), settings[k]) {
+                    (1, _) => "",
+                    (_, true) => " (NHWC)",
+                    (_, false) => " (NCHW)",
+                };
+                (format!("{t:.0}{setting}"), format!("{:.2}x", rate / t))
+            }
+        };
+        outln!("{label:<44} {EXAMPLES:>5} {rate:>10.0} {torch_text:>16} {ratio:>7}",);
+    }
+    Ok(())
+}
