@@ -24,7 +24,12 @@ pub(super) fn memory_mib(field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-pub(super) fn synthetic(shape: ImageShape, classes: usize, n: usize) -> Arc<PreparedData> {
+/// `n` random examples of what `topology` reads, with random labels of its classes.
+pub(super) fn synthetic(topology: &Topology, n: usize) -> Arc<PreparedData> {
+    let (shape, classes) = match topology {
+        Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
+        Topology::Cnn(c) => (c.input, c.classes),
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let samples = Samples {
         images: (0..n * shape.len()).map(|_| rng.gen::<f32>()).collect(),

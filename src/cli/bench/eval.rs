@@ -16,7 +16,7 @@ use super::common::{
 use crate::outln;
 use skiplab::net::ops::NetDevice;
 use skiplab::net::Network;
-use skiplab::topology::{ImageShape, Topology};
+use skiplab::topology::Topology;
 use skiplab::train::Evaluator;
 
 /// Examples per evaluation call.
@@ -37,11 +37,7 @@ pub(super) fn measure_here<D: NetDevice<f32>>(
     batch: usize,
     steps: usize,
 ) -> Result<Measurement> {
-    let (shape, classes) = match &topology {
-        Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
-        Topology::Cnn(c) => (c.input, c.classes),
-    };
-    let data = synthetic(shape, classes, batch);
+    let data = synthetic(&topology, batch);
     let net = Network::<f32, D>::new(topology, dev, 1)?;
     let mut evaluator = Evaluator::default();
     let warmup = 2;

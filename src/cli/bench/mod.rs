@@ -18,7 +18,7 @@ use common::{
 use skiplab::device as devices;
 use skiplab::net::ops::NetDevice;
 use skiplab::net::optim::OptimizerConfig;
-use skiplab::topology::{ImageShape, Topology};
+use skiplab::topology::Topology;
 use skiplab::train::{TrainConfig, Trainer};
 
 mod common;
@@ -102,11 +102,7 @@ fn bench_one<D: NetDevice<f32>>(
     batch: usize,
     steps: usize,
 ) -> Result<Measurement> {
-    let (shape, classes) = match &topology {
-        Topology::Mlp(m) => (ImageShape::new(1, 1, m.input), m.classes),
-        Topology::Cnn(c) => (c.input, c.classes),
-    };
-    let data = synthetic(shape, classes, batch * 50);
+    let data = synthetic(&topology, batch * 50);
     let config = TrainConfig {
         optimizer: OptimizerConfig::sgd(0.01, 0.9, 0.0),
         batch_size: batch,
