@@ -179,13 +179,7 @@ pub(super) struct Job<'a> {
 
 /// Runs one measurement of this binary in a child process (clean memory figures per model).
 pub(super) fn measure_skiplab(job: Job, composed: bool, conv: Option<&str>) -> Result<Measurement> {
-    let Job {
-        model,
-        batch,
-        steps,
-        device,
-        eval,
-    } = job;
+    let model = job.model;
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     if let Some(conv) = conv {
@@ -196,17 +190,17 @@ pub(super) fn measure_skiplab(job: Job, composed: bool, conv: Option<&str>) -> R
         "--single",
         model,
         "--batch",
-        &batch.to_string(),
+        &job.batch.to_string(),
         "--steps",
-        &steps.to_string(),
+        &job.steps.to_string(),
     ]);
-    if device == BenchDevice::Cuda {
+    if job.device == BenchDevice::Cuda {
         cmd.args(["--device", "cuda"]);
     }
     if composed {
         cmd.arg("--composed");
     }
-    if eval {
+    if job.eval {
         cmd.arg("--eval");
     }
     let out = cmd.output()?;
@@ -228,30 +222,23 @@ pub(super) fn measure_torch(
     threads: usize,
     channels_last: bool,
 ) -> Result<Measurement> {
-    let Job {
-        model,
-        batch,
-        steps,
-        device,
-        eval,
-    } = job;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/torch_twin.py");
     let out = std::process::Command::new(python)
         .arg(&script)
         .args([
             "--model",
-            model,
+            job.model,
             "--batch",
-            &batch.to_string(),
+            &job.batch.to_string(),
             "--steps",
-            &steps.to_string(),
+            &job.steps.to_string(),
         ])
         .args(["--threads", &threads.to_string()])
         .args(channels_last.then_some("--channels-last"))
-        .args(eval.then_some("--eval"))
+        .args(job.eval.then_some("--eval"))
         .args([
             "--device",
-            if device == BenchDevice::Cuda {
+            if job.device == BenchDevice::Cuda {
                 "cuda"
             } else {
                 "cpu"
