@@ -90,7 +90,6 @@ pub struct HeadStep {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub head: HeadStep,
-    pub norm: Norm,
 }
 
 /// How layer `from`'s output reaches a layer of height `height`.
@@ -173,22 +172,22 @@ pub fn plan(cnn: &CnnSpec) -> Plan {
             height,
             width,
         },
-        norm: cnn.norm,
     }
 }
 
-/// A conv weight block `[9 * channels, filters]` (rows: taps row-major, then channels) as
-/// `[filters, channels, 3, 3]` (ONNX's and PyTorch's layout), the blocks of `groups` stacked
-/// along the input channels in order.
-pub fn conv_weight(blocks: &[&[f32]], channels: &[usize], filters: usize) -> Vec<f32> {
+/// Kernel weight blocks `[taps * channels, filters]` (rows: taps row-major, then channels), one
+/// per input channel group, as one kernel `[filters, channels, taps]`, the groups stacked
+/// along the input channels in order: ONNX's and PyTorch's layout.
+fn kernel_weight(blocks: &[&[f32]], channels: &[usize], filters: usize, taps: usize) -> Vec<f32> {
     let total: usize = channels.iter().sum();
-    let mut out = vec![0.0; filters * total * 9];
+    let mut out = vec![0.0; filters * total * taps];
     let mut offset = 0;
     for (block, &c) in blocks.iter().zip(channels) {
-        for tap in 0..9 {
+        for tap in 0..taps {
             for ch in 0..c {
                 for f in 0..filters {
-                    out[(f * total + offset + ch) * 9 + tap] = block[(tap * c + ch) * filters + f];
+                    out[(f * total + offset + ch) * taps + tap] =
+                        block[(tap * c + ch) * filters + f];
                 }
             }
         }
@@ -197,21 +196,14 @@ pub fn conv_weight(blocks: &[&[f32]], channels: &[usize], filters: usize) -> Vec
     out
 }
 
-/// 1x1 projection blocks `[channels, filters]`, one per source group, as one kernel
-/// `[filters, channels, 1, 1]`, the groups stacked along the input channels in order.
+/// 3x3 convolution blocks `[9 * channels, filters]` as `[filters, channels, 3, 3]`.
+pub fn conv_weight(blocks: &[&[f32]], channels: &[usize], filters: usize) -> Vec<f32> {
+    kernel_weight(blocks, channels, filters, 9)
+}
+
+/// 1x1 projection blocks `[channels, filters]` as `[filters, channels, 1, 1]`.
 pub fn projection_weight(blocks: &[&[f32]], channels: &[usize], filters: usize) -> Vec<f32> {
-    let total: usize = channels.iter().sum();
-    let mut out = vec![0.0; filters * total];
-    let mut offset = 0;
-    for (block, &c) in blocks.iter().zip(channels) {
-        for ch in 0..c {
-            for f in 0..filters {
-                out[f * total + offset + ch] = block[ch * filters + f];
-            }
-        }
-        offset += c;
-    }
-    out
+    kernel_weight(blocks, channels, filters, 1)
 }
 
 /// The classifier's weight blocks (`[height * width * channels, classes]` for each group,
