@@ -10,6 +10,7 @@ result. Running the reference against itself shows how far the ratios scatter on
 
     bench/ab_pinned.py --model cnn-vanilla --rounds 3 OLD_BINARY NEW_BINARY
     bench/ab_pinned.py --model cnn-skip OLD NEW --env SKIPLAB_CPU_CONV=im2col
+    bench/ab_pinned.py --model mlp-paper --eval --steps 200 OLD NEW
 
 Needs Linux, `taskset` and two cores. Each run is `BINARY bench --single MODEL` (the bench
 command's hidden one-model mode, which prints one JSON line).
@@ -22,10 +23,10 @@ import subprocess
 import sys
 
 
-def start(binary, model, steps, core, env):
+def start(binary, model, steps, core, env, evaluate):
     environment = dict(os.environ, RAYON_NUM_THREADS="1", **env)
     command = ["taskset", "-c", str(core), binary, "bench", "--single", model,
-               "--steps", str(steps), "--cnn-steps", str(steps)]
+               "--steps", str(steps), "--cnn-steps", str(steps)] + (["--eval", "--batch", "1000"] if evaluate else [])
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=environment)
 
@@ -45,7 +46,10 @@ def main():
     parser.add_argument("--model", default="cnn-vanilla",
                         help="mlp-paper, mlp-cifar, cnn-vanilla, cnn-skip or cnn-reinforced")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of runs, cores swapped")
-    parser.add_argument("--steps", type=int, default=50, help="training steps per run")
+    parser.add_argument("--steps", type=int, default=50,
+                        help="training steps per run (with --eval: evaluation calls)")
+    parser.add_argument("--eval", action="store_true",
+                        help="time forward-only evaluation of 1,000 examples a call instead")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="set for the candidate only")
     args = parser.parse_args()
@@ -53,8 +57,8 @@ def main():
     ratios, reference, candidate = [], [], []
     for _ in range(args.rounds):
         for cores in ((0, 1), (1, 0)):
-            a = start(args.reference, args.model, args.steps, cores[0], {})
-            b = start(args.candidate, args.model, args.steps, cores[1], env)
+            a = start(args.reference, args.model, args.steps, cores[0], {}, args.eval)
+            b = start(args.candidate, args.model, args.steps, cores[1], env, args.eval)
             ra, rb = rate(a, args.reference), rate(b, args.candidate)
             reference.append(ra)
             candidate.append(rb)

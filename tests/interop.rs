@@ -4,7 +4,8 @@
 //! strict shape inference accept the file. They run where a Python with the packages is
 //! found (`SKIPLAB_PYTHON` for onnxruntime, `SKIPLAB_TORCH_PYTHON` for torch, else `python3`;
 //! `.ci/run` makes the first); elsewhere they say so and skip, so `cargo test` passes in a
-//! user's clone.
+//! user's clone. The evaluator's own host pass for MLPs is held to the forward pass the same
+//! way, on the same networks.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -302,6 +303,73 @@ fn onnx_runtime_computes_what_skiplab_computes() {
             checked.trim()
         );
     }
+}
+
+/// The evaluator runs an MLP on the CPU on host buffers (`Network::dense_stack`: every
+/// source's products with all the layers it feeds as one gemm, layers finished in place):
+/// its logits, loss and accuracy are the forward pass's, on every MLP case (concatenating
+/// skips, identity and projected residual edges, batch norm's running estimates, layer norm,
+/// each activation), with a row count that splits unevenly between threads.
+#[test]
+fn the_evaluators_host_pass_computes_what_the_forward_pass_computes() {
+    let mlps = cases()
+        .into_iter()
+        .filter(|(_, t)| matches!(t, Topology::Mlp(_)));
+    for (k, (name, topology)) in mlps.enumerate() {
+        let params = random_params(&topology, k as u64 + 11);
+        let rows = 301;
+        let x = random_inputs(&topology, rows, k as u64 + 3);
+        let expected = logits(&topology, &params, &x);
+        let dev = Cpu::seed_from_u64(0);
+        let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 0).unwrap();
+        net.import(&params).unwrap();
+        let stack = net.dense_stack().expect("an MLP on the CPU runs on host buffers");
+        let ours = stack.forward(&x, rows);
+        let worst = worst(&ours, &expected);
+        assert!(worst <= 1e-5, "{name}: logits differ by {worst} of the largest");
+
+        let classes = topology.classes();
+        let labels: Vec<u8> = (0..rows).map(|i| (i * 7 % classes) as u8).collect();
+        let one_hot: Vec<f32> = labels
+            .iter()
+            .flat_map(|&l| (0..classes).map(move |c| f32::from(c == l as usize)))
+            .collect();
+        let expected_loss = cross_entropy_with_logits_loss(
+            dev.tensor_from_vec(expected.clone(), (rows, classes)),
+            dev.tensor_from_vec(one_hot, (rows, classes)),
+        )
+        .as_vec()[0] as f64;
+        let hits = expected
+            .chunks(classes)
+            .zip(&labels)
+            .filter(|(row, &l)| row.iter().all(|&v| v <= row[l as usize]))
+            .count();
+        let samples = skiplab::data::Samples {
+            images: x,
+            labels,
+        };
+        let (loss, accuracy) = skiplab::train::Evaluator::default().evaluate(&net, &samples);
+        assert!(
+            (loss - expected_loss).abs() <= 1e-5 * expected_loss.abs().max(1.0),
+            "{name}: loss {loss} against {expected_loss}"
+        );
+        assert_eq!(accuracy, hits as f64 / rows as f64, "{name}: accuracy");
+    }
+}
+
+/// Where the host pass would not compute what a forward pass without a tape does, there is
+/// none: a CNN, and batch norm while the network is set to use the batch's statistics.
+#[test]
+fn the_host_pass_is_only_taken_where_it_computes_the_forward_pass() {
+    let dev = Cpu::seed_from_u64(0);
+    let (_, cnn) = cnn_cases().remove(0);
+    assert!(Network::<f32, Cpu>::new(cnn, &dev, 0).unwrap().dense_stack().is_none());
+    let mut mlp = MlpSpec::new(784, vec![32, 32], 10);
+    mlp.norm = Norm::Batch;
+    let net = Network::<f32, Cpu>::new(Topology::Mlp(mlp), &dev, 0).unwrap();
+    assert!(net.dense_stack().is_some());
+    net.set_norm_mode(Some(skiplab::net::NormMode::Train));
+    assert!(net.dense_stack().is_none());
 }
 
 mod common;

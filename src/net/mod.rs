@@ -1303,6 +1303,72 @@ impl<E: Dtype, D: ops::NetDevice<E>> Network<E, D> {
     }
 }
 
+impl<D: ops::NetDevice<f32>> Network<f32, D> {
+    /// The MLP as a [`cpu_ops::DenseStack`] for forward-only passes on the host, where the
+    /// device keeps host copies of the weights (the CPU's kernels) and a pass without a tape
+    /// evaluates (batch norm on its running estimates) and records nothing. `None` otherwise
+    /// (a CNN, CUDA, the composed ops, a training-mode pass): [`Network::forward`] then.
+    pub fn dense_stack(&self) -> Option<cpu_ops::DenseStack> {
+        let Topology::Mlp(mlp) = &self.topology else {
+            return None;
+        };
+        if !D::host_mirrors() || self.training::<NoneTape>() || self.recorded.borrow().is_some() {
+            return None;
+        }
+        let matrix = |name: &str| self.host_weight(name);
+        let vector = |name: &str| self.params.get(name).map(Param::to_vec);
+        let running = self.running.borrow();
+        let widths = (0..mlp.num_layers()).map(|l| mlp.width(l)).collect();
+        let mut stack = cpu_ops::StackBuilder::new(widths);
+        for to in 1..mlp.num_layers() {
+            for from in mlp.sources(to) {
+                stack.weight(from, to, &matrix(&mlp_weight_name(from, to))?);
+            }
+            let residuals = mlp.residuals_into(to);
+            for &(from, identity) in &residuals {
+                if !identity {
+                    stack.weight(from, to, &matrix(&mlp_residual_name(from, to))?);
+                }
+            }
+            let hidden = to != mlp.output_layer();
+            let [gamma, beta, mean, var] = norm_names(&format!("fc{to}"));
+            let ending = match (hidden, mlp.norm) {
+                (true, Norm::Batch) => {
+                    let estimate = |name: &str| running.get(name).cloned();
+                    let std = estimate(&var)?
+                        .into_iter()
+                        .map(|v| (v as f64 + NORM_EPS).sqrt() as f32)
+                        .collect();
+                    cpu_ops::Ending::Running {
+                        mean: estimate(&mean)?,
+                        std,
+                        gamma: vector(&gamma)?,
+                        beta: vector(&beta)?,
+                    }
+                }
+                (true, Norm::Layer) => cpu_ops::Ending::Layer {
+                    eps: NORM_EPS as f32,
+                    gamma: vector(&gamma)?,
+                    beta: vector(&beta)?,
+                },
+                _ => cpu_ops::Ending::Bias(vector(&format!("fc{to}.b"))?),
+            };
+            let identities = residuals.iter().filter(|r| r.1).map(|r| r.0).collect();
+            let activation = match hidden {
+                true => mlp.activation,
+                false => Activation::Linear,
+            };
+            let finish = cpu_ops::Finish {
+                ending,
+                identities,
+                activation,
+            };
+            stack.finish(to, finish);
+        }
+        stack.build()
+    }
+}
+
 /// `z` through `activation`, on any device (dfdx's own ops, so CUDA runs them too).
 fn activate<E, D, T>(
     z: Tensor<(usize, usize), E, D, T>,

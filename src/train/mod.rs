@@ -244,6 +244,20 @@ impl<D: Device<f32>> BatchBuffers<D> {
     }
 }
 
+/// The summed cross-entropy of rows of logits against their labels (`logsumexp - logit of
+/// the label` per row, in f64).
+fn cross_entropy_sum(logits: &[f32], labels: &[u8], classes: usize) -> f64 {
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .map(|(row, &label)| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+            max + sum.ln() - row[label as usize] as f64
+        })
+        .sum()
+}
+
 /// Count of rows whose largest logit is the labelled class.
 fn correct(logits: &[f32], labels: impl Iterator<Item = u8>, classes: usize) -> usize {
     logits
@@ -274,22 +288,34 @@ fn evaluate_with<D: NetDevice<f32>>(
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
+    // An MLP on the CPU runs on host buffers, reading the split where it lies.
+    let stack = net.dense_stack();
     let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-    let all: Vec<usize> = (0..n).collect();
-    for chunk in all.chunks(eval_batch(net.topology())) {
-        let buffers = buffers.entry(chunk.len()).or_insert_with(|| {
-            BatchBuffers::new(net.device(), chunk.len(), samples.dim(), classes)
-        });
-        buffers.load(samples, chunk, classes);
-        let (x, y) = (buffers.x.clone(), buffers.y.clone());
-        let logits = net.forward::<NoneTape>(x);
-        hits += correct(
-            &logits.as_vec(),
-            chunk.iter().map(|&i| samples.labels[i]),
-            classes,
-        );
-        loss_sum +=
-            cross_entropy_with_logits_loss(logits, y).as_vec()[0] as f64 * chunk.len() as f64;
+    let dim = samples.dim();
+    let chunk = match &stack {
+        // Its only buffer is the layers' sums side by side (a few MiB at the bound).
+        Some(stack) => (EVAL_LAYER_FLOATS / stack.row_len()).clamp(32, 4096),
+        None => eval_batch(net.topology()),
+    };
+    for start in (0..n).step_by(chunk) {
+        let rows = start..(start + chunk).min(n);
+        let labels = &samples.labels[rows.clone()];
+        let logits = match &stack {
+            Some(stack) => stack.forward(
+                &samples.images[rows.start * dim..rows.end * dim],
+                rows.len(),
+            ),
+            None => {
+                let buffers = buffers
+                    .entry(rows.len())
+                    .or_insert_with(|| BatchBuffers::new(net.device(), rows.len(), dim, classes));
+                let indices: Vec<usize> = rows.clone().collect();
+                buffers.load(samples, &indices, classes);
+                net.forward::<NoneTape>(buffers.x.clone()).as_vec()
+            }
+        };
+        hits += correct(&logits, labels.iter().copied(), classes);
+        loss_sum += cross_entropy_sum(&logits, labels, classes);
     }
     (loss_sum / n as f64, hits as f64 / n as f64)
 }
@@ -380,7 +406,7 @@ pub fn eval_batch(topology: &Topology) -> usize {
     (EVAL_LAYER_FLOATS / largest.max(1)).clamp(32, MOST)
 }
 
-/// See [`eval_batch`]: 4 Mi floats (16 MiB) for the largest layer output of one chunk.
+/// See [`eval_batch`]: 2 Mi floats (8 MiB) for the largest layer output of one chunk.
 const EVAL_LAYER_FLOATS: usize = 2 << 20;
 
 enum Control {

@@ -82,36 +82,148 @@ pub(super) fn matmul_into<E: Dtype>(dst: &mut [E], a: View<E>, b: View<E>, accum
 
 /// [`matmul_into`] on the calling thread.
 pub(super) fn gemm_serial<E: Dtype>(dst: &mut [E], a: View<E>, b: View<E>, accumulate: bool) {
+    gemm_strided(dst, b.cols, a, b, accumulate);
+}
+
+/// `dst = a · b` (or `+=`) into an `a.rows x b.cols` block of a row-major buffer whose rows
+/// lie `dst_rs` apart (some columns of a wider matrix), on the calling thread.
+pub(super) fn gemm_strided<E: Dtype>(
+    dst: &mut [E],
+    dst_rs: usize,
+    a: View<E>,
+    b: View<E>,
+    accumulate: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     // gemm reads and writes through raw pointers: check every bound, in release builds too.
     assert!(
-        b.rows == k && dst.len() >= m * n && a.in_bounds() && b.in_bounds(),
-        "matmul buffers: {m}x{k} by {}x{n} into {}",
-        b.rows,
+        b.rows == k && a.in_bounds() && b.in_bounds(),
+        "matmul inputs: {m}x{k} by {}x{n}",
+        b.rows
+    );
+    assert!(
+        m == 0 || n == 0 || (dst_rs >= n && (m - 1) * dst_rs + n <= dst.len()),
+        "matmul output: {m}x{n} with rows {dst_rs} apart into {}",
         dst.len()
     );
+    let a_ptr = Strided::of(&a);
+    // SAFETY: every block is in bounds (asserted) and `dst` is a unique borrow, so it overlaps
+    // neither input.
+    unsafe {
+        gemm_raw(
+            m,
+            k,
+            dst.as_mut_ptr(),
+            dst_rs,
+            a_ptr,
+            Strided::of(&b),
+            n,
+            accumulate,
+        )
+    }
+}
+
+/// Columns `from` of a row-major buffer of `rows` rows `rs` apart, times `b`, into its
+/// `b.cols` columns starting at `to`, which must lie apart from `from`: one layer's output
+/// into later layers' sums in the same buffer, without a copy.
+pub(super) fn gemm_columns<E: Dtype>(
+    buf: &mut [E],
+    rows: usize,
+    rs: usize,
+    from: std::ops::Range<usize>,
+    to: usize,
+    b: View<E>,
+    accumulate: bool,
+) {
+    let (k, n) = (from.len(), b.cols);
+    assert!(
+        b.rows == k && b.in_bounds(),
+        "matmul: {rows}x{k} by {}x{n}",
+        b.rows
+    );
+    assert!(
+        from.end <= rs && to + n <= rs && rows * rs <= buf.len(),
+        "columns {from:?} and {to}..{} of {rows}x{rs} in {}",
+        to + n,
+        buf.len()
+    );
+    assert!(
+        from.end <= to || to + n <= from.start,
+        "columns {from:?} read while {to}..{} are written",
+        to + n
+    );
+    let base = buf.as_mut_ptr();
+    // Raw pointers only: a shared slice of the rows read would span elements gemm writes.
+    let a = Strided {
+        ptr: base.wrapping_add(from.start) as *const E,
+        rs,
+        cs: 1,
+    };
+    // SAFETY: both column ranges lie inside the buffer's rows (asserted) and do not overlap,
+    // so gemm reads no element it writes; `buf` is a unique borrow.
+    unsafe { gemm_raw(rows, k, base.add(to), rs, a, Strided::of(&b), n, accumulate) }
+}
+
+/// A matrix by its first element's address and strides.
+struct Strided<E> {
+    ptr: *const E,
+    rs: usize,
+    cs: usize,
+}
+
+impl<E> Strided<E> {
+    fn of(view: &View<E>) -> Self {
+        Self {
+            ptr: view.data.as_ptr(),
+            rs: view.rs,
+            cs: view.cs,
+        }
+    }
+}
+
+/// gemm: `dst` (`m x n`, rows `dst_rs` apart) `=` or `+=` `a` (`m x k`) `·` `b` (`k x n`).
+///
+/// # Safety
+/// Every block must be valid for its extent, and `dst` must overlap no element of the inputs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<E: Dtype>(
+    m: usize,
+    k: usize,
+    dst: *mut E,
+    dst_rs: usize,
+    a: Strided<E>,
+    b: Strided<E>,
+    n: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(E::default());
+            for r in 0..m {
+                // SAFETY: row `r` of the block is valid (the caller's promise).
+                unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n) }
+                    .fill(E::default());
+            }
         }
         return;
     }
     let one = E::from_f64(1.0).expect("1 is representable");
-    // SAFETY: the views are in bounds (asserted above), dst holds m*n elements and is a
-    // unique borrow, so it overlaps neither input.
+    // SAFETY: the blocks are valid and apart (the caller's promise).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
-            a.data.as_ptr(),
+            a.ptr,
             a.cs as isize,
             a.rs as isize,
-            b.data.as_ptr(),
+            b.ptr,
             b.cs as isize,
             b.rs as isize,
             one,
@@ -120,6 +232,6 @@ pub(super) fn gemm_serial<E: Dtype>(dst: &mut [E], a: View<E>, b: View<E>, accum
             false,
             false,
             gemm::Parallelism::None,
-        );
-    }
+        )
+    };
 }

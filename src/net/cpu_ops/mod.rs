@@ -12,6 +12,7 @@
 mod dense;
 mod elementwise;
 mod gemm;
+mod inference;
 mod memory;
 mod norm;
 mod pool;
@@ -31,6 +32,7 @@ use crate::net::ops::{
 pub use dense::{
     conv_kernel, conv_kernel_name, with_conv_kernel, ConvKernel, WINOGRAD_MIN_CHANNELS,
 };
+pub use inference::{DenseStack, Ending, Finish, StackBuilder};
 pub use norm::{batch_norm, dense_batch_norm};
 
 /// The CPU device training runs on: seeded, with dfdx's buffer cache on. Without the cache
