@@ -323,10 +323,15 @@ fn the_evaluators_host_pass_computes_what_the_forward_pass_computes() {
         let dev = Cpu::seed_from_u64(0);
         let mut net = Network::<f32, Cpu>::new(topology.clone(), &dev, 0).unwrap();
         net.import(&params).unwrap();
-        let stack = net.dense_stack().expect("an MLP on the CPU runs on host buffers");
+        let stack = net
+            .dense_stack()
+            .expect("an MLP on the CPU runs on host buffers");
         let ours = stack.forward(&x, rows);
         let worst = worst(&ours, &expected);
-        assert!(worst <= 1e-5, "{name}: logits differ by {worst} of the largest");
+        assert!(
+            worst <= 1e-5,
+            "{name}: logits differ by {worst} of the largest"
+        );
 
         let classes = topology.classes();
         let labels: Vec<u8> = (0..rows).map(|i| (i * 7 % classes) as u8).collect();
@@ -344,10 +349,7 @@ fn the_evaluators_host_pass_computes_what_the_forward_pass_computes() {
             .zip(&labels)
             .filter(|(row, &l)| row.iter().all(|&v| v <= row[l as usize]))
             .count();
-        let samples = skiplab::data::Samples {
-            images: x,
-            labels,
-        };
+        let samples = skiplab::data::Samples { images: x, labels };
         let (loss, accuracy) = skiplab::train::Evaluator::default().evaluate(&net, &samples);
         assert!(
             (loss - expected_loss).abs() <= 1e-5 * expected_loss.abs().max(1.0),
@@ -363,7 +365,10 @@ fn the_evaluators_host_pass_computes_what_the_forward_pass_computes() {
 fn the_host_pass_is_only_taken_where_it_computes_the_forward_pass() {
     let dev = Cpu::seed_from_u64(0);
     let (_, cnn) = cnn_cases().remove(0);
-    assert!(Network::<f32, Cpu>::new(cnn, &dev, 0).unwrap().dense_stack().is_none());
+    assert!(Network::<f32, Cpu>::new(cnn, &dev, 0)
+        .unwrap()
+        .dense_stack()
+        .is_none());
     let mut mlp = MlpSpec::new(784, vec![32, 32], 10);
     mlp.norm = Norm::Batch;
     let net = Network::<f32, Cpu>::new(Topology::Mlp(mlp), &dev, 0).unwrap();

@@ -137,33 +137,52 @@ pub(super) fn cpu_model() -> Option<String> {
     Some(format!("{name}{}", if avx512 { ", AVX-512" } else { "" }))
 }
 
-/// Each round's rates and ratio, in round order: the machine's speed can drift during a run
-/// (a shared VM's did by 1.8x within an hour), and the two programs of one round ran back to
-/// back, so the spread of these ratios shows how far the ratio of the medians can be trusted.
-pub(super) fn per_round_line(name: &str, ours: &[f64], theirs: &[f64]) -> String {
-    let rates = |v: &[f64]| {
-        v.iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+/// Each round's rates and ratio, in round order (`-` where the twin failed that round): the
+/// machine's speed can drift during a run (a shared VM's did by 1.8x within an hour), so the
+/// spread of these ratios shows how far the row's ratio can be trusted.
+pub(super) fn per_round_line(name: &str, ours: &[f64], theirs: &[Option<f64>]) -> String {
+    let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.0}"));
+    let join = |v: Vec<String>| v.join(" ");
     let ratios = ours
         .iter()
         .zip(theirs)
-        .map(|(o, t)| format!("{:.2}x", o / t))
-        .collect::<Vec<_>>()
-        .join(" ");
+        .map(|(o, t)| t.map_or("-".to_string(), |t| format!("{:.2}x", o / t)))
+        .collect();
     format!(
-        "  {name} per round: skiplab {}/s, torch {}/s, ratio {ratios}",
-        rates(ours),
-        rates(theirs)
+        "  {name} per round: skiplab {}/s, torch {}/s, ratio {}",
+        join(ours.iter().map(|&r| rate(Some(r))).collect()),
+        join(theirs.iter().map(|&r| rate(r)).collect()),
+        join(ratios)
     )
 }
 
+/// The ratio a row reports: the median of the rounds' own ratios (skiplab's rate over the
+/// twin's in the same round), `None` if the twin never ran. The two of a round ran back to
+/// back, on one state of the machine; a ratio of the two medians could set a fast moment of
+/// one against a slow moment of the other.
+pub(super) fn paired_ratio(ours: &[f64], theirs: &[Option<f64>]) -> Option<f64> {
+    let ratios: Vec<f64> = ours
+        .iter()
+        .zip(theirs)
+        .filter_map(|(o, t)| t.map(|t| o / t))
+        .collect();
+    (!ratios.is_empty()).then(|| median(&ratios))
+}
+
+/// The median of the rates that were measured, `None` if none was.
+pub(super) fn median_of_measured(v: &[Option<f64>]) -> Option<f64> {
+    let measured: Vec<f64> = v.iter().flatten().copied().collect();
+    (!measured.is_empty()).then(|| median(&measured))
+}
+
+/// The median (of an even count, the mean of the middle two).
 pub(super) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    match v.len() % 2 {
+        1 => v[v.len() / 2],
+        _ => (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0,
+    }
 }
 
 /// What one measurement times: training steps of `batch` examples, or (`eval`) evaluations of
@@ -273,20 +292,27 @@ mod tests {
 
     #[test]
     fn per_round_ratios_pair_each_round_with_its_own() {
-        let line = per_round_line(
-            "cnn-vanilla",
-            &[665.0, 1033.4, 1010.0],
-            &[492.0, 595.0, 500.0],
-        );
+        let (ours, theirs) = ([665.0, 1033.4, 1010.0], [Some(492.0), None, Some(500.0)]);
         assert_eq!(
-            line,
-            "  cnn-vanilla per round: skiplab 665 1033 1010/s, torch 492 595 500/s, ratio 1.35x 1.74x 2.02x"
+            per_round_line("cnn-vanilla", &ours, &theirs),
+            "  cnn-vanilla per round: skiplab 665 1033 1010/s, torch 492 - 500/s, ratio 1.35x - 2.02x"
         );
+    }
+
+    /// A row's ratio pairs each round with its own: here the ratio of the medians (1010 / 500
+    /// = 2.02x) would set the fast second round of skiplab against the slow first of PyTorch.
+    #[test]
+    fn the_ratio_is_the_median_of_the_rounds_ratios() {
+        let (ours, theirs) = ([665.0, 1033.4, 1010.0], [492.0, 595.0, 500.0].map(Some));
+        let ratio = paired_ratio(&ours, &theirs).unwrap();
+        assert!((ratio - 1033.4 / 595.0).abs() < 1e-12, "{ratio}");
+        assert_eq!(paired_ratio(&ours, &[None, None, None]), None);
+        assert_eq!(median_of_measured(&[None, Some(3.0), Some(1.0)]), Some(2.0));
     }
 
     #[test]
     fn median_of_odd_and_even_counts() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0]), 4.0);
+        assert_eq!(median(&[4.0, 1.0]), 2.5);
     }
 }

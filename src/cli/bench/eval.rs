@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::common::{
-    bench_model, measure_skiplab, measure_torch, median, per_round_line, synthetic, BenchDevice,
-    Job, Measurement,
+    bench_model, measure_skiplab, measure_torch, median, median_of_measured, paired_ratio,
+    per_round_line, synthetic, BenchDevice, Job, Measurement,
 };
 use crate::outln;
 use skiplab::net::ops::NetDevice;
@@ -90,23 +90,21 @@ pub(super) fn rows(
             false => &[false],
         };
         let mut ours = Vec::new();
-        let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+        let mut theirs: Vec<Vec<Option<f64>>> = vec![Vec::new(); settings.len()];
         for _ in 0..rounds {
             ours.push(measure_skiplab(job, false, None)?.samples_per_sec);
             let Some(python) = python else { continue };
             for (k, &channels_last) in settings.iter().enumerate() {
-                match measure_torch(python, job, threads, channels_last) {
-                    Ok(t) => theirs[k].push(t.samples_per_sec),
-                    Err(e) => eprintln!("PyTorch twin failed on {model} (evaluation): {e}"),
-                }
+                let rate = measure_torch(python, job, threads, channels_last)
+                    .inspect_err(|e| eprintln!("PyTorch twin failed on {model} (evaluation): {e}"));
+                theirs[k].push(rate.ok().map(|t| t.samples_per_sec));
             }
         }
         let rate = median(&ours);
         let best = theirs
             .iter()
             .enumerate()
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(k, t)| (k, median(t)))
+            .filter_map(|(k, t)| Some((k, median_of_measured(t)?)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let (torch_text, ratio) = match best {
             None => ("-".to_string(), "-".to_string()),
@@ -119,7 +117,8 @@ pub(super) fn rows(
                     (_, true) => " (NHWC)",
                     (_, false) => " (NCHW)",
                 };
-                (format!("{t:.0}{setting}"), format!("{:.2}x", rate / t))
+                let ratio = paired_ratio(&ours, &theirs[k]).expect("a measured round");
+                (format!("{t:.0}{setting}"), format!("{ratio:.2}x"))
             }
         };
         outln!("{label:<44} {EXAMPLES:>5} {rate:>10.0} {torch_text:>16} {ratio:>7}",);

@@ -12,8 +12,8 @@ use clap::{Args, ValueEnum};
 use crate::outln;
 pub use common::BenchDevice;
 use common::{
-    bench_model, cpu_model, measure_skiplab, measure_torch, median, memory_mib, per_round_line,
-    synthetic, torch_available, Job, Measurement,
+    bench_model, cpu_model, measure_skiplab, measure_torch, median, median_of_measured, memory_mib,
+    paired_ratio, per_round_line, synthetic, torch_available, Job, Measurement,
 };
 use skiplab::device as devices;
 use skiplab::net::ops::NetDevice;
@@ -36,7 +36,8 @@ pub struct BenchArgs {
     /// Which models to measure.
     #[arg(long, value_enum, default_value_t = BenchModels::All)]
     models: BenchModels,
-    /// Rounds per model; each reports the median, skiplab and PyTorch interleaved.
+    /// Rounds per model, skiplab and PyTorch interleaved; a row reports the median rates and
+    /// the median of the rounds' own ratios.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Python with `torch` for the PyTorch twin (bench/torch_twin.py); skipped when absent.
@@ -192,7 +193,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         "cpu"
     };
     outln!(
-        "skiplab bench on {device} ({}): {} CPU threads, {} rounds (median), {} steps per MLP, {} per CNN, 10 of them warm-up",
+        "skiplab bench on {device} ({}): {} CPU threads, {} rounds (median rates; ratio: median of the rounds' ratios), {} steps per MLP, {} per CNN, 10 of them warm-up",
         cpu_model().unwrap_or_else(|| "CPU model unknown".into()),
         threads,
         args.rounds,
@@ -270,7 +271,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             // eager CPU setting); the ratio is against the faster.
             let settings: &[bool] = if is_cnn { &[false, true] } else { &[false] };
             let mut ours = Vec::new();
-            let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+            let mut theirs: Vec<Vec<Option<f64>>> = vec![Vec::new(); settings.len()];
             let mut last = None;
             let im2col_too = args.im2col_too && is_cnn && args.device == BenchDevice::Cpu;
             let mut im2col = Vec::new();
@@ -293,10 +294,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                     if torch.is_none() {
                         break;
                     }
-                    match measure_torch(&args.python, job, threads, cl) {
-                        Ok(t) => theirs[k].push(t.samples_per_sec),
-                        Err(e) => eprintln!("PyTorch twin failed on {name}: {e}"),
-                    }
+                    let rate = measure_torch(&args.python, job, threads, cl)
+                        .inspect_err(|e| eprintln!("PyTorch twin failed on {name}: {e}"));
+                    theirs[k].push(rate.ok().map(|t| t.samples_per_sec));
                 }
             }
             let m = last.expect("at least one round");
@@ -310,10 +310,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                     ours / im2col
                 );
             }
-            let medians: Vec<Option<f64>> = theirs
-                .iter()
-                .map(|t| (!t.is_empty()).then(|| median(t)))
-                .collect();
+            let medians: Vec<Option<f64>> = theirs.iter().map(|t| median_of_measured(t)).collect();
             let best = medians
                 .iter()
                 .enumerate()
@@ -332,7 +329,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                         (_, true) => " (NHWC)",
                         (_, false) => " (NCHW)",
                     };
-                    (format!("{t:.0}{setting}"), format!("{:.2}x", ours / t))
+                    let ratio = paired_ratio(&per_round, &theirs[k]).expect("a measured round");
+                    (format!("{t:.0}{setting}"), format!("{ratio:.2}x"))
                 }
             };
             if let [Some(nchw), Some(nhwc)] = medians[..] {
