@@ -169,6 +169,36 @@ pub(super) fn paired_ratio(ours: &[f64], theirs: &[Option<f64>]) -> Option<f64> 
     (!ratios.is_empty()).then(|| median(&ratios))
 }
 
+/// The twin's columns of a row: the faster setting's median rate (named where the twin ran
+/// in two layouts, `settings` saying which ran channels-last) and the row's ratio
+/// ([`paired_ratio`]), `-` where the twin never ran; with more than one round, each round's
+/// figures on stderr.
+pub(super) fn torch_columns(
+    name: &str,
+    ours: &[f64],
+    theirs: &[Vec<Option<f64>>],
+    settings: &[bool],
+) -> (String, String) {
+    let best = theirs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, t)| Some((k, median_of_measured(t)?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let Some((k, rate)) = best else {
+        return ("-".to_string(), "-".to_string());
+    };
+    if ours.len() > 1 {
+        eprintln!("{}", per_round_line(name, ours, &theirs[k]));
+    }
+    let setting = match (settings.len(), settings[k]) {
+        (1, _) => "",
+        (_, true) => " (NHWC)",
+        (_, false) => " (NCHW)",
+    };
+    let ratio = paired_ratio(ours, &theirs[k]).expect("a measured round");
+    (format!("{rate:.0}{setting}"), format!("{ratio:.2}x"))
+}
+
 /// The median of the rates that were measured, `None` if none was.
 pub(super) fn median_of_measured(v: &[Option<f64>]) -> Option<f64> {
     let measured: Vec<f64> = v.iter().flatten().copied().collect();

@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::common::{
-    bench_model, measure_skiplab, measure_torch, median, median_of_measured, paired_ratio,
-    per_round_line, synthetic, BenchDevice, Job, Measurement,
+    bench_model, measure_skiplab, measure_torch, median, synthetic, torch_columns, BenchDevice,
+    Job, Measurement,
 };
 use crate::outln;
 use skiplab::net::ops::NetDevice;
@@ -101,26 +101,7 @@ pub(super) fn rows(
             }
         }
         let rate = median(&ours);
-        let best = theirs
-            .iter()
-            .enumerate()
-            .filter_map(|(k, t)| Some((k, median_of_measured(t)?)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        let (torch_text, ratio) = match best {
-            None => ("-".to_string(), "-".to_string()),
-            Some((k, t)) => {
-                if rounds > 1 {
-                    eprintln!("{}", per_round_line(model, &ours, &theirs[k]));
-                }
-                let setting = match (settings.len(), settings[k]) {
-                    (1, _) => "",
-                    (_, true) => " (NHWC)",
-                    (_, false) => " (NCHW)",
-                };
-                let ratio = paired_ratio(&ours, &theirs[k]).expect("a measured round");
-                (format!("{t:.0}{setting}"), format!("{ratio:.2}x"))
-            }
-        };
+        let (torch_text, ratio) = torch_columns(model, &ours, &theirs, settings);
         outln!("{label:<44} {EXAMPLES:>5} {rate:>10.0} {torch_text:>16} {ratio:>7}",);
     }
     Ok(())

@@ -13,7 +13,7 @@ use crate::outln;
 pub use common::BenchDevice;
 use common::{
     bench_model, cpu_model, measure_skiplab, measure_torch, median, median_of_measured, memory_mib,
-    paired_ratio, per_round_line, synthetic, torch_available, Job, Measurement,
+    synthetic, torch_available, torch_columns, Job, Measurement,
 };
 use skiplab::device as devices;
 use skiplab::net::ops::NetDevice;
@@ -311,28 +311,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
                 );
             }
             let medians: Vec<Option<f64>> = theirs.iter().map(|t| median_of_measured(t)).collect();
-            let best = medians
-                .iter()
-                .enumerate()
-                .filter_map(|(k, m)| m.map(|m| (k, m)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((k, _)) = best {
-                if args.rounds > 1 {
-                    eprintln!("{}", per_round_line(name, &per_round, &theirs[k]));
-                }
-            }
-            let (torch_text, ratio) = match best {
-                None => ("-".to_string(), "-".to_string()),
-                Some((k, t)) => {
-                    let setting = match (settings.len(), settings[k]) {
-                        (1, _) => "",
-                        (_, true) => " (NHWC)",
-                        (_, false) => " (NCHW)",
-                    };
-                    let ratio = paired_ratio(&per_round, &theirs[k]).expect("a measured round");
-                    (format!("{t:.0}{setting}"), format!("{ratio:.2}x"))
-                }
-            };
+            let (torch_text, ratio) = torch_columns(name, &per_round, &theirs, settings);
             if let [Some(nchw), Some(nhwc)] = medians[..] {
                 eprintln!("  torch {name}: NCHW {nchw:.0}/s, channels_last {nhwc:.0}/s");
             }
